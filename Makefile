@@ -1,0 +1,51 @@
+# Set-up and the main jobs. Each target creates .venv and installs what it needs.
+# TORCH: the torch requirement installed first; the default is the CPU build pinned for this project's
+# machines. On a GPU machine use e.g. `make demo TORCH=torch`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lora_nb-installed
+
+.PHONY: setup demo lab test nbtest pytest export clean-nbs readme bench tiny-base check-sync
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## the main job: the offline demo on the embedded model
+demo: setup
+	$(BIN)/lora-nb demo
+
+## JupyterLab with lora_nb installed
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+## all tests: notebooks (nbdev-test), then pytest
+test: setup
+	$(BIN)/nbdev-test --n_workers 1 --timing
+	$(BIN)/python -m pytest -q tests
+
+nbtest: setup
+	$(BIN)/nbdev-test --n_workers 1 --timing
+
+pytest: setup
+	$(BIN)/python -m pytest -q tests
+
+## regenerate the package and README from the notebooks, and clean the notebooks
+export: setup
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	$(BIN)/python tools/readme.py
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+## re-train the embedded tiny base model (about 15 minutes on 2 cores)
+tiny-base: setup
+	cd nbs && ../$(BIN)/jupyter nbconvert --to notebook --execute 90_tiny_base.ipynb --output /tmp/90_tiny_base.out.ipynb --ExecutePreprocessor.timeout=-1

@@ -1,0 +1,19 @@
+"""Run every benchmark (or those named) and print their JSON lines (hand-written).
+
+    python bench/run.py                      # all
+    python bench/run.py load_4bit_vs_bf16    # one
+"""
+import subprocess, sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ALL = ['load_4bit_vs_bf16', 'estimate_vs_measured']
+
+def main(names):
+    failed = 0
+    for n in names or ALL:
+        r = subprocess.run([sys.executable, str(HERE/f'{n}.py')], cwd=HERE.parent)
+        failed += r.returncode != 0
+    sys.exit(1 if failed else 0)
+
+if __name__ == '__main__': main(sys.argv[1:])

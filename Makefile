@@ -28,11 +28,11 @@ lab: setup
 
 ## all tests: notebooks (nbdev-test), then pytest
 test: setup
-	$(BIN)/nbdev-test --n_workers 1 --timing
+	$(BIN)/nbdev-test --n-workers 1 --timing
 	$(BIN)/python -m pytest -q tests
 
 nbtest: setup
-	$(BIN)/nbdev-test --n_workers 1 --timing
+	$(BIN)/nbdev-test --n-workers 1 --timing
 
 pytest: setup
 	$(BIN)/python -m pytest -q tests
@@ -46,6 +46,6 @@ export: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
-## re-train the embedded tiny base model (about 15 minutes on 2 cores)
+## re-train the embedded tiny base model (about 35 minutes on 2 cores)
 tiny-base: setup
 	cd nbs && ../$(BIN)/jupyter nbconvert --to notebook --execute 90_tiny_base.ipynb --output /tmp/90_tiny_base.out.ipynb --ExecutePreprocessor.timeout=-1

@@ -55,7 +55,8 @@ def test_folder_without_config(tmp_path, rand):
 
 def test_corrupt_config(tmp_path, rand):
     d = _copy(rand, tmp_path/'m'); (d/'config.json').write_text('{"model_type": "llama", ')
-    _fails(ModelLoadError, "config", str(d), folder=d)
+    msg = _fails(ModelLoadError, "config.json is not valid JSON", str(d), folder=d)
+    assert 'config.json:1:' in msg
 
 def test_folder_without_tokenizer(tmp_path, rand):
     d = _copy(rand, tmp_path/'m', drop=['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'])
@@ -63,9 +64,11 @@ def test_folder_without_tokenizer(tmp_path, rand):
     assert 'save_pretrained' in msg
 
 def test_not_a_causal_lm(tmp_path):
-    d = tmp_path/'bert'; transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(d)
+    d = tmp_path/'bert'
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=128)
+    transformers.BertForMaskedLM(cfg).save_pretrained(d)
     msg = _fails(ModelLoadError, 'not a causal language model', str(d), folder=d)
-    assert 'BertConfig' in msg or 'bert' in msg
+    assert 'BertForMaskedLM' in msg
 
 def test_remote_code_off(tmp_path):
     d = tmp_path/'custom'; d.mkdir()

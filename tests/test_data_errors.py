@@ -1,0 +1,63 @@
+"""Bad datasets: each gets lora_nb's DataError saying what and where, and the user's file is left as it was (hand-written)."""
+import json
+import pytest
+from transformers import AutoTokenizer
+from lora_nb.data import DataError, prepare, read_source
+from lora_nb.models import EMBEDDED_MODEL
+from conftest import tree_digest
+
+@pytest.fixture(scope='module')
+def tok(): return AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
+
+def _write(tmp_path, name, text):
+    p = tmp_path/name; p.write_text(text); return p
+
+CASES = [
+    ('bad.jsonl', '{"text": "ok"}\n{"text": "broken\n', None, 'bad.jsonl:2:'),
+    ('list.jsonl', '{"text": "ok"}\n[1, 2]\n', None, 'Line 2 is a list'),
+    ('obj.json', '{"a": 1, "b": 2}', None, 'list of examples'),
+    ('trunc.json', '[{"text": "a"}, {"text": ', None, 'trunc.json:1:'),
+    ('cols.csv', 'question,answer\nq,a\n', None, "fields ['answer', 'question']"),
+    ('data.txt', 'hello', None, "Unknown file type '.txt'"),
+    ('empty.jsonl', '\n\n', None, 'empty'),
+    ('roles.jsonl', json.dumps({'messages': [{'role': 'wizard', 'content': 'x'}]}) + '\n', None, "unknown roles ['wizard']"),
+    ('msgs.jsonl', json.dumps({'messages': 'hello'}) + '\n', None, "messages must be a list"),
+    ('missing.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n' + json.dumps({'instruction': 'c'}) + '\n', None, 'Example 2 has no `output`'),
+    ('fmt.jsonl', json.dumps({'text': 'a'}) + '\n', {'format': 'dialogue'}, "Unknown format 'dialogue'"),
+    ('tpl.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n', {'template': 'vicuna'}, "Unknown template 'vicuna'"),
+    ('split.jsonl', json.dumps({'text': 'a'}) + '\n' + json.dumps({'text': 'b'}) + '\n', {'eval_size': 2}, 'leaves no training examples'),
+]
+
+@pytest.mark.parametrize('name,text,kw,match', CASES, ids=[c[0] for c in CASES])
+def test_bad_dataset(tmp_path, tok, name, text, kw, match):
+    p = _write(tmp_path, name, text)
+    before = tree_digest(tmp_path)
+    with pytest.raises(DataError) as e: prepare(p, tok, **(kw or {}))
+    assert match in str(e.value), str(e.value)
+    assert e.value.hint or e.value.where
+    assert tree_digest(tmp_path) == before
+
+def test_missing_file(tok):
+    with pytest.raises(DataError, match='does not exist'): prepare('no/such/data.jsonl', tok)
+
+def test_chat_data_with_a_tokenizer_without_template(tok):
+    bare = AutoTokenizer.from_pretrained(EMBEDDED_MODEL); bare.chat_template = None
+    with pytest.raises(DataError, match='no chat template') as e:
+        prepare([{'instruction': 'a', 'output': 'b'}], bare, eval_size=0)
+    assert 'chatml' in e.value.hint
+    p = prepare([{'instruction': 'a', 'output': 'b'}], bare, template='chatml', eval_size=0)
+    ex = p.train[0]
+    assert bare.decode([l for l in ex.labels if l != -100]) == 'b<|end|>'
+
+def test_every_source_kind_reads_the_same(tmp_path):
+    import pandas as pd
+    from datasets import Dataset
+    recs = [{'prompt': 'p1', 'completion': 'c1'}, {'prompt': 'p2', 'completion': 'c2'}]
+    (tmp_path/'d.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    (tmp_path/'d.json').write_text(json.dumps(recs))
+    pd.DataFrame(recs).to_csv(tmp_path/'d.csv', index=False)
+    pd.DataFrame(recs).to_parquet(tmp_path/'d.parquet')
+    pasted = '\n'.join(json.dumps(r) for r in recs)
+    for src in [tmp_path/'d.jsonl', str(tmp_path/'d.json'), tmp_path/'d.csv', tmp_path/'d.parquet', recs,
+                pd.DataFrame(recs), Dataset.from_list(recs), pasted]:
+        assert read_source(src) == recs, type(src)

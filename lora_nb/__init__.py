@@ -1,2 +1,16 @@
-"""lora_nb: fine-tune LoRA adapters interactively in Jupyter."""
+"""lora_nb: fine-tune LoRA adapters interactively in Jupyter (hand-written).
+
+Importing the package is light: the engine's heavy modules (torch, transformers) load on first use of a name
+below, so the Jupyter server extension can list runs without them.
+"""
 __version__ = "0.1.0"
+
+_LAZY = {'load_model': 'models', 'ModelSettings': 'models', 'EMBEDDED_MODEL': 'models', 'estimate': 'estimate',
+         'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors'}
+__all__ = list(_LAZY)
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f'lora_nb.{_LAZY[name]}'), name)
+    raise AttributeError(f"module 'lora_nb' has no attribute {name!r}")

@@ -102,3 +102,10 @@ def test_build_hook_without_node(repo_with_extension):
     assert r.returncode != 0 and 'Install Node.js' in r.stderr
     r = _build(repo_with_extension, 'wheel', {'LORA_NB_SKIP_JS': '1'})
     assert r.returncode == 0, r.stderr[-2000:]
+
+def test_package_import_and_run_listing_do_not_import_torch():
+    code = ("import sys, lora_nb, lora_nb.runs; lora_nb.list_runs('/nonexistent'); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
+            "from lora_nb import load_model, estimate, prepare; print('ok')")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-2000:]

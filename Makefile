@@ -46,6 +46,6 @@ export: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
-## re-train the embedded tiny base model (about 35 minutes on 2 cores)
+## re-train the embedded tiny base model (about 15 minutes on 2 cores)
 tiny-base: setup
 	cd nbs && ../$(BIN)/jupyter nbconvert --to notebook --execute 90_tiny_base.ipynb --output /tmp/90_tiny_base.out.ipynb --ExecutePreprocessor.timeout=-1

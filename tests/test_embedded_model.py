@@ -38,7 +38,9 @@ def test_greedy_text_is_words_of_the_corpus(tok):
 def test_chat_template_marks_assistant_tokens(tok):
     msgs = [{'role': 'user', 'content': 'Name a loop.'}, {'role': 'assistant', 'content': 'The for statement.'}]
     text = tok.apply_chat_template(msgs, tokenize=False)
-    assert text.rstrip() == '<|user|>\nName a loop.<|end|>\n<|assistant|>\nThe for statement.<|end|>'
+    assert text == '<|user|>\nName a loop.<|end|>\n<|assistant|>\nThe for statement.<|end|>\n'
+    two = tok.apply_chat_template(msgs + msgs, tokenize=False)
+    assert two == text + text                                  # turns stay on their own lines
     enc = tok.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     ids, mask = enc['input_ids'], enc['assistant_masks']
     trained = tok.decode([i for i, m in zip(ids, mask) if m])

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lora_nb-installed
 
-.PHONY: setup demo lab test nbtest pytest export clean-nbs readme bench tiny-base check-sync
+.PHONY: setup demo lab test nbtest pytest export bench tiny-base
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #69753527
 from __future__ import annotations
-import hashlib, html, json, random, re, statistics
+import hashlib, html, io, json, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +33,21 @@ def _jsonl(text:str, where:str) -> list[dict]:
         recs.append(r)
     return recs
 
+def _read_text(p:Path) -> str:
+    "The file as UTF-8 text; other encodings get an error naming the line."
+    raw = p.read_bytes()
+    try: return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1; col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
+        raise DataError(f"The file is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})", where=f"{p}:{line}:{col}",
+                        hint="Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`), or read it with pandas using its "
+                             "encoding and pass the DataFrame.") from None
+
 def _read_file(p:Path) -> list[dict]:
     suf = p.suffix.lower()
-    if suf == '.jsonl': return _jsonl(p.read_text(encoding='utf-8'), str(p))
+    if suf == '.jsonl': return _jsonl(_read_text(p), str(p))
     if suf == '.json':
-        try: obj = json.loads(p.read_text(encoding='utf-8'))
+        try: obj = json.loads(_read_text(p))
         except json.JSONDecodeError as e:
             raise DataError(f"Not valid JSON ({e.msg})", where=f"{p}:{e.lineno}:{e.colno}", hint="Fix the file at that place.") from e
         if isinstance(obj, dict):  # {"data": [...]} or {"train": [...]}
@@ -49,8 +59,8 @@ def _read_file(p:Path) -> list[dict]:
         return obj
     import pandas as pd
     if suf == '.csv':
-        try: return pd.read_csv(p, keep_default_na=False).to_dict('records')
-        except (pd.errors.ParserError, UnicodeDecodeError) as e: raise DataError(f"Can't parse the CSV: {e}", where=str(p)) from e
+        try: return pd.read_csv(io.StringIO(_read_text(p)), keep_default_na=False).to_dict('records')
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise DataError(f"Can't parse the CSV: {e}", where=str(p), hint="Check the quoting and the number of columns on that line.") from e
     if suf == '.parquet': return pd.read_parquet(p).to_dict('records')
     raise DataError(f"Unknown file type {suf!r}", where=str(p), hint="Use .jsonl, .json, .csv or .parquet.")
 
@@ -188,6 +198,21 @@ def split(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     idx = list(range(n)); random.Random(seed).shuffle(idx)
     return sorted(idx[k:]), sorted(idx[:k])
 
+def _few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
+
+def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
+    "Refuse data that would train on nothing: chats without an assistant turn, or no trained token anywhere."
+    if fmt == 'chat' and not train_on_prompt:
+        silent = [e.index for e in exs if not any(m['role'] == 'assistant' for m in to_messages(recs[e.index - 1], fmt, e.index))]
+        if silent: raise DataError(f"{len(silent)} of {len(exs)} chat example(s) have no assistant turn (examples {_few(silent)})",
+                                   where=f"record {silent[0]}", hint="Only assistant turns are trained: add the reply, drop those "
+                                   "examples, or pass train_on_prompt=True to train on every turn.")
+    if not any(e.n_trained for e in exs):
+        cut = sum(e.truncated for e in exs)
+        raise DataError("Every label is masked: no example has a token to train on",
+                        hint=(f"{cut} example(s) were cut at max_length={max_length} before their answer: raise max_length. " if cut else '')
+                             + "Check that the answers (output/completion/assistant) are not empty, or pass train_on_prompt=True.")
+
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
             max_length:int=1024, eval_size:float|int=0.1, seed:int=42) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split."
@@ -195,6 +220,7 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
     exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i) for i, r in enumerate(recs, 1)]
+    _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
     tr, ev = split(len(exs), eval_size, seed)
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length, eval_size=eval_size, seed=seed)
     return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings)
@@ -209,11 +235,12 @@ class LintReport:
 
     def problems(self) -> list[str]:
         "One readable line per kind of problem."
-        def ex(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
+        ex = _few
         out = []
         if self.no_trained: out.append(f"{len(self.no_trained)} example(s) have no trained token (examples {ex(self.no_trained)}): they teach nothing; check the format or raise max_length.")
         if self.missing_eos: out.append(f"{len(self.missing_eos)} example(s) end without the EOS token (examples {ex(self.missing_eos)}): the model won't learn to stop.")
-        if self.truncated: out.append(f"{len(self.truncated)} example(s) are longer than max_length and were cut (examples {ex(self.truncated)}).")
+        if self.truncated: out.append(f"{len(self.truncated)} example(s) are longer than max_length and were cut (examples {ex(self.truncated)}): "
+                                      "the first max_length tokens are kept and the rest is not trained; raise max_length or shorten them.")
         if self.duplicates: out.append(f"{len(self.duplicates)} example(s) repeat an earlier one (examples {ex(self.duplicates)}).")
         if self.empty_fields: out.append(f"{len(self.empty_fields)} example(s) have an empty field (examples {ex(self.empty_fields)}).")
         return out

@@ -102,6 +102,9 @@ class Run:
     def open(cls, run_id:str, root:str|Path|None=None) -> Run:
         "An existing run by id."
         p = run_path(run_id, root)
+        if p.is_dir() and not (p/RUN_FILES['run']).exists():
+            raise RunError(f"{p} is not a run folder (it has no {RUN_FILES['run']})", where=str(p),
+                           hint="Pass the id of a folder made by a training session; `list_runs()` shows them.")
         if not (p/RUN_FILES['run']).exists():
             raise RunError(f"No run {run_id!r} under {runs_root(root)}", where=str(p), hint="`list_runs()` shows the runs there.")
         return cls(p)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import importlib.metadata, json, math, os, shutil, threading, time, traceback
+import ctypes, importlib.metadata, json, math, os, re, shutil, threading, time, traceback, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -13,6 +13,7 @@ import torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening, DataCollatorForSeq2Seq
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import safe_open
 from .errors import LoraNbError, SettingsError
 from .models import LoadedModel, all_targets, find_target_modules
 from .compare import compare, BASE
@@ -20,8 +21,9 @@ from .data import Prepared
 from .runs import Run
 
 # %% auto #0
-__all__ = ['TrainError', 'LoraSettings', 'TrainSettings', 'Event', 'library_versions', 'Session', 'start', 'stop', 'wait',
-           'probe', 'model_card', 'save_adapter', 'last_complete_checkpoint', 'resume']
+__all__ = ['TrainError', 'LoraSettings', 'TrainSettings', 'Event', 'library_versions', 'release_openmp_team', 'Session', 'start',
+           'stop', 'wait', 'probe', 'model_card', 'save_adapter', 'checkpoint_problem', 'checkpoints',
+           'last_complete_checkpoint', 'resume']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -151,6 +153,23 @@ class _Bridge(TrainerCallback):
         if not self._check_stop(control) and self.s.train.probe_steps and state.global_step % self.s.train.probe_steps == 0:
             self.s.probe(state.global_step)
 
+# %% ../nbs/05_train.ipynb #37353445
+def _openmp_runtime():
+    "The OpenMP runtime loaded in this process (torch's), through ctypes; None where there is none to find."
+    try: maps = Path('/proc/self/maps').read_text()
+    except OSError: return None
+    for path in sorted({l.split()[-1] for l in maps.splitlines() if re.search(r'/lib(gomp|iomp5|omp)[-.\w]*\.so', l)}):
+        try: lib = ctypes.CDLL(path)
+        except OSError: continue
+        if hasattr(lib, 'omp_pause_resource_all'): return lib
+    return None
+
+def release_openmp_team() -> bool:
+    "Let the calling thread's idle OpenMP workers exit, so a training thread's own team has the cores. True if it did."
+    if os.environ.get('LORA_NB_OMP_RELEASE', '1') == '0' or torch.get_num_threads() < 2: return False
+    lib = _openmp_runtime()
+    return lib is not None and lib.omp_pause_resource_all(1) == 0   # 1: omp_pause_soft
+
 # %% ../nbs/05_train.ipynb #dec27357
 class Session:
     "Train a LoRA on a loaded model in a background thread, writing a run folder."
@@ -193,6 +212,14 @@ def _wrap(self:Session):
     self.lm.model = peft
     return peft
 
+def _claim(self:Session):
+    "Mark the loaded model as trained by this session: a second session on it while this one runs gets a clear error."
+    other = getattr(self.lm, '_session', None)
+    if other is not None and other is not self and other.running:
+        raise TrainError(f"This model is training in another session (run {other.run.id})", where='model',
+                         hint="Wait for that session (`wait()`) or stop it (`stop()`), or load the base model again for a second run.")
+    self.lm._session = self
+
 def _collator(self:Session):
     if self.train.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
@@ -212,6 +239,7 @@ def start(self:Session, background:bool=True) -> Session:
     if self.running: raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()` for it to finish.")
     if self.status not in ('created',) and self._resume_from is None:
         raise TrainError(f"This session has already run (status {self.status!r})", hint="Start a new Session, or `Session.resume(run_id, …)`.")
+    _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
     if self.run is None:
         self.run = Run.create(self.settings(), name=self.name, root=self.root, base_model=self.lm.summary.model_id,
@@ -222,6 +250,7 @@ def start(self:Session, background:bool=True) -> Session:
     model.config.use_cache = False
     self.status = 'running'
     if not background: self._main(); return self
+    release_openmp_team()
     self.thread = threading.Thread(target=self._main, name=f'lora_nb-train-{self.run.id}', daemon=True)
     self.thread.start()
     return self
@@ -252,8 +281,8 @@ def _main(self:Session):
             self.status = 'stopped' if self._reason == 'stopped' else 'completed'
     except (torch.OutOfMemoryError, MemoryError) as e: self._halt('oom', f"Out of memory: {e}", _OOM_HINT); self.status = 'failed'
     except RuntimeError as e:
-        oom = 'out of memory' in str(e).lower()
-        self._halt('oom' if oom else 'error', f"{type(e).__name__}: {e}", _OOM_HINT if oom else None); self.status = 'failed'
+        oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))   # CUDA, CPU allocator
+        self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}", _OOM_HINT if oom else None); self.status = 'failed'
     except Exception as e: self._halt('error', f"{type(e).__name__}: {e}"); self.status = 'failed'; self.traceback = traceback.format_exc()
     finally:
         self.lm.model.config.use_cache = True
@@ -341,14 +370,41 @@ def save_adapter(self:Session) -> Path:
 Session.model_card, Session.save_adapter = model_card, save_adapter
 
 # %% ../nbs/05_train.ipynb #bf27c369
+def checkpoint_problem(p:Path) -> str|None:
+    "Why checkpoint folder `p` can't be resumed from (None: it can)."
+    p = Path(p)
+    for f in ('trainer_state.json', 'adapter_model.safetensors'):
+        if not (p/f).exists(): return f"{f} is missing"
+    try: json.loads((p/'trainer_state.json').read_text())
+    except (ValueError, UnicodeDecodeError) as e: return f"trainer_state.json is corrupt ({e})"
+    try:
+        with safe_open(str(p/'adapter_model.safetensors'), 'pt') as f: list(f.keys())
+    except Exception as e: return f"adapter_model.safetensors is corrupt ({e})"
+    for f in ('optimizer.pt', 'scheduler.pt'):
+        if (p/f).exists():
+            try:
+                with zipfile.ZipFile(p/f) as z: bad = z.testzip()
+            except zipfile.BadZipFile as e: bad = str(e)
+            if bad: return f"{f} is corrupt ({bad})"
+    return None
+
+def checkpoints(folder:Path) -> list[Path]:
+    "The `checkpoint-N` folders in `folder`, newest first."
+    if not Path(folder).is_dir(): return []
+    return sorted((p for p in Path(folder).glob('checkpoint-*') if p.name.split('-')[-1].isdigit()),
+                  key=lambda p: int(p.name.split('-')[-1]), reverse=True)
+
 def last_complete_checkpoint(folder:Path) -> str|None:
-    "The newest `checkpoint-N` in `folder` that was written completely."
-    if not Path(folder).is_dir(): return None
-    cks = sorted((p for p in Path(folder).glob('checkpoint-*') if p.name.split('-')[-1].isdigit()),
-                 key=lambda p: int(p.name.split('-')[-1]), reverse=True)
-    return next((str(p) for p in cks if (p/'trainer_state.json').exists() and (p/'adapter_model.safetensors').exists()), None)
+    "The newest `checkpoint-N` in `folder` that was written completely and reads back."
+    return next((str(p) for p in checkpoints(folder) if checkpoint_problem(p) is None), None)
 
 # %% ../nbs/05_train.ipynb #590ec72a
+def _same_base(a, b) -> bool:
+    "Whether two base-model ids name the same model (local folders compared by their resolved path)."
+    if a == b: return True
+    try: return a is not None and b is not None and Path(a).expanduser().is_dir() and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except OSError: return False
+
 def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None) -> Session:
     "Continue run `run_id` from its last checkpoint, in the background; returns the started session."
     run = Run.open(run_id, root); info = run.info()
@@ -356,13 +412,21 @@ def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None
     if info.get('data_fingerprint') != data.fingerprint:
         raise TrainError(f"This data is not the data run {run_id} was trained on (fingerprint {data.fingerprint} ≠ {info.get('data_fingerprint')})",
                          hint="Prepare the same dataset with the same settings to resume.")
+    if not _same_base(info.get('base_model'), model.summary.model_id):
+        raise TrainError(f"Run {run_id} was trained on {info.get('base_model')!r}, not on the loaded {model.summary.model_id!r}",
+                         where='model', hint="Load the run's base model and resume with it (its adapter only fits that model).")
+    found = checkpoints(run.path/'checkpoints')
     ckpt = last_complete_checkpoint(run.path/'checkpoints')
-    if ckpt is None: raise TrainError(f"Run {run_id} has no checkpoint to resume from", where=str(run.path/'checkpoints'),
-                                      hint="Runs save every `save_steps` steps and when stopped; start a new run instead.")
+    if ckpt is None:
+        why = '; '.join(f"{p.name}: {checkpoint_problem(p)}" for p in found[:3])
+        raise TrainError(f"Run {run_id} has no checkpoint to resume from" + (f" ({why})" if why else ''), where=str(run.path/'checkpoints'),
+                         hint="Runs save every `save_steps` steps and when stopped; start a new run (this run's metrics and samples stay in its folder).")
+    skipped = [p.name for p in found if int(p.name.split('-')[-1]) > int(Path(ckpt).name.split('-')[-1])]
     st = info['settings']
     s = Session(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
-    _wrap(s)
+    _claim(s); _wrap(s)
     s._resume_from = ckpt
+    run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
     return s.start()
 
 Session.resume = staticmethod(resume)

@@ -10,7 +10,10 @@ from conftest import tree_digest
 def tok(): return AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
 
 def _write(tmp_path, name, text):
-    p = tmp_path/name; p.write_text(text); return p
+    p = tmp_path/name
+    if isinstance(text, bytes): p.write_bytes(text)
+    else: p.write_text(text)
+    return p
 
 CASES = [
     ('bad.jsonl', '{"text": "ok"}\n{"text": "broken\n', None, 'bad.jsonl:2:'),
@@ -25,6 +28,10 @@ CASES = [
     ('missing.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n' + json.dumps({'instruction': 'c'}) + '\n', None, 'Example 2 has no `output`'),
     ('fmt.jsonl', json.dumps({'text': 'a'}) + '\n', {'format': 'dialogue'}, "Unknown format 'dialogue'"),
     ('tpl.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n', {'template': 'vicuna'}, "Unknown template 'vicuna'"),
+    ('latin1.jsonl', '{"text": "ok"}\n{"text": "café"}\n'.encode('latin-1'), None, 'not UTF-8 text (byte 0xe9 on line 2)'),
+    ('latin1.csv', 'text\ncafé\n'.encode('latin-1'), None, 'not UTF-8 text'),
+    ('noreply.jsonl', json.dumps({'messages': [{'role': 'user', 'content': 'hi'}]}) + '\n', None, 'have no assistant turn (examples 1)'),
+    ('masked.jsonl', json.dumps({'prompt': 'word ' * 80, 'completion': 'x'}) + '\n', {'max_length': 16}, 'Every label is masked'),
     ('split.jsonl', json.dumps({'text': 'a'}) + '\n' + json.dumps({'text': 'b'}) + '\n', {'eval_size': 2}, 'leaves no training examples'),
 ]
 
@@ -61,3 +68,10 @@ def test_every_source_kind_reads_the_same(tmp_path):
     for src in [tmp_path/'d.jsonl', str(tmp_path/'d.json'), tmp_path/'d.csv', tmp_path/'d.parquet', recs,
                 pd.DataFrame(recs), Dataset.from_list(recs), pasted]:
         assert read_source(src) == recs, type(src)
+
+def test_long_examples_lint_states_the_policy(tok):
+    from lora_nb.data import lint
+    p = prepare([{'prompt': 'hi', 'completion': 'word ' * 80}, {'prompt': 'a', 'completion': 'b'}], tok, eval_size=0, max_length=32)
+    rep = lint(p, tok)
+    assert rep.truncated == [1] and len(p.train[0].input_ids) == 32 and p.train[0].truncated
+    assert any('the first max_length tokens are kept' in line for line in rep.problems())

@@ -7,6 +7,7 @@ from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.runs import Run
 from lora_nb.train import LoraSettings, Session, TrainError, TrainSettings
+from conftest import tree_digest
 
 WORDS = ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda']
 RECS = [{'instruction': f'Reverse the word {w}.', 'output': w[::-1]} for w in WORDS * 3]
@@ -117,9 +118,82 @@ def test_resume_after_a_crash_in_a_new_process(tmp_path):
     assert (run.path/'adapter'/'adapter_model.safetensors').exists()
 
 def test_partial_checkpoints_are_skipped(tmp_path):
+    from safetensors.torch import save_file
     from lora_nb.train import last_complete_checkpoint
     for n, files in [(2, ['trainer_state.json', 'adapter_model.safetensors']), (4, ['adapter_model.safetensors']), (10, [])]:
         d = tmp_path/f'checkpoint-{n}'; d.mkdir()
-        for f in files: (d/f).write_text('x')
+        if 'trainer_state.json' in files: (d/'trainer_state.json').write_text('{"global_step": 2}')
+        if 'adapter_model.safetensors' in files: save_file({'w': torch.zeros(2)}, str(d/'adapter_model.safetensors'))
     assert last_complete_checkpoint(tmp_path) == str(tmp_path/'checkpoint-2')
     assert last_complete_checkpoint(tmp_path/'none') is None
+
+def test_settings_refused_where_they_are_built():
+    for make, name in [(lambda: LoraSettings(r=0), '`r`'), (lambda: LoraSettings(r=-4), '`r`'),
+                       (lambda: TrainSettings(learning_rate=0), '`learning_rate`'), (lambda: TrainSettings(learning_rate=-1e-4), '`learning_rate`'),
+                       (lambda: TrainSettings(per_device_train_batch_size=0), '`per_device_train_batch_size`')]:
+        with pytest.raises(SettingsError, match=name) as e: make()
+        assert e.value.where and 'must' in str(e.value)
+
+def test_unknown_target_module_lists_the_real_ones(lm, data, tmp_path):
+    with pytest.raises(SettingsError, match='not Linear layers') as e:
+        Session(lm, data, LoraSettings(target_modules=['q_proj', 'attn']), root=tmp_path).start()
+    assert "'q_proj'" in e.value.hint and "'down_proj'" in e.value.hint and "['attn']" in str(e.value)
+    assert not list(tmp_path.iterdir())                      # nothing was created
+
+def test_a_second_session_on_a_model_that_is_training(lm, data, tmp_path):
+    first = _session(lm, data, tmp_path, max_steps=200).start()
+    with pytest.raises(TrainError, match='training in another session') as e: _session(lm, data, tmp_path).start()
+    assert first.run.id in str(e.value) and first.running
+    assert first.stop(timeout=120) == 'stopped'
+
+def test_resume_refuses_another_base_model_and_folders_that_are_not_runs(lm, data, tmp_path):
+    from lora_nb.runs import RunError
+    run = Run.create({}, root=tmp_path, base_model='org/another-model', data_fingerprint=data.fingerprint)
+    before = tree_digest(tmp_path)
+    with pytest.raises(TrainError, match="trained on 'org/another-model'"): Session.resume(run.id, lm, data, root=tmp_path)
+    (tmp_path/'stray').mkdir()
+    with pytest.raises(RunError, match='not a run folder'): Session.resume('stray', lm, data, root=tmp_path)
+    with pytest.raises(RunError, match='Invalid run id'): Session.resume('../elsewhere', lm, data, root=tmp_path)
+    assert tree_digest(tmp_path) == before
+
+def test_resume_skips_a_corrupt_checkpoint_and_refuses_when_none_is_whole(lm, data, tmp_path):
+    s = _session(lm, data, tmp_path, max_steps=6, save_steps=2)
+    s.add_listener(lambda e: s._stop.set() if e.kind == 'log' and e.step == 3 else None)
+    assert s.start().wait(180) == 'stopped'
+    ck = s.run.path/'checkpoints'
+    assert sorted(p.name for p in ck.iterdir()) == ['checkpoint-2', 'checkpoint-3']
+    (ck/'checkpoint-3'/'adapter_model.safetensors').write_bytes(b'\x10\x00\x00\x00')      # a torn write
+    state = (ck/'checkpoint-2'/'trainer_state.json').read_bytes()
+    (ck/'checkpoint-2'/'trainer_state.json').write_text('{"global_step": ')
+    before = tree_digest(s.run.path)
+    with pytest.raises(TrainError, match='no checkpoint to resume from') as e:
+        Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path)
+    assert 'checkpoint-3: adapter_model.safetensors is corrupt' in str(e.value) and 'checkpoint-2: trainer_state.json is corrupt' in str(e.value)
+    assert tree_digest(s.run.path) == before                 # metrics, samples and checkpoints kept as they were
+    (ck/'checkpoint-2'/'trainer_state.json').write_bytes(state)
+    r = Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path)
+    assert r.wait(180) == 'completed' and r.trainer.state.global_step == 6
+    info = r.run.info()
+    assert info['resumed_from'] == 'checkpoint-2' and info['skipped_checkpoints'] == ['checkpoint-3']
+
+OOM_CHILD = textwrap.dedent('''
+    import resource, sys
+    from lora_nb.models import load_model
+    from lora_nb.data import prepare
+    from lora_nb.train import LoraSettings, Session, TrainSettings
+    lm = load_model(quantization='none')
+    data = prepare([{'prompt': 'word ' * 500, 'completion': 'x ' * 500}] * 64, lm.tokenizer, eval_size=0, max_length=1024)
+    vm = int(next(l for l in open('/proc/self/status') if l.startswith('VmSize')).split()[1]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), resource.RLIM_INFINITY))   # 1 GiB more than now
+    s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=2, per_device_train_batch_size=64, padding_free=False), root=sys.argv[1])
+    print(s.start().wait(), flush=True); print(s.error); print(s.hint)
+''')
+
+def test_out_of_memory_becomes_advice(tmp_path):
+    r = subprocess.run([sys.executable, '-c', OOM_CHILD, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    status, error, hint = (r.stdout.splitlines() + ['', '', ''])[:3]
+    assert status == 'failed', (r.stdout, r.stderr[-2000:])
+    assert 'Out of memory' in error or 'allocate' in error, error
+    assert 'per_device_train_batch_size' in hint and 'gradient_checkpointing' in hint and '4-bit' in hint
+    info = Run.open(next(p.name for p in tmp_path.iterdir()), tmp_path).info()
+    assert info['status'] == 'failed' and info['reason'] == 'oom'

@@ -26,6 +26,9 @@ def check_adapter_name(name:str):
     if not name or not name.replace('_', '').replace('-', '').isalnum() or name in 'lora_' or name == BASE:
         raise SettingsError(f"Adapter name {name!r} can't be used", where='adapter_name',
                             hint="Use a word of letters, digits, '_' or '-' that is not part of 'lora_', e.g. 'poems' or 'run-3'.")
+    if hasattr(torch.nn.Module, name):   # PEFT makes a sub-module per adapter name; 'half', 'train', 'eval' … are taken
+        raise SettingsError(f"Adapter name {name!r} is the name of a torch Module method", where='adapter_name',
+                            hint=f"Pick another name, e.g. '{name}-mix' or 'run-3'.")
 
 def add_adapter(model, path:str|Path, name:str):
     "Load the adapter at `path` (an adapter folder, or a run folder with `adapter/`) into `model` as `name`; returns the PeftModel."

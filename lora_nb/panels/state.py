@@ -24,10 +24,13 @@ def explanations(cls) -> dict[str, str]:
 
 def check_field(cls, name:str, value, **others) -> str|None:
     "The error message for `name=value` in `cls` (with `others` set too), or None when it is fine."
-    try: cls(**{**others, name: value})
-    except LoraNbError as e:
-        if e.where in (None, name) or name in str(e.what): return e.what + (f" — {e.hint}" if e.hint else '')
-    except (TypeError, ValueError) as e: return str(e)
+    for ctx in (others, {}):              # with the other values (cross-field rules), then alone (another field may be wrong)
+        try: cls(**{**ctx, name: value})
+        except LoraNbError as e:
+            if e.where == name or (e.where is None and f'`{name}`' in e.what): return e.what + (f" — {e.hint}" if e.hint else '')
+            continue
+        except (TypeError, ValueError) as e: return str(e)
+        return None
     return None
 
 # %% ../../nbs/10_panels.state.ipynb #c183d2e1

@@ -195,7 +195,7 @@ class TrainPanel:
     def on_change(self):
         errs = self.st.train.errors()
         for f in self.fields: f.set_error(errs.get(f.key))
-        running = self.st.session is not None and self.st.session.running
+        running = self.st.session is not None and self.st.session.running and self.st.session.status == 'running'   # 'end' arrives while the thread ends
         self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
         return errs
 

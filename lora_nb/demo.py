@@ -67,12 +67,6 @@ def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
             f"<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>prompt</th><th>answer</th>{head}</tr>{rows}</table></body></html>")
 
 # %% ../nbs/07_demo.ipynb #d1d4ead6
-def _bar(e, width=24) -> str:
-    d = e.data; total = d.get('total_steps') or 1
-    done = int(width * min(1, e.step / total))
-    return (f"\r[{'#' * done}{'.' * (width - done)}] step {e.step}/{total}  loss {d.get('loss', float('nan')):.3f}  "
-            f"{d.get('tokens_per_s', 0):.0f} tok/s  ETA {d.get('eta_s', 0):.0f}s   ")
-
 def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:float=4, out=sys.stdout) -> dict:
     "Train, compare and report; returns the scores, times and paths."
     t0 = time.time()
@@ -82,13 +76,7 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
     s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0),
                 TrainSettings(num_train_epochs=num_train_epochs, per_device_train_batch_size=8, learning_rate=1e-3, save_steps=1000),
                 probes=[test[0]['instruction']], name='demo', root=root)
-    s.start()
-    seen = 0
-    while s.running or seen < len(s.events):
-        for e in s.events[seen:]:
-            if e.kind == 'log' and 'loss' in e.data: print(_bar(e), end='', file=out, flush=True)
-        seen = len(s.events); time.sleep(0.2)
-    print(file=out)
+    s.start().follow(out)
     if s.status != 'completed': raise RuntimeError(f"training ended {s.status}: {s.error}")
     t_train = time.time() - t0
     cmp = compare(lm.model, lm.tokenizer, [r['instruction'] for r in test], max_new_tokens=8)

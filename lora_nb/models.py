@@ -324,7 +324,7 @@ class LoadedModel:
 # %% ../nbs/01_models.ipynb #2d48e28b
 def _device_map(s:ModelSettings, device:str):
     if s.device_map is not None: return s.device_map
-    return {'': 'cuda:0' if device == 'cuda' else 'cpu'}
+    return {'': f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == 'cuda' else 'cpu'}   # one GPU per process under accelerate/torchrun
 
 def _device_of(device_map) -> str:
     if isinstance(device_map, dict): vals = {str(v) for v in device_map.values()}

@@ -4,13 +4,14 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import ctypes, importlib.metadata, json, math, os, re, shutil, threading, time, traceback, zipfile
+import ctypes, difflib, importlib.metadata, json, math, os, re, shutil, sys, threading, time, traceback, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening, DataCollatorForSeq2Seq
+from transformers import Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening, DataCollatorForSeq2Seq, set_seed
+from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
@@ -18,12 +19,13 @@ from .errors import LoraNbError, SettingsError
 from .models import LoadedModel, all_targets, find_target_modules
 from .compare import compare, BASE
 from .data import Prepared
-from .runs import Run
+from .runs import Run, run_path
 
 # %% auto #0
-__all__ = ['TrainError', 'LoraSettings', 'TrainSettings', 'Event', 'library_versions', 'release_openmp_team', 'Session', 'start',
-           'stop', 'wait', 'probe', 'model_card', 'save_adapter', 'checkpoint_problem', 'checkpoints',
-           'last_complete_checkpoint', 'resume']
+__all__ = ['TrainError', 'LoraSettings', 'check_trackers', 'TrainSettings', 'Event', 'library_versions', 'release_openmp_team',
+           'dist_info', 'end_distributed', 'ReadOnlyRun', 'Session', 'start', 'stop', 'wait', 'progress_line', 'follow',
+           'probe', 'model_card', 'save_adapter', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint',
+           'resume']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -62,6 +64,25 @@ class LoraSettings:
                           target_modules=tm, use_dora=self.use_dora, use_rslora=self.use_rslora, bias=self.bias)
 
 # %% ../nbs/05_train.ipynb #0974ae3c
+_TRACKER_PACKAGES = {'tensorboard': 'tensorboard', 'trackio': 'trackio', 'wandb': 'wandb', 'mlflow': 'mlflow', 'comet_ml': 'comet_ml',
+                     'clearml': 'clearml', 'dvclive': 'dvclive', 'neptune': 'neptune', 'swanlab': 'swanlab', 'codecarbon': 'codecarbon',
+                     'azure_ml': 'azureml-core', 'dagshub': 'dagshub', 'flyte': 'flytekit', 'kubeflow': 'kubeflow'}
+
+def check_trackers(report_to:str|list[str]) -> list[str]:
+    "The trackers `report_to` names; a `SettingsError` for one that is unknown or not installed."
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    _check(all(isinstance(n, str) for n in names), 'report_to', f"must be a tracker name or a list of them, got {report_to!r}")
+    if names in ([], ['none'], ['all']): return names
+    installed = set(get_available_reporting_integrations())
+    for n in names:
+        near = difflib.get_close_matches(n, list(INTEGRATION_TO_CALLBACK), n=1)
+        _check(n in INTEGRATION_TO_CALLBACK, 'report_to', f"names an unknown tracker {n!r}",
+               f"Did you mean {near[0]!r}?" if near else f"Use 'none', 'all' or some of {sorted(INTEGRATION_TO_CALLBACK)}.")
+        _check(n in installed, 'report_to', f"names {n!r}, which is not installed",
+               f"`pip install {_TRACKER_PACKAGES.get(n, n)}`, or set `report_to` to 'none'.")
+    return names
+
+# %% ../nbs/05_train.ipynb #8417a27c
 @dataclass
 class TrainSettings:
     "How to train (the trainer's `TrainingArguments` names)."
@@ -82,6 +103,7 @@ class TrainSettings:
     padding_free:bool=True # pack each batch without padding tokens (same loss, less compute)
     probe_steps:int=0 # generate the probe prompts every this many steps (0: never)
     max_new_tokens:int=48 # length of probe generations
+    report_to:str|list[str]='none' # trackers for the logs: 'tensorboard', 'trackio', 'wandb', 'mlflow', a list of them, 'all' or 'none'
 
     def __post_init__(self):
         _check(self.learning_rate > 0 and self.learning_rate < 1, 'learning_rate', f"must be in (0, 1), got {self.learning_rate!r}", "LoRA usually trains well at 1e-4 to 5e-4.")
@@ -90,9 +112,10 @@ class TrainSettings:
         _check(self.max_steps == -1 or self.max_steps >= 1, 'max_steps', f"must be ≥ 1 or -1, got {self.max_steps!r}")
         _check(self.num_train_epochs > 0 or self.max_steps > 0, 'num_train_epochs', "must be positive when `max_steps` is -1")
         _check(self.warmup_steps >= 0, 'warmup_steps', "must be ≥ 0")
+        check_trackers(self.report_to)
 
-    def training_arguments(self, output_dir:str|Path, has_eval:bool) -> TrainingArguments:
-        "The `TrainingArguments` for a run whose checkpoints go to `output_dir`."
+    def training_arguments(self, output_dir:str|Path, has_eval:bool, run_name:str|None=None) -> TrainingArguments:
+        "The `TrainingArguments` for a run whose checkpoints go to `output_dir` (`run_name`: the trackers' name for it)."
         return TrainingArguments(
             output_dir=str(output_dir), learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
             max_steps=self.max_steps, per_device_train_batch_size=self.per_device_train_batch_size,
@@ -101,8 +124,9 @@ class TrainSettings:
             max_grad_norm=self.max_grad_norm, logging_steps=self.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
             eval_strategy=('steps' if self.eval_steps else 'no') if has_eval else 'no', eval_steps=self.eval_steps,
             save_strategy='steps', save_steps=self.save_steps, save_total_limit=2, seed=self.seed, data_seed=self.seed,
-            activation_checkpointing=self.gradient_checkpointing, report_to='none', disable_tqdm=True,
-            include_num_input_tokens_seen='all' if self.padding_free else 'non_padding', remove_unused_columns=False, use_cpu=not torch.cuda.is_available())
+            activation_checkpointing=self.gradient_checkpointing, report_to=self.report_to, run_name=run_name, disable_tqdm=True,
+            include_num_input_tokens_seen='all' if self.padding_free else 'non_padding', remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+            ddp_find_unused_parameters=False)   # every LoRA weight gets a gradient: skip DDP's extra graph walk
 
 # %% ../nbs/05_train.ipynb #737e931f
 @dataclass
@@ -141,17 +165,25 @@ class _Bridge(TrainerCallback):
             self.s._halt('nan', f"The loss became {loss} at step {state.global_step}",
                          "Lower `learning_rate` (e.g. ÷10), keep `max_grad_norm` at 1.0, and check the data for empty or huge examples.")
             control.should_training_stop = True
-        else: self._check_stop(control)
+        elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
 
-    def _check_stop(self, control) -> bool:
-        if not (self.s._stop.is_set() or self.s.run.stop_requested): return False
+    def _stop_wanted(self, args) -> bool:
+        "A stop was asked for (`stop()` or the STOP file); with several processes, rank 0's file check and any rank's `stop()` count for all."
+        want = self.s._stop.is_set() or (self.s.is_main and self.s.run.stop_requested)
+        if self.s.world == 1: return want
+        t = torch.tensor([float(want)], device=args.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+    def _check_stop(self, control, args=None) -> bool:
+        if not self._stop_wanted(args): return False
         self.s._reason = self.s._reason or 'stopped'
         control.should_save, control.should_training_stop = True, True
         return True
 
     def on_step_end(self, args, state, control, **kw):
-        if not self._check_stop(control) and self.s.train.probe_steps and state.global_step % self.s.train.probe_steps == 0:
-            self.s.probe(state.global_step)
+        if not self._check_stop(control, args) and self.s.train.probe_steps and state.global_step % self.s.train.probe_steps == 0:
+            if self.s.is_main and not _sharded(self.s.trainer): self.s.probe(state.global_step)
 
 # %% ../nbs/05_train.ipynb #37353445
 def _openmp_runtime():
@@ -170,6 +202,29 @@ def release_openmp_team() -> bool:
     lib = _openmp_runtime()
     return lib is not None and lib.omp_pause_resource_all(1) == 0   # 1: omp_pause_soft
 
+# %% ../nbs/05_train.ipynb #748a71af
+def dist_info() -> tuple[int, int]:
+    "`(rank, world size)` of this process: `(0, 1)` alone; under `accelerate launch`/`torchrun` it joins the process group."
+    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return 0, 1
+    from accelerate import PartialState
+    st = PartialState(cpu=not torch.cuda.is_available())
+    return st.process_index, st.num_processes
+
+def end_distributed():
+    "After a run on several processes: wait for every rank, then leave the process group."
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier(); torch.distributed.destroy_process_group()
+
+def _sharded(trainer) -> bool:
+    "Whether the model is split across ranks (FSDP, DeepSpeed), so a forward needs every rank."
+    return bool(getattr(trainer, 'is_fsdp_enabled', False) or getattr(trainer, 'is_deepspeed_enabled', False))
+
+class ReadOnlyRun(Run):
+    "A run folder as ranks other than 0 see it: read, never written."
+    def update(self, **changes) -> dict: return self.info()
+    def log(self, kind:str, *records:dict): pass
+    def clear_stop(self): pass
+
 # %% ../nbs/05_train.ipynb #dec27357
 class Session:
     "Train a LoRA on a loaded model in a background thread, writing a run folder."
@@ -177,6 +232,8 @@ class Session:
                  probes:list[str]=(), name:str='run', root:str|Path|None=None, run:Run|None=None):
         self.lm, self.data, self.probes, self.name, self.root = model, data, list(probes), name, root
         self.lora, self.train = lora or LoraSettings(), train or TrainSettings()
+        self.rank, self.world = dist_info()
+        if run is not None and not self.is_main: run = ReadOnlyRun(run.path)
         self.run, self.thread, self.listeners, self.events = run, None, [], []
         self._stop, self._reason, self._resume_from = threading.Event(), None, None
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
@@ -196,6 +253,9 @@ class Session:
     @property
     def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
 
+    @property
+    def is_main(self) -> bool: return self.rank == 0
+
     def settings(self) -> dict:
         "Everything needed to reproduce this run."
         return dict(model=asdict(self.lm.settings), lora=asdict(self.lora), train=asdict(self.train), data=self.data.settings,
@@ -208,6 +268,7 @@ def _wrap(self:Session):
         raise TrainError("This model already has a LoRA adapter from an earlier session", where='model',
                          hint="Load the base model again for a new run (adapters of earlier runs are saved in their run folders).")
     if self.train.gradient_checkpointing: m.enable_input_require_grads()
+    set_seed(self.train.seed)   # the adapter's initial weights
     peft = get_peft_model(m, self.lora.peft_config(m))
     self.lm.model = peft
     return peft
@@ -220,13 +281,23 @@ def _claim(self:Session):
                          hint="Wait for that session (`wait()`) or stop it (`stop()`), or load the base model again for a second run.")
     self.lm._session = self
 
+def _create_run(self:Session) -> Run:
+    "The new run folder: made by rank 0, whose id the other ranks receive."
+    run = Run.create(self.settings(), name=self.name, root=self.root, base_model=self.lm.summary.model_id,
+                     base_revision=self.lm.summary.revision, data_fingerprint=self.data.fingerprint, versions=library_versions(),
+                     train_examples=len(self.data.train), eval_examples=len(self.data.eval), world_size=self.world) if self.is_main else None
+    if self.world == 1: return run
+    ids = [run.id if run else None]
+    torch.distributed.broadcast_object_list(ids, src=0)
+    return run or ReadOnlyRun(run_path(ids[0], self.root))
+
 def _collator(self:Session):
     if self.train.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
 
 def _make_trainer(self:Session, model) -> Trainer:
     train_ds, eval_ds = self.data.to_datasets()
-    args = self.train.training_arguments(self.run.path/'checkpoints', eval_ds is not None)
+    args = self.train.training_arguments(self.run.path/'checkpoints', eval_ds is not None, run_name=self.run.id)
     if self.train.gradient_checkpointing: args.activation_checkpointing_kwargs = {'use_reentrant': False}
     tr = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=_collator(self),
                  callbacks=[_Bridge(self)])
@@ -241,10 +312,7 @@ def start(self:Session, background:bool=True) -> Session:
         raise TrainError(f"This session has already run (status {self.status!r})", hint="Start a new Session, or `Session.resume(run_id, …)`.")
     _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
-    if self.run is None:
-        self.run = Run.create(self.settings(), name=self.name, root=self.root, base_model=self.lm.summary.model_id,
-                              base_revision=self.lm.summary.revision, data_fingerprint=self.data.fingerprint,
-                              versions=library_versions(), train_examples=len(self.data.train), eval_examples=len(self.data.eval))
+    if self.run is None: self.run = _create_run(self)
     self.run.clear_stop(); self._stop.clear(); self._reason = None
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
@@ -268,6 +336,27 @@ def wait(self:Session, timeout:float|None=None) -> str:
 
 Session.start, Session.stop, Session.wait = start, stop, wait
 
+# %% ../nbs/05_train.ipynb #89b167b9
+def progress_line(e:Event, width:int=24) -> str:
+    "A one-line progress bar for a `log` event: steps, loss, tokens/s, ETA."
+    d = e.data; total = d.get('total_steps') or 1
+    done = int(width * min(1, e.step / total))
+    return (f"\r[{'#' * done}{'.' * (width - done)}] step {e.step}/{total}  loss {d.get('loss', float('nan')):.3f}  "
+            f"{d.get('tokens_per_s', 0):.0f} tok/s  ETA {d.get('eta_s', 0):.0f}s   ")
+
+def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
+    "Draw the progress bar on `out` (None: draw nothing) until training ends; return the status."
+    seen = 0
+    while self.running or seen < len(self.events):
+        new = self.events[seen:]; seen += len(new)
+        for e in new:
+            if out is not None and e.kind == 'log' and 'loss' in e.data: print(progress_line(e), end='', file=out, flush=True)
+        if self.running: time.sleep(every)
+    if out is not None: print(file=out, flush=True)
+    return self.status
+
+Session.follow = follow
+
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective batch), "
              "turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
@@ -277,7 +366,7 @@ def _main(self:Session):
         self.trainer.train(resume_from_checkpoint=self._resume_from)
         if self._reason == 'nan': self.status = 'failed'
         else:
-            self.save_adapter()
+            if self.is_main or _sharded(self.trainer): self.save_adapter()
             self.status = 'stopped' if self._reason == 'stopped' else 'completed'
     except (torch.OutOfMemoryError, MemoryError) as e: self._halt('oom', f"Out of memory: {e}", _OOM_HINT); self.status = 'failed'
     except RuntimeError as e:
@@ -360,8 +449,10 @@ model = PeftModel.from_pretrained(base, 'path/to/this/folder')
 def save_adapter(self:Session) -> Path:
     "Write the adapter and its model card to `<run>/adapter`, atomically."
     dest = self.run.path/'adapter'; tmp = self.run.path/'.adapter.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    self.lm.model.save_pretrained(tmp)
+    if self.is_main: shutil.rmtree(tmp, ignore_errors=True)
+    if _sharded(getattr(self, 'trainer', None)): self.trainer.save_model(str(tmp))   # every rank gathers its shards; rank 0 writes
+    else: self.lm.model.save_pretrained(tmp)
+    if not self.is_main: return dest
     (tmp/'README.md').write_text(self.model_card())
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
@@ -405,8 +496,8 @@ def _same_base(a, b) -> bool:
     try: return a is not None and b is not None and Path(a).expanduser().is_dir() and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
     except OSError: return False
 
-def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None) -> Session:
-    "Continue run `run_id` from its last checkpoint, in the background; returns the started session."
+def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None, background:bool=True) -> Session:
+    "Continue run `run_id` from its last checkpoint (in the background unless `background=False`); returns the session."
     run = Run.open(run_id, root); info = run.info()
     if info.get('status') == 'completed': raise TrainError(f"Run {run_id} already completed", hint="Start a new Session to train further.")
     if info.get('data_fingerprint') != data.fingerprint:
@@ -426,7 +517,7 @@ def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None
     s = Session(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
     _claim(s); _wrap(s)
     s._resume_from = ckpt
-    run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
-    return s.start()
+    s.run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
+    return s.start(background=background)
 
 Session.resume = staticmethod(resume)

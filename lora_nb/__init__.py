@@ -6,7 +6,9 @@ below, so the Jupyter server extension can list runs without them.
 __version__ = "0.1.0"
 
 _LAZY = {'load_model': 'models', 'ModelSettings': 'models', 'EMBEDDED_MODEL': 'models', 'estimate': 'estimate',
-         'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors'}
+         'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors',
+         'RunConfig': 'config', 'run_config': 'config', 'Studio': 'panels.views', 'Session': 'train',
+         'LoraSettings': 'train', 'TrainSettings': 'train', 'compare': 'compare'}
 __all__ = list(_LAZY)
 
 def __getattr__(name):

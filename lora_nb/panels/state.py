@@ -148,11 +148,15 @@ def default_values(device:str='cpu') -> dict:
     lora.update(r=16 if device == 'cpu' else 32, lora_alpha=32 if device == 'cpu' else 64)
     return dict(lora=lora, train=train)
 
+def _device_defaults():
+    from lora_nb.models import default_device
+    return default_values(default_device())
+
 @dataclass
 class TrainState:
     "The Train panel's values and what they make."
-    lora:dict=field(default_factory=lambda: default_values()['lora'])
-    train:dict=field(default_factory=lambda: default_values()['train'])
+    lora:dict=field(default_factory=lambda: _device_defaults()['lora'])
+    train:dict=field(default_factory=lambda: _device_defaults()['train'])
     probes:list=field(default_factory=list)
 
     def errors(self) -> dict[str, str]:

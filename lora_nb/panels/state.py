@@ -135,7 +135,7 @@ class DataState:
     def settings(self) -> dict:
         "The data part of a run config."
         src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text)}[self.source]
-        return dict(src, format=self.format, template=self.template, train_on_prompt=self.train_on_prompt, max_length=self.max_length,
+        return dict(src, format=self.format or None, template=self.template or None, train_on_prompt=self.train_on_prompt, max_length=self.max_length,
                     eval_size=self.eval_size)
 
 # %% ../../nbs/10_panels.state.ipynb #988b9432
@@ -374,9 +374,9 @@ def config_dict(self:StudioState) -> dict:
                 probes=list(self.train.probes), runs_root=str(self.root))
 
 def to_yaml(self:StudioState) -> str:
-    "The run config as YAML, for `lora-nb train`."
-    import yaml
-    return yaml.safe_dump(config_dict(self), sort_keys=False, allow_unicode=True)
+    "The run config as YAML, for `lora-nb train` (validated by `lora_nb.config.RunConfig`)."
+    from lora_nb.config import RunConfig
+    return RunConfig.from_dict(config_dict(self)).to_yaml()
 
 def to_code(self:StudioState) -> str:
     "A self-contained Python cell that reproduces this session with the engine API."

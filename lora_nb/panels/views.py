@@ -52,6 +52,7 @@ def widget_for(value, choices=None) -> W.ValueWidget:
 
 # %% ../../nbs/11_panels.views.ipynb #53694a7c
 _Q = [('none (full precision)', 'none'), ('8-bit', '8bit'), ('4-bit (QLoRA)', '4bit')]
+# Dropdown options use '' for "automatic": a None value shows as an empty box in the browser. The state maps '' to None.
 
 class ModelPanel:
     "Choose the base and its quantization; see the memory estimate; load."
@@ -62,7 +63,7 @@ class ModelPanel:
                        Field(m, 'model_id', W.Text(value=m.model_id, placeholder='./my-model or org/name'), help['model_id'], self.on_change),
                        Field(m, 'quantization', W.Dropdown(options=_Q, value=m.quantization), help['quantization'], self.on_change),
                        Field(m, 'bnb_4bit_quant_type', W.Dropdown(options=['nf4', 'fp4'], value=m.bnb_4bit_quant_type), help['bnb_4bit_quant_type'], self.on_change),
-                       Field(m, 'bnb_4bit_compute_dtype', W.Dropdown(options=[('auto for the device', None), 'float32', 'bfloat16', 'float16'], value=None), help['bnb_4bit_compute_dtype'], self.on_change),
+                       Field(m, 'bnb_4bit_compute_dtype', W.Dropdown(options=[('auto for the device', ''), *((x, x) for x in ('float32', 'bfloat16', 'float16'))], value=m.bnb_4bit_compute_dtype or ''), help['bnb_4bit_compute_dtype'], self.on_change),
                        Field(m, 'bnb_4bit_use_double_quant', W.Checkbox(value=m.bnb_4bit_use_double_quant, indent=False), help['bnb_4bit_use_double_quant'], self.on_change)]
         self.estimate, self.summary, self.banner = W.HTML(), W.HTML(), banner()
         self.load_btn = W.Button(description='Load', button_style='primary', icon='download')
@@ -96,8 +97,8 @@ class DataPanel:
         self.fields = [Field(d, 'source', W.ToggleButtons(options=[('paste', 'text'), ('file path', 'path'), ('upload', 'upload')], value=d.source), 'where the examples come from', self.on_change),
                        Field(d, 'text', W.Textarea(value=d.text, placeholder='{"instruction": "…", "output": "…"} one per line, or paragraphs of text', layout=W.Layout(width='600px', height='140px')), 'pasted examples', self.on_change),
                        Field(d, 'path', W.Text(value=d.path, placeholder='data.jsonl'), 'a .jsonl, .json, .csv or .parquet file', self.on_change),
-                       Field(d, 'format', W.Dropdown(options=[('detect', None), 'instruction', 'chat', 'prompt_completion', 'text'], value=d.format), 'override the detected format', self.on_change),
-                       Field(d, 'template', W.Dropdown(options=[("the tokenizer's", None), 'chatml', 'plain'], value=d.template), 'chat template for instruction/chat data', self.on_change),
+                       Field(d, 'format', W.Dropdown(options=[('detect', ''), *((x, x) for x in ('instruction', 'chat', 'prompt_completion', 'text'))], value=d.format or ''), 'override the detected format', self.on_change),
+                       Field(d, 'template', W.Dropdown(options=[("the tokenizer's", ''), ('chatml', 'chatml'), ('plain', 'plain')], value=d.template or ''), 'chat template for instruction/chat data', self.on_change),
                        Field(d, 'train_on_prompt', W.Checkbox(value=d.train_on_prompt, indent=False), 'also train on the prompts (default: answers only)', self.on_change),
                        Field(d, 'max_length', W.IntText(value=d.max_length), 'tokens per example; longer ones are cut', self.on_change),
                        Field(d, 'eval_size', W.FloatText(value=d.eval_size), 'share (or count) held out for the eval loss', self.on_change)]

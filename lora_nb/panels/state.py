@@ -143,8 +143,8 @@ def default_values(device:str='cpu') -> dict:
     "Starting values for the Train panel on `device`."
     lora = {f.name: f.default for f in dataclasses.fields(LoraSettings)}
     train = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
-    if device == 'cpu': train.update(max_steps=60, per_device_train_batch_size=4, logging_steps=1, save_steps=20, learning_rate=1e-3)
-    else: train.update(num_train_epochs=1.0, per_device_train_batch_size=8, logging_steps=5, save_steps=100)
+    if device == 'cpu': train.update(max_steps=60, per_device_train_batch_size=4, logging_steps=1, save_steps=20, eval_steps=20, learning_rate=1e-3)
+    else: train.update(num_train_epochs=1.0, per_device_train_batch_size=8, logging_steps=5, save_steps=100, eval_steps=100)
     lora.update(r=16 if device == 'cpu' else 32, lora_alpha=32 if device == 'cpu' else 64)
     return dict(lora=lora, train=train)
 

@@ -146,7 +146,7 @@ class DataPanel:
 # %% ../../nbs/11_panels.views.ipynb #9c2b7469
 _CHOICES = {'lr_scheduler_type': ['cosine', 'linear', 'constant', 'constant_with_warmup', 'cosine_with_restarts', 'polynomial'],
             'bias': ['none', 'all', 'lora_only']}
-_HIDDEN = {'eval_steps'}
+_HIDDEN = {'report_to'}   # trackers are for headless runs (`lora-nb train`); the Studio plots live
 
 def loss_figure():
     "An empty live-loss FigureWidget: loss, smoothed, eval loss, learning rate (right axis)."

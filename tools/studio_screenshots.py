@@ -1,11 +1,11 @@
 """Screenshots of the Studio in a real JupyterLab, in headless Chromium driven by Playwright (hand-written).
 
-    python tools/studio_screenshots.py OUT_DIR
+    python tools/studio_screenshots.py OUT_DIR [lab|notebook]     # JupyterLab 4 (default) or Notebook 7
 
 Starts `jupyter lab` on loopback with a token in a temporary folder, writes a notebook whose cells open the Studio
 and drive it (embedded model in 4-bit, the demo data, a short run), opens it in Chromium, runs all cells, and saves
 a screenshot of each tab while and after it trains. Needs Debian's chromium (`apt-get install chromium`) and the
-`playwright` package; no browser download.
+`playwright` package (and `notebook` for Notebook 7): `pip install playwright notebook`; no browser download.
 """
 import json, os, secrets, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -30,12 +30,12 @@ def notebook(cells):
     return {'nbformat': 4, 'nbformat_minor': 5, 'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
             'cells': [{'cell_type': 'code', 'id': f'c{i}', 'metadata': {}, 'source': c, 'outputs': [], 'execution_count': None} for i, c in enumerate(cells)]}
 
-def main(out):
+def main(out, app='lab'):
     from playwright.sync_api import sync_playwright
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp()); (work/'studio.ipynb').write_text(json.dumps(notebook(CELLS)))
     port, token = free_port(), secrets.token_hex(16)
-    lab = subprocess.Popen([sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--allow-root', f'--port={port}', '--ip=127.0.0.1',
+    lab = subprocess.Popen([sys.executable, '-m', 'jupyter', app, '--no-browser', '--allow-root', f'--port={port}', '--ip=127.0.0.1',
                             f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={work}'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with sync_playwright() as p:
@@ -43,7 +43,8 @@ def main(out):
                                   '--disable-background-networking', '--disable-component-update', '--disable-sync'])
             page = b.new_page(viewport={'width': 1400, 'height': 1100})
             for _ in range(60):
-                try: page.goto(f'http://127.0.0.1:{port}/lab/tree/studio.ipynb?token={token}'); break
+                path = 'lab/tree' if app == 'lab' else 'notebooks'
+                try: page.goto(f'http://127.0.0.1:{port}/{path}/studio.ipynb?token={token}'); break
                 except Exception: time.sleep(1)
             page.wait_for_selector('.jp-Notebook', timeout=120_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-DebuggerBugButton, .jp-KernelStatus', timeout=120_000)
@@ -54,16 +55,16 @@ def main(out):
             page.wait_for_selector('.widget-tab', timeout=120_000)
             page.wait_for_selector('text=tokens/s', timeout=300_000)
             time.sleep(3)
-            page.locator('.widget-tab').first.screenshot(path=str(out/'studio-train-running.png'))
+            page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-train-running.png'))
             page.wait_for_selector('text=Training completed', timeout=600_000)
             time.sleep(2)
-            page.locator('.widget-tab').first.screenshot(path=str(out/'studio-train-done.png'))
+            page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-train-done.png'))
             for i, name in enumerate(['model', 'data']):
                 page.locator('.widget-tab .lm-TabBar-tab').nth(i).click(); time.sleep(1.5)
-                page.locator('.widget-tab').first.screenshot(path=str(out/f'studio-{name}.png'))
+                page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-{name}.png'))
             b.close()
     finally:
         lab.terminate(); lab.wait(30)
     print('\n'.join(str(p) for p in sorted(out.glob('*.png'))))
 
-if __name__ == '__main__': main(sys.argv[1] if len(sys.argv) > 1 else 'screenshots')
+if __name__ == '__main__': main(*(sys.argv[1:] or ['screenshots']))

@@ -64,6 +64,8 @@ def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
     studio.train.start_btn.click()
     assert st.session.running and studio.train.start_btn.disabled
     assert st.start() is None and 'already running' in st.banner
+    studio.model.load_btn.click()
+    assert 'stop it before loading another model' in studio.model.banner.value and st.session.running
     studio.compare.prompts.w.value = 'Reverse the word for.'; studio.compare.run_btn.click()
     assert 'Training is running' in studio.compare.banner.value
     studio.train.stop_btn.click()

@@ -245,6 +245,8 @@ class StudioState:
     def load(self):
         "Load the base model chosen in the Model panel."
         from lora_nb.models import load_model
+        if self.session is not None and self.session.running:
+            self.action.banner = "Training is running: stop it before loading another model."; return None
         errs = self.model.errors()
         if errs: self.action.banner = 'Fix the Model settings first: ' + '; '.join(f'{k}: {v}' for k, v in errs.items()); return None
         lm = self.action(load_model, settings=self.model.settings())

@@ -10,23 +10,17 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 from .errors import LoraNbError, SettingsError
-from .compare import BASE, add_adapter, check_adapter_name
+from .compare import add_adapter, adapter_dir, check_adapter_name
+from .models import same_model
 from .runs import Run, list_runs
 
 # %% auto #0
-__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_dir', 'adapter_base', 'saved_adapters', 'load', 'unload', 'loaded', 'mix',
-           'save', 'merge', 'peft_snippet']
+__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'load', 'unload', 'loaded', 'mix', 'save', 'merge',
+           'peft_snippet']
 
 # %% ../nbs/09_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
     "An adapter could not be loaded, mixed, saved or merged."
-
-def adapter_dir(path:str|Path) -> Path:
-    "The adapter folder of a run folder or an adapter folder."
-    p = Path(path).expanduser()
-    for d in (p/'adapter', p):
-        if (d/'adapter_config.json').exists(): return d
-    raise AdapterError(f"No adapter at {str(path)!r}", where=str(p), hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
 
 def adapter_base(path:str|Path) -> str|None:
     "The base model an adapter was trained on (from its adapter_config.json)."
@@ -38,17 +32,11 @@ def saved_adapters(root:str|Path|None=None) -> list[dict]:
                  path=str(Run.open(r['id'], root).path/'adapter')) for r in list_runs(root) if r.get('adapter')]
 
 # %% ../nbs/09_adapters.ipynb #7ce3d497
-def _same_model(a, b) -> bool:
-    if a == b or not a or not b: return True          # unknown bases can't be told apart
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
-
 def load(model, path:str|Path, name:str):
     "Load the adapter at `path` into `model` as `name`; returns the PeftModel."
-    d, base = adapter_dir(path), getattr(getattr(model, 'base_model', model), 'name_or_path', None)
-    base = getattr(model, 'name_or_path', None) or base
+    d, base = adapter_dir(path), getattr(model, 'name_or_path', None)
     trained_on = adapter_base(d)
-    if not _same_model(trained_on, base):
+    if trained_on and base and not same_model(trained_on, base):   # unknown bases can't be told apart
         raise AdapterError(f"Adapter {str(path)!r} was trained on {trained_on!r}, not on this model ({base!r})", where=str(d),
                            hint="Load it on its own base model; adapters only fit the model they were trained on.")
     return add_adapter(model, d, name)
@@ -103,9 +91,9 @@ def save(model, name:str, dest:str|Path) -> Path:
     dest = Path(dest).expanduser(); tmp = dest.with_name(f'.{dest.name}.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), selected_adapters=[name])
-    src = tmp/name if (tmp/name/'adapter_config.json').exists() else tmp    # PEFT nests non-default names
-    if src != tmp: os.replace(src, tmp.with_name(tmp.name + '2')); shutil.rmtree(tmp); tmp = tmp.with_name(tmp.name + '2')
-    _replace_dir(tmp, dest)
+    nested = tmp/name if (tmp/name/'adapter_config.json').exists() else None   # PEFT nests non-default names
+    _replace_dir(nested or tmp, dest)
+    shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 def merge(adapter:str|Path, dest:str|Path, base:str|Path|None=None, # adapter or run folder; output folder; base (default: the adapter's)

@@ -13,7 +13,7 @@ from peft import PeftModel
 from .errors import LoraNbError, SettingsError
 
 # %% auto #0
-__all__ = ['BASE', 'CompareError', 'check_adapter_name', 'add_adapter', 'Comparison', 'compare']
+__all__ = ['BASE', 'CompareError', 'check_adapter_name', 'adapter_dir', 'add_adapter', 'Comparison', 'compare']
 
 # %% ../nbs/06_compare.ipynb #29026509
 BASE = '__base__'
@@ -30,13 +30,17 @@ def check_adapter_name(name:str):
         raise SettingsError(f"Adapter name {name!r} is the name of a torch Module method", where='adapter_name',
                             hint=f"Pick another name, e.g. '{name}-mix' or 'run-3'.")
 
+def adapter_dir(path:str|Path) -> Path:
+    "The adapter folder of a run folder or an adapter folder."
+    p = Path(path).expanduser()
+    for d in (p/'adapter', p):
+        if (d/'adapter_config.json').exists(): return d
+    raise CompareError(f"No adapter at {str(path)!r}", where=str(p), hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
+
 def add_adapter(model, path:str|Path, name:str):
     "Load the adapter at `path` (an adapter folder, or a run folder with `adapter/`) into `model` as `name`; returns the PeftModel."
     check_adapter_name(name)
-    p = Path(path)
-    if (p/'adapter'/'adapter_config.json').exists(): p = p/'adapter'
-    if not (p/'adapter_config.json').exists():
-        raise CompareError(f"No adapter at {str(path)!r}", where=str(path), hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
+    p = adapter_dir(path)
     if isinstance(model, PeftModel):
         if name in model.peft_config: raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name', hint="Pick another name.")
         model.load_adapter(str(p), adapter_name=name)

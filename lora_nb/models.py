@@ -17,10 +17,10 @@ import lora_nb
 from .errors import ModelLoadError, QuantizationError, SettingsError
 
 # %% auto #0
-__all__ = ['EMBEDDED_MODEL', 'ModelSettings', 'resolve_source', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm',
-           'load_tokenizer', 'default_device', 'resolve_dtypes', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc',
-           'release_checkpoint', 'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel',
-           'bnb_config', 'check_setting_names', 'load_model', 'save_random_model']
+__all__ = ['EMBEDDED_MODEL', 'ModelSettings', 'resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config',
+           'check_causal_lm', 'load_tokenizer', 'default_device', 'resolve_dtypes', 'import_bnb', 'patch_4bit_cpu',
+           'tune_cpu_malloc', 'release_checkpoint', 'check_forward', 'ModelSummary', 'find_target_modules',
+           'all_targets', 'LoadedModel', 'bnb_config', 'check_setting_names', 'load_model', 'save_random_model']
 
 # %% ../nbs/01_models.ipynb #295ef49a
 EMBEDDED_MODEL = Path(lora_nb.__file__).resolve().parent/'assets'/'tiny_base'
@@ -96,6 +96,14 @@ def resolve_source(model_id:str|None) -> tuple[str, str]:
         raise ModelLoadError(f"Model folder {model_id!r} does not exist", where=str(p.resolve()),
                              hint="Check the path, pass a hub id like 'org/name', or leave `model_id` empty for the embedded model.")
     return 'hub', model_id
+
+def same_model(a:str|None, b:str|None) -> bool:
+    "Whether two base-model ids name the same model (local folders compared by their resolved path)."
+    if a == b: return True
+    if a is None or b is None: return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try: return pa.is_dir() and pb.is_dir() and pa.resolve() == pb.resolve()
+    except OSError: return False
 
 # %% ../nbs/01_models.ipynb #0da464f3
 def hub_reachable(timeout:float=3.0) -> bool:

@@ -16,7 +16,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
 from .errors import LoraNbError, SettingsError
-from .models import LoadedModel, all_targets, find_target_modules
+from .models import LoadedModel, all_targets, find_target_modules, same_model
 from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, run_path
@@ -490,12 +490,6 @@ def last_complete_checkpoint(folder:Path) -> str|None:
     return next((str(p) for p in checkpoints(folder) if checkpoint_problem(p) is None), None)
 
 # %% ../nbs/05_train.ipynb #590ec72a
-def _same_base(a, b) -> bool:
-    "Whether two base-model ids name the same model (local folders compared by their resolved path)."
-    if a == b: return True
-    try: return a is not None and b is not None and Path(a).expanduser().is_dir() and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-    except OSError: return False
-
 def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None, background:bool=True) -> Session:
     "Continue run `run_id` from its last checkpoint (in the background unless `background=False`); returns the session."
     run = Run.open(run_id, root); info = run.info()
@@ -503,16 +497,16 @@ def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None
     if info.get('data_fingerprint') != data.fingerprint:
         raise TrainError(f"This data is not the data run {run_id} was trained on (fingerprint {data.fingerprint} ≠ {info.get('data_fingerprint')})",
                          hint="Prepare the same dataset with the same settings to resume.")
-    if not _same_base(info.get('base_model'), model.summary.model_id):
+    if not same_model(info.get('base_model'), model.summary.model_id):
         raise TrainError(f"Run {run_id} was trained on {info.get('base_model')!r}, not on the loaded {model.summary.model_id!r}",
                          where='model', hint="Load the run's base model and resume with it (its adapter only fits that model).")
-    found = checkpoints(run.path/'checkpoints')
-    ckpt = last_complete_checkpoint(run.path/'checkpoints')
+    problems = {p: checkpoint_problem(p) for p in checkpoints(run.path/'checkpoints')}   # newest first, each read once
+    ckpt = next((str(p) for p, why in problems.items() if why is None), None)
     if ckpt is None:
-        why = '; '.join(f"{p.name}: {checkpoint_problem(p)}" for p in found[:3])
+        why = '; '.join(f"{p.name}: {w}" for p, w in list(problems.items())[:3])
         raise TrainError(f"Run {run_id} has no checkpoint to resume from" + (f" ({why})" if why else ''), where=str(run.path/'checkpoints'),
                          hint="Runs save every `save_steps` steps and when stopped; start a new run (this run's metrics and samples stay in its folder).")
-    skipped = [p.name for p in found if int(p.name.split('-')[-1]) > int(Path(ckpt).name.split('-')[-1])]
+    names = [p.name for p in problems]; skipped = names[:names.index(Path(ckpt).name)]   # newer, but not whole
     st = info['settings']
     s = Session(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
     _claim(s); _wrap(s)

@@ -33,7 +33,6 @@ class Field:
         self.box = W.VBox([W.HBox([W.Label(name, layout=W.Layout(width='220px')), widget]), self.help, self.err])
         widget.observe(self.on_value, 'value')
 
-    def get(self): return self.obj[self.name] if isinstance(self.obj, dict) else getattr(self.obj, self.name)
     def on_value(self, change):
         v = change['new']
         if isinstance(self.obj, dict): self.obj[self.name] = v
@@ -200,16 +199,13 @@ class TrainPanel:
         self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
         return errs
 
-    def on_start(self, _=None):
-        log = LiveLog(every=self.every)
-        s = self.st.start(log)
-        show_banner(self.banner, self.st.banner)
-        if s is not None: self._attach(s, log)
-        self.on_change()
+    def on_start(self, _=None): self._begin(self.st.start)
+    def on_resume(self, _=None): self._begin(lambda log: self.st.resume(self.resume_id.value.strip(), log))
 
-    def on_resume(self, _=None):
+    def _begin(self, fn):
+        "Start (or resume) through the state with a fresh live log; show the outcome."
         log = LiveLog(every=self.every)
-        s = self.st.resume(self.resume_id.value.strip(), log)
+        s = fn(log)
         show_banner(self.banner, self.st.banner)
         if s is not None: self._attach(s, log)
         self.on_change()
@@ -312,7 +308,7 @@ class ComparePanel:
         bt = self.st.compare.blind
         if bt is None: return
         s = bt.summary()
-        if s['n']: lo, hi = s['interval']; self.result.value = f"<b>{html.escape(repr(bt))}</b>"
+        if s['n']: self.result.value = f"<b>{html.escape(repr(bt))}</b>"
         if self.i >= len(bt): self.pair.value = '<i>All prompts voted.</i>'; return
         p = bt.pair(self.i)
         box = "<td style='vertical-align:top;white-space:pre-wrap;border:1px solid #ccc;padding:6px;width:45%'>{}</td>"

@@ -11,6 +11,15 @@ _LAZY = {'load_model': 'models', 'ModelSettings': 'models', 'EMBEDDED_MODEL': 'm
          'LoraSettings': 'train', 'TrainSettings': 'train', 'compare': 'compare'}
 __all__ = list(_LAZY)
 
+def _jupyter_server_extension_points():
+    "The Jupyter server extension (runs API for the JupyterLab sidebar); enabled by jupyter-config/ on install."
+    from .server import LoraNb
+    return [{'module': 'lora_nb', 'app': LoraNb}]
+
+def _jupyter_labextension_paths():
+    "The prebuilt JupyterLab extension inside the package (for `jupyter labextension develop`)."
+    return [{'src': 'labextension', 'dest': 'lora-nb'}]
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib

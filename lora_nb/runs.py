@@ -4,15 +4,16 @@
 
 # %% ../nbs/04_runs.ipynb #7df63a12
 from __future__ import annotations
-import json, os, re, tempfile, time, uuid
+import json, math, os, re, tempfile, time, uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['RUNS_ENV', 'RUN_FILES', 'RunError', 'runs_root', 'new_run_id', 'run_path', 'write_atomic', 'write_json',
-           'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'summarize', 'list_runs']
+__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'RunError', 'runs_root', 'new_run_id', 'run_path',
+           'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'last_write', 'summarize',
+           'list_runs']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -68,12 +69,18 @@ class Lines:
     "The records of a JSON-lines file, and what could not be read."
     records:list; corrupt:list; partial:bool
 
-def read_jsonl(path:str|Path) -> Lines:
-    "Records of `path`; a last line without its newline is in progress and skipped, bad lines are listed by number."
+def read_jsonl(path:str|Path, tail:int|None=None) -> Lines:
+    """Records of `path`; a last line without its newline is in progress and skipped, bad lines are listed by number.
+    With `tail`, only about the last `tail` bytes are read (line numbers then count from there)."""
     path = Path(path)
-    if not path.exists(): return Lines([], [], False)
-    text = path.read_text(encoding='utf-8', errors='replace')
+    try:
+        with open(path, 'rb') as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - tail) if tail else 0)
+            text = f.read().decode('utf-8', errors='replace')
+    except FileNotFoundError: return Lines([], [], False)
     lines = text.split('\n'); partial = bool(lines[-1]); lines = lines[:-1]
+    if tail and size > tail: lines = lines[1:]    # the first line is cut
     recs, bad = [], []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
@@ -143,17 +150,29 @@ class Run:
     def __repr__(self): return f"Run({self.id!r})"
 
 # %% ../nbs/04_runs.ipynb #dec5853a
-def summarize(run:Run) -> dict:
-    "The sidebar's row for `run`."
+SUMMARY_TAIL = 16384      # bytes of metrics.jsonl a summary reads: enough for the last few dozen log lines
+STALE_AFTER = 600.0       # seconds without a write after which a 'running' run is taken for dead (a killed kernel)
+
+def last_write(run:Run) -> float:
+    "When the run last wrote run.json or metrics.jsonl (seconds since the epoch)."
+    ts = [(run.path/RUN_FILES[k]).stat().st_mtime for k in ('run', 'metrics') if (run.path/RUN_FILES[k]).exists()]
+    return max(ts, default=0.0)
+
+def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
+    """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. A 'running' run that wrote nothing
+    for `stale_after` seconds is 'stale'; only live running runs are `active`."""
     try: info = run.info()
-    except RunError as e: return dict(id=run.id, status='corrupt', error=e.what)
-    m = run.read('metrics')
+    except RunError as e: return dict(id=run.id, status='corrupt', active=False, error=e.what, spark=[])
+    m = read_jsonl(run.path/RUN_FILES['metrics'], tail=SUMMARY_TAIL)
     last = lambda k: next((r[k] for r in reversed(m.records) if r.get(k) is not None), None)
-    return dict(id=run.id, name=info.get('name'), status=info.get('status'), base_model=info.get('base_model'),
+    status = info.get('status')
+    if status == 'running' and time.time() - last_write(run) > stale_after: status = 'stale'
+    spark = [r['loss'] for r in m.records if isinstance(r.get('loss'), (int, float)) and math.isfinite(r['loss'])][-40:]
+    return dict(id=run.id, name=info.get('name'), status=status, active=status == 'running', base_model=info.get('base_model'),
                 step=last('step'), total_steps=info.get('total_steps'), loss=last('loss'), eval_loss=last('eval_loss'),
-                created=info.get('created'), updated=info.get('updated'),
-                adapter=(run.path/'adapter'/'adapter_config.json').exists(),
-                stop_requested=run.stop_requested, metrics_corrupt_lines=m.corrupt)
+                eta_s=last('eta_s'), tokens_per_s=last('tokens_per_s'), created=info.get('created'), updated=info.get('updated'),
+                adapter=(run.path/'adapter'/'adapter_config.json').exists(), stop_requested=run.stop_requested,
+                metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=spark)
 
 def list_runs(root:str|Path|None=None) -> list[dict]:
     "Summaries of every run under the runs root, newest first; [] when the root does not exist."

@@ -10,7 +10,7 @@ from .errors import LoraNbError
 from .runs import Run
 
 # %% auto #0
-__all__ = ['VoteError', 'wilson', 'BlindTest']
+__all__ = ['VoteError', 'wilson', 'tally', 'run_votes', 'BlindTest']
 
 # %% ../nbs/06a_votes.ipynb #66a9f5e8
 class VoteError(LoraNbError):
@@ -22,6 +22,21 @@ def wilson(wins:float, n:int, z:float=1.96) -> tuple[float, float]:
     p = wins / n; d = 1 + z * z / n
     c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return (max(0.0, c - h), min(1.0, c + h))
+
+def tally(votes:list, a:str, b:str) -> dict:
+    "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half), from vote records."
+    vs = [v for v in votes if {v.get('a'), v.get('b')} == {a, b}]; n = len(vs)
+    wins = {c: sum(v.get('winner') == c for v in vs) for c in (a, b)}
+    ties = sum(v.get('winner') == 'tie' for v in vs)
+    score = wins[b] + ties / 2
+    return dict(a=a, b=b, n=n, wins=wins, ties=ties, win_rate=score / n if n else None, interval=wilson(score, n))
+
+def run_votes(run:Run) -> dict|None:
+    "The tally of the last pair blind-tested in `run` (None without votes); the other pairs under `others`."
+    vs = [v for v in run.read('votes').records if isinstance(v, dict) and v.get('a') and v.get('b')]
+    if not vs: return None
+    pairs = list(dict.fromkeys((v['a'], v['b']) for v in reversed(vs)))
+    return {**tally(vs, *pairs[0]), 'others': [tally(vs, *p) for p in pairs[1:]]}
 
 # %% ../nbs/06a_votes.ipynb #ae47649f
 @dataclass
@@ -60,11 +75,7 @@ class BlindTest:
 
     def summary(self) -> dict:
         "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half)."
-        vs = list(self.votes.values()); n = len(vs)
-        wins = {c: sum(v['winner'] == c for v in vs) for c in (self.a, self.b)}
-        ties = sum(v['winner'] == 'tie' for v in vs)
-        score = wins[self.b] + ties / 2
-        return dict(n=n, wins=wins, ties=ties, win_rate=score / n if n else None, interval=wilson(score, n))
+        return tally(list(self.votes.values()), self.a, self.b)
 
     def __repr__(self):
         s = self.summary()

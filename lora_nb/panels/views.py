@@ -450,6 +450,18 @@ class Studio:
         "The session as a YAML run config for `lora-nb train`."
         return self.state.to_yaml()
 
+    @classmethod
+    def quickstart(cls, root=None, static:bool=False) -> Studio:
+        "A Studio with the embedded model loaded in 4-bit and the demo data prepared, on the Train tab: press Start."
+        from lora_nb.demo import load_demo_data
+        s = cls(root, static)
+        text = next(f for f in s.data.fields if f.name == 'text')
+        text.w.value = '\n'.join(json.dumps({'instruction': r['instruction'], 'output': r['output']}) for r in load_demo_data()[0])
+        s.model.load_btn.click()
+        if s.state.lm is not None: s.data.prep_btn.click()
+        if s.state.prepared is not None: s.tabs.selected_index = 2
+        return s
+
     def start(self):
         "Start training (what the Start button does); with `static=True`, progress goes to static HTML."
         if not self.static: return self.train.on_start()

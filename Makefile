@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lora_nb-installed
 
-.PHONY: setup demo lab test nbtest pytest export bench tiny-base
+.PHONY: setup demo lab test nbtest jstest pytest browser export bench tiny-base
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# the JupyterLab extension, rebuilt when its sources change (pip's build hook builds it the first time); `develop`
+# links the environment's copy to the rebuilt one
+LABEXT := lora_nb/labextension/package.json
+$(LABEXT): extension/package.json $(wildcard extension/src/*.ts extension/style/*) | $(STAMP)
+	cd extension && PATH="$(abspath $(BIN)):$$PATH" npm run build:prod
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite .
+
+setup: $(STAMP) $(LABEXT)
 
 ## the main job: the offline demo on the embedded model
 demo: setup
@@ -26,10 +34,18 @@ demo: setup
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=nbs
 
-## all tests: notebooks (nbdev-test), then pytest
-test: setup
+## all tests: notebooks (nbdev-test), the frontend's unit tests (jest), then pytest (incl. the browser test)
+test: setup browser
 	$(BIN)/nbdev-test --n-workers 1 --timing
+	cd extension && npm test -- --ci
 	$(BIN)/python -m pytest -q tests
+
+## Debian's Chromium for the browser test (apt; Playwright drives it, no browser download)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+jstest: setup
+	cd extension && npm test -- --ci
 
 nbtest: setup
 	$(BIN)/nbdev-test --n-workers 1 --timing

@@ -1,5 +1,5 @@
 """Packaging: notebooks and package in sync, README generated, one wheel with the embedded model (hand-written)."""
-import json, shutil, subprocess, sys, zipfile
+import json, re, shutil, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
 from conftest import ROOT, tree_digest
@@ -95,7 +95,7 @@ def repo_with_extension(tmp_path):
 
 def test_build_hook_skips_js_when_extension_has_no_package(tmp_path):
     repo = _tracked_copy(tmp_path/'repo')
-    assert not (repo/'extension'/'package.json').exists()
+    (repo/'extension'/'package.json').unlink()
     r = _build(repo, 'wheel', {})
     assert r.returncode == 0, r.stderr[-2000:]
 
@@ -113,3 +113,34 @@ def test_package_import_and_run_listing_do_not_import_torch():
             "from lora_nb import load_model, estimate, prepare; print('ok')")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-2000:]
+
+def test_wheel_carries_the_prebuilt_labextension_and_server_config(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    data = 'lora_nb-0.1.0.data/data/'
+    assert f'{data}share/jupyter/labextensions/lora-nb/package.json' in names
+    assert any(n.startswith(f'{data}share/jupyter/labextensions/lora-nb/static/remoteEntry.') for n in names)
+    assert f'{data}etc/jupyter/jupyter_server_config.d/lora_nb.json' in names
+    assert not any(n.startswith('lora_nb/labextension/') for n in names)       # shipped once, under share/
+
+def test_wheel_installed_without_node_gives_a_working_extension(wheel, tmp_path):
+    "A fresh environment with no Node on PATH: the wheel's extensions are enabled and OK, and the runs API answers."
+    import os
+    venv = tmp_path/'venv'
+    subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+    env = {**os.environ, 'PATH': str(venv/'bin'), 'VIRTUAL_ENV': str(venv)}
+    env.pop('PYTHONPATH', None); env.pop('JUPYTER_PATH', None); env.pop('JUPYTER_CONFIG_PATH', None)
+    pip = lambda *a: subprocess.run([str(venv/'bin'/'python'), '-m', 'pip', 'install', '-q', *a], env=env, capture_output=True, text=True)
+    r = pip('jupyterlab>=4.2,<5'); assert r.returncode == 0, r.stderr[-2000:]
+    r = pip('--no-deps', str(wheel)); assert r.returncode == 0, r.stderr[-2000:]
+    assert shutil.which('node', path=env['PATH']) is None
+    lab = subprocess.run([str(venv/'bin'/'jupyter'), 'labextension', 'list'], env=env, capture_output=True, text=True)
+    srv = subprocess.run([str(venv/'bin'/'jupyter'), 'server', 'extension', 'list'], env=env, capture_output=True, text=True)
+    strip = lambda s: re.sub(r'\x1b\[[0-9;]*m', '', s)
+    lab_out, srv_out = strip(lab.stdout + lab.stderr), strip(srv.stdout + srv.stderr)
+    assert re.search(r'lora-nb v0\.1\.0 enabled\s+OK \(python, lora_nb\)', lab_out), lab_out
+    assert re.search(r'lora_nb enabled', srv_out) and re.search(r'lora_nb 0\.1\.0 OK', srv_out), srv_out
+    # the server extension runs without torch in that environment: it lists runs from plain files
+    sys.path.insert(0, str(ROOT/'tools')); from labtest import Jupyter
+    with Jupyter('server', tmp_path/'nb', python=str(venv/'bin'/'python'), env=env) as j:
+        status, page = j.json('GET', 'lora-nb/runs')
+        assert status == 200 and page['exists'] is False and page['runs'] == []

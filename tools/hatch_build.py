@@ -4,8 +4,10 @@
 - Node missing: an editable install skips with a warning (the Python side works without the sidebar);
   a wheel build fails loudly unless a prebuilt `lora_nb/labextension` is already there.
 - Set `LORA_NB_SKIP_JS=1` to skip the JavaScript build on purpose (a prebuilt extension is still shipped).
+- npm with the committed package-lock.json (`npm ci`) fetches the packages; `jupyter labextension build` comes from
+  the build environment's jupyterlab (a build requirement in pyproject.toml).
 """
-import os, shutil, subprocess
+import os, shutil, subprocess, sys
 from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
@@ -19,17 +21,22 @@ class CustomBuildHook(BuildHookInterface):
         if (ext/"package.json").exists() and not os.environ.get("LORA_NB_SKIP_JS"): self._build_js(ext, built, editable)
         if self.target_name == "wheel" and (built/"package.json").exists():
             build_data["shared_data"][str(built)] = f"share/jupyter/labextensions/{LAB_NAME}"
+            if (ext/"install.json").exists():   # `jupyter labextension list` then says "(python, lora_nb)"
+                build_data["shared_data"][str(ext/"install.json")] = f"share/jupyter/labextensions/{LAB_NAME}/install.json"
             install = root/"jupyter-config"
             if install.exists(): build_data["shared_data"][str(install)] = "etc/jupyter"
 
     def _build_js(self, ext, built, editable):
-        npm = shutil.which("jlpm") or shutil.which("npm")
+        npm = shutil.which("npm")
         if npm is None:
             msg = "Node/npm not found: the JupyterLab extension is not built."
             if editable or (built/"package.json").exists():
                 self.app.display_warning(msg + " Install Node.js >= 18 to get the Runs sidebar.")
                 return
             raise RuntimeError(msg + " Install Node.js >= 18, or set LORA_NB_SKIP_JS=1 to build a wheel without it.")
-        run = lambda *a: subprocess.run([npm, *a], cwd=ext, check=True)
-        if not (ext/"node_modules").exists(): run("install", "--no-audit", "--no-fund")
-        run("run", "build:prod" if not editable else "build")
+        # `jupyter labextension build` must come from this Python (the build environment has jupyterlab)
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        run = lambda *a: subprocess.run([npm, *a], cwd=ext, check=True, env=env)
+        if not (ext/"node_modules").exists():
+            run(*(["ci"] if (ext/"package-lock.json").exists() else ["install"]), "--no-audit", "--no-fund")
+        run("run", "build:prod")

@@ -29,14 +29,14 @@ def notebook(cells:list[str]) -> dict:
                       for i, c in enumerate(cells)]}
 
 class Jupyter:
-    "`jupyter <app>` on 127.0.0.1 with a token, in `root_dir`; `options` become `--Name.trait=value` flags."
-    def __init__(self, app:str='lab', root_dir=None, env:dict|None=None, **options):
+    "`jupyter <app>` of `python` on 127.0.0.1 with a token, in `root_dir`; `options` become `--Name__trait=value` → `--Name.trait=value` flags."
+    def __init__(self, app:str='lab', root_dir=None, env:dict|None=None, python:str=sys.executable, **options):
         self.app, self.root_dir = app, Path(root_dir or tempfile.mkdtemp())
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.url = f'http://127.0.0.1:{self.port}'
         flags = [f'--{k.replace("__", ".")}={v}' for k, v in options.items()]
         self.root_dir.mkdir(parents=True, exist_ok=True); self.log = open(self.root_dir/'.jupyter.log', 'w+')
-        self.proc = subprocess.Popen([sys.executable, '-m', 'jupyter', app, '--no-browser', '--allow-root', f'--port={self.port}',
+        self.proc = subprocess.Popen([python, '-m', 'jupyter', app, '--no-browser', '--allow-root', f'--port={self.port}',
                                       '--ip=127.0.0.1', f'--IdentityProvider.token={self.token}', f'--ServerApp.root_dir={self.root_dir}', *flags],
                                      stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try: self.wait_ready()

@@ -23,7 +23,7 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
     for cell in json.loads(Path(nb_path).read_text())['cells']:
         src = _src(cell).strip()
         if not src or src.startswith('#| hide') or cell['cell_type'] == 'raw': continue
-        if cell['cell_type'] == 'markdown': parts.append(src)
+        if cell['cell_type'] == 'markdown': parts.append(src.replace('](images/', '](nbs/images/'))   # images live beside the notebook
         elif cell['cell_type'] == 'code':
             lines = [l for l in src.splitlines() if not l.startswith('#|')]
             parts.append('```python\n' + '\n'.join(lines) + '\n```')

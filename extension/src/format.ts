@@ -1,0 +1,187 @@
+/** Pure text helpers shared by the sidebar, viewer and status bar (no DOM). */
+
+import type { IRunSummary, JSONValue } from './api';
+
+function finite(v: number | null | undefined): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** Seconds as `m:ss` or `h:mm:ss` (11.2 → "0:11", 3723 → "1:02:03"); "" when unknown. */
+export function formatEta(seconds: number | null | undefined): string {
+  if (!finite(seconds) || seconds < 0) {
+    return '';
+  }
+  const total = Math.round(seconds);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const ss = String(s).padStart(2, '0');
+  if (h > 0) {
+    return `${h}:${String(m).padStart(2, '0')}:${ss}`;
+  }
+  return `${m}:${ss}`;
+}
+
+/** A metric value with 3 significant digits (2.2437 → "2.24"); "–" when missing. */
+export function formatValue(v: number | null | undefined): string {
+  if (!finite(v)) {
+    return '–';
+  }
+  if (v === 0) {
+    return '0';
+  }
+  const a = Math.abs(v);
+  if (a >= 1000) {
+    return String(Math.round(v));
+  }
+  if (a < 1e-3) {
+    return v.toExponential(2);
+  }
+  return String(Number(v.toPrecision(3)));
+}
+
+/** "15/60", "15" without a total, "" without a step. */
+export function formatStep(
+  step: number | null | undefined,
+  total: number | null | undefined
+): string {
+  if (!finite(step)) {
+    return finite(total) ? `0/${total}` : '';
+  }
+  return finite(total) ? `${step}/${total}` : String(step);
+}
+
+/** Progress fraction in [0, 1], or null when the total is unknown. */
+export function progressFraction(
+  step: number | null | undefined,
+  total: number | null | undefined
+): number | null {
+  if (!finite(total) || total <= 0) {
+    return null;
+  }
+  const s = finite(step) ? step : 0;
+  return Math.min(1, Math.max(0, s / total));
+}
+
+/** "1–50 of 1234"; "0 of 0" when empty. */
+export function pagerText(offset: number, count: number, total: number): string {
+  if (count <= 0 || total <= 0) {
+    return `0 of ${Math.max(0, total)}`;
+  }
+  return `${offset + 1}–${offset + count} of ${total}`;
+}
+
+/** The warning shown for a run whose files could not be read fully, or null. */
+export function corruptWarning(run: IRunSummary): string | null {
+  if (run.error) {
+    return run.error;
+  }
+  const n = run.metrics_corrupt_lines || 0;
+  if (n > 0) {
+    return `${n} corrupt metrics line${n === 1 ? '' : 's'}`;
+  }
+  return null;
+}
+
+/** The empty-state sentence of the sidebar. */
+export function emptyText(root: string, exists: boolean): string {
+  return exists
+    ? `No runs yet in ${root}`
+    : `The runs folder ${root} does not exist yet`;
+}
+
+/** "step 15/60 · loss 2.24 · eval 2.5 · 704 tok/s · ETA 0:11", leaving out unknown parts. */
+export function metricsLine(run: IRunSummary, withRate = false): string {
+  const parts: string[] = [];
+  const step = formatStep(run.step, run.total_steps);
+  if (step) {
+    parts.push(`step ${step}`);
+  }
+  if (finite(run.loss)) {
+    parts.push(`loss ${formatValue(run.loss)}`);
+  }
+  if (finite(run.eval_loss)) {
+    parts.push(`eval ${formatValue(run.eval_loss)}`);
+  }
+  if (withRate && finite(run.tokens_per_s)) {
+    parts.push(`${Math.round(run.tokens_per_s)} tok/s`);
+  }
+  const eta = run.active ? formatEta(run.eta_s) : '';
+  if (eta) {
+    parts.push(`ETA ${eta}`);
+  }
+  return parts.join(' · ');
+}
+
+/** The status-bar text: "LoRA ‹id› · step 15/60 · loss 2.24 · ETA 0:11 (+1 more)"; "" when none. */
+export function statusBarText(active: IRunSummary[]): string {
+  if (active.length === 0) {
+    return '';
+  }
+  const run = active[0];
+  const parts = [`LoRA ${run.id}`];
+  const step = formatStep(run.step, run.total_steps);
+  if (step) {
+    parts.push(`step ${step}`);
+  }
+  if (finite(run.loss)) {
+    parts.push(`loss ${formatValue(run.loss)}`);
+  }
+  const eta = formatEta(run.eta_s);
+  if (eta) {
+    parts.push(`ETA ${eta}`);
+  }
+  let text = parts.join(' · ');
+  if (active.length > 1) {
+    text += ` (+${active.length - 1} more)`;
+  }
+  return text;
+}
+
+/** Render one settings value for the key/value table. */
+export function formatSetting(v: JSONValue | undefined): string {
+  if (v === undefined) {
+    return '';
+  }
+  if (typeof v === 'string') {
+    return v;
+  }
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) {
+    return String(v);
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * Flatten nested settings into sorted-by-insertion `[dotted.key, text]` rows:
+ * `{lora: {r: 8}}` → `[['lora.r', '8']]`. Arrays and empty objects stay whole.
+ */
+export function flattenSettings(
+  obj: { [key: string]: JSONValue | undefined } | null | undefined,
+  prefix = ''
+): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  if (!obj) {
+    return rows;
+  }
+  for (const key of Object.keys(obj)) {
+    const value = obj[key];
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      Object.keys(value).length > 0
+    ) {
+      rows.push(...flattenSettings(value, name));
+    } else {
+      rows.push([name, formatSetting(value)]);
+    }
+  }
+  return rows;
+}
+
+/** "66% (95% CI 40–85%)". */
+export function formatPercent(v: number | null | undefined): string {
+  return finite(v) ? `${Math.round(v * 100)}%` : '–';
+}

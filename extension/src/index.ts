@@ -1,0 +1,295 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  Notification,
+  showErrorMessage,
+  WidgetTracker
+} from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { ILauncher } from '@jupyterlab/launcher';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import type { IRunDetail, IStopReply } from './api';
+import { describeError } from './api';
+import { launcherIconUrl, loraRunsIcon } from './icons';
+import { RunModel, RunsModel } from './model';
+import { createQuickstart } from './quickstart';
+import { requestAPI } from './request';
+import { RunsPanel } from './sidebar';
+import { LoraStatus } from './statusbar';
+import { RunViewer } from './viewer';
+
+export namespace CommandIDs {
+  export const openRuns = 'lora-nb:open-runs';
+  export const openRun = 'lora-nb:open-run';
+  export const stopRun = 'lora-nb:stop-run';
+  export const insertCode = 'lora-nb:insert-adapter-code';
+  export const newQuickstart = 'lora-nb:new-quickstart';
+}
+
+const CATEGORY = 'LoRA';
+
+function argId(args: ReadonlyPartialJSONObject): string | null {
+  return typeof args.id === 'string' && args.id ? args.id : null;
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'lora-nb:plugin',
+  description: 'lora_nb: runs sidebar, run viewer, status bar and quickstart notebook.',
+  autoStart: true,
+  optional: [
+    ICommandPalette,
+    ILauncher,
+    IStatusBar,
+    INotebookTracker,
+    IDefaultFileBrowser,
+    ILayoutRestorer
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    statusBar: IStatusBar | null,
+    notebooks: INotebookTracker | null,
+    browser: IDefaultFileBrowser | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { commands, shell } = app;
+    const runs = new RunsModel({ fetch: requestAPI });
+    // a kernel going idle may have started a run (Start in a Studio): look at once instead of after the back-off
+    notebooks?.widgetAdded.connect((_, panel) => {
+      panel.sessionContext.statusChanged.connect((_, status) => {
+        if (status === 'idle') {
+          runs.nudge();
+        }
+      });
+    });
+    const viewers = new WidgetTracker<MainAreaWidget<RunViewer>>({
+      namespace: 'lora-nb-run'
+    });
+
+    /** The id from the command's args, or one picked from the runs the sidebar knows. */
+    async function pickRun(
+      args: ReadonlyPartialJSONObject,
+      title: string,
+      filter: (active: boolean) => boolean = () => true
+    ): Promise<string | null> {
+      const id = argId(args);
+      if (id) {
+        return id;
+      }
+      const seen = new Map<string, boolean>();
+      for (const r of [...runs.active, ...runs.runs]) {
+        if (!seen.has(r.id)) {
+          seen.set(r.id, r.active);
+        }
+      }
+      const items = [...seen].filter(([, active]) => filter(active)).map(([rid]) => rid);
+      if (items.length === 0) {
+        Notification.info('No matching LoRA runs.', { autoClose: 4000 });
+        return null;
+      }
+      const result = await InputDialog.getItem({ title, items });
+      return result.button.accept ? result.value : null;
+    }
+
+    async function stopRun(id: string): Promise<boolean> {
+      try {
+        await requestAPI<IStopReply>(`runs/${encodeURIComponent(id)}/stop`, {
+          method: 'POST'
+        });
+        return true;
+      } catch (err) {
+        void showErrorMessage(`Cannot stop ${id}`, describeError(err));
+        return false;
+      } finally {
+        void runs.refresh();
+        viewers.forEach(w => {
+          if (w.content.model.id === id) {
+            void w.content.model.refresh();
+          }
+        });
+      }
+    }
+
+    const actions = {
+      open: (id: string) => void commands.execute(CommandIDs.openRun, { id }),
+      stop: (id: string) => stopRun(id),
+      insert: (id: string) => void commands.execute(CommandIDs.insertCode, { id })
+    };
+
+    // Sidebar.
+    const panel = new RunsPanel(runs, actions);
+    panel.title.icon = loraRunsIcon;
+    panel.title.caption = 'LoRA runs';
+    shell.add(panel, 'left', { rank: 650 });
+    if (restorer) {
+      restorer.add(panel, 'lora-nb-runs');
+      void restorer.restore(viewers, {
+        command: CommandIDs.openRun,
+        args: w => ({ id: w.content.model.id }),
+        name: w => w.content.model.id
+      });
+    }
+    runs.start();
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) {
+        void runs.refresh();
+      }
+    });
+
+    commands.addCommand(CommandIDs.openRuns, {
+      label: 'Show LoRA Runs',
+      caption: 'Show the LoRA runs sidebar',
+      icon: loraRunsIcon,
+      execute: () => {
+        shell.activateById(panel.id);
+        void runs.refresh();
+      }
+    });
+
+    commands.addCommand(CommandIDs.openRun, {
+      label: args => (argId(args) ? `Open LoRA Run ${argId(args)}` : 'Open LoRA Run…'),
+      caption: 'Open the viewer of a LoRA training run',
+      execute: async args => {
+        const id = await pickRun(args, 'Open LoRA run');
+        if (!id) {
+          return;
+        }
+        const existing = viewers.find(w => w.content.model.id === id);
+        if (existing) {
+          shell.activateById(existing.id);
+          void existing.content.model.refresh();
+          return existing;
+        }
+        const model = new RunModel(id, { fetch: requestAPI });
+        model.follow(runs);
+        const content = new RunViewer(model, {
+          stop: rid => stopRun(rid),
+          insert: rid => void commands.execute(CommandIDs.insertCode, { id: rid })
+        });
+        const widget = new MainAreaWidget({ content });
+        widget.id = `lora-nb-run-${id}`;
+        widget.title.label = id;
+        widget.title.caption = `LoRA run ${id}`;
+        widget.title.icon = loraRunsIcon;
+        widget.title.closable = true;
+        void viewers.add(widget);
+        shell.add(widget, 'main');
+        shell.activateById(widget.id);
+        model.start();
+        return widget;
+      }
+    });
+
+    commands.addCommand(CommandIDs.stopRun, {
+      label: args => (argId(args) ? `Stop LoRA Run ${argId(args)}` : 'Stop LoRA Run…'),
+      caption: 'Ask a running LoRA training loop to stop',
+      execute: async args => {
+        const id = await pickRun(args, 'Stop LoRA run', active => active);
+        return id ? stopRun(id) : false;
+      }
+    });
+
+    commands.addCommand(CommandIDs.insertCode, {
+      label: 'Insert LoRA Adapter Code',
+      caption: 'Insert code that loads a run’s adapter below the active notebook cell',
+      execute: async args => {
+        const panelNb = notebooks?.currentWidget ?? null;
+        if (!panelNb) {
+          Notification.warning(
+            'Open a notebook first: the adapter code is inserted below its active cell.',
+            { autoClose: 6000 }
+          );
+          return;
+        }
+        const id = await pickRun(args, 'Insert adapter code of run');
+        if (!id) {
+          return;
+        }
+        let detail: IRunDetail;
+        try {
+          detail = await requestAPI<IRunDetail>(`runs/${encodeURIComponent(id)}`);
+        } catch (err) {
+          void showErrorMessage(`Cannot load ${id}`, describeError(err));
+          return;
+        }
+        if (!detail.code) {
+          Notification.warning(`Run ${id} has no saved adapter yet.`, { autoClose: 6000 });
+          return;
+        }
+        const notebook = panelNb.content;
+        NotebookActions.insertBelow(notebook);
+        if (notebook.activeCell && notebook.activeCell.model.type !== 'code') {
+          NotebookActions.changeCellType(notebook, 'code');
+        }
+        const cell = notebook.activeCell;
+        if (cell) {
+          cell.model.sharedModel.setSource(detail.code);
+          notebook.mode = 'command';
+          notebook.select(cell);
+          void notebook.scrollToCell(cell);
+        }
+        shell.activateById(panelNb.id);
+      }
+    });
+
+    commands.addCommand(CommandIDs.newQuickstart, {
+      label: args => (args.isPalette ? 'New LoRA Quickstart Notebook' : 'LoRA quickstart'),
+      caption: 'Create a notebook that fine-tunes a LoRA adapter step by step',
+      icon: args => (args.isPalette ? undefined : loraRunsIcon),
+      execute: async args => {
+        const dir =
+          typeof args.cwd === 'string' ? args.cwd : (browser?.model.path ?? '');
+        try {
+          const path = await createQuickstart(requestAPI, app.serviceManager.contents, dir);
+          return commands.execute('docmanager:open', { path, factory: 'Notebook' });
+        } catch (err) {
+          void showErrorMessage('Cannot create the LoRA quickstart notebook', describeError(err));
+        }
+      }
+    });
+
+    if (palette) {
+      for (const command of [
+        CommandIDs.openRuns,
+        CommandIDs.openRun,
+        CommandIDs.stopRun,
+        CommandIDs.insertCode,
+        CommandIDs.newQuickstart
+      ]) {
+        palette.addItem({ command, category: CATEGORY });
+      }
+    }
+
+    if (launcher) {
+      launcher.add({
+        command: CommandIDs.newQuickstart,
+        category: 'Notebook',
+        rank: 50,
+        kernelIconUrl: launcherIconUrl
+      });
+    }
+
+    if (statusBar) {
+      const item = new LoraStatus(runs, id => void commands.execute(CommandIDs.openRun, { id }));
+      statusBar.registerStatusItem('lora-nb:status', {
+        item,
+        align: 'left',
+        rank: 50,
+        isActive: () => runs.active.length > 0,
+        activeStateChanged: runs.changed
+      });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,284 @@
+/** The run viewer: summary, loss chart, warnings, votes, probe samples, settings. */
+
+import { Widget } from '@lumino/widgets';
+
+import type { IMetrics, IRunDetail, IVotes } from './api';
+import { describeError } from './api';
+import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
+import { button, h, s } from './dom';
+import { flattenSettings, formatPercent, metricsLine } from './format';
+import { RunModel } from './model';
+import { badge } from './sidebar';
+
+export interface IViewerActions {
+  /** Resolves false when the stop request failed. */
+  stop(id: string): Promise<boolean>;
+  insert(id: string): void;
+}
+
+/** The `<svg>` loss chart; `data-points` = number of loss points drawn. */
+export function lossChart(metrics: IMetrics | null): SVGElement {
+  const geo: IChartGeometry = chartGeometry(metrics?.series ?? {});
+  const { width, height } = DEFAULT_CHART;
+  const { x0, x1, y0, y1 } = geo.plot;
+  const svg = s('svg', {
+    class: 'jp-LoraNb-chart',
+    viewBox: `0 0 ${width} ${height}`,
+    width: '100%',
+    role: 'img',
+    'aria-label': 'Loss by step',
+    'data-points': geo.lossPoints
+  });
+  svg.append(s('rect', { class: 'jp-LoraNb-chartFrame', x: x0, y: y0, width: x1 - x0, height: y1 - y0 }));
+  if (geo.empty) {
+    svg.append(
+      s('text', { class: 'jp-LoraNb-chartNote', x: (x0 + x1) / 2, y: (y0 + y1) / 2, 'text-anchor': 'middle' }, 'no loss values yet')
+    );
+    return svg;
+  }
+  for (const t of geo.yTicks) {
+    svg.append(
+      s('line', { class: 'jp-LoraNb-grid', x1: x0, x2: x1, y1: t.pos, y2: t.pos }),
+      s('text', { class: 'jp-LoraNb-tick', x: x0 - 6, y: t.pos + 4, 'text-anchor': 'end' }, t.label)
+    );
+  }
+  for (const t of geo.xTicks) {
+    svg.append(
+      s('line', { class: 'jp-LoraNb-tickMark', x1: t.pos, x2: t.pos, y1: y1, y2: y1 + 4 }),
+      s('text', { class: 'jp-LoraNb-tick', x: t.pos, y: y1 + 16, 'text-anchor': 'middle' }, t.label)
+    );
+  }
+  for (const t of geo.lrTicks) {
+    svg.append(
+      s('text', { class: 'jp-LoraNb-tick jp-LoraNb-lrTick', x: x1 + 6, y: t.pos + 4, 'text-anchor': 'start' }, t.label)
+    );
+  }
+  svg.append(s('text', { class: 'jp-LoraNb-axisLabel', x: x1, y: height - 2, 'text-anchor': 'end' }, 'step'));
+  if (geo.lrPath) {
+    svg.append(s('path', { class: 'jp-LoraNb-lr', d: geo.lrPath, fill: 'none' }));
+  }
+  if (geo.lossPath) {
+    svg.append(s('path', { class: 'jp-LoraNb-lossLine', d: geo.lossPath, fill: 'none' }));
+  }
+  for (const p of geo.evalDots) {
+    svg.append(s('circle', { class: 'jp-LoraNb-evalDot', cx: p.x, cy: p.y, r: 3 }));
+  }
+  return svg;
+}
+
+function legend(metrics: IMetrics | null): HTMLElement {
+  const hasLr = (metrics?.series.learning_rate ?? []).length > 0;
+  const hasEval = (metrics?.series.eval_loss ?? []).length > 0;
+  return h(
+    'div',
+    { class: 'jp-LoraNb-legend' },
+    h('span', { class: 'jp-LoraNb-legendLoss' }, 'loss'),
+    hasEval ? h('span', { class: 'jp-LoraNb-legendEval' }, 'eval loss') : null,
+    hasLr ? h('span', { class: 'jp-LoraNb-legendLr' }, 'learning rate (right axis)') : null
+  );
+}
+
+/** The sentence describing the blind votes. */
+export function votesText(votes: IVotes | null): string {
+  if (!votes || !votes.n) {
+    return 'No blind votes yet.';
+  }
+  const winsB = votes.wins?.B ?? 0;
+  const winsA = votes.wins?.A ?? 0;
+  let text = `${votes.b} preferred in ${formatPercent(votes.win_rate)} of ${votes.n} votes`;
+  if (votes.interval) {
+    text += ` (95% interval ${formatPercent(votes.interval[0])}–${formatPercent(votes.interval[1])})`;
+  }
+  text += `: ${votes.b} ${winsB}, ${votes.a} ${winsA}, ties ${votes.ties ?? 0}.`;
+  return text;
+}
+
+function table(className: string, head: string[], rows: string[][]): HTMLElement {
+  return h(
+    'table',
+    { class: `jp-LoraNb-table ${className}` },
+    h('thead', {}, h('tr', {}, ...head.map(c => h('th', {}, c)))),
+    h('tbody', {}, ...rows.map(r => h('tr', {}, ...r.map(c => h('td', {}, c)))))
+  );
+}
+
+function section(className: string, title: string): HTMLElement {
+  return h('section', { class: `jp-LoraNb-section ${className}` }, h('h3', {}, title));
+}
+
+/** The viewer's content; the MainAreaWidget around it is made in index.ts. */
+export class RunViewer extends Widget {
+  constructor(
+    readonly model: RunModel,
+    private _actions: IViewerActions
+  ) {
+    super();
+    this.addClass('jp-LoraNb-viewer');
+    this.node.dataset.runId = model.id;
+    this.node.dataset.status = '';
+    this.node.tabIndex = -1;
+
+    this._stop = button('jp-LoraNb-stop', 'Stop', () => {
+      this._stop.disabled = true;
+      this._stop.textContent = 'stopping…';
+      void this._actions.stop(this.model.id).then(ok => {
+        if (!ok) {
+          this._stop.disabled = false;
+          this._stop.textContent = 'Stop';
+        }
+      });
+    });
+    this._insert = button('jp-LoraNb-insert', 'Insert code', () => this._actions.insert(this.model.id),
+      'Insert code that loads this adapter into the current notebook');
+    const refresh = button('jp-LoraNb-refresh', 'Refresh', () => void this.model.refresh(),
+      'Read the run again (e.g. for blind votes cast since)');
+
+    this._head = h('div', { class: 'jp-LoraNb-viewerHead' });
+    this._error = h('div', { class: 'jp-LoraNb-error', role: 'alert', hidden: true });
+    this._warnings = h('div', { class: 'jp-LoraNb-warnings' });
+    this._chart = section('jp-LoraNb-chartSection', 'Loss');
+    this._votes = section('jp-LoraNb-votes', 'Blind votes');
+    this._samples = section('jp-LoraNb-samples', 'Probe samples');
+    this._settings = section('jp-LoraNb-settings', 'Settings');
+    this.node.append(
+      this._head,
+      h('div', { class: 'jp-LoraNb-actions' }, this._stop, this._insert, refresh),
+      this._error,
+      this._warnings,
+      this._chart,
+      this._votes,
+      this._samples,
+      this._settings
+    );
+    model.changed.connect(this._render, this);
+    this._render();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this.model.dispose();
+    super.dispose();
+  }
+
+  private _render(): void {
+    const detail = this.model.detail;
+    const err = this.model.error;
+    this._error.hidden = err === null;
+    this._error.textContent = err ? `Cannot load ${this.model.id}: ${describeError(err)}` : '';
+    if (!detail) {
+      this._head.textContent = err ? '' : 'Loading…';
+      this._stop.hidden = true;
+      this._insert.hidden = true;
+      return;
+    }
+    const run = detail.summary;
+    this.node.dataset.status = run.status;
+
+    this._update('head', [run, detail.info?.base_model], () => {
+      const base = run.base_model
+        ? h('div', { class: 'jp-LoraNb-baseModel' }, `base model: ${run.base_model}`)
+        : '';
+      this._head.replaceChildren(
+        badge(run.status),
+        h('span', { class: 'jp-LoraNb-runId' }, run.id),
+        h('span', { class: 'jp-LoraNb-summaryLine' }, metricsLine(run, true) || 'no metrics yet'),
+        base
+      );
+    });
+
+    this._stop.hidden = !run.active;
+    if (run.active && run.stop_requested) {
+      this._stop.disabled = true;
+      this._stop.textContent = 'stopping…';
+    } else if (run.active && !this._stop.disabled) {
+      this._stop.textContent = 'Stop';
+    }
+    this._insert.hidden = !(run.adapter || detail.code);
+
+    this._update('warnings', [run.error, detail.metrics?.corrupt_lines, detail.metrics?.partial], () => {
+      this._warnings.replaceChildren(...this._warningItems(detail));
+    });
+
+    this._update('chart', detail.metrics, () => {
+      const m = detail.metrics;
+      this._replaceBody(
+        this._chart,
+        legend(m),
+        lossChart(m),
+        m?.downsampled ? h('div', { class: 'jp-LoraNb-note' }, `downsampled from ${m.points} points`) : null
+      );
+    });
+
+    this._update('votes', detail.votes, () => {
+      this._replaceBody(this._votes, h('p', {}, votesText(detail.votes)));
+    });
+
+    this._update('samples', detail.samples, () => {
+      const samples = detail.samples ?? [];
+      this._replaceBody(
+        this._samples,
+        samples.length
+          ? table(
+              'jp-LoraNb-samplesTable',
+              ['step', 'prompt', 'base', 'adapter'],
+              [...samples].reverse().map(x => [x.step === null ? '' : String(x.step), x.prompt, x.base, x.adapter])
+            )
+          : h('p', {}, 'No probe samples yet.')
+      );
+    });
+
+    this._update('settings', detail.info?.settings, () => {
+      const rows = flattenSettings(detail.info?.settings);
+      this._replaceBody(
+        this._settings,
+        rows.length ? table('jp-LoraNb-settingsTable', ['setting', 'value'], rows) : h('p', {}, 'No settings recorded.')
+      );
+    });
+  }
+
+  private _warningItems(detail: IRunDetail): HTMLElement[] {
+    const out: HTMLElement[] = [];
+    const run = detail.summary;
+    if (run.error) {
+      out.push(h('div', { class: 'jp-LoraNb-warning' }, run.error));
+    }
+    const bad = detail.metrics?.corrupt_lines ?? [];
+    if (bad.length) {
+      const shown = bad.slice(0, 10).join(', ') + (bad.length > 10 ? ', …' : '');
+      out.push(
+        h('div', { class: 'jp-LoraNb-warning' }, `${bad.length} corrupt metrics line${bad.length === 1 ? '' : 's'} skipped (line ${shown})`)
+      );
+    }
+    if (detail.metrics?.partial) {
+      out.push(h('div', { class: 'jp-LoraNb-warning' }, 'The last metrics line is incomplete (still being written) and was skipped.'));
+    }
+    return out;
+  }
+
+  /** Re-render a part only when its data changed (keeps scroll and selection stable). */
+  private _update(part: string, data: unknown, render: () => void): void {
+    const key = JSON.stringify(data ?? null);
+    if (this._keys.get(part) !== key) {
+      this._keys.set(part, key);
+      render();
+    }
+  }
+
+  private _replaceBody(sectionEl: HTMLElement, ...children: Array<Node | null>): void {
+    const title = sectionEl.firstElementChild;
+    sectionEl.replaceChildren(...(title ? [title] : []), ...children.filter((c): c is Node => c !== null));
+  }
+
+  private _keys = new Map<string, string>();
+  private _head: HTMLElement;
+  private _error: HTMLElement;
+  private _warnings: HTMLElement;
+  private _chart: HTMLElement;
+  private _votes: HTMLElement;
+  private _samples: HTMLElement;
+  private _settings: HTMLElement;
+  private _stop: HTMLButtonElement;
+  private _insert: HTMLButtonElement;
+}

@@ -53,10 +53,10 @@ class RunIndex:
         out, seen = [], set()
         with self._lock:
             for e in entries:
-                try: dir_key = e.stat().st_mtime_ns
+                try: dir_key = (e.stat().st_mtime_ns, _stamp(os.path.join(e.path, RUN_FILES['metrics'])))
                 except OSError: continue
                 hit = self._cache.get(e.name)
-                if hit and hit[2] == dir_key and hit[1]['status'] in FINISHED:   # a finished run changes only by new files in its folder
+                if hit and hit[2] == dir_key and hit[1]['status'] in FINISHED:   # a finished run changes by new files in its folder, or its metrics
                     seen.add(e.name); out.append(hit[1]); continue
                 key = self._key(e.path)
                 if key is None: continue

@@ -108,6 +108,20 @@ def test_b_viewer_opens(lab):
     assert viewer.get_attribute('data-status') == 'completed'
     page.screenshot(path=str(OUT/'b-viewer.png'))
 
+def test_b2_damaged_runs_are_shown_as_such(lab):
+    "A run.json cut mid-write and a metrics file with a bad line: listed with their problem, the rest keeps working."
+    page, runs = lab['page'], lab['runs']
+    (runs/'torn-run').mkdir(); (runs/'torn-run'/'run.json').write_text('{"id": "torn-run", "stat')
+    good = run_of(runs, 'appears')
+    with open(good.path/'metrics.jsonl', 'a') as f: f.write('%% not json\n')
+    page.locator('.jp-LoraNb-refresh').first.click()
+    page.wait_for_selector('.jp-LoraNb-run[data-run-id="torn-run"][data-status="corrupt"]', timeout=15_000)
+    assert row(page, 'torn-run').locator('.jp-LoraNb-warning').count() == 1
+    page.wait_for_function(f"""() => (document.querySelector('.jp-LoraNb-run[data-run-id="{good.id}"] .jp-LoraNb-warning')?.textContent || '').includes('corrupt')""",
+                           timeout=15_000)
+    assert row(page, good.id).get_attribute('data-status') == 'completed'
+    page.screenshot(path=str(OUT/'b2-damaged.png'))
+
 def test_c_stop_from_the_sidebar(lab):
     page = lab['page']
     proc = train_process(lab['work'], 'stoppable', max_steps=5000)
@@ -174,3 +188,23 @@ def test_e_idle_polling_backs_off(lab):
     FIGURES['idle_list_requests_per_10s'] = round(10 / (sum(gaps) / len(gaps)), 2)
     FIGURES['idle_min_gap_s'] = round(min(gaps), 2)
     assert min(gaps) >= 9.5, gaps                   # at most one request per 10 s
+
+def test_f_dark_theme(lab):
+    "The sidebar and viewer take their colours from JupyterLab's theme variables."
+    page = lab['page']
+    bg = lambda sel: page.evaluate("""(sel) => { for (let el = document.querySelector(sel); el; el = el.parentElement) {
+        const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g).map(Number);
+        if (m.length < 4 || m[3] > 0) return (m[0] + m[1] + m[2]) / 3; } return 255; }""", sel)   # the colour that shows
+    fg = lambda sel: page.evaluate("(sel) => getComputedStyle(document.querySelector(sel)).color.match(/[\\d.]+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3", sel)
+    light = bg('.jp-LoraNb-runs'), fg('.jp-LoraNb-run')
+    for _ in range(3):                              # Settings → Theme → JupyterLab Dark (the submenu opens on hover)
+        page.click('.lm-MenuBar-itemLabel:text-is("Settings")')
+        page.hover('.lm-Menu-itemLabel:text-is("Theme")'); page.wait_for_timeout(800)
+        page.click('.lm-Menu-itemLabel:text-is("JupyterLab Dark")')
+        try: page.wait_for_selector('body[data-jp-theme-light="false"]', timeout=10_000); break
+        except Exception: page.keyboard.press('Escape')
+    assert page.evaluate('document.body.dataset.jpThemeLight') == 'false'
+    page.wait_for_timeout(1500)
+    dark = bg('.jp-LoraNb-runs'), fg('.jp-LoraNb-run')
+    page.screenshot(path=str(OUT/'f-dark.png'))
+    assert light[0] > 150 and dark[0] < 100 and dark[1] > light[1], (light, dark)   # dark background, light text

@@ -149,3 +149,30 @@ def test_thousands_of_runs(srv, runs):
     last = srv.json('GET', 'lora-nb/runs?offset=2950&limit=100')[1]['runs']
     assert len(last) == 50 and last[-1]['name'] == 'r0'
     assert warm < 2.0, (first, warm)
+
+def test_kernels_get_the_runs_root(srv, runs):
+    "A kernel this server starts (whatever its folder) has $LORA_NB_RUNS set to the sidebar's runs root."
+    import asyncio, uuid
+    from tornado.websocket import websocket_connect
+    (Path(srv.root_dir)/'sub').mkdir(exist_ok=True)
+    code, k = srv.json('POST', 'api/kernels', {'name': 'python3', 'path': 'sub'})
+    assert code == 201, k
+    async def run_code(src):
+        ws = await websocket_connect(f"ws://127.0.0.1:{srv.port}/api/kernels/{k['id']}/channels?token={srv.token}")
+        msg_id = uuid.uuid4().hex
+        ws.write_message(json.dumps({'header': {'msg_id': msg_id, 'msg_type': 'execute_request', 'username': 't', 'session': msg_id,
+                                                'version': '5.3'}, 'parent_header': {}, 'metadata': {}, 'channel': 'shell',
+                                     'content': {'code': src, 'silent': False, 'store_history': False, 'user_expressions': {},
+                                                 'allow_stdin': False}}))
+        out = ''
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+            if m['parent_header'].get('msg_id') != msg_id: continue
+            if m['msg_type'] == 'stream': out += m['content']['text']
+            if m['msg_type'] == 'status' and m['content']['execution_state'] == 'idle': ws.close(); return out
+    try:
+        out = asyncio.run(run_code("import os; from lora_nb.runs import runs_root; print(os.getcwd()); print(runs_root())"))
+        cwd, root = out.split()
+        assert cwd.endswith('/sub') and root == str(runs.resolve()), out
+    finally:
+        srv.request('DELETE', f"api/kernels/{k['id']}")

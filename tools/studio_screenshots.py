@@ -7,8 +7,9 @@ and drive it (embedded model in 4-bit, the demo data, a short run), opens it in 
 a screenshot of each tab while and after it trains. Needs Debian's chromium (`apt-get install chromium`) and the
 `playwright` package (and `notebook` for Notebook 7): `pip install playwright notebook`; no browser download.
 """
-import json, os, secrets, shutil, socket, subprocess, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
+from labtest import Jupyter, chromium, notebook
 
 CELLS = [
     "from lora_nb import Studio\nstudio = Studio(root='runs')\nstudio",
@@ -23,29 +24,15 @@ CELLS = [
     "studio.tabs.selected_index = 2\nstudio.train.start_btn.click()",
 ]
 
-def free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def notebook(cells):
-    return {'nbformat': 4, 'nbformat_minor': 5, 'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
-            'cells': [{'cell_type': 'code', 'id': f'c{i}', 'metadata': {}, 'source': c, 'outputs': [], 'execution_count': None} for i, c in enumerate(cells)]}
-
 def main(out, app='lab'):
-    from playwright.sync_api import sync_playwright
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp()); (work/'studio.ipynb').write_text(json.dumps(notebook(CELLS)))
-    port, token = free_port(), secrets.token_hex(16)
-    lab = subprocess.Popen([sys.executable, '-m', 'jupyter', app, '--no-browser', '--allow-root', f'--port={port}', '--ip=127.0.0.1',
-                            f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={work}'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with Jupyter(app, work) as j:
+        from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=shutil.which('chromium'), args=['--no-sandbox', '--disable-gpu', '--no-first-run',
-                                  '--disable-background-networking', '--disable-component-update', '--disable-sync'])
+            b = chromium(p)
             page = b.new_page(viewport={'width': 1400, 'height': 1100})
-            for _ in range(60):
-                path = 'lab/tree' if app == 'lab' else 'notebooks'
-                try: page.goto(f'http://127.0.0.1:{port}/{path}/studio.ipynb?token={token}'); break
-                except Exception: time.sleep(1)
+            page.goto(f"{j.url}/{'lab/tree' if app == 'lab' else 'notebooks'}/studio.ipynb?token={j.token}")
             page.wait_for_selector('.jp-Notebook', timeout=120_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-DebuggerBugButton, .jp-KernelStatus', timeout=120_000)
             time.sleep(8)                                              # the kernel starts
@@ -63,8 +50,6 @@ def main(out, app='lab'):
                 page.locator('.widget-tab .lm-TabBar-tab').nth(i).click(); time.sleep(1.5)
                 page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-{name}.png'))
             b.close()
-    finally:
-        lab.terminate(); lab.wait(30)
     print('\n'.join(str(p) for p in sorted(out.glob('*.png'))))
 
 if __name__ == '__main__': main(*(sys.argv[1:] or ['screenshots']))

@@ -14,38 +14,37 @@ function setAttrs(el: Element, attrs: Attrs): void {
   }
 }
 
+type Child = Node | string | null | undefined | false;
+
+/** `el` with `attrs` set and `children` appended (null, undefined and false skipped). */
+function fill<E extends Element>(el: E, attrs: Attrs, children: Child[]): E {
+  setAttrs(el, attrs);
+  for (const child of children) {
+    if (child !== null && child !== undefined && child !== false) {
+      el.append(child);
+    }
+  }
+  return el;
+}
+
 /** Create an HTML element: `h('div', {class: 'x'}, 'text', child)`. */
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attrs: Attrs = {},
-  ...children: Array<Node | string | null | undefined | false>
+  ...children: Child[]
 ): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
-  setAttrs(el, attrs);
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) {
-      continue;
-    }
-    el.append(child);
-  }
-  return el;
+  return fill(el, attrs, children);
 }
 
 /** Create an SVG element. */
 export function s(
   tag: string,
   attrs: Attrs = {},
-  ...children: Array<Node | string | null | undefined | false>
+  ...children: Child[]
 ): SVGElement {
   const el = document.createElementNS(SVG_NS, tag) as SVGElement;
-  setAttrs(el, attrs);
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) {
-      continue;
-    }
-    el.append(child);
-  }
-  return el;
+  return fill(el, attrs, children);
 }
 
 /** A button that runs `onClick` without letting the click reach its parents. */

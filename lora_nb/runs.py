@@ -12,8 +12,8 @@ from .errors import LoraNbError
 
 # %% auto #0
 __all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'RunError', 'runs_root', 'new_run_id', 'run_path',
-           'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'last_write', 'summarize',
-           'list_runs']
+           'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'last_write', 'mark_stale',
+           'summarize', 'list_runs']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -158,6 +158,11 @@ def last_write(run:Run) -> float:
     ts = [(run.path/RUN_FILES[k]).stat().st_mtime for k in ('run', 'metrics') if (run.path/RUN_FILES[k]).exists()]
     return max(ts, default=0.0)
 
+def mark_stale(s:dict, last:float, stale_after:float) -> dict:
+    "Summary `s` with a 'running' run that has written nothing since `last` for `stale_after` seconds marked 'stale' (not active)."
+    if s.get('status') == 'running' and time.time() - last > stale_after: return {**s, 'status': 'stale', 'active': False}
+    return s
+
 def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
     """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. A 'running' run that wrote nothing
     for `stale_after` seconds is 'stale'; only live running runs are `active`."""
@@ -166,13 +171,13 @@ def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
     m = read_jsonl(run.path/RUN_FILES['metrics'], tail=SUMMARY_TAIL)
     last = lambda k: next((r[k] for r in reversed(m.records) if r.get(k) is not None), None)
     status = info.get('status')
-    if status == 'running' and time.time() - last_write(run) > stale_after: status = 'stale'
     spark = [r['loss'] for r in m.records if isinstance(r.get('loss'), (int, float)) and math.isfinite(r['loss'])][-40:]
-    return dict(id=run.id, name=info.get('name'), status=status, active=status == 'running', base_model=info.get('base_model'),
-                step=last('step'), total_steps=info.get('total_steps'), loss=last('loss'), eval_loss=last('eval_loss'),
-                eta_s=last('eta_s'), tokens_per_s=last('tokens_per_s'), created=info.get('created'), updated=info.get('updated'),
-                adapter=(run.path/'adapter'/'adapter_config.json').exists(), stop_requested=run.stop_requested,
-                metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=spark)
+    s = dict(id=run.id, name=info.get('name'), status=status, active=status == 'running', base_model=info.get('base_model'),
+             step=last('step'), total_steps=info.get('total_steps'), loss=last('loss'), eval_loss=last('eval_loss'),
+             eta_s=last('eta_s'), tokens_per_s=last('tokens_per_s'), created=info.get('created'), updated=info.get('updated'),
+             adapter=(run.path/'adapter'/'adapter_config.json').exists(), stop_requested=run.stop_requested,
+             metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=spark)
+    return mark_stale(s, last_write(run), stale_after) if status == 'running' else s
 
 def list_runs(root:str|Path|None=None) -> list[dict]:
     "Summaries of every run under the runs root, newest first; [] when the root does not exist."

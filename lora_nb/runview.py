@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, os, re, threading, time
 from pathlib import Path
-from .runs import _RUN_ID, RUN_FILES, STALE_AFTER, Run, RunError, runs_root, summarize
+from .runs import _RUN_ID, RUN_FILES, STALE_AFTER, Run, RunError, mark_stale, runs_root, summarize
 from .votes import run_votes
 
 # %% auto #0
@@ -41,10 +41,8 @@ class RunIndex:
                 os.path.exists(j(d, 'adapter', 'adapter_config.json')))
 
     def _fresh(self, s:dict, key) -> dict:
-        "`s` with a silent running run marked stale."
-        last = max(k[0] / 1e9 for k in key[:2] if k)
-        if s['status'] == 'running' and time.time() - last > self.stale_after: return {**s, 'status': 'stale', 'active': False}
-        return s
+        "`s` with a silent running run marked stale (decided at each poll, from the run's files' times in `key`)."
+        return mark_stale(s, max(k[0] / 1e9 for k in key[:2] if k), self.stale_after)
 
     def summaries(self) -> list[dict]:
         "Every run's summary, newest first ([] when the root does not exist)."
@@ -100,7 +98,7 @@ def series(records:list) -> dict:
 def adapter_code(run:Run, info:dict) -> str:
     "A notebook cell that loads `run`'s adapter onto the base model it was trained on, quantized the same way."
     m = dict((info.get('settings') or {}).get('model') or {})
-    mid = m.pop('model_id', info.get('base_model') if not m else None)
+    mid = m.pop('model_id') if 'model_id' in m else info.get('base_model')   # None is the embedded model
     kw = ''.join(f", {k}={v!r}" for k, v in m.items() if v not in (None, False))
     name = 'lora_' + (re.sub(r'\W+', '_', info.get('name') or 'run').strip('_') or 'run')
     return (f"from lora_nb.models import load_model\nfrom lora_nb.adapters import load\n\n"

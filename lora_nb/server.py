@@ -68,11 +68,11 @@ class StopHandler(RunsHandler):
     async def post(self, run_id:str):
         run = self.open_run(run_id)
         if run is None: return
-        status = (await asyncio.to_thread(summarize, run, self.ext.stale_after))['status']
-        if status not in ('running', 'stale'):
-            return self.fail(409, f"Run {run_id} is {status}: there is nothing to stop.", "Only a running run can be stopped.")
+        s = await asyncio.to_thread(summarize, run, self.ext.stale_after)
+        if s['status'] not in ('running', 'stale'):
+            return self.fail(409, f"Run {run_id} is {s['status']}: there is nothing to stop.", "Only a running run can be stopped.")
         await asyncio.to_thread(run.request_stop)
-        self.send(dict(summary=await asyncio.to_thread(summarize, run, self.ext.stale_after)))
+        self.send(dict(summary={**s, 'stop_requested': True}))
 
 class TemplateHandler(RunsHandler):
     @web.authenticated

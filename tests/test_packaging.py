@@ -46,7 +46,7 @@ def test_panel_state_has_no_widgets():
     assert 'ipywidgets' not in src and 'plotly' not in src and 'IPython' not in src
 
 def test_engine_does_not_import_faces():
-    for mod in ('errors', 'models', 'estimate', 'data', 'runs', 'train', 'compare', 'votes', 'adapters', 'config'):
+    for mod in ('errors', 'models', 'estimate', 'data', 'runs', 'runview', 'train', 'compare', 'votes', 'adapters', 'config'):
         src = (ROOT/'lora_nb'/f'{mod}.py').read_text()
         for face in ('ipywidgets', 'IPython', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.server', 'plotly'):
             assert f'import {face}' not in src and f'from {face}' not in src, (mod, face)
@@ -108,7 +108,7 @@ def test_build_hook_without_node(repo_with_extension):
     assert r.returncode == 0, r.stderr[-2000:]
 
 def test_package_import_and_run_listing_do_not_import_torch():
-    code = ("import sys, lora_nb, lora_nb.runs; lora_nb.list_runs('/nonexistent'); "
+    code = ("import sys, lora_nb, lora_nb.runs, lora_nb.runview; lora_nb.list_runs('/nonexistent'); lora_nb.runview.RunIndex('/nonexistent').page(); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
             "from lora_nb import load_model, estimate, prepare; print('ok')")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)

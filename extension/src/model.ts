@@ -146,6 +146,31 @@ export abstract class PollingModel {
     this._requests++;
   }
 
+  /** Consecutive failed requests. */
+  protected errorStreak = 0;
+
+  /**
+   * Fetch `endPoint`. On success: the value, and whether it differs from the last value fetched (or an error was
+   * just cleared). On failure: the error is recorded and announced, and the result is null.
+   */
+  protected async request<T>(endPoint: string): Promise<{ value: T; changed: boolean } | null> {
+    this.countRequest();
+    try {
+      const value = await this.fetch<T>(endPoint);
+      const key = JSON.stringify(value);
+      const changed = key !== this._lastKey || this._error !== null;
+      this._lastKey = key;
+      this.errorStreak = 0;
+      this.setError(null);
+      return { value, changed };
+    } catch (err) {
+      this.errorStreak++;
+      this.setError(toError(err));
+      this.emitChanged();
+      return null;
+    }
+  }
+
   protected poll(): Promise<void> {
     if (this._disposed) {
       return Promise.resolve();
@@ -197,6 +222,7 @@ export abstract class PollingModel {
   private _inFlight: Promise<void> | null = null;
   private _timer: ReturnType<typeof setTimeout> | null = null;
   private _nextDelay: number | null = null;
+  private _lastKey = '';
 }
 
 function toError(err: unknown): Error {
@@ -300,12 +326,9 @@ export class RunsModel extends PollingModel {
   protected async tick(): Promise<number | null> {
     const offset = this._offset;
     const limit = this._limit;
-    this.countRequest();
-    try {
-      const page = await this.fetch<IRunsPage>(`runs?offset=${offset}&limit=${limit}`);
-      this._errorStreak = 0;
-      const wasError = this.error !== null;
-      this.setError(null);
+    const got = await this.request<IRunsPage>(`runs?offset=${offset}&limit=${limit}`);
+    if (got) {
+      const page = got.value;
       if (offset !== this._offset) {
         // The page changed while this request was in flight: fetch the new one.
         this.pollAgain();
@@ -318,18 +341,11 @@ export class RunsModel extends PollingModel {
         this.pollAgain();
         return 0;
       }
-      const active = (page.active ?? []).length > 0;
-      this._idleStreak = active ? 0 : this._idleStreak + 1;
-      const key = JSON.stringify(page);
-      if (key !== this._key || wasError) {
-        this._key = key;
+      this._idleStreak = (page.active ?? []).length > 0 ? 0 : this._idleStreak + 1;
+      if (got.changed) {
         this._page = page;
         this.emitChanged();
       }
-    } catch (err) {
-      this._errorStreak++;
-      this.setError(toError(err));
-      this.emitChanged();
     }
     return runsDelay(this._state());
   }
@@ -338,17 +354,15 @@ export class RunsModel extends PollingModel {
     return {
       active: this.active.length > 0,
       idleStreak: this._idleStreak,
-      errorStreak: this._errorStreak,
+      errorStreak: this.errorStreak,
       hidden: this.isHidden()
     };
   }
 
   private _page: IRunsPage | null = null;
-  private _key = '';
   private _offset = 0;
   private _limit: number;
   private _idleStreak = 0;
-  private _errorStreak = 0;
   private _lastNudge = -Infinity;
 }
 
@@ -395,35 +409,21 @@ export class RunModel extends PollingModel {
   }
 
   protected async tick(): Promise<number | null> {
-    this.countRequest();
-    try {
-      const detail = await this.fetch<IRunDetail>(`runs/${encodeURIComponent(this.id)}`);
-      this._errorStreak = 0;
-      const wasError = this.error !== null;
-      this.setError(null);
-      const key = JSON.stringify(detail);
-      if (key !== this._key || wasError) {
-        this._key = key;
-        this._detail = detail;
-        this.emitChanged();
-      }
-    } catch (err) {
-      this._errorStreak++;
-      this.setError(toError(err));
+    const got = await this.request<IRunDetail>(`runs/${encodeURIComponent(this.id)}`);
+    if (got?.changed) {
+      this._detail = got.value;
       this.emitChanged();
     }
-    if (this._errorStreak === 0 && this._detail?.summary.active !== true) {
+    if (this.errorStreak === 0 && this._detail?.summary.active !== true) {
       return null; // not running: the runs list tells us when it changes
     }
     return runDelay({
       active: this._detail?.summary.active === true,
       idleStreak: 0,
-      errorStreak: this._errorStreak,
+      errorStreak: this.errorStreak,
       hidden: this.isHidden()
     });
   }
 
   private _detail: IRunDetail | null = null;
-  private _key = '';
-  private _errorStreak = 0;
 }

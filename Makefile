@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lora_nb-installed
 
-.PHONY: setup demo lab test nbtest jstest pytest browser export bench tiny-base
+.PHONY: setup demo lab test quicktest lint nbtest jstest pytest browser export outputs bench tiny-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -34,11 +34,21 @@ demo: setup
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=nbs
 
-## all tests: notebooks (nbdev-test), the frontend's unit tests (jest), then pytest (incl. the browser test)
-test: setup browser
+## all tests: the style check, notebooks (nbdev-test), the frontend's unit tests (jest), then pytest (incl. the slow
+## and browser tests)
+test: setup browser lint
 	$(BIN)/nbdev-test --n-workers 1 --timing
 	cd extension && npm test -- --ci
 	$(BIN)/python -m pytest -q tests
+
+## the quick loop: style, then pytest without the slow and browser tests (a few minutes)
+quicktest: setup lint
+	$(BIN)/python -m pytest -q -m "not slow and not browser" tests
+
+## the house style: ruff (no `;` chains, lines <= 120) on notebooks and Python; eslint and prettier on the extension
+lint: setup
+	$(BIN)/ruff check .
+	cd extension && npm run lint
 
 ## Debian's Chromium for the browser test (apt; Playwright drives it, no browser download)
 browser:
@@ -58,6 +68,11 @@ export: setup
 	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
 	$(BIN)/python tools/readme.py
+
+## keep small, stable outputs in the notebooks for readers (runs each notebook twice)
+outputs: setup
+	$(BIN)/python tools/outputs.py
+	$(BIN)/nbdev-clean
 
 bench: setup
 	$(BIN)/python bench/run.py

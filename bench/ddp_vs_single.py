@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import ROOT, emit, ratio
 
 BIN = Path(sys.executable).parent
-CONFIG = dict(name='bench', runs_root='runs', data=dict(source='texts.jsonl', eval_size=0, max_length=256), lora=dict(r=16, lora_dropout=0.0),
+CONFIG = dict(name='bench', runs_root='runs', data=dict(source='texts.jsonl', eval_size=0, max_length=256),
+              lora=dict(r=16, lora_dropout=0.0),
               train=dict(max_steps=16, learning_rate=2e-4, warmup_steps=0, save_steps=1000, logging_steps=1))
 
 def _texts() -> list[dict]:
@@ -30,8 +31,10 @@ def _texts() -> list[dict]:
 def _run(folder:Path, procs:int, threads:int|None, batch:int) -> dict:
     "Train once; the final tokens/s and loss from the run folder."
     root = folder/f'runs-{procs}-{threads}-{len(list(folder.glob("runs-*")))}'
-    args = ['train', str(folder/'run.yaml'), '--set', f'runs_root={root}', '--set', f'per_device_train_batch_size={batch}']
-    cmd = ([str(BIN/'accelerate'), 'launch', '--config_file', str(ROOT/'examples'/'accelerate'/'cpu_ddp.yaml'), '-m', 'lora_nb'] if procs > 1
+    args = ['train', str(folder/'run.yaml'), '--set', f'runs_root={root}', '--set',
+            f'per_device_train_batch_size={batch}']
+    cmd = ([str(BIN/'accelerate'), 'launch', '--config_file', str(ROOT/'examples'/'accelerate'/'cpu_ddp.yaml'), '-m',
+            'lora_nb'] if procs > 1
            else [str(BIN/'lora-nb')]) + args
     env = {**os.environ, **({'OMP_NUM_THREADS': str(threads)} if threads else {})}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=folder)
@@ -44,7 +47,8 @@ def _run(folder:Path, procs:int, threads:int|None, batch:int) -> dict:
 def main():
     folder = Path(tempfile.mkdtemp())
     (folder/'texts.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in _texts()))
-    import yaml; (folder/'run.yaml').write_text(yaml.safe_dump(CONFIG))
+    import yaml
+    (folder/'run.yaml').write_text(yaml.safe_dump(CONFIG))
     setups = {'one_process': (1, None, 8), 'one_process_1_thread': (1, 1, 8), 'two_processes': (2, None, 4)}
     res = {k: [] for k in setups}
     for order in (list(setups), list(reversed(setups))):

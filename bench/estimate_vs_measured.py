@@ -20,7 +20,9 @@ from peft import LoraConfig, get_peft_model
 import lora_nb.models as M
 from lora_nb.estimate import estimate
 M.import_bnb()
-folder, quant, bs, seq, r, gc_on, dropout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == '1', float(sys.argv[7])
+folder, quant = sys.argv[1], sys.argv[2]
+bs, seq, r = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+gc_on, dropout = sys.argv[6] == '1', float(sys.argv[7])
 base = status('RssAnon')
 lm = M.load_model(folder, quantization=quant)
 model = lm.model
@@ -39,8 +41,8 @@ step(); gc.collect()
 reset_peak()
 step()
 measured = status('VmHWM') - status('RssFile') - base
-e = estimate(folder, quantization=quant, dtype='float32', r=r, per_device_train_batch_size=bs, seq_len=seq, gradient_checkpointing=gc_on,
-             lora_dropout=dropout)
+e = estimate(folder, quantization=quant, dtype='float32', r=r, per_device_train_batch_size=bs, seq_len=seq,
+             gradient_checkpointing=gc_on, lora_dropout=dropout)
 emit(measured=measured, estimate=e.total, parts=e.parts())
 '''
 
@@ -53,8 +55,10 @@ CONFIGS = [  # (name, model, quantization, batch, seq, r, gradient checkpointing
     ('100M-4bit-b2x512', 'm100', '4bit', 2, 512, 16, False, 0.0),
     ('100M-8bit-b2x256', 'm100', '8bit', 2, 256, 8, False, 0.0),
 ]
-MODELS = {'m40': dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4, vocab_size=8192),
-          'm100': dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=12, vocab_size=32000)}
+MODELS = {'m40': dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
+                      num_key_value_heads=4, vocab_size=8192),
+          'm100': dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                       num_key_value_heads=12, vocab_size=32000)}
 
 def main():
     from lora_nb.models import save_random_model, EMBEDDED_MODEL
@@ -63,8 +67,10 @@ def main():
         folders = {k: save_random_model(Path(d)/k, **kw) for k, kw in MODELS.items()}
         for name, m, quant, bs, seq, r, gc_on, dropout in CONFIGS:
             res = measure(CHILD, folders[m] if m else EMBEDDED_MODEL, quant, bs, seq, r, int(gc_on), dropout)
-            rows.append(dict(config=name, estimate_mib=round(res['estimate'] / 2**20, 1), measured_mib=round(res['measured'] / 2**20, 1),
-                             ratio=ratio(res['estimate'], res['measured']), parts_mib={k: round(v / 2**20, 1) for k, v in res['parts'].items()}))
+            rows.append(dict(config=name, estimate_mib=round(res['estimate'] / 2**20, 1),
+                             measured_mib=round(res['measured'] / 2**20, 1),
+                             ratio=ratio(res['estimate'], res['measured']),
+                             parts_mib={k: round(v / 2**20, 1) for k, v in res['parts'].items()}))
     emit(bench='estimate_vs_measured', configs=rows, worst_abs_error=round(max(abs(r['ratio'] - 1) for r in rows), 3),
          target='every ratio within 0.8..1.2')
 

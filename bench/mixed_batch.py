@@ -12,7 +12,8 @@ import sys, time, tempfile, torch
 from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.train import LoraSettings, Session, TrainSettings
-from lora_nb.compare import compare, add_adapter, _encode, BASE
+from lora_nb.compare import compare, _encode, BASE
+from lora_nb.adapters import load as add_adapter
 from lora_nb.demo import load_demo_data
 sys.path.insert(0, 'bench'); from harness import emit
 q = sys.argv[1]; root = tempfile.mkdtemp()
@@ -20,7 +21,8 @@ train, test = load_demo_data()
 data = prepare(train[:64], load_model(quantization='none').tokenizer, eval_size=0)
 runs = []
 for lr in (1e-3, 3e-3):
-    s = Session(load_model(quantization=q), data, LoraSettings(r=8), TrainSettings(max_steps=4, learning_rate=lr, save_steps=100), root=root)
+    train = TrainSettings(max_steps=4, learning_rate=lr, save_steps=100)
+    s = Session(load_model(quantization=q), data, LoraSettings(r=8), train, root=root)
     s.start().wait(); runs.append(s.run)
 lm = load_model(quantization=q)
 m = add_adapter(add_adapter(lm.model, runs[0].path, 'one'), runs[1].path, 'two'); m.eval()
@@ -30,9 +32,12 @@ def sequential():
     for name in (BASE, 'one', 'two'):
         enc = _encode(tok, prompts, True)
         with torch.no_grad():
+            gen = dict(max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
             if name == BASE:
-                with m.disable_adapter(): g = m.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
-            else: m.set_adapter(name); g = m.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
+                with m.disable_adapter(): g = m.generate(**enc, **gen)
+            else:
+                m.set_adapter(name)
+                g = m.generate(**enc, **gen)
         out[name] = tok.batch_decode(g[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)
     return out
 def mixed():
@@ -43,7 +48,8 @@ tm, ts = [], []
 for _ in range(3):
     t = time.perf_counter(); a = mixed(); tm.append(time.perf_counter() - t)
     t = time.perf_counter(); b = sequential(); ts.append(time.perf_counter() - t)
-emit(mixed_s=min(tm), sequential_s=min(ts), identical=a == b, differ_from_base=sum(x != y for x, y in zip(a[BASE], a['two'])))
+emit(mixed_s=min(tm), sequential_s=min(ts), identical=a == b,
+     differ_from_base=sum(x != y for x, y in zip(a[BASE], a['two'])))
 '''
 
 def main():

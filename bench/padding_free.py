@@ -30,8 +30,11 @@ with torch.no_grad():
         feats = [{'input_ids': e.input_ids, 'labels': e.labels} for e in exs[b * 8:(b + 1) * 8]]
         p, f = pad(feats), flat(feats)
         lp, lf = model(**p, use_cache=False).loss.item(), model(**f, use_cache=False).loss.item()
-        deltas.append(abs(lp - lf)); ratios.append(lf / lp); pad_frac.append(1 - f['input_ids'].numel() / p['input_ids'].numel())
-emit(max_abs_delta=max(deltas), ratio_min=min(ratios), ratio_max=max(ratios), padding_share=sum(pad_frac) / len(pad_frac))
+        deltas.append(abs(lp - lf))
+        ratios.append(lf / lp)
+        pad_frac.append(1 - f['input_ids'].numel() / p['input_ids'].numel())
+emit(max_abs_delta=max(deltas), ratio_min=min(ratios), ratio_max=max(ratios),
+     padding_share=sum(pad_frac) / len(pad_frac))
 '''
 
 SPEED = r'''
@@ -43,19 +46,23 @@ from lora_nb.train import LoraSettings, Session, TrainSettings
 sys.path.insert(0, 'bench'); from harness import emit
 lm = load_model(quantization='none')
 data = prepare(load_demo_data()[0], lm.tokenizer, eval_size=0)
-s = Session(lm, data, LoraSettings(r=16), TrainSettings(max_steps=16, per_device_train_batch_size=8, padding_free=sys.argv[1] == 'on',
-            save_steps=1000), root=tempfile.mkdtemp())
+train = TrainSettings(max_steps=16, per_device_train_batch_size=8, padding_free=sys.argv[1] == 'on', save_steps=1000)
+s = Session(lm, data, LoraSettings(r=16), train, root=tempfile.mkdtemp())
 t = time.perf_counter(); s.start(background=False)
-emit(seconds_per_step=(time.perf_counter() - t) / 16, final_loss=[r for r in s.run.read('metrics').records if 'loss' in r][-1]['loss'])
+losses = [r['loss'] for r in s.run.read('metrics').records if 'loss' in r]
+emit(seconds_per_step=(time.perf_counter() - t) / 16, final_loss=losses[-1])
 '''
 
 def main():
     loss = measure(LOSS)
     on, off = measure(SPEED, 'on'), measure(SPEED, 'off')
     emit(bench='padding_free', max_abs_delta_loss=float(f"{loss['max_abs_delta']:.2e}"),
-         loss_ratio_range=[round(loss['ratio_min'], 7), round(loss['ratio_max'], 7)], padding_share_of_padded_batch=round(loss['padding_share'], 3),
-         seconds_per_step_padding_free=round(on['seconds_per_step'], 3), seconds_per_step_padded=round(off['seconds_per_step'], 3),
+         loss_ratio_range=[round(loss['ratio_min'], 7), round(loss['ratio_max'], 7)],
+         padding_share_of_padded_batch=round(loss['padding_share'], 3),
+         seconds_per_step_padding_free=round(on['seconds_per_step'], 3),
+         seconds_per_step_padded=round(off['seconds_per_step'], 3),
          step_time_ratio_free_over_padded=ratio(on['seconds_per_step'], off['seconds_per_step']),
-         final_loss_free=round(on['final_loss'], 4), final_loss_padded=round(off['final_loss'], 4), target='|delta| < 1e-4')
+         final_loss_free=round(on['final_loss'], 4), final_loss_padded=round(off['final_loss'], 4),
+         target='|delta| < 1e-4')
 
 if __name__ == '__main__': main()

@@ -7,7 +7,9 @@ import subprocess, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ['load_4bit_vs_bf16', 'estimate_vs_measured', 'thread_vs_main', 'session_vs_sft', 'padding_free', 'ddp_vs_single', 'mixed_batch', 'studio_overhead', 'runs_list']
+ALL = ['load_4bit_vs_bf16', 'estimate_vs_measured', 'thread_vs_main', 'session_vs_sft', 'padding_free', 'ddp_vs_single',
+       'mixed_batch', 'studio_overhead', 'runs_list',
+       'import_time']
 
 def main(names):
     failed = 0

@@ -25,8 +25,8 @@ if sys.argv[1] == 'session':
     from lora_nb.data import prepare
     from lora_nb.train import LoraSettings, Session, TrainSettings
     data = prepare([{'text': x} for x in texts], lm.tokenizer, eval_size=0, max_length=512)
-    s = Session(lm, data, LoraSettings(r=16, lora_dropout=0.0), TrainSettings(num_train_epochs=1, per_device_train_batch_size=8,
-                warmup_steps=0, save_steps=1000), root=tempfile.mkdtemp())
+    train = TrainSettings(num_train_epochs=1, per_device_train_batch_size=8, warmup_steps=0, save_steps=1000)
+    s = Session(lm, data, LoraSettings(r=16, lora_dropout=0.0), train, root=tempfile.mkdtemp())
     s.start(background=False)
     recs = s.run.read('metrics').records
     runtime = [r for r in recs if 'train_runtime' in r][-1]['train_runtime']
@@ -38,11 +38,11 @@ else:
     from trl import SFTConfig, SFTTrainer
     ds = Dataset.from_list([{'text': x} for x in texts])
     cfg = SFTConfig(output_dir=tempfile.mkdtemp(), num_train_epochs=1, per_device_train_batch_size=8, max_length=512,
-                    learning_rate=2e-4, lr_scheduler_type='cosine', logging_steps=1, save_strategy='no', report_to='none',
-                    disable_tqdm=True, use_cpu=True,
+                    learning_rate=2e-4, lr_scheduler_type='cosine', logging_steps=1, save_strategy='no',
+                    report_to='none', disable_tqdm=True, use_cpu=True,
                     **(dict(bf16=False, gradient_checkpointing=False) if sys.argv[1] == 'sft_fp32' else {}))
-    tr = SFTTrainer(model=lm.model, args=cfg, train_dataset=ds, processing_class=lm.tokenizer,
-                    peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules='all-linear', task_type='CAUSAL_LM'))
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules='all-linear', task_type='CAUSAL_LM')
+    tr = SFTTrainer(model=lm.model, args=cfg, train_dataset=ds, processing_class=lm.tokenizer, peft_config=lora)
     out = tr.train()
     runtime = out.metrics['train_runtime']
     loss = [h['loss'] for h in tr.state.log_history if 'loss' in h][-1]

@@ -26,7 +26,8 @@ texts = [v[:200 + 37 * (i % 9)] for i, v in enumerate(sorted(t.topics.values()))
 def once(background):
     lm = load_model(quantization=sys.argv[2])
     data = prepare([{'text': x} for x in texts], lm.tokenizer, eval_size=0, max_length=256)
-    s = Session(lm, data, LoraSettings(r=16), TrainSettings(max_steps=16, per_device_train_batch_size=8, save_steps=1000), root=root)
+    train = TrainSettings(max_steps=16, per_device_train_batch_size=8, save_steps=1000)
+    s = Session(lm, data, LoraSettings(r=16), train, root=root)
     s.start(background=background)
     if background: s.wait()
     return [r for r in s.run.read('metrics').records if 'tokens_per_s' in r][-1]['tokens_per_s']

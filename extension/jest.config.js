@@ -14,7 +14,7 @@ module.exports = {
           strict: true,
           esModuleInterop: true,
           skipLibCheck: true,
-          types: ['jest']
+          types: ['jest', 'node']
         }
       }
     ]

@@ -1,19 +1,19 @@
 """lora_nb: fine-tune LoRA adapters interactively in Jupyter (hand-written).
 
 Importing the package is light: the engine's heavy modules (torch, transformers) load on first use of a name
-below, so the Jupyter server extension can list runs without them.
+below, so the Jupyter server extension can list runs and the Studio can show itself without them.
 """
 __version__ = "0.1.0"
 
-_LAZY = {'load_model': 'models', 'ModelSettings': 'models', 'EMBEDDED_MODEL': 'models', 'estimate': 'estimate',
+_LAZY = {'load_model': 'models', 'ModelSettings': 'settings', 'EMBEDDED_MODEL': 'settings', 'estimate': 'estimate',
          'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors',
          'RunConfig': 'config', 'run_config': 'config', 'Studio': 'panels.views', 'Session': 'train',
-         'LoraSettings': 'train', 'TrainSettings': 'train', 'compare': 'compare'}
+         'LoraSettings': 'settings', 'TrainSettings': 'settings', 'DataSettings': 'settings', 'compare': 'compare'}
 __all__ = list(_LAZY)
 
 def _jupyter_server_extension_points():
     "The Jupyter server extension (runs API for the JupyterLab sidebar); enabled by jupyter-config/ on install."
-    from .server import LoraNb
+    from .lab.server import LoraNb
     return [{'module': 'lora_nb', 'app': LoraNb}]
 
 def _jupyter_labextension_paths():

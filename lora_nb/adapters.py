@@ -8,15 +8,16 @@ import json, os, shutil
 from pathlib import Path
 
 import torch
+from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
 from .errors import LoraNbError, SettingsError
-from .compare import add_adapter, adapter_dir, check_adapter_name
+from .compare import BASE
 from .models import same_model
-from .runs import Run, list_runs
+from .runs import Run, list_runs, saved_adapters
 
 # %% auto #0
-__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'load', 'unload', 'loaded', 'mix', 'save', 'merge',
-           'peft_snippet']
+__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'check_adapter_name', 'adapter_dir', 'load',
+           'unload', 'loaded', 'mix', 'save', 'merge', 'peft_snippet']
 
 # %% ../nbs/09_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
@@ -28,8 +29,40 @@ def adapter_base(path:str|Path) -> str|None:
 
 def saved_adapters(root:str|Path|None=None) -> list[dict]:
     "The runs under `root` that have a final adapter: id, name, base model, status, final loss."
-    return [dict(id=r['id'], name=r.get('name'), base_model=r.get('base_model'), status=r['status'], loss=r.get('loss'),
-                 path=str(Run.open(r['id'], root).path/'adapter')) for r in list_runs(root) if r.get('adapter')]
+    return [dict(id=r['id'], name=r.get('name'), base_model=r.get('base_model'), status=r['status'],
+                 loss=r.get('loss'), path=str(Run.open(r['id'], root).path/'adapter'))
+            for r in list_runs(root) if r.get('adapter')]
+
+# %% ../nbs/09_adapters.ipynb #ec0f1fe4
+def check_adapter_name(name:str):
+    "Refuse adapter names PEFT would confuse with its own parameter names (shared/DESIGN.md, hazard 8)."
+    if not name or not name.replace('_', '').replace('-', '').isalnum() or name in 'lora_' or name == BASE:
+        hint = "Use a word of letters, digits, '_' or '-' that is not part of 'lora_', e.g. 'poems' or 'run-3'."
+        raise SettingsError(f"Adapter name {name!r} can't be used", where='adapter_name', hint=hint)
+    if hasattr(torch.nn.Module, name):   # PEFT makes a sub-module per adapter name; 'half', 'train', 'eval' … are taken
+        raise SettingsError(f"Adapter name {name!r} is the name of a torch Module method", where='adapter_name',
+                            hint=f"Pick another name, e.g. '{name}-mix' or 'run-3'.")
+
+# %% ../nbs/09_adapters.ipynb #3212d513
+def adapter_dir(path:str|Path) -> Path:
+    "The adapter folder of a run folder or an adapter folder."
+    p = Path(path).expanduser()
+    for d in (p/'adapter', p):
+        if (d/'adapter_config.json').exists(): return d
+    raise AdapterError(f"No adapter at {str(path)!r}", where=str(p),
+                       hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
+
+# %% ../nbs/09_adapters.ipynb #891826e8
+def _attach(model, p:Path, name:str):
+    "Put the adapter in folder `p` on `model` as `name` (no base-model check: `load` does that); returns the PeftModel."
+    check_adapter_name(name)
+    if isinstance(model, PeftModel):
+        if name in model.peft_config:
+            raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name',
+                                hint="Pick another name.")
+        model.load_adapter(str(p), adapter_name=name)
+        return model
+    return PeftModel.from_pretrained(model, str(p), adapter_name=name)
 
 # %% ../nbs/09_adapters.ipynb #7ce3d497
 def load(model, path:str|Path, name:str):
@@ -37,15 +70,20 @@ def load(model, path:str|Path, name:str):
     d, base = adapter_dir(path), getattr(model, 'name_or_path', None)
     trained_on = adapter_base(d)
     if trained_on and base and not same_model(trained_on, base):   # unknown bases can't be told apart
-        raise AdapterError(f"Adapter {str(path)!r} was trained on {trained_on!r}, not on this model ({base!r})", where=str(d),
-                           hint="Load it on its own base model; adapters only fit the model they were trained on.")
-    return add_adapter(model, d, name)
+        raise AdapterError(f"Adapter {str(path)!r} was trained on {trained_on!r}, not on this model ({base!r})",
+                           where=str(d), hint="Load it on its own base model; adapters only fit the model they were "
+                                              "trained on.")
+    return _attach(model, d, name)
 
+# %% ../nbs/09_adapters.ipynb #f5460d5d
 def unload(model, name:str):
     "Remove adapter `name` from `model`."
     if not isinstance(model, PeftModel) or name not in model.peft_config:
-        raise AdapterError(f"No adapter named {name!r} is loaded", where='name', hint=f"Loaded: {loaded(model) or 'none'}.")
-    if len(model.peft_config) == 1: raise AdapterError(f"{name!r} is the only adapter on this model", hint="Load another one first, or reload the base.")
+        raise AdapterError(f"No adapter named {name!r} is loaded", where='name',
+                           hint=f"Loaded: {loaded(model) or 'none'}.")
+    if len(model.peft_config) == 1:
+        raise AdapterError(f"{name!r} is the only adapter on this model",
+                           hint="Load another one first, or reload the base.")
     if model.active_adapter == name: model.set_adapter(next(n for n in model.peft_config if n != name))
     model.delete_adapter(name)
 
@@ -56,28 +94,41 @@ def loaded(model) -> list[str]:
 # %% ../nbs/09_adapters.ipynb #4cd40954
 COMBINATIONS = ('linear', 'cat', 'svd', 'ties')
 
+def _check_mix(model, weights:dict[str, float], name:str, combination_type:str):
+    "Raise unless `weights` name loaded adapters of one base that `combination_type` can mix into a new `name`."
+    check_adapter_name(name)
+    have = loaded(model)
+    if combination_type not in COMBINATIONS:
+        raise SettingsError(f"Unknown combination_type {combination_type!r}", where='combination_type',
+                            hint=f"Use one of {list(COMBINATIONS)}.")
+    if not weights:
+        raise SettingsError("Nothing to mix", where='weights', hint="Give at least one loaded adapter and its weight.")
+    missing = [a for a in weights if a not in have]
+    if missing:
+        raise AdapterError(f"Adapter(s) {missing} are not loaded", where='weights', hint=f"Loaded: {have or 'none'}.")
+    if name in have: raise SettingsError(f"An adapter named {name!r} is already loaded", where='name',
+                                         hint="Pick another name, or unload it first.")
+    bases = {model.peft_config[a].base_model_name_or_path for a in weights}
+    if len(bases) > 1:
+        raise AdapterError(f"These adapters come from different base models: {sorted(map(str, bases))}",
+                           where='weights', hint="Only adapters of the same base can be mixed.")
+    ranks = {model.peft_config[a].r for a in weights}
+    if combination_type in ('linear', 'ties') and len(ranks) > 1:
+        raise SettingsError(f"`{combination_type}` needs adapters of equal rank, these have r = {sorted(ranks)}",
+                            where='combination_type',
+                            hint="Use 'cat' (exact) or 'svd' for adapters of different ranks.")
+
+# %% ../nbs/09_adapters.ipynb #46f1e13a
 def mix(model, weights:dict[str, float], # adapter name -> weight (negative subtracts)
         name:str, # name of the new adapter
         combination_type:str='cat', # 'linear', 'cat', 'svd' or 'ties'
         density:float=0.5, # share of weights kept by 'ties'
        ):
     "Add the weighted mix of loaded adapters as adapter `name`; returns the model."
-    check_adapter_name(name)
-    have = loaded(model)
-    if combination_type not in COMBINATIONS: raise SettingsError(f"Unknown combination_type {combination_type!r}", where='combination_type', hint=f"Use one of {list(COMBINATIONS)}.")
-    if not weights: raise SettingsError("Nothing to mix", where='weights', hint="Give at least one loaded adapter and its weight.")
-    missing = [a for a in weights if a not in have]
-    if missing: raise AdapterError(f"Adapter(s) {missing} are not loaded", where='weights', hint=f"Loaded: {have or 'none'}.")
-    if name in have: raise SettingsError(f"An adapter named {name!r} is already loaded", where='name', hint="Pick another name, or unload it first.")
-    bases = {model.peft_config[a].base_model_name_or_path for a in weights}
-    if len(bases) > 1: raise AdapterError(f"These adapters come from different base models: {sorted(map(str, bases))}", where='weights',
-                                          hint="Only adapters of the same base can be mixed.")
-    ranks = {model.peft_config[a].r for a in weights}
-    if combination_type in ('linear', 'ties') and len(ranks) > 1:
-        raise SettingsError(f"`{combination_type}` needs adapters of equal rank, these have r = {sorted(ranks)}", where='combination_type',
-                            hint="Use 'cat' (exact) or 'svd' for adapters of different ranks.")
+    _check_mix(model, weights, name, combination_type)
     kw = dict(density=density) if combination_type == 'ties' else {}
-    model.add_weighted_adapter(list(weights), [float(w) for w in weights.values()], name, combination_type=combination_type, **kw)
+    model.add_weighted_adapter(list(weights), [float(w) for w in weights.values()], name,
+                               combination_type=combination_type, **kw)
     return model
 
 # %% ../nbs/09_adapters.ipynb #0cdb9484
@@ -87,8 +138,11 @@ def _replace_dir(tmp:Path, dest:Path):
 
 def save(model, name:str, dest:str|Path) -> Path:
     "Write adapter `name` of `model` to the folder `dest` (PEFT format), atomically."
-    if name not in loaded(model): raise AdapterError(f"No adapter named {name!r} is loaded", where='name', hint=f"Loaded: {loaded(model) or 'none'}.")
-    dest = Path(dest).expanduser(); tmp = dest.with_name(f'.{dest.name}.tmp')
+    if name not in loaded(model):
+        raise AdapterError(f"No adapter named {name!r} is loaded", where='name',
+                           hint=f"Loaded: {loaded(model) or 'none'}.")
+    dest = Path(dest).expanduser()
+    tmp = dest.with_name(f'.{dest.name}.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), selected_adapters=[name])
     nested = tmp/name if (tmp/name/'adapter_config.json').exists() else None   # PEFT nests non-default names
@@ -96,23 +150,34 @@ def save(model, name:str, dest:str|Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-def merge(adapter:str|Path, dest:str|Path, base:str|Path|None=None, # adapter or run folder; output folder; base (default: the adapter's)
-          dtype:str='float32') -> Path:
+# %% ../nbs/09_adapters.ipynb #fda65fe1
+def merge(adapter:str|Path, # an adapter or run folder
+          dest:str|Path, # the output folder
+          base:str|Path|None=None, # the base model (default: the adapter's)
+          dtype:str='float32' # dtype of the merged weights: 'float32', 'bfloat16' or 'float16'
+         ) -> Path:
     "Merge an adapter into a full-precision copy of its base and save the standalone model and tokenizer to `dest`."
     from lora_nb.models import load_model
-    d = adapter_dir(adapter); base = base or adapter_base(d)
-    if dtype not in ('float32', 'bfloat16', 'float16'): raise SettingsError(f"`dtype` must be float32, bfloat16 or float16, got {dtype!r}", where='dtype')
+    d = adapter_dir(adapter)
+    base = base or adapter_base(d)
+    if dtype not in ('float32', 'bfloat16', 'float16'):
+        raise SettingsError(f"`dtype` must be float32, bfloat16 or float16, got {dtype!r}", where='dtype')
     lm = load_model(None if base in (None, 'embedded tiny base') else base, quantization='none', dtype=dtype)
     merged = PeftModel.from_pretrained(lm.model, str(d)).merge_and_unload()
-    dest = Path(dest).expanduser(); tmp = dest.with_name(f'.{dest.name}.tmp')
+    dest = Path(dest).expanduser()
+    tmp = dest.with_name(f'.{dest.name}.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp)); lm.tokenizer.save_pretrained(str(tmp))
+    merged.save_pretrained(str(tmp))
+    lm.tokenizer.save_pretrained(str(tmp))
     _replace_dir(tmp, dest)
     return dest
 
+# %% ../nbs/09_adapters.ipynb #9cabbdd4
 def peft_snippet(adapter:str|Path) -> str:
     "Python that loads the adapter with plain transformers + PEFT."
     d = adapter_dir(adapter)
+    trained_on = adapter_base(d)
     return (f"from transformers import AutoModelForCausalLM, AutoTokenizer\nfrom peft import PeftModel\n\n"
-            f"base = AutoModelForCausalLM.from_pretrained({adapter_base(d)!r})\ntokenizer = AutoTokenizer.from_pretrained({adapter_base(d)!r})\n"
+            f"base = AutoModelForCausalLM.from_pretrained({trained_on!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({trained_on!r})\n"
             f"model = PeftModel.from_pretrained(base, {str(d.resolve())!r})\n")

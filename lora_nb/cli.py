@@ -9,19 +9,34 @@ from pathlib import Path
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['cmd_demo', 'cmd_estimate', 'PushError', 'cmd_train', 'runs_table', 'cmd_runs', 'cmd_export', 'cmd_push', 'parser',
+__all__ = ['cmd_demo', 'cmd_estimate', 'cmd_train', 'runs_table', 'cmd_runs', 'cmd_export', 'PushError', 'cmd_push', 'parser',
            'main']
 
 # %% ../nbs/80_cli.ipynb #e8e988ee
+def _root_arg(p, help:str='the runs root (default: $LORA_NB_RUNS or ./runs)'):
+    p.add_argument('--runs-root', default=None, help=help)
+
+# %% ../nbs/80_cli.ipynb #e20557b7
 def cmd_demo(args) -> int:
     "The offline demo: train the embedded model on a skill it lacks, compare base and tuned, write a report."
     from lora_nb.demo import run_demo
-    print("lora_nb demo: teaching the embedded tiny model (4-bit, on this machine) to name the type of a Python literal")
+    print("lora_nb demo: teaching the embedded tiny model (4-bit, on this machine) "
+          "to name the type of a Python literal")
     res = run_demo(args.runs_root, quantization=args.quantization, num_train_epochs=args.epochs)
-    print(f"held-out exact match: base {res['base']:.0%} -> tuned {res['tuned']:.0%}   ({res['seconds']:.0f} s in all)")
+    print(f"held-out exact match: base {res['base']:.0%} -> tuned {res['tuned']:.0%}   "
+          f"({res['seconds']:.0f} s in all)")
     print(f"report:  {res['report']}\nadapter: {res['adapter']}")
     return 0
 
+def _add_demo(sub):
+    d = sub.add_parser('demo',
+                       help='train the embedded model on a new skill and compare (offline, a minute or two on a CPU)')
+    d.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
+    d.add_argument('--epochs', type=float, default=4)
+    _root_arg(d, 'where the run folder goes (default: $LORA_NB_RUNS or ./runs)')
+    d.set_defaults(func=cmd_demo)
+
+# %% ../nbs/80_cli.ipynb #e9443ce1
 def cmd_estimate(args) -> int:
     "Print the memory estimate for a model folder or config.json."
     from lora_nb.estimate import estimate
@@ -33,29 +48,44 @@ def cmd_estimate(args) -> int:
     print(e)
     return 0
 
-# %% ../nbs/80_cli.ipynb #dc5142fd
-class PushError(LoraNbError):
-    "An adapter could not be uploaded to the Hugging Face Hub."
+def _add_estimate(sub):
+    e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json alone')
+    e.add_argument('config', help='model folder or config.json')
+    e.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
+    e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
+                   help='activations and unquantized weights (default: float32 on a CPU, bfloat16 on a GPU, as the '
+                        'loader)')
+    e.add_argument('--r', type=int, default=8)
+    e.add_argument('--batch-size', type=int, default=1)
+    e.add_argument('--seq-len', type=int, default=512)
+    e.add_argument('--gradient-checkpointing', action='store_true')
+    e.set_defaults(func=cmd_estimate)
 
+# %% ../nbs/80_cli.ipynb #dc5142fd
 def _report(s, cfg_path) -> int:
     "Print how the run ended (rank 0); 0 when it completed or stopped, 2 when it failed."
     info, step = s.run.info(), s.trainer.state.global_step
     if s.status == 'failed':
-        print(f"lora-nb: run {s.run.id} failed at step {step}: {s.error}" + (f"\n  → {s.hint}" if s.hint else ''), file=sys.stderr)
+        hint = f"\n  → {s.hint}" if s.hint else ''
+        print(f"lora-nb: run {s.run.id} failed at step {step}: {s.error}{hint}", file=sys.stderr)
         return 2
     loss = next((r['loss'] for r in reversed(s.run.read('metrics').records) if 'loss' in r), float('nan'))
-    print(f"run {s.run.id} {s.status} at step {step}/{info.get('total_steps')}, loss {loss:.4f}\n  folder:  {s.run.path}")
+    print(f"run {s.run.id} {s.status} at step {step}/{info.get('total_steps')}, loss {loss:.4f}\n"
+          f"  folder:  {s.run.path}")
     if s.status == 'stopped': print(f"  resume:  lora-nb train {cfg_path} --resume {s.run.id}")
     else: print(f"  adapter: {s.run.path/'adapter'}")
     return 0
 
+# %% ../nbs/80_cli.ipynb #79404e47
 def cmd_train(args) -> int:
     "Train from a YAML run config."
     from lora_nb.config import RunConfig, run_config
-    from lora_nb.train import end_distributed
+    from lora_nb.distributed import end_distributed
     cfg = RunConfig.load(args.config).with_overrides(args.set or [])
     s = run_config(cfg, background=True, resume=args.resume)
-    if s.is_main: print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({s.world} process{'es' if s.world > 1 else ''})", flush=True)
+    if s.is_main:
+        processes = f"{s.world} process{'es' if s.world > 1 else ''}"
+        print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
     try: s.follow(sys.stdout if s.is_main else None)
     except KeyboardInterrupt:
         if s.is_main: print("\nlora-nb: stopping at the next step boundary (a checkpoint is saved)…", flush=True)
@@ -63,17 +93,27 @@ def cmd_train(args) -> int:
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
     return _report(s, args.config) if s.is_main else 0
 
+def _add_train(sub):
+    t = sub.add_parser('train', help='train from a YAML run config (also under `accelerate launch`)')
+    t.add_argument('config', help='the YAML run config')
+    t.add_argument('--set', action='append', metavar='KEY=VALUE',
+                   help='override a setting, e.g. learning_rate=1e-4 or lora.r=8 (repeatable)')
+    t.add_argument('--resume', metavar='RUN_ID', help='continue this stopped or crashed run from its last checkpoint')
+    t.set_defaults(func=cmd_train)
+
 # %% ../nbs/80_cli.ipynb #1b7d08f4
 def _fmt(v, spec='.4f') -> str: return '-' if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
 def runs_table(rows:list[dict]) -> str:
     "The runs as a text table, newest first."
     head = ('id', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created')
-    body = [(r['id'], r.get('status') or '-', f"{_fmt(r.get('step'))}/{_fmt(r.get('total_steps'))}", _fmt(r.get('loss')),
-             _fmt(r.get('eval_loss')), 'yes' if r.get('adapter') else 'no', _fmt(r.get('created'))) for r in rows]
+    body = [(r['id'], r.get('status') or '-', f"{_fmt(r.get('step'))}/{_fmt(r.get('total_steps'))}",
+             _fmt(r.get('loss')), _fmt(r.get('eval_loss')), 'yes' if r.get('adapter') else 'no',
+             _fmt(r.get('created'))) for r in rows]
     w = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     return '\n'.join('  '.join(str(x).ljust(n) for x, n in zip(line, w)).rstrip() for line in [head, *body])
 
+# %% ../nbs/80_cli.ipynb #f1c6e2c0
 def cmd_runs(args) -> int:
     "List the runs under the runs root."
     from lora_nb.runs import list_runs, runs_root
@@ -83,30 +123,43 @@ def cmd_runs(args) -> int:
     else: print(runs_table(rows))
     return 0
 
+def _add_runs(sub):
+    r = sub.add_parser('runs', help='list the runs')
+    _root_arg(r)
+    r.add_argument('--json', action='store_true', help='print the rows as JSON')
+    r.set_defaults(func=cmd_runs)
+
+# %% ../nbs/80_cli.ipynb #defdc657
 def _adapter_of(run_id:str, root) -> Path:
     "The final adapter folder of a run, or a clear error."
     from lora_nb.runs import Run, RunError
     run = Run.open(run_id, root)
     if not (run.path/'adapter'/'adapter_config.json').exists():
-        raise RunError(f"Run {run_id} has no final adapter (status {run.info().get('status')!r})", where=str(run.path/'adapter'),
-                       hint=f"Finish or stop the run first (`lora-nb train CONFIG --resume {run_id}`); stopped runs save their adapter too.")
+        raise RunError(f"Run {run_id} has no final adapter (status {run.info().get('status')!r})",
+                       where=str(run.path/'adapter'),
+                       hint=f"Finish or stop the run first (`lora-nb train CONFIG --resume {run_id}`); stopped runs "
+                            f"save their adapter too.")
     return run.path/'adapter'
 
 def _new_folder(out:str) -> Path:
     "`out` as a folder to create: refuse one that holds files, so an export never overwrites anything."
     p = Path(out).expanduser().resolve()
     if p.exists() and (not p.is_dir() or any(p.iterdir())):
-        raise LoraNbError(f"{out!r} already exists and is not an empty folder", where=str(p), hint="Choose a new folder; export never overwrites.")
+        raise LoraNbError(f"{out!r} already exists and is not an empty folder", where=str(p),
+                          hint="Choose a new folder; export never overwrites.")
     if p.exists(): p.rmdir()
     return p
 
+# %% ../nbs/80_cli.ipynb #6759cc52
 def cmd_export(args) -> int:
     "Copy a run's adapter, or merge it into a full-precision copy of its base model."
     ad = _adapter_of(args.run, args.runs_root)
     dest = _new_folder(args.merge or args.adapter)
     if args.adapter:
-        tmp = dest.with_name(f'.{dest.name}.tmp'); shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(ad, tmp); os.replace(tmp, dest)
+        tmp = dest.with_name(f'.{dest.name}.tmp')
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(ad, tmp)
+        os.replace(tmp, dest)
         print(f"adapter of {args.run} copied to {dest}")
         return 0
     from lora_nb.adapters import merge
@@ -114,73 +167,69 @@ def cmd_export(args) -> int:
     print(f"{args.run} merged into its base model ({args.dtype}), saved with the tokenizer to {dest}")
     return 0
 
-def cmd_push(args) -> int:
-    "Upload a run's adapter folder (with its model card) to a Hugging Face Hub repository."
-    from huggingface_hub import HfApi, constants
+def _add_export(sub):
+    x = sub.add_parser('export', help="copy a run's adapter, or merge it into a full-precision base model")
+    _root_arg(x)
+    x.add_argument('run', help='run id')
+    g = x.add_mutually_exclusive_group(required=True)
+    g.add_argument('--merge', metavar='OUT',
+                   help='merge into a full-precision copy of the base and save model + tokenizer to OUT')
+    g.add_argument('--adapter', metavar='OUT', help='copy the adapter folder (with its model card) to OUT')
+    x.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'],
+                   help='dtype of the merged model')
+    x.set_defaults(func=cmd_export)
+
+# %% ../nbs/80_cli.ipynb #51b77e2b
+class PushError(LoraNbError):
+    "An adapter could not be uploaded to the Hugging Face Hub."
+
+def _check_push(repo:str, ad:Path):
+    "Raise a `PushError` for a repository id that is not one, or when the Hub can't be reached."
+    from huggingface_hub import constants
     from huggingface_hub.utils import validate_repo_id
     from lora_nb.models import hub_reachable
-    ad = _adapter_of(args.run, args.runs_root)
-    try: validate_repo_id(args.repo)
-    except ValueError as e: raise PushError(f"{args.repo!r} is not a Hub repository id ({e})", where='REPO', hint="Use 'user/name' or 'org/name'.") from None
+    try: validate_repo_id(repo)
+    except ValueError as e:
+        raise PushError(f"{repo!r} is not a Hub repository id ({e})", where='REPO',
+                        hint="Use 'user/name' or 'org/name'.") from None
     if not hub_reachable():
-        raise PushError("Can't push: the Hugging Face Hub is not reachable from this machine (offline)", where=constants.ENDPOINT,
+        raise PushError("Can't push: the Hugging Face Hub is not reachable from this machine (offline)",
+                        where=constants.ENDPOINT,
                         hint=f"Connect to the network and run the command again; the adapter stays in {ad}.")
+
+# %% ../nbs/80_cli.ipynb #0829f5af
+def cmd_push(args) -> int:
+    "Upload a run's adapter folder (with its model card) to a Hugging Face Hub repository."
+    from huggingface_hub import HfApi
+    ad = _adapter_of(args.run, args.runs_root)
+    _check_push(args.repo, ad)
     api = HfApi(token=args.token)
     try:
         url = api.create_repo(args.repo, private=args.private, exist_ok=True)
         api.upload_folder(folder_path=str(ad), repo_id=args.repo, commit_message=f"lora_nb adapter {args.run}")
     except Exception as e:   # HTTP, auth and network errors of huggingface_hub
         raise PushError(f"The upload failed: {type(e).__name__}: {e}", where=args.repo,
-                        hint="Log in with `hf auth login` (a token with write access) or pass --token, and check the repository name.") from None
+                        hint="Log in with `hf auth login` (a token with write access) or pass --token, and check the "
+                             "repository name.") from None
     print(f"pushed {ad} to {url}")
     return 0
 
-# %% ../nbs/80_cli.ipynb #dfd5518c
-def _root_arg(p): p.add_argument('--runs-root', default=None, help='the runs root (default: $LORA_NB_RUNS or ./runs)')
-
-def _add_run_commands(sub):
-    "The `train`, `runs`, `export` and `push` subcommands."
-    t = sub.add_parser('train', help='train from a YAML run config (also under `accelerate launch`)')
-    t.add_argument('config', help='the YAML run config')
-    t.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a setting, e.g. learning_rate=1e-4 or lora.r=8 (repeatable)')
-    t.add_argument('--resume', metavar='RUN_ID', help='continue this stopped or crashed run from its last checkpoint')
-    t.set_defaults(func=cmd_train)
-    r = sub.add_parser('runs', help='list the runs'); _root_arg(r)
-    r.add_argument('--json', action='store_true', help='print the rows as JSON')
-    r.set_defaults(func=cmd_runs)
-    x = sub.add_parser('export', help="copy a run's adapter, or merge it into a full-precision base model"); _root_arg(x)
-    x.add_argument('run', help='run id')
-    g = x.add_mutually_exclusive_group(required=True)
-    g.add_argument('--merge', metavar='OUT', help='merge into a full-precision copy of the base and save model + tokenizer to OUT')
-    g.add_argument('--adapter', metavar='OUT', help='copy the adapter folder (with its model card) to OUT')
-    x.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'], help='dtype of the merged model')
-    x.set_defaults(func=cmd_export)
-    u = sub.add_parser('push', help="upload a run's adapter (with its model card) to the Hugging Face Hub"); _root_arg(u)
-    u.add_argument('run', help='run id'); u.add_argument('repo', help="the Hub repository, 'user/name'")
-    u.add_argument('--private', action='store_true'); u.add_argument('--token', default=None, help='a Hub token with write access (default: your login)')
+def _add_push(sub):
+    u = sub.add_parser('push', help="upload a run's adapter (with its model card) to the Hugging Face Hub")
+    _root_arg(u)
+    u.add_argument('run', help='run id')
+    u.add_argument('repo', help="the Hub repository, 'user/name'")
+    u.add_argument('--private', action='store_true')
+    u.add_argument('--token', default=None, help='a Hub token with write access (default: your login)')
     u.set_defaults(func=cmd_push)
 
 # %% ../nbs/80_cli.ipynb #997b41ab
 def parser() -> argparse.ArgumentParser:
     "The `lora-nb` argument parser."
-    p = argparse.ArgumentParser(prog='lora-nb', description='Fine-tune LoRA adapters interactively; these commands run headless.')
+    p = argparse.ArgumentParser(prog='lora-nb',
+                                description='Fine-tune LoRA adapters interactively; these commands run headless.')
     sub = p.add_subparsers(dest='command', required=True)
-    d = sub.add_parser('demo', help='train the embedded model on a new skill and compare (offline, a minute or two on a CPU)')
-    d.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
-    d.add_argument('--epochs', type=float, default=4)
-    d.add_argument('--runs-root', default=None, help='where the run folder goes (default: $LORA_NB_RUNS or ./runs)')
-    d.set_defaults(func=cmd_demo)
-    e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json alone')
-    e.add_argument('config', help='model folder or config.json')
-    e.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
-    e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
-                   help='activations and unquantized weights (default: float32 on a CPU, bfloat16 on a GPU, as the loader)')
-    e.add_argument('--r', type=int, default=8)
-    e.add_argument('--batch-size', type=int, default=1)
-    e.add_argument('--seq-len', type=int, default=512)
-    e.add_argument('--gradient-checkpointing', action='store_true')
-    e.set_defaults(func=cmd_estimate)
-    _add_run_commands(sub)
+    for add in (_add_demo, _add_estimate, _add_train, _add_runs, _add_export, _add_push): add(sub)
     return p
 
 def main(argv:list[str]|None=None) -> int:

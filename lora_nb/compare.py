@@ -9,84 +9,80 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
-from .errors import LoraNbError, SettingsError
+from fastcore.basics import patch
+from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['BASE', 'CompareError', 'check_adapter_name', 'adapter_dir', 'add_adapter', 'Comparison', 'compare']
+__all__ = ['BASE', 'CompareError', 'Comparison', 'compare']
 
 # %% ../nbs/06_compare.ipynb #29026509
-BASE = '__base__'
+BASE = '__base__' # the column of the base model (PEFT's name for no adapter in a mixed batch)
 
 class CompareError(LoraNbError):
     "Comparison could not run."
-
-def check_adapter_name(name:str):
-    "Refuse adapter names PEFT would confuse with its own parameter names (shared/DESIGN.md, hazard 8)."
-    if not name or not name.replace('_', '').replace('-', '').isalnum() or name in 'lora_' or name == BASE:
-        raise SettingsError(f"Adapter name {name!r} can't be used", where='adapter_name',
-                            hint="Use a word of letters, digits, '_' or '-' that is not part of 'lora_', e.g. 'poems' or 'run-3'.")
-    if hasattr(torch.nn.Module, name):   # PEFT makes a sub-module per adapter name; 'half', 'train', 'eval' … are taken
-        raise SettingsError(f"Adapter name {name!r} is the name of a torch Module method", where='adapter_name',
-                            hint=f"Pick another name, e.g. '{name}-mix' or 'run-3'.")
-
-def adapter_dir(path:str|Path) -> Path:
-    "The adapter folder of a run folder or an adapter folder."
-    p = Path(path).expanduser()
-    for d in (p/'adapter', p):
-        if (d/'adapter_config.json').exists(): return d
-    raise CompareError(f"No adapter at {str(path)!r}", where=str(p), hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
-
-def add_adapter(model, path:str|Path, name:str):
-    "Load the adapter at `path` (an adapter folder, or a run folder with `adapter/`) into `model` as `name`; returns the PeftModel."
-    check_adapter_name(name)
-    p = adapter_dir(path)
-    if isinstance(model, PeftModel):
-        if name in model.peft_config: raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name', hint="Pick another name.")
-        model.load_adapter(str(p), adapter_name=name)
-        return model
-    return PeftModel.from_pretrained(model, str(p), adapter_name=name)
 
 # %% ../nbs/06_compare.ipynb #f321ec94
 @dataclass
 class Comparison:
     "Answers to each prompt from each model."
-    prompts:list[str]; columns:list[str]; outputs:list[dict]; settings:dict=field(default_factory=dict)
+    prompts:list[str]
+    columns:list[str]
+    outputs:list[dict]
+    settings:dict=field(default_factory=dict)
 
     def rows(self) -> list[dict]: return [{'prompt': p, **o} for p, o in zip(self.prompts, self.outputs)]
 
-    def _repr_html_(self):
-        head = ''.join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in ['prompt', *self.columns])
-        cell = lambda t: f"<td style='text-align:left;vertical-align:top;white-space:pre-wrap'>{html.escape(t)}</td>"
-        body = ''.join('<tr>' + cell(p) + ''.join(cell(o[c]) for c in self.columns) + '</tr>' for p, o in zip(self.prompts, self.outputs))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+# %% ../nbs/06_compare.ipynb #c25a61e8
+@patch
+def _repr_html_(self:Comparison):
+    head = ''.join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in ['prompt', *self.columns])
+    cell = lambda t: f"<td style='text-align:left;vertical-align:top;white-space:pre-wrap'>{html.escape(t)}</td>"
+    row = lambda p, o: '<tr>' + cell(p) + ''.join(cell(o[c]) for c in self.columns) + '</tr>'
+    body = ''.join(row(p, o) for p, o in zip(self.prompts, self.outputs))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    def __repr__(self):
-        return '\n\n'.join(f"» {p}\n" + '\n'.join(f"  [{c}] {o[c]!r}" for c in self.columns) for p, o in zip(self.prompts, self.outputs))
+@patch
+def __repr__(self:Comparison):
+    answers = lambda o: '\n'.join(f"  [{c}] {o[c]!r}" for c in self.columns)
+    return '\n\n'.join(f"» {p}\n" + answers(o) for p, o in zip(self.prompts, self.outputs))
 
+# %% ../nbs/06_compare.ipynb #2e230655
 def _encode(tok, prompts, chat):
-    texts = [tok.apply_chat_template([{'role': 'user', 'content': p}], tokenize=False, add_generation_prompt=True) if chat else p for p in prompts]
+    turn = lambda p: tok.apply_chat_template([{'role': 'user', 'content': p}], tokenize=False,
+                                             add_generation_prompt=True)
+    texts = [turn(p) if chat else p for p in prompts]
     side, tok.padding_side = tok.padding_side, 'left'
     try: return tok(texts, return_tensors='pt', padding=True, add_special_tokens=not chat)
     finally: tok.padding_side = side
 
-# %% ../nbs/06_compare.ipynb #cd0817e9
-def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain model: base only), and what to ask
-            adapters:list[str]|None=None, # adapter names to include (default: every loaded adapter); the base is always first
-            chat:bool=True, # wrap prompts in the chat template
-            max_new_tokens:int=64, do_sample:bool=False, temperature:float=0.7, top_p:float=0.9, seed:int=0) -> Comparison:
-    "Generate for `prompts` from the base and each adapter in one batched `generate` call."
-    if not prompts: raise CompareError("No prompts to compare", hint="Give at least one prompt.")
+# %% ../nbs/06_compare.ipynb #311ecf5f
+def _columns(model, adapters:list[str]|None) -> tuple[list[str], list[str]]:
+    "`(loaded adapter names, columns)` for comparing `adapters` on `model`."
     loaded = list(model.peft_config) if isinstance(model, PeftModel) else []
     names = loaded if adapters is None else list(adapters)
     missing = [a for a in names if a not in loaded]
-    if missing: raise CompareError(f"Adapter(s) {missing} are not loaded", where='adapters', hint=f"Loaded: {loaded or 'none'}. Load them with `add_adapter`.")
-    cols = [BASE, *names]
+    if missing: raise CompareError(f"Adapter(s) {missing} are not loaded", where='adapters',
+                                   hint=f"Loaded: {loaded or 'none'}. Load them with `lora_nb.adapters.load`.")
+    return loaded, [BASE, *names]
+
+# %% ../nbs/06_compare.ipynb #cd0817e9
+def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain model: base only), and what to ask
+            adapters:list[str]|None=None, # adapter names to include (default: all loaded); the base comes first
+            chat:bool=True, # wrap prompts in the chat template
+            max_new_tokens:int=64, do_sample:bool=False, temperature:float=0.7, top_p:float=0.9,
+            seed:int=0) -> Comparison:
+    "Generate for `prompts` from the base and each adapter in one batched `generate` call."
+    if not prompts: raise CompareError("No prompts to compare", hint="Give at least one prompt.")
+    loaded, cols = _columns(model, adapters)
     enc = _encode(tokenizer, [p for p in prompts for _ in cols], chat)
     gen = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id, use_cache=True)
     if do_sample: gen.update(temperature=temperature, top_p=top_p)
     if loaded: gen['adapter_names'] = cols * len(prompts)
-    was = model.training; model.eval(); torch.manual_seed(seed)
+    was = model.training
+    model.eval()
+    torch.manual_seed(seed)
     try:
         with torch.no_grad(): out = model.generate(**enc.to(next(model.parameters()).device), **gen)
     finally: model.train(was)

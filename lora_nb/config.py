@@ -8,45 +8,16 @@ import difflib, json, re, types, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import yaml
+from fastcore.basics import patch
 from .errors import SettingsError
-from .models import ModelSettings, load_model
+from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
+from .models import load_model
 from .data import prepare, read_source, fingerprint
 from .runs import Run
-from .train import LoraSettings, TrainSettings, Session
+from .train import Session
 
 # %% auto #0
-__all__ = ['SECTIONS', 'TOP_KEYS', 'DataSettings', 'coerce', 'read_yaml', 'RunConfig', 'from_dict', 'load', 'to_dict', 'to_yaml',
-           'with_overrides', 'from_session', 'run_config']
-
-# %% ../nbs/08_config.ipynb #588c2782
-_SOURCES = ('source', 'records', 'text')
-
-@dataclass
-class DataSettings:
-    "Where the examples come from and how they are prepared (`lora_nb.data.prepare`'s arguments)."
-    source:str|None=None # a .jsonl, .json, .csv or .parquet file (relative: to the config file's folder)
-    records:list[dict]|None=None # the examples inline, as a list of mappings
-    text:str|None=None # a pasted block: JSON lines, or plain-text examples separated by blank lines
-    format:str|None=None # 'instruction', 'chat', 'prompt_completion' or 'text' (None: detected)
-    template:str|None=None # chat template by name ('chatml', 'plain') or Jinja text (None: the tokenizer's)
-    train_on_prompt:bool=False # train on every token, not only the answers
-    max_length:int=1024 # longer examples are cut (the lint report lists them)
-    eval_size:float|int=0.1 # held-out fraction (< 1) or count
-    seed:int=42 # seed of the train/eval split
-
-    def __post_init__(self):
-        given = [k for k in _SOURCES if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise SettingsError("`data` needs exactly one of `source`, `records` or `text`" + (f" (it has {', '.join(f'`{k}`' for k in given)})" if given else ''),
-                                where='source', hint="Name a file in `source:`, or list the examples under `records:`, or paste them under `text:`.")
-
-    def prepare_kwargs(self) -> dict:
-        "The keyword arguments for `prepare`."
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _SOURCES}
-
-    def read(self) -> Path|list|str:
-        "The source to give `prepare`: a path, the records or the text."
-        return Path(self.source) if self.source is not None else self.records if self.records is not None else self.text
+__all__ = ['SECTIONS', 'TOP_KEYS', 'coerce', 'read_yaml', 'RunConfig', 'run_config']
 
 # %% ../nbs/08_config.ipynb #d46b305c
 _NUMBER = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
@@ -57,15 +28,18 @@ def _exact(tp, v) -> bool:
     if o in (typing.Union, types.UnionType): return any(_exact(a, v) for a in args)
     if tp is type(None): return v is None
     if tp in (int, float): return isinstance(v, tp) and not isinstance(v, bool)
-    if o in (list, tuple): return isinstance(v, (list, tuple)) and all(_exact(args[0], x) for x in v) if args else isinstance(v, (list, tuple))
+    if o in (list, tuple):
+        return isinstance(v, (list, tuple)) and (all(_exact(args[0], x) for x in v) if args else True)
     if o is dict or tp is dict: return isinstance(v, dict)
     return isinstance(v, tp) if isinstance(tp, type) else True
 
+# %% ../nbs/08_config.ipynb #ba2e8ebe
 def coerce(tp, v):
     "`v` as annotation `tp` wants it (a number given as a string or an int for a float), or TypeError."
     if _exact(tp, v): return v
     floats = [a for a in (typing.get_args(tp) or (tp,)) if a is float]
-    if floats and not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, str) and _NUMBER.match(v.strip()))): return float(v)
+    numeric = isinstance(v, int) or (isinstance(v, str) and _NUMBER.match(v.strip()))
+    if floats and not isinstance(v, bool) and numeric: return float(v)
     raise TypeError
 
 # %% ../nbs/08_config.ipynb #c2716214
@@ -74,13 +48,14 @@ def _key_lines(node, where, path=()) -> dict:
     out = {}
     if not isinstance(node, yaml.MappingNode): return out
     for k, v in node.value:
-        p = path + (k.value,)
-        if p in out: raise SettingsError(f"`{'.'.join(map(str, p))}` is given twice (lines {out[p]} and {k.start_mark.line + 1})",
-                                         where=f"{where}:{k.start_mark.line + 1}", hint="Keep one of them.")
-        out[p] = k.start_mark.line + 1
+        p, line = path + (k.value,), k.start_mark.line + 1
+        if p in out: raise SettingsError(f"`{'.'.join(map(str, p))}` is given twice (lines {out[p]} and {line})",
+                                         where=f"{where}:{line}", hint="Keep one of them.")
+        out[p] = line
         out.update(_key_lines(v, where, p))
     return out
 
+# %% ../nbs/08_config.ipynb #17ae97c4
 def read_yaml(text:str, where:str='<config>') -> tuple[object, dict]:
     "The YAML document in `text` and the line of each key."
     try:
@@ -91,8 +66,9 @@ def read_yaml(text:str, where:str='<config>') -> tuple[object, dict]:
         finally: loader.dispose()
     except yaml.YAMLError as e:
         m = getattr(e, 'problem_mark', None)
-        raise SettingsError(f"Not valid YAML: {getattr(e, 'problem', None) or e}", where=f"{where}:{m.line + 1}:{m.column + 1}" if m else where,
-                            hint="Fix the file at that place (indentation, a missing ':' or an unclosed quote are the usual causes).") from None
+        hint = "Fix the file at that place (indentation, a missing ':' or an unclosed quote are the usual causes)."
+        raise SettingsError(f"Not valid YAML: {getattr(e, 'problem', None) or e}",
+                            where=f"{where}:{m.line + 1}:{m.column + 1}" if m else where, hint=hint) from None
 
 # %% ../nbs/08_config.ipynb #8c2f84d5
 SECTIONS = {'model': ModelSettings, 'data': DataSettings, 'lora': LoraSettings, 'train': TrainSettings}
@@ -132,16 +108,19 @@ def _unknown(cfg, section, key):
     dotted = f"{section}.{key}" if section else key
     home = [s for s, c in SECTIONS.items() if s != section and key in _field_names(c)]
     near = difflib.get_close_matches(str(key), names, n=2)
-    hint = (f"`{key}` belongs in the `{home[0]}` section." if home else
-            f"Did you mean {' or '.join(f'`{n}`' for n in near)}?" if near else f"Known keys here: {', '.join(names)}.")
+    if home: hint = f"`{key}` belongs in the `{home[0]}` section."
+    elif near: hint = f"Did you mean {' or '.join(f'`{n}`' for n in near)}?"
+    else: hint = f"Known keys here: {', '.join(names)}."
     _fail(cfg, (section, key) if section else (key,), f"Unknown key `{dotted}`", hint)
 
+# %% ../nbs/08_config.ipynb #96dd8a58
 def _section(cfg, name:str, d):
     "The settings object of section `name` from mapping `d`, every error located."
     cls = SECTIONS[name]
     if d is None: d = {}
-    if not isinstance(d, dict): _fail(cfg, (name,), f"`{name}` must be a mapping of settings, got {type(d).__name__}",
-                                      f"Write it as `{name}:` followed by indented `key: value` lines.")
+    if not isinstance(d, dict):
+        _fail(cfg, (name,), f"`{name}` must be a mapping of settings, got {type(d).__name__}",
+              f"Write it as `{name}:` followed by indented `key: value` lines.")
     hints, ftypes = typing.get_type_hints(cls), {f.name: f.type for f in fields(cls)}
     kw = {}
     for k, v in d.items():
@@ -150,8 +129,9 @@ def _section(cfg, name:str, d):
         except TypeError: _fail(cfg, (name, k), f"`{name}.{k}` must be {ftypes[k]}, got {v!r} ({type(v).__name__})")
     try: return cls(**kw)
     except SettingsError as e:
-        key = e.where if e.where in kw else next((k for k in kw if f"`{k}`" in e.what), None)
-        raise SettingsError(f"`{name}.{key or e.where}`: {e.what}" if key or e.where else e.what,
+        key = e.field if e.field in kw else None
+        label = key or e.field
+        raise SettingsError(f"`{name}.{label}`: {e.what}" if label else e.what, field=label,
                             where=cfg.locate(name, key) if key else cfg.locate(name), hint=e.hint) from None
 
 # %% ../nbs/08_config.ipynb #534ee075
@@ -163,17 +143,22 @@ def _resolve_paths(cfg):
     base = _base_dir(cfg)
     if cfg.data.source is not None:
         p = (base/Path(cfg.data.source).expanduser()).resolve()
-        if not p.is_file(): _fail(cfg, ('data', 'source'), f"Data file {cfg.data.source!r} (`data.source`) does not exist",
-                                  f"Looked at {p}. Relative paths start at the config file's folder ({base}).")
+        if not p.is_file():
+            _fail(cfg, ('data', 'source'), f"Data file {cfg.data.source!r} (`data.source`) does not exist",
+                  f"Looked at {p}. Relative paths start at the config file's folder ({base}).")
         cfg.data.source = str(p)
     if cfg.runs_root is not None: cfg.runs_root = str((base/Path(cfg.runs_root).expanduser()).resolve())
 
+# %% ../nbs/08_config.ipynb #897e3f5f
 def _top(cfg, d):
     "The top-level fields: name, runs_root, probes, and report_to moved into the train section."
     name, root, probes = d.get('name', 'run'), d.get('runs_root'), d.get('probes') or []
-    if not isinstance(name, str) or not name.strip(): _fail(cfg, ('name',), f"`name` must be a non-empty string, got {name!r}")
-    if root is not None and not isinstance(root, str): _fail(cfg, ('runs_root',), f"`runs_root` must be a path, got {root!r}")
-    if not _exact(list[str], probes): _fail(cfg, ('probes',), "`probes` must be a list of prompts (strings)", "Write one `- prompt` line each.")
+    if not isinstance(name, str) or not name.strip():
+        _fail(cfg, ('name',), f"`name` must be a non-empty string, got {name!r}")
+    if root is not None and not isinstance(root, str):
+        _fail(cfg, ('runs_root',), f"`runs_root` must be a path, got {root!r}")
+    if not _exact(list[str], probes):
+        _fail(cfg, ('probes',), "`probes` must be a list of prompts (strings)", "Write one `- prompt` line each.")
     cfg.name, cfg.runs_root, cfg.probes = name, root, list(probes)
 
 def _train_section(cfg, d):
@@ -182,56 +167,66 @@ def _train_section(cfg, d):
     if 'report_to' not in d or not isinstance(train, (dict, type(None))): return train
     train = dict(train or {})
     if train.get('report_to', d['report_to']) != d['report_to']:
-        _fail(cfg, ('report_to',), f"`report_to` is {d['report_to']!r} but `train.report_to` is {train['report_to']!r}", "Give it once, at the top level.")
+        _fail(cfg, ('report_to',),
+              f"`report_to` is {d['report_to']!r} but `train.report_to` is {train['report_to']!r}",
+              "Give it once, at the top level.")
     train['report_to'] = d['report_to']
     return train
 
-def from_dict(d:dict, # the config: sections model, data, lora, train; probes, runs_root, name, report_to
+# %% ../nbs/08_config.ipynb #67b85c9b
+@patch(cls_method=True)
+def from_dict(cls:RunConfig,
+              d:dict, # the config: sections model, data, lora, train; probes, runs_root, name, report_to
               where:str|None=None, # the file it came from (for error locations and relative paths)
               lines:dict|None=None # {key path: line} in that file
              ) -> RunConfig:
     "A validated `RunConfig` from a dict (as read from YAML)."
-    cfg = RunConfig.__new__(RunConfig); cfg.where, cfg.lines = where, dict(lines or {})
+    cfg = cls.__new__(cls)
+    cfg.where, cfg.lines = where, dict(lines or {})
     if ('report_to',) in cfg.lines: cfg.lines.setdefault(('train', 'report_to'), cfg.lines[('report_to',)])
-    if not isinstance(d, dict): _fail(cfg, (), f"A run config must be a mapping of sections, got {type(d).__name__}",
-                                      "Start with `data:`, `model:`, `lora:`, `train:` sections (see `RunConfig`).")
+    if not isinstance(d, dict):
+        _fail(cfg, (), f"A run config must be a mapping of sections, got {type(d).__name__}",
+              "Start with `data:`, `model:`, `lora:`, `train:` sections (see `RunConfig`).")
     for k in d:
         if k not in SECTIONS and k not in TOP_KEYS: _unknown(cfg, None, k)
-    if d.get('data') is None: _fail(cfg, (), "The config has no `data` section", "Add `data:` with `source: path/to/train.jsonl` (or `records:` / `text:`).")
+    if d.get('data') is None:
+        _fail(cfg, (), "The config has no `data` section",
+              "Add `data:` with `source: path/to/train.jsonl` (or `records:` / `text:`).")
     train = _train_section(cfg, d)
     for name in SECTIONS: setattr(cfg, name, _section(cfg, name, train if name == 'train' else d.get(name)))
     _top(cfg, d)
     _resolve_paths(cfg)
     return cfg
 
-RunConfig.from_dict = staticmethod(from_dict)
-
 # %% ../nbs/08_config.ipynb #4579b73a
-def load(path:str|Path) -> RunConfig:
+@patch(cls_method=True)
+def load(cls:RunConfig, path:str|Path) -> RunConfig:
     "Read and validate a YAML run config."
     p = Path(path).expanduser()
-    if not p.is_file(): raise SettingsError(f"Config file {str(path)!r} does not exist", where=str(p.resolve()),
-                                            hint="Check the path; `RunConfig.to_yaml()` (or the Studio) writes one.")
+    if not p.is_file():
+        raise SettingsError(f"Config file {str(path)!r} does not exist", where=str(p.resolve()),
+                            hint="Check the path; `RunConfig.to_yaml()` (or the Studio) writes one.")
     try: text = p.read_text(encoding='utf-8')
-    except UnicodeDecodeError as e: raise SettingsError(f"The config file is not UTF-8 text ({e.reason})", where=str(p), hint="Save it as UTF-8.") from None
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"The config file is not UTF-8 text ({e.reason})", where=str(p),
+                            hint="Save it as UTF-8.") from None
     d, lines = read_yaml(text, str(p))
-    return from_dict(d, where=str(p), lines=lines)
-
-RunConfig.load = staticmethod(load)
+    return cls.from_dict(d, where=str(p), lines=lines)
 
 # %% ../nbs/08_config.ipynb #d3fbd5bc
+@patch
 def to_dict(self:RunConfig) -> dict:
     "The config as plain data (the YAML's shape)."
-    data = {k: v for k, v in asdict(self.data).items() if k not in _SOURCES or v is not None}
+    data = {k: v for k, v in asdict(self.data).items() if k not in DATA_SOURCES or v is not None}
     train = {k: v for k, v in asdict(self.train).items() if k != 'report_to'}
-    return dict(name=self.name, runs_root=self.runs_root, report_to=self.report_to, model=asdict(self.model), data=data,
-                lora=asdict(self.lora), train=train, probes=list(self.probes))
+    return dict(name=self.name, runs_root=self.runs_root, report_to=self.report_to, model=asdict(self.model),
+                data=data, lora=asdict(self.lora), train=train, probes=list(self.probes))
 
+@patch
 def to_yaml(self:RunConfig) -> str:
     "The config as YAML, for `lora-nb train`."
-    return yaml.safe_dump(json.loads(json.dumps(self.to_dict(), default=str)), sort_keys=False, allow_unicode=True, width=120)
-
-RunConfig.to_dict, RunConfig.to_yaml = to_dict, to_yaml
+    return yaml.safe_dump(json.loads(json.dumps(self.to_dict(), default=str)), sort_keys=False, allow_unicode=True,
+                          width=120)
 
 # %% ../nbs/08_config.ipynb #76b50189
 def _override_key(cfg, key:str) -> tuple:
@@ -241,27 +236,42 @@ def _override_key(cfg, key:str) -> tuple:
     if len(parts) == 2 and parts[0] in SECTIONS and parts[1] in _field_names(SECTIONS[parts[0]]): return parts
     homes = [s for s, c in SECTIONS.items() if len(parts) == 1 and parts[0] in _field_names(c)]
     if len(homes) == 1: return (homes[0], parts[0])
-    if homes: raise SettingsError(f"`{key}` is in several sections ({', '.join(f'`{h}.{key}`' for h in homes)})", where=f"--set {key}",
-                                  hint=f"Name the section: {' or '.join(f'`{h}.{key}=…`' for h in homes)}.")
-    known = list(TOP_KEYS) + [f"{s}.{n}" for s, c in SECTIONS.items() for n in _field_names(c)] + [n for c in SECTIONS.values() for n in _field_names(c)]
-    near = difflib.get_close_matches(key, known, n=2)
-    raise SettingsError(f"There is no setting `{key}` to override", where=f"--set {key}",
-                        hint=f"Did you mean {' or '.join(f'`{n}`' for n in near)}?" if near else "Use `section.key=value`, e.g. `lora.r=8` or `learning_rate=1e-4`.")
+    if homes:
+        hint = f"Name the section: {' or '.join(f'`{h}.{key}=…`' for h in homes)}."
+        raise SettingsError(f"`{key}` is in several sections ({', '.join(f'`{h}.{key}`' for h in homes)})",
+                            where=f"--set {key}", hint=hint)
+    dotted = [f"{s}.{n}" for s, c in SECTIONS.items() for n in _field_names(c)]
+    bare = [n for c in SECTIONS.values() for n in _field_names(c)]
+    near = difflib.get_close_matches(key, list(TOP_KEYS) + dotted + bare, n=2)
+    hint = (f"Did you mean {' or '.join(f'`{n}`' for n in near)}?" if near
+            else "Use `section.key=value`, e.g. `lora.r=8` or `learning_rate=1e-4`.")
+    raise SettingsError(f"There is no setting `{key}` to override", where=f"--set {key}", hint=hint)
 
+# %% ../nbs/08_config.ipynb #00f31931
+def _parse_override(cfg, item:str) -> tuple[tuple, object]:
+    "The key path and the value of one `key=value` override."
+    key, eq, raw = item.partition('=')
+    if not eq: raise SettingsError(f"Override {item!r} has no '='", where=f"--set {item}",
+                                   hint="Write `key=value`, e.g. `lora.r=8`.")
+    path = _override_key(cfg, key.strip())
+    try: value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise SettingsError(f"The value of `{key}` is not valid YAML ({e})", where=f"--set {item}") from None
+    return path, value
+
+# %% ../nbs/08_config.ipynb #0dc20a9c
+@patch
 def with_overrides(self:RunConfig, items:list[str]) -> RunConfig:
     "A new config with `key=value` overrides applied (and validated)."
     d, paths = self.to_dict(), {}
     for item in items:
-        key, eq, raw = item.partition('=')
-        if not eq: raise SettingsError(f"Override {item!r} has no '='", where=f"--set {item}", hint="Write `key=value`, e.g. `lora.r=8`.")
-        path = paths[item] = _override_key(self, key.strip())
-        try: value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e: raise SettingsError(f"The value of `{key}` is not valid YAML ({e})", where=f"--set {item}") from None
-        if path[0] == 'data' and path[1] in _SOURCES:
-            for s in _SOURCES: d['data'].pop(s, None)
+        path, value = _parse_override(self, item)
+        paths[item] = path
+        if path[0] == 'data' and path[1] in DATA_SOURCES:
+            for s in DATA_SOURCES: d['data'].pop(s, None)
         if len(path) == 1: d[path[0]] = value
         else: d[path[0]][path[1]] = value
-    try: out = from_dict(d, where=self.where)
+    try: out = RunConfig.from_dict(d, where=self.where)
     except SettingsError as e:   # an override's value is wrong: point at the override, not at the file
         item = next((i for i, p in paths.items() if f"`{'.'.join(p)}`" in e.what), None)
         if item is None: raise
@@ -269,35 +279,41 @@ def with_overrides(self:RunConfig, items:list[str]) -> RunConfig:
     out.lines = self.lines
     return out
 
-RunConfig.with_overrides = with_overrides
-
 # %% ../nbs/08_config.ipynb #08bc7046
-def from_session(session:Session, # a training session (started or not)
+@patch(cls_method=True)
+def from_session(cls:RunConfig,
+                 session:Session, # a training session (started or not)
                  source:str|Path|None=None # the data file the session's data was read from (None: inline records)
                 ) -> RunConfig:
     "The `RunConfig` that reproduces `session`."
     st, prep = session.settings(), session.data
     if source is not None:
         fp = fingerprint(read_source(Path(source)))
-        if fp != prep.fingerprint: raise SettingsError(f"{str(source)!r} does not hold the session's data (fingerprint {fp} ≠ {prep.fingerprint})",
-                                                       where=str(source), hint="Pass the file the session's data was prepared from, or no source to write the records inline.")
+        if fp != prep.fingerprint:
+            raise SettingsError(f"{str(source)!r} does not hold the session's data "
+                                f"(fingerprint {fp} ≠ {prep.fingerprint})", where=str(source),
+                                hint="Pass the file the session's data was prepared from, or no source to write the "
+                                     "records inline.")
         data = dict(source=str(Path(source).resolve()))
     else: data = dict(records=json.loads(json.dumps(prep.records, default=str)))
     d = dict(name=session.name, runs_root=None if session.root is None else str(session.root), model=st['model'],
              data={**data, **st['data']}, lora=st['lora'], train=st['train'], probes=st['probes'])
-    return from_dict(json.loads(json.dumps(d, default=str)))
-
-RunConfig.from_session = staticmethod(from_session)
+    return cls.from_dict(json.loads(json.dumps(d, default=str)))
 
 # %% ../nbs/08_config.ipynb #75149c54
 def _check_resumable(cfg:RunConfig, run_id:str):
     "Refuse to resume `run_id` with LoRA or training settings other than its own."
     st = Run.open(run_id, cfg.runs_root).info().get('settings', {})
     mine = json.loads(json.dumps(dict(lora=asdict(cfg.lora), train=asdict(cfg.train)), default=str))
-    diff = [f"{s}.{k} (run {st.get(s, {}).get(k)!r}, config {v!r})" for s in mine for k, v in mine[s].items() if st.get(s, {}).get(k, v) != v]
-    if diff: raise SettingsError(f"Run {run_id} was trained with other settings: {'; '.join(diff[:4])}", where=cfg.where,
-                                 hint="A resumed run keeps its settings: use the config it was started with (and no --set), or start a new run.")
+    diff = [f"{s}.{k} (run {st.get(s, {}).get(k)!r}, config {v!r})" for s in mine for k, v in mine[s].items()
+            if st.get(s, {}).get(k, v) != v]
+    if diff:
+        hint = ("A resumed run keeps its settings: use the config it was started with (and no --set), "
+                "or start a new run.")
+        raise SettingsError(f"Run {run_id} was trained with other settings: {'; '.join(diff[:4])}", where=cfg.where,
+                            hint=hint)
 
+# %% ../nbs/08_config.ipynb #60375e98
 def run_config(cfg:RunConfig, # the run
                background:bool=True, # train in a background thread (False: here, returning when done)
                resume:str|None=None # the id of a stopped or crashed run to continue
@@ -307,4 +323,5 @@ def run_config(cfg:RunConfig, # the run
     lm = load_model(settings=cfg.model)
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)
-    return Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root).start(background=background)
+    s = Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root)
+    return s.start(background=background)

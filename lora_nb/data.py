@@ -8,6 +8,7 @@ import hashlib, html, io, json, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.basics import patch
 from .errors import LoraNbError
 
 # %% auto #0
@@ -21,6 +22,7 @@ class DataError(LoraNbError):
 
 # %% ../nbs/03_data.ipynb #b9663d26
 def _jsonl(text:str, where:str) -> list[dict]:
+    "The records of JSON-lines `text`; a bad line is reported at `where:line:column`."
     recs = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip(): continue
@@ -28,44 +30,69 @@ def _jsonl(text:str, where:str) -> list[dict]:
         except json.JSONDecodeError as e:
             raise DataError(f"Line {i} is not valid JSON ({e.msg})", where=f"{where}:{i}:{e.colno}",
                             hint="Each line of a .jsonl file must be one JSON object. Fix or delete that line.") from e
-        if not isinstance(r, dict): raise DataError(f"Line {i} is a {type(r).__name__}, not an object", where=f"{where}:{i}",
-                                                    hint='Write each example as {"field": "value", ...}.')
+        if not isinstance(r, dict):
+            raise DataError(f"Line {i} is a {type(r).__name__}, not an object", where=f"{where}:{i}",
+                            hint='Write each example as {"field": "value", ...}.')
         recs.append(r)
     return recs
 
+# %% ../nbs/03_data.ipynb #a29a98a8
 def _read_text(p:Path) -> str:
     "The file as UTF-8 text; other encodings get an error naming the line."
     raw = p.read_bytes()
     try: return raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1; col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
-        raise DataError(f"The file is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})", where=f"{p}:{line}:{col}",
-                        hint="Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`), or read it with pandas using its "
-                             "encoding and pass the DataFrame.") from None
+        line = raw[:e.start].count(b'\n') + 1
+        col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
+        raise DataError(f"The file is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})",
+                        where=f"{p}:{line}:{col}",
+                        hint="Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`), or read it with pandas "
+                             "using its encoding and pass the DataFrame.") from None
 
+# %% ../nbs/03_data.ipynb #ed00f26f
+def _read_json(p:Path) -> list[dict]:
+    "The records of a .json file."
+    try: obj = json.loads(_read_text(p))
+    except json.JSONDecodeError as e:
+        raise DataError(f"Not valid JSON ({e.msg})", where=f"{p}:{e.lineno}:{e.colno}",
+                        hint="Fix the file at that place.") from e
+    if isinstance(obj, dict):  # {"data": [...]} or {"train": [...]}
+        lists = [v for v in obj.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError("A .json file must hold a list of examples (or an object with one list)", where=str(p))
+        obj = lists[0]
+    if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
+        raise DataError("A .json file must hold a list of objects", where=str(p),
+                        hint='Write [{"field": "value"}, ...].')
+    return obj
+
+# %% ../nbs/03_data.ipynb #a3343cfd
 def _read_file(p:Path) -> list[dict]:
+    "The records of a .jsonl, .json, .csv or .parquet file."
     suf = p.suffix.lower()
     if suf == '.jsonl': return _jsonl(_read_text(p), str(p))
-    if suf == '.json':
-        try: obj = json.loads(_read_text(p))
-        except json.JSONDecodeError as e:
-            raise DataError(f"Not valid JSON ({e.msg})", where=f"{p}:{e.lineno}:{e.colno}", hint="Fix the file at that place.") from e
-        if isinstance(obj, dict):  # {"data": [...]} or {"train": [...]}
-            lists = [v for v in obj.values() if isinstance(v, list)]
-            if len(lists) != 1: raise DataError("A .json file must hold a list of examples (or an object with one list)", where=str(p))
-            obj = lists[0]
-        if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
-            raise DataError("A .json file must hold a list of objects", where=str(p), hint='Write [{"field": "value"}, ...].')
-        return obj
+    if suf == '.json': return _read_json(p)
     import pandas as pd
     if suf == '.csv':
         try: return pd.read_csv(io.StringIO(_read_text(p)), keep_default_na=False).to_dict('records')
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise DataError(f"Can't parse the CSV: {e}", where=str(p), hint="Check the quoting and the number of columns on that line.") from e
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"Can't parse the CSV: {e}", where=str(p),
+                            hint="Check the quoting and the number of columns on that line.") from e
     if suf == '.parquet': return pd.read_parquet(p).to_dict('records')
     raise DataError(f"Unknown file type {suf!r}", where=str(p), hint="Use .jsonl, .json, .csv or .parquet.")
 
-def _looks_like_path(s:str) -> bool: return '\n' not in s and len(s) < 4096 and bool(re.search(r'\.(jsonl|json|csv|parquet)$', s.strip(), re.I))
+# %% ../nbs/03_data.ipynb #5fcd6974
+def _looks_like_path(s:str) -> bool:
+    "Whether the string `s` names a data file, rather than holding pasted examples."
+    return '\n' not in s and len(s) < 4096 and bool(re.search(r'\.(jsonl|json|csv|parquet)$', s.strip(), re.I))
 
+def _read_pasted(t:str) -> list[dict]:
+    "Pasted JSON lines, or plain-text examples separated by blank lines."
+    t = t.strip()
+    if t.startswith('{'): return _jsonl(t, 'pasted text')
+    return [{'text': b.strip()} for b in re.split(r'\n\s*\n', t) if b.strip()]
+
+# %% ../nbs/03_data.ipynb #58bcc51a
 def read_source(source) -> list[dict]:
     "Records (dicts) from a path, records, a DataFrame, a `datasets.Dataset` or pasted text."
     if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
@@ -73,14 +100,13 @@ def read_source(source) -> list[dict]:
         if not p.exists(): raise DataError(f"Data file {str(source)!r} does not exist", where=str(p.resolve()),
                                            hint="Check the path, or paste the examples as text.")
         recs = _read_file(p)
-    elif isinstance(source, str):
-        t = source.strip()
-        recs = _jsonl(t, 'pasted text') if t.startswith('{') else [{'text': b.strip()} for b in re.split(r'\n\s*\n', t) if b.strip()]
+    elif isinstance(source, str): recs = _read_pasted(source)
     elif isinstance(source, list):
-        if not all(isinstance(r, dict) for r in source): raise DataError("A list of examples must hold dicts", hint='Use [{"text": ...}, ...].')
+        if not all(isinstance(r, dict) for r in source):
+            raise DataError("A list of examples must hold dicts", hint='Use [{"text": ...}, ...].')
         recs = list(source)
-    elif hasattr(source, 'to_dict') and hasattr(source, 'columns'): recs = source.to_dict('records')   # pandas
-    elif hasattr(source, 'column_names') and hasattr(source, 'to_list'): recs = source.to_list()        # datasets.Dataset
+    elif hasattr(source, 'to_dict') and hasattr(source, 'columns'): recs = source.to_dict('records')  # pandas
+    elif hasattr(source, 'column_names') and hasattr(source, 'to_list'): recs = source.to_list()  # datasets.Dataset
     else: raise DataError(f"Can't read data from a {type(source).__name__}",
                           hint="Pass a file path, a list of dicts, a DataFrame, a datasets.Dataset or pasted text.")
     if not recs: raise DataError("The dataset is empty", hint="Add at least one example.")
@@ -96,15 +122,32 @@ def detect_format(records:list[dict]) -> str:
     for fmt, need in FORMATS.items():
         if set(need) <= keys: return 'chat' if fmt == 'sharegpt' else fmt
     raise DataError(f"Can't tell the format from the fields {sorted(keys)}", where='record 1',
-                    hint="Use fields instruction/input/output, messages, conversations, prompt/completion or text, or pass `format=`.")
+                    hint="Use fields instruction/input/output, messages, conversations, prompt/completion or text, "
+                         "or pass `format=`.")
 
 # %% ../nbs/03_data.ipynb #b11d7c20
 _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'system': 'system',
                    'model': 'assistant', 'bot': 'assistant'}
 
+def _chat_messages(r:dict, i:int) -> list[dict]:
+    "The messages of chat record `r` (example `i`), ShareGPT's mapped to chat roles."
+    if 'messages' in r: msgs = r['messages']
+    elif 'conversations' in r:
+        msgs = [{'role': _SHAREGPT_ROLES.get(str(m.get('from')).lower(), m.get('from')), 'content': m.get('value')}
+                for m in r['conversations']]
+    else: raise DataError(f"Example {i} has no `messages`", where=f"record {i}")
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) and 'role' in m and 'content' in m for m in msgs):
+        raise DataError(f"Example {i}: messages must be a list of {{'role', 'content'}}", where=f"record {i}")
+    bad = {m['role'] for m in msgs} - {'system', 'user', 'assistant'}
+    if bad: raise DataError(f"Example {i} has unknown roles {sorted(map(str, bad))}", where=f"record {i}",
+                            hint="Roles are system, user and assistant (ShareGPT: system, human, gpt).")
+    return [{'role': m['role'], 'content': '' if m['content'] is None else str(m['content'])} for m in msgs]
+
+# %% ../nbs/03_data.ipynb #b6516676
 def _field(r, k, i):
     v = r.get(k)
-    if v is None: raise DataError(f"Example {i} has no `{k}`", where=f"record {i}", hint=f"Every example of this format needs `{k}`.")
+    if v is None: raise DataError(f"Example {i} has no `{k}`", where=f"record {i}",
+                                  hint=f"Every example of this format needs `{k}`.")
     return v if isinstance(v, str) else str(v)
 
 def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
@@ -113,60 +156,63 @@ def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
         inp = r.get('input') or ''
         user = _field(r, 'instruction', i) + (f"\n\n{inp}" if str(inp).strip() else '')
         return [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': _field(r, 'output', i)}]
-    if fmt == 'chat':
-        if 'messages' in r: msgs = r['messages']
-        elif 'conversations' in r: msgs = [{'role': _SHAREGPT_ROLES.get(str(m.get('from')).lower(), m.get('from')), 'content': m.get('value')}
-                                           for m in r['conversations']]
-        else: raise DataError(f"Example {i} has no `messages`", where=f"record {i}")
-        if not isinstance(msgs, list) or not all(isinstance(m, dict) and 'role' in m and 'content' in m for m in msgs):
-            raise DataError(f"Example {i}: messages must be a list of {{'role', 'content'}}", where=f"record {i}")
-        bad = {m['role'] for m in msgs} - {'system', 'user', 'assistant'}
-        if bad: raise DataError(f"Example {i} has unknown roles {sorted(map(str, bad))}", where=f"record {i}",
-                                hint="Roles are system, user and assistant (ShareGPT: system, human, gpt).")
-        return [{'role': m['role'], 'content': '' if m['content'] is None else str(m['content'])} for m in msgs]
+    if fmt == 'chat': return _chat_messages(r, i)
     if fmt == 'prompt_completion': return _field(r, 'prompt', i), _field(r, 'completion', i)
     if fmt == 'text': return '', _field(r, 'text', i)
-    raise DataError(f"Unknown format {fmt!r}", where='format', hint=f"Use one of {[f for f in FORMATS if f != 'sharegpt']}.")
+    raise DataError(f"Unknown format {fmt!r}", where='format',
+                    hint=f"Use one of {[f for f in FORMATS if f != 'sharegpt']}.")
 
 # %% ../nbs/03_data.ipynb #33190b75
 TEMPLATES = {
-    'chatml': ("{% for m in messages %}{% if m['role'] == 'assistant' %}<|im_start|>assistant\n{% generation %}"
-               "{{ m['content'] }}{{ eos_token }}{% endgeneration %}{{ '\\n' }}{% else %}<|im_start|>{{ m['role'] }}\n"
-               "{{ m['content'] }}<|im_end|>{{ '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
-    'plain': ("{% for m in messages %}{% if m['role'] == 'assistant' %}### Assistant:\n{% generation %}{{ m['content'] }}"
-              "{{ eos_token }}{% endgeneration %}{{ '\\n\\n' }}{% else %}### {{ m['role'] | capitalize }}:\n{{ m['content'] }}{{ '\\n\\n' }}"
-              "{% endif %}{% endfor %}{% if add_generation_prompt %}### Assistant:\n{% endif %}"),
+    'chatml': ("{% for m in messages %}{% if m['role'] == 'assistant' %}<|im_start|>assistant\n"
+               "{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}{{ '\\n' }}"
+               "{% else %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>{{ '\\n' }}{% endif %}{% endfor %}"
+               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+    'plain': ("{% for m in messages %}{% if m['role'] == 'assistant' %}### Assistant:\n"
+              "{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}{{ '\\n\\n' }}"
+              "{% else %}### {{ m['role'] | capitalize }}:\n{{ m['content'] }}{{ '\\n\\n' }}{% endif %}{% endfor %}"
+              "{% if add_generation_prompt %}### Assistant:\n{% endif %}"),
 }
 
+# %% ../nbs/03_data.ipynb #8f135b95
 def chat_template(tokenizer, template:str|None=None) -> str:
     "The Jinja chat template to use: `template` by name (or as Jinja text), else the tokenizer's own."
-    if template: return TEMPLATES.get(template, template) if template in TEMPLATES or '{%' in template else _unknown_template(template)
+    if template:
+        if template in TEMPLATES: return TEMPLATES[template]
+        if '{%' in template: return template
+        raise DataError(f"Unknown template {template!r}", where='template',
+                        hint=f"Use one of {list(TEMPLATES)} or Jinja text.")
     if getattr(tokenizer, 'chat_template', None): return tokenizer.chat_template
-    raise DataError("This tokenizer has no chat template", where='template',
-                    hint=f"Pass `template=` with one of {list(TEMPLATES)}, or use the text or prompt_completion format.")
-
-def _unknown_template(name): raise DataError(f"Unknown template {name!r}", where='template', hint=f"Use one of {list(TEMPLATES)} or Jinja text.")
+    hint = f"Pass `template=` with one of {list(TEMPLATES)}, or use the text or prompt_completion format."
+    raise DataError("This tokenizer has no chat template", where='template', hint=hint)
 
 # %% ../nbs/03_data.ipynb #0f3643d7
 @dataclass
 class Example:
     "One tokenized example."
-    input_ids:list[int]; labels:list[int]; truncated:bool=False; index:int=0
+    input_ids:list[int]
+    labels:list[int]
+    truncated:bool=False
+    index:int=0
 
     @property
     def n_trained(self) -> int: return sum(l != -100 for l in self.labels)
 
+# %% ../nbs/03_data.ipynb #1d5021ce
 def _encode_chat(tok, msgs, template, train_on_prompt):
-    enc = tok.apply_chat_template(msgs, chat_template=template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(msgs, chat_template=template, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
     ids, mask = list(enc['input_ids']), list(enc['assistant_masks'])
     return ids, [i if (m or train_on_prompt) else -100 for i, m in zip(ids, mask)]
 
 def _encode_pair(tok, prompt, completion, train_on_prompt):
-    p = tok(prompt, add_special_tokens=True)['input_ids'] if prompt else ([tok.bos_token_id] if tok.bos_token_id is not None and getattr(tok, 'add_bos_token', False) else [])
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None and getattr(tok, 'add_bos_token', False) else []
+    p = tok(prompt, add_special_tokens=True)['input_ids'] if prompt else bos
     c = tok(completion, add_special_tokens=False)['input_ids'] + [tok.eos_token_id]
     return p + c, (p if train_on_prompt else [-100] * len(p)) + c
 
-def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024, index:int=1) -> Example:
+def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
+           index:int=1) -> Example:
     "Tokenize one record with labels (-100 = not trained)."
     m = to_messages(record, fmt, index)
     if isinstance(m, list): ids, labels = _encode_chat(tok, m, chat_template(tok, template), train_on_prompt)
@@ -178,7 +224,12 @@ def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bo
 @dataclass
 class Prepared:
     "A tokenized dataset split into train and eval, with what was decided on the way."
-    train:list[Example]; eval:list[Example]; format:str; records:list[dict]; fingerprint:str; settings:dict
+    train:list[Example]
+    eval:list[Example]
+    format:str
+    records:list[dict]
+    fingerprint:str
+    settings:dict
 
     def to_datasets(self):
         "The train and eval splits as `datasets.Dataset` with input_ids and labels."
@@ -186,6 +237,7 @@ class Prepared:
         f = lambda xs: Dataset.from_dict({'input_ids': [x.input_ids for x in xs], 'labels': [x.labels for x in xs]})
         return f(self.train), (f(self.eval) if self.eval else None)
 
+# %% ../nbs/03_data.ipynb #0670c15e
 def fingerprint(records:list[dict]) -> str:
     "A short content hash of the records (for run.json and the model card)."
     return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -193,26 +245,33 @@ def fingerprint(records:list[dict]) -> str:
 def split(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     "Shuffled train and eval indices."
     k = int(round(n * eval_size)) if isinstance(eval_size, float) and eval_size < 1 else int(eval_size)
-    if not 0 <= k < n: raise DataError(f"`eval_size`={eval_size} leaves no training examples out of {n}", where='eval_size',
+    if not 0 <= k < n: raise DataError(f"`eval_size`={eval_size} leaves no training examples out of {n}",
+                                       where='eval_size',
                                        hint="Use a fraction like 0.1, or a count smaller than the dataset.")
-    idx = list(range(n)); random.Random(seed).shuffle(idx)
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
     return sorted(idx[k:]), sorted(idx[:k])
 
+# %% ../nbs/03_data.ipynb #e995a303
 def _few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
 
 def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
     "Refuse data that would train on nothing: chats without an assistant turn, or no trained token anywhere."
     if fmt == 'chat' and not train_on_prompt:
-        silent = [e.index for e in exs if not any(m['role'] == 'assistant' for m in to_messages(recs[e.index - 1], fmt, e.index))]
-        if silent: raise DataError(f"{len(silent)} of {len(exs)} chat example(s) have no assistant turn (examples {_few(silent)})",
-                                   where=f"record {silent[0]}", hint="Only assistant turns are trained: add the reply, drop those "
-                                   "examples, or pass train_on_prompt=True to train on every turn.")
+        answered = lambda e: any(m['role'] == 'assistant' for m in to_messages(recs[e.index - 1], fmt, e.index))
+        silent = [e.index for e in exs if not answered(e)]
+        if silent: raise DataError(f"{len(silent)} of {len(exs)} chat example(s) have no assistant turn "
+                                   f"(examples {_few(silent)})", where=f"record {silent[0]}",
+                                   hint="Only assistant turns are trained: add the reply, drop those "
+                                        "examples, or pass train_on_prompt=True to train on every turn.")
     if not any(e.n_trained for e in exs):
         cut = sum(e.truncated for e in exs)
+        why = f"{cut} example(s) were cut at max_length={max_length} before their answer: raise max_length. "
+        fix = "Check that the answers (output/completion/assistant) are not empty, or pass train_on_prompt=True."
         raise DataError("Every label is masked: no example has a token to train on",
-                        hint=(f"{cut} example(s) were cut at max_length={max_length} before their answer: raise max_length. " if cut else '')
-                             + "Check that the answers (output/completion/assistant) are not empty, or pass train_on_prompt=True.")
+                        hint=(why if cut else '') + fix)
 
+# %% ../nbs/03_data.ipynb #24c79931
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
             max_length:int=1024, eval_size:float|int=0.1, seed:int=42) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split."
@@ -222,37 +281,51 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
     exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i) for i, r in enumerate(recs, 1)]
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
     tr, ev = split(len(exs), eval_size, seed)
-    settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length, eval_size=eval_size, seed=seed)
+    settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
+                    eval_size=eval_size, seed=seed)
     return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings)
 
 # %% ../nbs/03_data.ipynb #c90c33d6
 @dataclass
 class LintReport:
     "Problems found in a prepared dataset, and its length statistics."
-    no_trained:list[int]=field(default_factory=list); missing_eos:list[int]=field(default_factory=list)
-    truncated:list[int]=field(default_factory=list); duplicates:list[int]=field(default_factory=list)
-    empty_fields:list[int]=field(default_factory=list); lengths:dict=field(default_factory=dict)
+    no_trained:list[int]=field(default_factory=list)
+    missing_eos:list[int]=field(default_factory=list)
+    truncated:list[int]=field(default_factory=list)
+    duplicates:list[int]=field(default_factory=list)
+    empty_fields:list[int]=field(default_factory=list)
+    lengths:dict=field(default_factory=dict)
 
-    def problems(self) -> list[str]:
-        "One readable line per kind of problem."
-        ex = _few
-        out = []
-        if self.no_trained: out.append(f"{len(self.no_trained)} example(s) have no trained token (examples {ex(self.no_trained)}): they teach nothing; check the format or raise max_length.")
-        if self.missing_eos: out.append(f"{len(self.missing_eos)} example(s) end without the EOS token (examples {ex(self.missing_eos)}): the model won't learn to stop.")
-        if self.truncated: out.append(f"{len(self.truncated)} example(s) are longer than max_length and were cut (examples {ex(self.truncated)}): "
-                                      "the first max_length tokens are kept and the rest is not trained; raise max_length or shorten them.")
-        if self.duplicates: out.append(f"{len(self.duplicates)} example(s) repeat an earlier one (examples {ex(self.duplicates)}).")
-        if self.empty_fields: out.append(f"{len(self.empty_fields)} example(s) have an empty field (examples {ex(self.empty_fields)}).")
-        return out
+# %% ../nbs/03_data.ipynb #45de96a2
+_PROBLEMS = {  # field -> what those examples do, and what follows from it
+    'no_trained': ("have no trained token", ": they teach nothing; check the format or raise max_length."),
+    'missing_eos': ("end without the EOS token", ": the model won't learn to stop."),
+    'truncated': ("are longer than max_length and were cut", ": the first max_length tokens are kept and the rest "
+                                                               "is not trained; raise max_length or shorten them."),
+    'duplicates': ("repeat an earlier one", "."),
+    'empty_fields': ("have an empty field", "."),
+}
 
-    def __repr__(self):
-        l = self.lengths
-        stats = f"tokens per example: min {l['min']}, median {l['median']}, p95 {l['p95']}, max {l['max']}; trained tokens {l['trained']:,}" if l else ''
-        return '\n'.join(['LintReport: ' + ('no problems' if not self.problems() else f"{len(self.problems())} problem(s)"), *('  - ' + p for p in self.problems()), '  ' + stats])
+@patch
+def problems(self:LintReport) -> list[str]:
+    "One readable line per kind of problem."
+    return [f"{len(xs)} example(s) {what} (examples {_few(xs)}){then}"
+            for k, (what, then) in _PROBLEMS.items() if (xs := getattr(self, k))]
 
+@patch
+def __repr__(self:LintReport):
+    l, probs = self.lengths, self.problems()
+    stats = (f"tokens per example: min {l['min']}, median {l['median']}, p95 {l['p95']}, max {l['max']}; "
+             f"trained tokens {l['trained']:,}") if l else ''
+    head = 'LintReport: ' + (f"{len(probs)} problem(s)" if probs else 'no problems')
+    return '\n'.join([head, *('  - ' + p for p in probs), '  ' + stats])
+
+# %% ../nbs/03_data.ipynb #445fb709
 def _empty(v) -> bool:
+    "Whether a field's value is blank: an empty string or list, or a chat with an empty message."
     if isinstance(v, str): return not v.strip()
-    if isinstance(v, list): return not v or any(_empty(m.get('content', m.get('value'))) for m in v if isinstance(m, dict))
+    if isinstance(v, list):
+        return not v or any(_empty(m.get('content', m.get('value'))) for m in v if isinstance(m, dict))
     return v is None
 
 def lint(p:Prepared, tokenizer) -> LintReport:
@@ -271,11 +344,13 @@ def lint(p:Prepared, tokenizer) -> LintReport:
         seen.add(key)
         if any(_empty(v) for k, v in r.items() if k != 'input'): rep.empty_fields.append(e.index)
     n = sorted(len(e.input_ids) for e in exs)
-    rep.lengths = dict(min=n[0], median=int(statistics.median(n)), p95=n[min(len(n) - 1, int(0.95 * len(n)))], max=n[-1],
-                       trained=sum(e.n_trained for e in exs), examples=len(exs))
+    rep.lengths = dict(min=n[0], median=int(statistics.median(n)), p95=n[min(len(n) - 1, int(0.95 * len(n)))],
+                       max=n[-1], trained=sum(e.n_trained for e in exs), examples=len(exs))
     return rep
 
 # %% ../nbs/03_data.ipynb #e697b8d6
+_SPAN = "<span title='{}' style='{};border-right:1px solid #fff;white-space:pre-wrap'>{}</span>"
+
 def _pieces(tok, ex:Example):
     for i, l in zip(ex.input_ids, ex.labels): yield tok.decode([i]), l != -100
 
@@ -283,11 +358,12 @@ def preview_html(tok, ex:Example) -> str:
     "HTML of `ex` with trained tokens marked."
     def span(t, on):
         style = 'background:#c8f7c5;color:#111' if on else 'background:#eee;color:#777'
-        return f"<span title='{'trained' if on else 'masked'}' style='{style};border-right:1px solid #fff;white-space:pre-wrap'>{html.escape(t)}</span>"
+        return _SPAN.format('trained' if on else 'masked', style, html.escape(t))
     body = ''.join(span(t, on) for t, on in _pieces(tok, ex))
+    cut = ', truncated' if ex.truncated else ''
     return (f"<div style='font-family:monospace;font-size:13px;line-height:1.6'>{body}</div>"
-            f"<div style='font-size:12px;color:#555'>example {ex.index}: {len(ex.input_ids)} tokens, {ex.n_trained} trained"
-            f"{', truncated' if ex.truncated else ''}</div>")
+            f"<div style='font-size:12px;color:#555'>example {ex.index}: {len(ex.input_ids)} tokens, "
+            f"{ex.n_trained} trained{cut}</div>")
 
 def preview_ansi(tok, ex:Example) -> str:
     "Terminal text of `ex`: trained tokens in green, masked ones dim."

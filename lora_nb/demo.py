@@ -8,38 +8,47 @@ import html, json, random, re, sys, time
 from pathlib import Path
 import pydoc_data.topics
 import plotly.graph_objects as go
-import lora_nb
 from .runs import Run
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainSettings
 from .compare import compare, BASE
+from .settings import DEMO_DATA
 
 # %% auto #0
-__all__ = ['DEMO_DATA', 'TYPES', 'make_demo_records', 'load_demo_data', 'exact_match', 'report_html', 'run_demo']
+__all__ = ['TYPES', 'make_demo_records', 'load_demo_data', 'exact_match', 'report_html', 'run_demo']
 
 # %% ../nbs/07_demo.ipynb #00a98891
-DEMO_DATA = Path(lora_nb.__file__).resolve().parent/'assets'/'demo'/'python_types.jsonl'
 TYPES = ['int', 'float', 'str', 'list', 'tuple', 'dict', 'bool', 'NoneType']
 
+def _literals(rng:random.Random, words:list[str]) -> dict:
+    "Type name -> a function that writes a random literal of that type."
+    num = lambda: str(rng.randint(0, 9999))
+    return {'int': num, 'float': lambda: f"{rng.randint(0, 999)}.{rng.randint(0, 99)}",
+            'str': lambda: repr(rng.choice(words)),
+            'list': lambda: '[' + ', '.join(num() for _ in range(rng.randint(1, 3))) + ']',
+            'tuple': lambda: '(' + ', '.join(num() for _ in range(rng.randint(2, 3))) + ')',
+            'dict': lambda: '{' + repr(rng.choice(words)) + ': ' + num() + '}',
+            'bool': lambda: rng.choice(['True', 'False']), 'NoneType': lambda: 'None'}
+
+# %% ../nbs/07_demo.ipynb #860527c8
 def make_demo_records(n:int=400, held_out:int=60, seed:int=0) -> list[dict]:
     "Seeded question/answer records about literal types; the last `held_out` have `split='test'`."
     words = sorted({w.lower() for v in pydoc_data.topics.topics.values() for w in re.findall(r'\b[a-z]{3,9}\b', v)})
-    rng = random.Random(seed); num = lambda: str(rng.randint(0, 9999))
-    make = {'int': num, 'float': lambda: f"{rng.randint(0, 999)}.{rng.randint(0, 99)}", 'str': lambda: repr(rng.choice(words)),
-            'list': lambda: '[' + ', '.join(num() for _ in range(rng.randint(1, 3))) + ']',
-            'tuple': lambda: '(' + ', '.join(num() for _ in range(rng.randint(2, 3))) + ')',
-            'dict': lambda: '{' + repr(rng.choice(words)) + ': ' + num() + '}', 'bool': lambda: rng.choice(['True', 'False']),
-            'NoneType': lambda: 'None'}
+    rng = random.Random(seed)
+    make = _literals(rng, words)
     q = lambda ty: {'instruction': f'What is the type of {make[ty]()}?', 'output': ty}
     train = [{**q(TYPES[i % len(TYPES)]), 'split': 'train'} for i in range(n - held_out)]
     rng.shuffle(train)
     seen, test = {r['instruction'] for r in train}, []
     while len(test) < held_out:   # new literals only: bool and None have too few to hold any out
         r = q(rng.choice(TYPES[:6]))
-        if r['instruction'] not in seen: seen.add(r['instruction']); test.append({**r, 'split': 'test'})
+        if r['instruction'] not in seen:
+            seen.add(r['instruction'])
+            test.append({**r, 'split': 'test'})
     return train + test
 
+# %% ../nbs/07_demo.ipynb #033dacaf
 def load_demo_data() -> tuple[list[dict], list[dict]]:
     "The shipped demo dataset: (train, test) records."
     recs = [json.loads(l) for l in DEMO_DATA.read_text().splitlines() if l.strip()]
@@ -50,21 +59,32 @@ def exact_match(outputs:list[str], answers:list[str]) -> float:
     "Fraction of outputs equal to their answer, ignoring surrounding space."
     return sum(o.strip() == a.strip() for o, a in zip(outputs, answers)) / max(1, len(answers))
 
-def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
-    "A self-contained HTML report: loss curve and base-vs-tuned table."
+# %% ../nbs/07_demo.ipynb #16df3656
+def _answers_table(comparison, answers:list[str], scores:dict) -> str:
+    "The comparison as an HTML table, with the expected answers and each model's score."
+    esc, cols = html.escape, comparison.columns
+    cell = lambda o, a: f"<td style='background:{'#d7f5d3' if o.strip() == a else '#fbe3e3'}'>{esc(o)}</td>"
+    row = lambda p, a, o: f"<tr><td>{esc(p)}</td><td>{esc(a)}</td>{''.join(cell(o[c], a) for c in cols)}</tr>"
+    rows = ''.join(row(p, a, o) for p, a, o in zip(comparison.prompts, answers, comparison.outputs))
+    head = ''.join(f'<th>{esc(c)} ({scores[c]:.0%})</th>' for c in cols)
+    return (f"<table border='1' cellpadding='4' style='border-collapse:collapse'>"
+            f"<tr><th>prompt</th><th>answer</th>{head}</tr>{rows}</table>")
+
+# %% ../nbs/07_demo.ipynb #3e9d4874
+def _loss_plot(run:Run) -> str:
+    "The training loss curve as an HTML fragment, with plotly.js inlined."
     m = [r for r in run.read('metrics').records if 'loss' in r]
     fig = go.Figure(go.Scatter(x=[r['step'] for r in m], y=[r['loss'] for r in m], mode='lines', name='training loss'))
-    fig.update_layout(title='Training loss', xaxis_title='step', yaxis_title='loss', height=360, margin=dict(l=40, r=20, t=50, b=40))
-    cols = comparison.columns
-    esc = html.escape
-    rows = ''.join('<tr><td>' + esc(p) + '</td><td>' + esc(a) + '</td>' +
-                   ''.join(f"<td style='background:{'#d7f5d3' if o[c].strip() == a else '#fbe3e3'}'>{esc(o[c])}</td>" for c in cols) + '</tr>'
-                   for p, a, o in zip(comparison.prompts, answers, comparison.outputs))
-    head = ''.join(f'<th>{esc(c)} ({scores[c]:.0%})</th>' for c in cols)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lora_nb demo {run.id}</title></head><body style='font-family:sans-serif'>"
-            f"<h1>lora_nb demo</h1><p>Run <code>{run.id}</code>: exact match on {len(answers)} held-out questions.</p>"
-            + fig.to_html(full_html=False, include_plotlyjs=True) +
-            f"<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>prompt</th><th>answer</th>{head}</tr>{rows}</table></body></html>")
+    fig.update_layout(title='Training loss', xaxis_title='step', yaxis_title='loss', height=360,
+                      margin=dict(l=40, r=20, t=50, b=40))
+    return fig.to_html(full_html=False, include_plotlyjs=True)
+
+def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
+    "A self-contained HTML report: loss curve and base-vs-tuned table."
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lora_nb demo {run.id}</title></head>"
+            f"<body style='font-family:sans-serif'><h1>lora_nb demo</h1>"
+            f"<p>Run <code>{run.id}</code>: exact match on {len(answers)} held-out questions.</p>"
+            + _loss_plot(run) + _answers_table(comparison, answers, scores) + "</body></html>")
 
 # %% ../nbs/07_demo.ipynb #d1d4ead6
 def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:float=4, out=sys.stdout) -> dict:
@@ -73,8 +93,9 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
     train, test = load_demo_data()
     lm = load_model(quantization=quantization)
     data = prepare(train, lm.tokenizer, eval_size=0.05, seed=0)
-    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0),
-                TrainSettings(num_train_epochs=num_train_epochs, per_device_train_batch_size=8, learning_rate=1e-3, save_steps=1000),
+    train_settings = TrainSettings(num_train_epochs=num_train_epochs, per_device_train_batch_size=8,
+                                   learning_rate=1e-3, save_steps=1000)
+    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), train_settings,
                 probes=[test[0]['instruction']], name='demo', root=root)
     s.start().follow(out)
     if s.status != 'completed': raise RuntimeError(f"training ended {s.status}: {s.error}")
@@ -84,7 +105,8 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
     scores = {c: exact_match([o[c] for o in cmp.outputs], answers) for c in cmp.columns}
     report = s.run.path/'report.html'
     report.write_text(report_html(s.run, cmp, answers, scores))
-    res = dict(run=s.run.id, base=scores[BASE], tuned=scores[lm.model.active_adapter], seconds=round(time.time() - t0, 1),
-               train_seconds=round(t_train, 1), report=str(report), adapter=str(s.run.path/'adapter'))
+    res = dict(run=s.run.id, base=scores[BASE], tuned=scores[lm.model.active_adapter],
+               seconds=round(time.time() - t0, 1), train_seconds=round(t_train, 1), report=str(report),
+               adapter=str(s.run.path/'adapter'))
     s.run.update(demo=res)
     return res

@@ -13,8 +13,9 @@ class LoraNbError(Exception):
     "Base of every error lora_nb raises on purpose."
     def __init__(self, what:str, # what went wrong, in one sentence
                  hint:str|None=None, # what to do about it
-                 where:str|None=None): # the path, field or layer concerned
-        self.what, self.hint, self.where = what, hint, where
+                 where:str|None=None, # the path, field or layer concerned
+                 field:str|None=None): # the setting concerned, by its name (panels show the error next to it)
+        self.what, self.hint, self.where, self.field = what, hint, where, field
         super().__init__(self.message)
 
     @property

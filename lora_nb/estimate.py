@@ -4,13 +4,14 @@
 
 # %% ../nbs/02_estimate.ipynb #cc50c4de
 from __future__ import annotations
-import json
+import copy, json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+from fastcore.basics import patch
 from .errors import SettingsError, ModelLoadError
 from .models import find_target_modules, all_targets, EMBEDDED_MODEL
 
@@ -24,25 +25,33 @@ def read_config(config:dict|str|Path|PretrainedConfig) -> PretrainedConfig:
     if isinstance(config, PretrainedConfig): return config
     if isinstance(config, dict):
         d = dict(config)
-        if 'model_type' not in d: raise SettingsError("The config dict has no `model_type`", hint="Add e.g. `model_type='llama'`.")
+        if 'model_type' not in d:
+            raise SettingsError("The config dict has no `model_type`", hint="Add e.g. `model_type='llama'`.")
         return AutoConfig.for_model(d.pop('model_type'), **d)
     p = Path(config)
     if p.is_dir(): p = p/'config.json'
-    if not p.exists(): raise ModelLoadError(f"No config.json at {str(p)!r}", where=str(p),
-                                            hint="Pass a model folder, a path to its config.json, or the config as a dict.")
+    if not p.exists():
+        raise ModelLoadError(f"No config.json at {str(p)!r}", where=str(p),
+                             hint="Pass a model folder, a path to its config.json, or the config as a dict.")
     try: return read_config(json.loads(p.read_text()))
-    except json.JSONDecodeError as e: raise ModelLoadError(f"config.json is not valid JSON: {e.msg}", where=f"{p}:{e.lineno}:{e.colno}") from e
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"config.json is not valid JSON: {e.msg}", where=f"{p}:{e.lineno}:{e.colno}") from e
 
+# %% ../nbs/02_estimate.ipynb #e5aed96e
 def meta_model(config) -> nn.Module:
     "The model for `config` on the meta device: shapes without memory."
-    with torch.device('meta'): return AutoModelForCausalLM.from_config(read_config(config))
+    cfg = copy.deepcopy(read_config(config))
+    # no dtype: with one, transformers sets torch's process-wide default dtype while it builds the model, under the
+    # feet of any other thread (shared/DESIGN.md, hazard 23); the estimate counts bytes by dtype itself
+    with torch.device('meta'): return AutoModelForCausalLM.from_config(cfg, dtype=None)
 
 # %% ../nbs/02_estimate.ipynb #85eeebf5
 _BYTES = {'float32': 4, 'bfloat16': 2, 'float16': 2}
 
 def _quantizable(model) -> list[nn.Linear]:
     head = model.get_output_embeddings()
-    return [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and m is not head and not n.endswith('lm_head')]
+    return [m for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and m is not head and not n.endswith('lm_head')]
 
 def weight_bytes(model:nn.Module, quantization:str='none', dtype:str='bfloat16', double_quant:bool=False) -> int:
     "Bytes of `model`'s weights when loaded with `quantization` ('none', '8bit', '4bit')."
@@ -53,9 +62,12 @@ def weight_bytes(model:nn.Module, quantization:str='none', dtype:str='bfloat16',
     rest = (total - q) * _BYTES[dtype]
     if quantization == 'none': return rest
     if quantization == '8bit': return rest + q + sum(4 * m.out_features for m in lins)
-    if quantization == '4bit': return rest + q // 2 + (q // 64 + q // (64 * 256) * 4 + 1024 if double_quant else q // 64 * 4)
-    raise SettingsError(f"Unknown quantization {quantization!r}", hint="Use 'none', '8bit' or '4bit'.")
+    if quantization != '4bit':
+        raise SettingsError(f"Unknown quantization {quantization!r}", hint="Use 'none', '8bit' or '4bit'.")
+    scales = q // 64 + q // (64 * 256) * 4 + 1024 if double_quant else q // 64 * 4
+    return rest + q // 2 + scales
 
+# %% ../nbs/02_estimate.ipynb #a7b6266a
 def weights_table(config, dtype:str='bfloat16') -> dict[str, int]:
     "Weight bytes for every quantization choice."
     m = config if isinstance(config, nn.Module) else meta_model(config)
@@ -68,8 +80,9 @@ def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> l
     "The Linear layers LoRA would wrap for `target_modules` (leaf names, or 'all-linear')."
     names = all_targets(find_target_modules(model)) if target_modules == 'all-linear' else list(target_modules)
     found = [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[-1] in names]
-    if not found: raise SettingsError(f"`target_modules` {names} match no Linear layer of this model", where='target_modules',
-                                      hint=f"Choose from {all_targets(find_target_modules(model))}.")
+    if not found:
+        raise SettingsError(f"`target_modules` {names} match no Linear layer of this model", where='target_modules',
+                            hint=f"Choose from {all_targets(find_target_modules(model))}.")
     return found
 
 def lora_params(model:nn.Module, r:int=8, target_modules:str|list[str]='all-linear') -> int:
@@ -78,7 +91,8 @@ def lora_params(model:nn.Module, r:int=8, target_modules:str|list[str]='all-line
 
 # %% ../nbs/02_estimate.ipynb #4c9efcce
 def _dims(cfg):
-    h = cfg.hidden_size; nh = cfg.num_attention_heads
+    h = cfg.hidden_size
+    nh = cfg.num_attention_heads
     d = getattr(cfg, 'head_dim', None) or h // nh
     nkv = getattr(cfg, 'num_key_value_heads', None) or nh
     inter = getattr(cfg, 'intermediate_size', None) or getattr(cfg, 'n_inner', None) or 4 * h
@@ -86,7 +100,8 @@ def _dims(cfg):
 
 def layer_activation_bytes(cfg, tokens:int, dtype:str, r:int, n_lora:int, lora_dropout:float, dropout_width:int) -> int:
     "Bytes autograd keeps for one decoder layer over `tokens` tokens."
-    h, q, kv, inter, _, _ = _dims(cfg); b = _BYTES[dtype]
+    h, q, kv, inter, _, _ = _dims(cfg)
+    b = _BYTES[dtype]
     per_tok = (4 * h + 3 * q + 2 * kv + 4 * inter) * b + n_lora * r * 4
     if lora_dropout > 0: per_tok += dropout_width * (b + 1)
     return tokens * per_tok
@@ -95,35 +110,62 @@ def logits_bytes(cfg, tokens:int, dtype:str) -> int:
     "The logits in `dtype`, their float32 log-softmax and its gradient."
     return tokens * cfg.vocab_size * (_BYTES[dtype] + 8)
 
+# %% ../nbs/02_estimate.ipynb #aae6e995
+def _peak_activations(cfg, layers:list, tokens:int, dtype:str, r:int, lora_dropout:float,
+                      gradient_checkpointing:bool) -> tuple[int, int]:
+    "`(activations, logits)`: bytes of each at the peak of a training step over `tokens` tokens."
+    nl = cfg.num_hidden_layers
+    per_layer = layer_activation_bytes(cfg, tokens, dtype, r, len(layers) // nl, lora_dropout,
+                                       sum(m.in_features for m in layers) // nl)
+    h = cfg.hidden_size * _BYTES[dtype] * tokens
+    logits = logits_bytes(cfg, tokens, dtype)
+    acts = nl * h + max(0, 2 * per_layer - logits) if gradient_checkpointing else nl * per_layer
+    return acts + 2 * h, logits
+
 # %% ../nbs/02_estimate.ipynb #dabc274e
 @dataclass
 class MemoryEstimate:
     "Bytes needed to fine-tune a LoRA, by part."
-    weights:int; lora_params:int; lora_grads:int; optimizer:int; activations:int; logits:int
-    n_lora_params:int; settings:dict; weights_by_quantization:dict
+    weights:int
+    lora_params:int
+    lora_grads:int
+    optimizer:int
+    activations:int
+    logits:int
+    n_lora_params:int
+    settings:dict
+    weights_by_quantization:dict
 
-    @property
-    def total(self) -> int: return self.weights + self.lora_params + self.lora_grads + self.optimizer + self.activations + self.logits
+# %% ../nbs/02_estimate.ipynb #06225db6
+_PARTS = ('weights', 'lora_params', 'lora_grads', 'optimizer', 'activations', 'logits')
 
-    def parts(self) -> dict[str, int]:
-        "Each part and the total, in bytes."
-        return {k: getattr(self, k) for k in ('weights', 'lora_params', 'lora_grads', 'optimizer', 'activations', 'logits')} | {'total': self.total}
+@patch(as_prop=True)
+def total(self:MemoryEstimate) -> int: return sum(getattr(self, k) for k in _PARTS)
 
-    def fits(self, available_bytes:int, margin:float=0.9) -> bool:
-        "Does the total fit in `margin` of `available_bytes`?"
-        return self.total <= margin * available_bytes
+@patch
+def parts(self:MemoryEstimate) -> dict[str, int]:
+    "Each part and the total, in bytes."
+    return {k: getattr(self, k) for k in _PARTS} | {'total': self.total}
 
-    def __repr__(self):
-        rows = [f"  {k:<12} {v/2**20:>10,.1f} MiB" for k, v in self.parts().items()]
-        s = self.settings
-        return (f"MemoryEstimate ({s['quantization']}, r={s['r']}, batch {s['batch_size']}×{s['seq_len']}"
-                f"{', gradient checkpointing' if s['gradient_checkpointing'] else ''})\n" + '\n'.join(rows) +
-                '\n  weights by quantization: ' + ', '.join(f"{k} {v/2**20:,.1f} MiB" for k, v in self.weights_by_quantization.items()))
+@patch
+def fits(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> bool:
+    "Does the total fit in `margin` of `available_bytes`?"
+    return self.total <= margin * available_bytes
+
+# %% ../nbs/02_estimate.ipynb #b0eab459
+@patch
+def __repr__(self:MemoryEstimate):
+    rows = [f"  {k:<12} {v/2**20:>10,.1f} MiB" for k, v in self.parts().items()]
+    s = self.settings
+    gc = ', gradient checkpointing' if s['gradient_checkpointing'] else ''
+    by_quant = ', '.join(f"{k} {v/2**20:,.1f} MiB" for k, v in self.weights_by_quantization.items())
+    return (f"MemoryEstimate ({s['quantization']}, r={s['r']}, batch {s['batch_size']}×{s['seq_len']}{gc})\n"
+            + '\n'.join(rows) + '\n  weights by quantization: ' + by_quant)
 
 # %% ../nbs/02_estimate.ipynb #45f10d46
 def estimate(config:dict|str|Path|PretrainedConfig, # a config dict or object, a model folder, or a config.json path
              quantization:str='4bit', # 'none', '8bit' or '4bit'
-             dtype:str='float32', # dtype of unquantized weights and of activations ('float32' on CPU, 'bfloat16' on most GPUs)
+             dtype:str='float32', # of unquantized weights and activations ('float32' on CPU, 'bfloat16' on GPUs)
              bnb_4bit_use_double_quant:bool=False, # double quantization of the 4-bit scales
              r:int=8, # LoRA rank
              target_modules:str|list[str]='all-linear', # leaf names of the Linear layers to adapt
@@ -133,21 +175,21 @@ def estimate(config:dict|str|Path|PretrainedConfig, # a config dict or object, a
              gradient_checkpointing:bool=False # recompute activations in the backward pass
             ) -> MemoryEstimate:
     "Memory needed to train a LoRA on the model of `config`, part by part, without reading any weights."
-    if r < 1: raise SettingsError(f"`r` must be a positive integer, got {r}", where='r', hint="Typical values are 8 to 64.")
+    if r < 1: raise SettingsError(f"`r` must be a positive integer, got {r}", where='r',
+                                  hint="Typical values are 8 to 64.")
     if per_device_train_batch_size < 1 or seq_len < 1:
-        raise SettingsError("`per_device_train_batch_size` and `seq_len` must be at least 1", where='per_device_train_batch_size')
-    cfg = read_config(config); model = meta_model(cfg)
+        raise SettingsError("`per_device_train_batch_size` and `seq_len` must be at least 1",
+                            where='per_device_train_batch_size')
+    cfg = read_config(config)
+    model = meta_model(cfg)
     layers = lora_layers(model, target_modules)
     n = lora_params(model, r, target_modules)
-    nl = cfg.num_hidden_layers
-    tokens = per_device_train_batch_size * seq_len
-    per_layer = layer_activation_bytes(cfg, tokens, dtype, r, len(layers) // nl, lora_dropout,
-                                       sum(m.in_features for m in layers) // nl)
-    h = cfg.hidden_size * _BYTES[dtype] * tokens
-    logits = logits_bytes(cfg, tokens, dtype)
-    acts = nl * h + max(0, 2 * per_layer - logits) if gradient_checkpointing else nl * per_layer
-    settings = dict(quantization=quantization, dtype=dtype, r=r, target_modules=target_modules, lora_dropout=lora_dropout,
-                    batch_size=per_device_train_batch_size, seq_len=seq_len, gradient_checkpointing=gradient_checkpointing)
-    return MemoryEstimate(weights=weight_bytes(model, quantization, dtype, bnb_4bit_use_double_quant), lora_params=4 * n,
-                          lora_grads=4 * n, optimizer=8 * n, activations=acts + 2 * h,
-                          logits=logits, n_lora_params=n, settings=settings, weights_by_quantization=weights_table(model, dtype))
+    acts, logits = _peak_activations(cfg, layers, per_device_train_batch_size * seq_len, dtype, r, lora_dropout,
+                                     gradient_checkpointing)
+    settings = dict(quantization=quantization, dtype=dtype, r=r, target_modules=target_modules,
+                    lora_dropout=lora_dropout, batch_size=per_device_train_batch_size, seq_len=seq_len,
+                    gradient_checkpointing=gradient_checkpointing)
+    return MemoryEstimate(weights=weight_bytes(model, quantization, dtype, bnb_4bit_use_double_quant),
+                          lora_params=4 * n, lora_grads=4 * n, optimizer=8 * n, activations=acts,
+                          logits=logits, n_lora_params=n, settings=settings,
+                          weights_by_quantization=weights_table(model, dtype))

@@ -13,73 +13,18 @@ import torch
 from torch import nn
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PretrainedConfig
-import lora_nb
+from fastcore.basics import patch
 from .errors import ModelLoadError, QuantizationError, SettingsError
+from .settings import DTYPE_NAMES, EMBEDDED_MODEL, ModelSettings, default_device
 
 # %% auto #0
-__all__ = ['EMBEDDED_MODEL', 'ModelSettings', 'resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config',
-           'check_causal_lm', 'load_tokenizer', 'default_device', 'resolve_dtypes', 'import_bnb', 'patch_4bit_cpu',
-           'tune_cpu_malloc', 'release_checkpoint', 'check_forward', 'ModelSummary', 'find_target_modules',
-           'all_targets', 'LoadedModel', 'bnb_config', 'check_setting_names', 'load_model', 'save_random_model']
-
-# %% ../nbs/01_models.ipynb #295ef49a
-EMBEDDED_MODEL = Path(lora_nb.__file__).resolve().parent/'assets'/'tiny_base'
+__all__ = ['resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm', 'load_tokenizer',
+           'resolve_dtypes', 'quiet_bnb', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc', 'release_checkpoint',
+           'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel', 'bnb_config',
+           'check_setting_names', 'load_model', 'save_random_model']
 
 # %% ../nbs/01_models.ipynb #8db1f35d
-_DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'float16': torch.float16, 'fp16': torch.float16,
-           'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16}
-_QUANTS = ('none', '8bit', '4bit')
-
-def _dtype_name(d) -> str|None:
-    "Canonical name of a dtype given as a string or a `torch.dtype`, or None for None/'auto'."
-    if d is None or d == 'auto': return d
-    if isinstance(d, torch.dtype): d = str(d).removeprefix('torch.')
-    if d not in _DTYPES:
-        raise SettingsError(f"Unknown dtype {d!r}", hint="Use one of 'float32', 'bfloat16', 'float16' (or 'auto').")
-    return str(_DTYPES[d]).removeprefix('torch.')
-
-# %% ../nbs/01_models.ipynb #88e2f984
-@dataclass
-class ModelSettings:
-    "What to load and how: the base model and its quantization, under Hugging Face's names."
-    model_id:str|None=None # hub id or local folder; None is the embedded tiny base
-    load_in_4bit:bool=False # quantize Linear layers to 4 bits (QLoRA)
-    load_in_8bit:bool=False # quantize Linear layers to 8 bits (LLM.int8)
-    bnb_4bit_quant_type:str='nf4' # 'nf4' (normal float, the usual choice) or 'fp4'
-    bnb_4bit_compute_dtype:str|None=None # dtype of the 4-bit matmuls; None picks float32 on CPU, bfloat16 on GPU
-    bnb_4bit_use_double_quant:bool=False # also quantize the quantization constants (saves ~0.4 bit/parameter)
-    dtype:str|None=None # dtype of the unquantized weights; None picks per device, 'auto' uses the checkpoint's
-    device_map:str|dict|None=None # None: one GPU if there is one, else the CPU; or 'auto', 'cpu', 'cuda:0', a dict
-    trust_remote_code:bool=False # run modelling code shipped with the checkpoint (only for models you trust)
-    revision:str|None=None # hub branch, tag or commit
-    quantization:str|None=None # shorthand: 'none', '8bit' or '4bit' (sets load_in_4bit/load_in_8bit)
-
-    def __post_init__(self):
-        if self.quantization is not None:
-            if self.quantization not in _QUANTS:
-                raise SettingsError(f"`quantization` must be one of {_QUANTS}, got {self.quantization!r}",
-                                    hint="Use 'none', '8bit' or '4bit'.", where='quantization')
-            if (self.load_in_4bit or self.load_in_8bit) and self.quantization != self.quant:
-                raise SettingsError(f"`quantization={self.quantization!r}` contradicts `load_in_4bit={self.load_in_4bit}`, "
-                                    f"`load_in_8bit={self.load_in_8bit}`", hint="Set only one of them.", where='quantization')
-            self.load_in_4bit, self.load_in_8bit = self.quantization == '4bit', self.quantization == '8bit'
-        if self.load_in_4bit and self.load_in_8bit:
-            raise SettingsError("`load_in_4bit` and `load_in_8bit` are both set", hint="Choose one: 4-bit uses least memory.",
-                                where='load_in_4bit')
-        if self.bnb_4bit_quant_type not in ('nf4', 'fp4'):
-            raise SettingsError(f"`bnb_4bit_quant_type` must be 'nf4' or 'fp4', got {self.bnb_4bit_quant_type!r}",
-                                hint="Use 'nf4' unless you have a reason not to.", where='bnb_4bit_quant_type')
-        self.bnb_4bit_compute_dtype = _dtype_name(self.bnb_4bit_compute_dtype)
-        if self.bnb_4bit_compute_dtype == 'auto':
-            raise SettingsError("`bnb_4bit_compute_dtype` can't be 'auto'", hint="Use 'float32', 'bfloat16' or 'float16', or None.")
-        self.dtype = _dtype_name(self.dtype)
-        if self.model_id is not None: self.model_id = str(self.model_id)
-        self.quantization = self.quant
-
-    @property
-    def quant(self) -> str:
-        "'none', '8bit' or '4bit'."
-        return '4bit' if self.load_in_4bit else '8bit' if self.load_in_8bit else 'none'
+_DTYPES = {k: getattr(torch, v) for k, v in DTYPE_NAMES.items()}
 
 # %% ../nbs/01_models.ipynb #f2bcc063
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$')
@@ -89,14 +34,16 @@ def resolve_source(model_id:str|None) -> tuple[str, str]:
     if model_id is None: return 'embedded', str(EMBEDDED_MODEL)
     p = Path(model_id).expanduser()
     if p.exists():
-        if not p.is_dir(): raise ModelLoadError(f"{model_id!r} is a file, not a model folder",
-                                                hint="Pass the folder that holds config.json and the weights.", where=str(p))
+        if not p.is_dir(): raise ModelLoadError(f"{model_id!r} is a file, not a model folder", where=str(p),
+                                                hint="Pass the folder that holds config.json and the weights.")
         return 'local', str(p.resolve())
-    if model_id.startswith(('/', '.', '~')) or '\\' in model_id or model_id.count('/') > 1 or not _HUB_ID.match(model_id):
-        raise ModelLoadError(f"Model folder {model_id!r} does not exist", where=str(p.resolve()),
-                             hint="Check the path, pass a hub id like 'org/name', or leave `model_id` empty for the embedded model.")
+    a_path = model_id.startswith(('/', '.', '~')) or '\\' in model_id or model_id.count('/') > 1
+    if a_path or not _HUB_ID.match(model_id):
+        hint = "Check the path, pass a hub id like 'org/name', or leave `model_id` empty for the embedded model."
+        raise ModelLoadError(f"Model folder {model_id!r} does not exist", where=str(p.resolve()), hint=hint)
     return 'hub', model_id
 
+# %% ../nbs/01_models.ipynb #0db40564
 def same_model(a:str|None, b:str|None) -> bool:
     "Whether two base-model ids name the same model (local folders compared by their resolved path)."
     if a == b: return True
@@ -112,9 +59,11 @@ def hub_reachable(timeout:float=3.0) -> bool:
     if constants.HF_HUB_OFFLINE: return False
     url = urlparse(constants.ENDPOINT)
     try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=timeout): return True
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)),
+                                      timeout=timeout): return True
     except OSError: return False
 
+# %% ../nbs/01_models.ipynb #b1b48f57
 def _hub_cached(repo_id, revision=None) -> bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo_id, 'config.json', revision=revision), str)
@@ -123,36 +72,48 @@ def check_hub(repo_id:str, revision:str|None=None) -> bool:
     "Raise at once if `repo_id` can't be fetched; return True when it must come from the local cache."
     if hub_reachable(): return False
     if _hub_cached(repo_id, revision): return True
-    raise ModelLoadError(f"Can't download {repo_id!r}: the Hugging Face Hub is not reachable from this machine (offline)",
-                         hint="Use the embedded model (leave `model_id` empty), a local folder with the model's files, "
-                              "or connect to the network and try again.", where=repo_id)
+    hint = ("Use the embedded model (leave `model_id` empty), a local folder with the model's files, "
+            "or connect to the network and try again.")
+    raise ModelLoadError(f"Can't download {repo_id!r}: the Hugging Face Hub is not reachable from this machine "
+                         "(offline)", hint=hint, where=repo_id)
 
 # %% ../nbs/01_models.ipynb #c8510c80
 _TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'tokenizer.model', 'vocab.json', 'spiece.model')
 
-def load_config(location:str, trust_remote_code:bool=False, revision:str|None=None, local_files_only:bool=False) -> PretrainedConfig:
-    "The model's config, with errors a person can act on."
+def _check_config_file(location:str):
+    "Raise unless the folder `location` holds a config.json that parses as JSON."
     cfg_file = Path(location)/'config.json'
-    if Path(location).is_dir():
-        if not cfg_file.exists():
-            raise ModelLoadError("This folder has no config.json, so it is not a Hugging Face model folder", where=location,
-                                 hint="Point to the folder written by `save_pretrained` (with config.json and *.safetensors).")
-        try: json.loads(cfg_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            pos = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ''
-            raise ModelLoadError(f"config.json is not valid JSON ({getattr(e, 'msg', e)})", where=f"{cfg_file}{pos}",
-                                 hint="Fix the file at that line, or copy config.json again from the original model.") from e
+    if not cfg_file.exists():
+        hint = "Point to the folder written by `save_pretrained` (with config.json and *.safetensors)."
+        raise ModelLoadError("This folder has no config.json, so it is not a Hugging Face model folder", where=location,
+                             hint=hint)
+    try: json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        pos = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ''
+        hint = "Fix the file at that line, or copy config.json again from the original model."
+        raise ModelLoadError(f"config.json is not valid JSON ({getattr(e, 'msg', e)})", where=f"{cfg_file}{pos}",
+                             hint=hint) from e
+
+# %% ../nbs/01_models.ipynb #607ac018
+def load_config(location:str, trust_remote_code:bool=False, revision:str|None=None,
+                local_files_only:bool=False) -> PretrainedConfig:
+    "The model's config, with errors a person can act on."
+    if Path(location).is_dir(): _check_config_file(location)
     try: return AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision,
                                           local_files_only=local_files_only)
     except ValueError as e:
         if 'trust_remote_code' in str(e):
-            raise ModelLoadError("This model needs custom code from its repository, and running remote code is off", where=location,
+            raise ModelLoadError("This model needs custom code from its repository, and running remote code is off",
+                                 where=location,
                                  hint="If you trust its authors, pass `trust_remote_code=True`.") from e
         raise ModelLoadError(f"Can't read the model config: {e}", where=location,
-                             hint="Check that config.json is valid and that transformers knows its `model_type` (upgrade transformers if it is new).") from e
-    except OSError as e: raise ModelLoadError(f"Can't read the model config: {e}", where=location,
-                                              hint="Check the path or hub id and your access to it.") from e
+                             hint="Check that config.json is valid and that transformers knows its `model_type` "
+                                  "(upgrade transformers if it is new).") from e
+    except OSError as e:
+        raise ModelLoadError(f"Can't read the model config: {e}", where=location,
+                             hint="Check the path or hub id and your access to it.") from e
 
+# %% ../nbs/01_models.ipynb #642ded24
 def check_causal_lm(config:PretrainedConfig, location:str):
     "Raise unless `config` belongs to a causal (decoder) language model."
     if (getattr(config, 'auto_map', None) or {}).get('AutoModelForCausalLM'): return
@@ -162,15 +123,17 @@ def check_causal_lm(config:PretrainedConfig, location:str):
     if causal and not getattr(config, 'is_encoder_decoder', False) and (
         not archs or any(a == causal or a.endswith(('ForCausalLM', 'LMHeadModel')) for a in archs)): return
     arch = ', '.join(getattr(config, 'architectures', None) or [type(config).__name__])
+    hint = "lora_nb fine-tunes text-generation models (Llama, Mistral, Qwen, Gemma, Phi, GPT-2, …). Pick one of those."
     raise ModelLoadError(f"{arch} (model_type {config.model_type!r}) is not a causal language model", where=location,
-                         hint="lora_nb fine-tunes text-generation models (Llama, Mistral, Qwen, Gemma, Phi, GPT-2, …). Pick one of those.")
+                         hint=hint)
 
+# %% ../nbs/01_models.ipynb #e10895d9
 def load_tokenizer(location:str, trust_remote_code:bool=False, revision:str|None=None, local_files_only:bool=False):
     "The model's tokenizer, with a pad token (the EOS token when it has none)."
     if Path(location).is_dir() and not any((Path(location)/f).exists() for f in _TOKENIZER_FILES):
-        raise ModelLoadError("This model folder has no tokenizer files", where=location,
-                             hint=f"Copy the tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}) from the base model into it, "
-                                  "or save them with `tokenizer.save_pretrained(folder)`.")
+        hint = (f"Copy the tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}) from the base model into it, "
+                "or save them with `tokenizer.save_pretrained(folder)`.")
+        raise ModelLoadError("This model folder has no tokenizer files", where=location, hint=hint)
     try: tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision,
                                              local_files_only=local_files_only)
     except (OSError, ValueError) as e:
@@ -179,24 +142,35 @@ def load_tokenizer(location:str, trust_remote_code:bool=False, revision:str|None
     return tok
 
 # %% ../nbs/01_models.ipynb #bca9ce60
-def default_device() -> str:
-    "'cuda' when a GPU is visible, else 'cpu'."
-    return 'cuda' if torch.cuda.is_available() else 'cpu'
-
-def _gpu_half() -> str: return 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
+def _gpu_half() -> str:
+    "The GPU's half-precision dtype: bfloat16 where it is supported, else float16."
+    return 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
 
 def resolve_dtypes(s:ModelSettings, device:str) -> tuple[str, str|None]:
     "`(dtype, compute_dtype)` for the weights and for 4-bit matmuls."
     if s.load_in_8bit and device == 'cpu': dtype = 'float16'
     elif s.dtype is not None: dtype = s.dtype
     else: dtype = 'float32' if device == 'cpu' else _gpu_half()
-    compute = s.bnb_4bit_compute_dtype or (('float32' if device == 'cpu' else _gpu_half()) if s.load_in_4bit else None)
-    return dtype, compute
+    auto = 'float32' if device == 'cpu' else _gpu_half()
+    return dtype, s.bnb_4bit_compute_dtype or (auto if s.load_in_4bit else None)
+
+# %% ../nbs/01_models.ipynb #51843273
+class _NoKernelsNotice(logging.Filter):
+    "Drops bitsandbytes' notice that the `kernels` package is missing (shared/DESIGN.md hazards 3 and 20)."
+    def filter(self, record): return 'kernels-community' not in record.getMessage()
+
+def quiet_bnb():
+    "Silence bitsandbytes' import-time notice about `kernels`, whoever imports it (peft does, on import)."
+    lg = logging.getLogger('bitsandbytes.backends.cpu.ops')
+    if not any(isinstance(f, _NoKernelsNotice) for f in lg.filters): lg.addFilter(_NoKernelsNotice())
+
+quiet_bnb()
 
 # %% ../nbs/01_models.ipynb #0a9da990
 def import_bnb():
     "Import bitsandbytes quietly, or say how to install it."
-    lg = logging.getLogger('bitsandbytes'); old = lg.level
+    lg = logging.getLogger('bitsandbytes')
+    old = lg.level
     lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
@@ -208,6 +182,7 @@ def import_bnb():
     finally: lg.setLevel(old)
     return bnb
 
+# %% ../nbs/01_models.ipynb #9003060f
 def patch_4bit_cpu(model:nn.Module) -> int:
     "Turn off bitsandbytes' in-place CPU weight repacking on every `Linear4bit`; return how many were patched."
     bnb, n = import_bnb(), 0
@@ -226,8 +201,10 @@ def tune_cpu_malloc(mmap_threshold:int=1<<20) -> bool:
     "Make glibc return freed blocks over `mmap_threshold` bytes to the system at once; False where that is not glibc."
     libc = _libc()
     if libc is None or os.environ.get('LORA_NB_MALLOC_TUNING', '1') == '0' or not hasattr(libc, 'mallopt'): return False
-    return bool(libc.mallopt(-3, int(mmap_threshold)))  # M_MMAP_THRESHOLD; setting it also stops glibc's dynamic raising
+    # M_MMAP_THRESHOLD; setting it also stops glibc's dynamic raising
+    return bool(libc.mallopt(-3, int(mmap_threshold)))
 
+# %% ../nbs/01_models.ipynb #8dde1111
 def release_checkpoint(model:nn.Module, keep:tuple=()):
     "Copy unquantized tensors off the checkpoint's memory map (so it can be unmapped) and trim the heap."
     import gc
@@ -253,7 +230,8 @@ def check_forward(model:nn.Module, quant:str):
         layer = seen[-1] if seen else '?'
         mod = model.get_submodule(layer) if seen else None
         shape = f" ({mod.in_features}→{mod.out_features})" if mod is not None else ''
-        raise QuantizationError(f"bitsandbytes can't run layer {layer}{shape} in {quant} on {dev.type}: {e}", where=layer,
+        raise QuantizationError(f"bitsandbytes can't run layer {layer}{shape} in {quant} on {dev.type}: {e}",
+                                where=layer,
                                 hint="Load with `quantization='8bit'` or `'none'`, or use a GPU.") from e
     finally:
         for h in hooks: h.remove()
@@ -266,40 +244,58 @@ def _n_params(p) -> int:
 @dataclass
 class ModelSummary:
     "What was loaded, in numbers."
-    model_id:str; source:str; architecture:str; quantization:str; dtype:str; device:str
-    parameters:int; trainable:int; memory_bytes:int; quantized_layers:int; linear_layers:int; revision:str|None=None
+    model_id:str
+    source:str
+    architecture:str
+    quantization:str
+    dtype:str
+    device:str
+    parameters:int
+    trainable:int
+    memory_bytes:int
+    quantized_layers:int
+    linear_layers:int
+    revision:str|None=None
 
-    @classmethod
-    def of(cls, model, model_id, source, quantization, revision=None):
-        "Summarize a loaded `model`."
-        bnb_types = ()
-        if quantization != 'none':
-            bnb = import_bnb(); bnb_types = (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
-        lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        params = list(model.parameters())
-        p = next(iter(params))
-        return cls(model_id=model_id, source=source, architecture=type(model).__name__, quantization=quantization,
-                   dtype=str(model.dtype).removeprefix('torch.'), device=str(p.device),
-                   parameters=sum(map(_n_params, params)), trainable=sum(_n_params(q) for q in params if q.requires_grad),
-                   memory_bytes=int(model.get_memory_footprint()), quantized_layers=sum(isinstance(m, bnb_types) for m in lins),
-                   linear_layers=len(lins), revision=revision)
+# %% ../nbs/01_models.ipynb #1ea398b8
+@patch(cls_method=True)
+def of(cls:ModelSummary, model, model_id, source, quantization, revision=None):
+    "Summarize a loaded `model`."
+    bnb_types = ()
+    if quantization != 'none':
+        bnb = import_bnb()
+        bnb_types = (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    params = list(model.parameters())
+    p = next(iter(params))
+    return cls(model_id=model_id, source=source, architecture=type(model).__name__, quantization=quantization,
+               dtype=str(model.dtype).removeprefix('torch.'), device=str(p.device),
+               parameters=sum(map(_n_params, params)),
+               trainable=sum(_n_params(q) for q in params if q.requires_grad),
+               memory_bytes=int(model.get_memory_footprint()),
+               quantized_layers=sum(isinstance(m, bnb_types) for m in lins),
+               linear_layers=len(lins), revision=revision)
 
-    def rows(self) -> list[tuple[str, str]]:
-        "(label, value) pairs for display."
-        return [('model', f"{self.model_id} ({self.source})"), ('architecture', self.architecture),
-                ('quantization', self.quantization), ('dtype', self.dtype), ('device', self.device),
-                ('parameters', f"{self.parameters:,}"), ('trainable', f"{self.trainable:,}"),
-                ('memory', f"{self.memory_bytes/2**20:,.1f} MiB"),
-                ('quantized layers', f"{self.quantized_layers} of {self.linear_layers} Linear")]
+# %% ../nbs/01_models.ipynb #e3e6a88f
+@patch
+def rows(self:ModelSummary) -> list[tuple[str, str]]:
+    "(label, value) pairs for display."
+    return [('model', f"{self.model_id} ({self.source})"), ('architecture', self.architecture),
+            ('quantization', self.quantization), ('dtype', self.dtype), ('device', self.device),
+            ('parameters', f"{self.parameters:,}"), ('trainable', f"{self.trainable:,}"),
+            ('memory', f"{self.memory_bytes/2**20:,.1f} MiB"),
+            ('quantized layers', f"{self.quantized_layers} of {self.linear_layers} Linear")]
 
-    def __repr__(self):
-        w = max(len(k) for k, _ in self.rows())
-        return 'ModelSummary\n' + '\n'.join(f"  {k:<{w}}  {v}" for k, v in self.rows())
+@patch
+def __repr__(self:ModelSummary):
+    w = max(len(k) for k, _ in self.rows())
+    return 'ModelSummary\n' + '\n'.join(f"  {k:<{w}}  {v}" for k, v in self.rows())
 
-    def _repr_html_(self):
-        import html
-        return '<table>' + ''.join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
-                                   for k, v in self.rows()) + '</table>'
+@patch
+def _repr_html_(self:ModelSummary):
+    import html
+    cell = "<tr><th style='text-align:left'>{}</th><td style='text-align:left'>{}</td></tr>"
+    return '<table>' + ''.join(cell.format(html.escape(k), html.escape(v)) for k, v in self.rows()) + '</table>'
 
 # %% ../nbs/01_models.ipynb #ed64c600
 _ATTN, _MLP = re.compile(r'attn|attention', re.I), re.compile(r'mlp|ffn|feed_forward|experts|dense_h', re.I)
@@ -324,7 +320,11 @@ def all_targets(groups:dict[str, list[str]]) -> list[str]:
 @dataclass
 class LoadedModel:
     "A loaded base model with its tokenizer, summary, LoRA target groups and the settings used."
-    model:nn.Module; tokenizer:object; summary:ModelSummary; targets:dict; settings:ModelSettings
+    model:nn.Module
+    tokenizer:object
+    summary:ModelSummary
+    targets:dict
+    settings:ModelSettings
     def __iter__(self): return iter((self.model, self.tokenizer, self.summary))
     def __repr__(self): return repr(self.summary)
     def _repr_html_(self): return self.summary._repr_html_()
@@ -332,24 +332,28 @@ class LoadedModel:
 # %% ../nbs/01_models.ipynb #2d48e28b
 def _device_map(s:ModelSettings, device:str):
     if s.device_map is not None: return s.device_map
-    return {'': f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == 'cuda' else 'cpu'}   # one GPU per process under accelerate/torchrun
+    # one GPU per process under accelerate/torchrun
+    return {'': f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == 'cuda' else 'cpu'}
 
 def _device_of(device_map) -> str:
     if isinstance(device_map, dict): vals = {str(v) for v in device_map.values()}
     else: vals = {str(device_map)}
     return 'cpu' if vals <= {'cpu', 'disk'} else 'cuda'
 
+# %% ../nbs/01_models.ipynb #11e06732
 def bnb_config(s:ModelSettings, compute_dtype:str|None) -> BitsAndBytesConfig|None:
     "The `BitsAndBytesConfig` for `s`, or None without quantization."
     if s.load_in_4bit:
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=s.bnb_4bit_quant_type,
-                                  bnb_4bit_compute_dtype=_DTYPES[compute_dtype], bnb_4bit_use_double_quant=s.bnb_4bit_use_double_quant)
+                                  bnb_4bit_compute_dtype=_DTYPES[compute_dtype],
+                                  bnb_4bit_use_double_quant=s.bnb_4bit_use_double_quant)
     if s.load_in_8bit: return BitsAndBytesConfig(load_in_8bit=True)
     return None
 
 def _quant_label(s:ModelSettings, compute:str|None) -> str:
-    if s.load_in_4bit: return f"4-bit {s.bnb_4bit_quant_type}" + (' double-quant' if s.bnb_4bit_use_double_quant else '') + f", compute {compute}"
-    return '8-bit' if s.load_in_8bit else 'none'
+    if not s.load_in_4bit: return '8-bit' if s.load_in_8bit else 'none'
+    double = ' double-quant' if s.bnb_4bit_use_double_quant else ''
+    return f"4-bit {s.bnb_4bit_quant_type}{double}, compute {compute}"
 
 # %% ../nbs/01_models.ipynb #06a01f56
 def check_setting_names(kwargs:dict):
@@ -358,19 +362,20 @@ def check_setting_names(kwargs:dict):
     names = [f.name for f in fields(ModelSettings)]
     for k in kwargs:
         if k not in names:
-            near = difflib.get_close_matches(k, names, n=2)
-            raise SettingsError(f"Unknown model setting `{k}`", where=k,
-                                hint=f"Did you mean {' or '.join(f'`{n}`' for n in near)}?" if near else f"Valid settings: {', '.join(names)}.")
+            near = ' or '.join(f'`{n}`' for n in difflib.get_close_matches(k, names, n=2))
+            hint = f"Did you mean {near}?" if near else f"Valid settings: {', '.join(names)}."
+            raise SettingsError(f"Unknown model setting `{k}`", where=k, hint=hint)
 
 # %% ../nbs/01_models.ipynb #9208ab34
 def _read_weights(loc:str, cfg, s:ModelSettings, device_map, dtype:str, compute:str|None, opts:dict) -> nn.Module:
     try: return AutoModelForCausalLM.from_pretrained(loc, config=cfg, quantization_config=bnb_config(s, compute),
-                                                     dtype='auto' if dtype == 'auto' else _DTYPES[dtype], device_map=device_map, **opts)
+                                                     dtype='auto' if dtype == 'auto' else _DTYPES[dtype],
+                                                     device_map=device_map, **opts)
     except (OSError, ValueError, RuntimeError) as e:
         oom = 'out of memory' in str(e).lower() or isinstance(e, torch.OutOfMemoryError)
-        raise ModelLoadError(f"Loading the weights failed: {e}", where=loc,
-                             hint="The model does not fit: try `quantization='4bit'`, a smaller model, or `lora-nb estimate` first."
-                                  if oom else "Check that the folder holds complete weights (*.safetensors) for this config.") from e
+        hint = ("The model does not fit: try `quantization='4bit'`, a smaller model, or `lora-nb estimate` first."
+                if oom else "Check that the folder holds complete weights (*.safetensors) for this config.")
+        raise ModelLoadError(f"Loading the weights failed: {e}", where=loc, hint=hint) from e
 
 def _after_quantized_load(model:nn.Module, s:ModelSettings, device:str, label:str):
     bnb = import_bnb()
@@ -392,7 +397,8 @@ def load_model(model_id:str|Path|None=None, # hub id or local folder; None is th
     cfg = load_config(loc, **opts)
     check_causal_lm(cfg, loc)
     tok = load_tokenizer(loc, **opts)
-    dmap = _device_map(s, default_device()); device = _device_of(dmap)
+    dmap = _device_map(s, default_device())
+    device = _device_of(dmap)
     if s.quant != 'none': import_bnb()
     if device == 'cpu': tune_cpu_malloc()
     dtype, compute = resolve_dtypes(s, device)
@@ -417,5 +423,7 @@ def save_random_model(folder:str|Path, # where to save it
     cfg = AutoConfig.for_model(model_type, **{**(base if model_type == 'llama' else {}), **config})
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg).to(dtype)
-    folder = Path(folder); model.save_pretrained(folder); tok.save_pretrained(folder)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
     return folder

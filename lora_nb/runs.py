@@ -8,12 +8,13 @@ import json, math, os, re, tempfile, time, uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from fastcore.basics import patch
 from .errors import LoraNbError
 
 # %% auto #0
 __all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'RunError', 'runs_root', 'new_run_id', 'run_path',
            'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'last_write', 'mark_stale',
-           'summarize', 'list_runs']
+           'summarize', 'list_runs', 'saved_adapters']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -37,23 +38,30 @@ def new_run_id(name:str='run') -> str:
 def run_path(run_id:str, root:str|Path|None=None) -> Path:
     "The folder of `run_id` under the runs root; refuses ids that would leave it."
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or '..' in run_id:
-        raise RunError(f"Invalid run id {run_id!r}", where='run_id',
-                       hint="A run id is a folder name made of letters, digits, '-', '_' and '.' (no slashes, no '..').")
-    root = runs_root(root); p = (root/run_id).resolve()
+        hint = "A run id is a folder name made of letters, digits, '-', '_' and '.' (no slashes, no '..')."
+        raise RunError(f"Invalid run id {run_id!r}", where='run_id', hint=hint)
+    root = runs_root(root)
+    p = (root/run_id).resolve()
     if p.parent != root: raise RunError(f"Run id {run_id!r} leaves the runs root", where=str(root))
     return p
 
 # %% ../nbs/04_runs.ipynb #42ff1c6f
 def write_atomic(path:str|Path, text:str):
     "Write `text` to `path` so readers see the old file or the new one, never half of it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
+# %% ../nbs/04_runs.ipynb #a786ca99
 def write_json(path:str|Path, obj):
     "Write `obj` as JSON, atomically."
     write_atomic(path, json.dumps(obj, indent=2, default=str) + '\n')
@@ -67,8 +75,11 @@ def append_jsonl(path:str|Path, *records:dict):
 @dataclass
 class Lines:
     "The records of a JSON-lines file, and what could not be read."
-    records:list; corrupt:list; partial:bool
+    records:list # the records read, in order
+    corrupt:list # line numbers (1-based) that are not JSON
+    partial:bool # whether the last line had no newline yet (a writer is in the middle of it)
 
+# %% ../nbs/04_runs.ipynb #454d9f00
 def read_jsonl(path:str|Path, tail:int|None=None) -> Lines:
     """Records of `path`; a last line without its newline is in progress and skipped, bad lines are listed by number.
     With `tail`, only about the last `tail` bytes are read (line numbers then count from there)."""
@@ -79,7 +90,9 @@ def read_jsonl(path:str|Path, tail:int|None=None) -> Lines:
             f.seek(max(0, size - tail) if tail else 0)
             text = f.read().decode('utf-8', errors='replace')
     except FileNotFoundError: return Lines([], [], False)
-    lines = text.split('\n'); partial = bool(lines[-1]); lines = lines[:-1]
+    lines = text.split('\n')
+    partial = bool(lines[-1])
+    lines = lines[:-1]
     if tail and size > tail: lines = lines[1:]    # the first line is cut
     recs, bad = [], []
     for i, line in enumerate(lines, 1):
@@ -95,59 +108,71 @@ class Run:
     "One run folder."
     def __init__(self, path:str|Path): self.path = Path(path)
 
-    @classmethod
-    def create(cls, settings:dict, name:str='run', root:str|Path|None=None, **info) -> Run:
-        "Make a new run folder with its `run.json`."
-        rid = new_run_id(name); p = run_path(rid, root)
-        p.mkdir(parents=True)
-        run = cls(p)
-        write_json(p/RUN_FILES['run'], dict(id=rid, name=name, status='created', created=_now(), updated=_now(),
-                                            settings=settings, **info))
-        return run
-
-    @classmethod
-    def open(cls, run_id:str, root:str|Path|None=None) -> Run:
-        "An existing run by id."
-        p = run_path(run_id, root)
-        if p.is_dir() and not (p/RUN_FILES['run']).exists():
-            raise RunError(f"{p} is not a run folder (it has no {RUN_FILES['run']})", where=str(p),
-                           hint="Pass the id of a folder made by a training session; `list_runs()` shows them.")
-        if not (p/RUN_FILES['run']).exists():
-            raise RunError(f"No run {run_id!r} under {runs_root(root)}", where=str(p), hint="`list_runs()` shows the runs there.")
-        return cls(p)
-
     @property
     def id(self) -> str: return self.path.name
 
-    def info(self) -> dict:
-        "The contents of run.json."
-        try: return json.loads((self.path/RUN_FILES['run']).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise RunError(f"run.json of {self.id} can't be read: {e}", where=str(self.path/RUN_FILES['run'])) from e
-
-    def update(self, **changes) -> dict:
-        "Merge `changes` into run.json (atomically) and stamp `updated`."
-        info = {**self.info(), **changes, 'updated': _now()}
-        write_json(self.path/RUN_FILES['run'], info)
-        return info
-
-    def log(self, kind:str, *records:dict):
-        "Append records to metrics, samples or votes."
-        if kind not in ('metrics', 'samples', 'votes'): raise ValueError(kind)
-        append_jsonl(self.path/RUN_FILES[kind], *({'time': time.time(), **r} for r in records))
-
-    def read(self, kind:str) -> Lines: return read_jsonl(self.path/RUN_FILES[kind])
-
-    def request_stop(self):
-        "Ask the trainer (in any process) to stop at the next step boundary."
-        write_atomic(self.path/RUN_FILES['stop'], _now() + '\n')
-
-    @property
-    def stop_requested(self) -> bool: return (self.path/RUN_FILES['stop']).exists()
-
-    def clear_stop(self): (self.path/RUN_FILES['stop']).unlink(missing_ok=True)
-
     def __repr__(self): return f"Run({self.id!r})"
+
+# %% ../nbs/04_runs.ipynb #9f71f846
+@patch(cls_method=True)
+def create(cls:Run, settings:dict, name:str='run', root:str|Path|None=None, **info) -> Run:
+    "Make a new run folder with its `run.json`."
+    rid = new_run_id(name)
+    p = run_path(rid, root)
+    p.mkdir(parents=True)
+    run = cls(p)
+    write_json(p/RUN_FILES['run'], dict(id=rid, name=name, status='created', created=_now(), updated=_now(),
+                                        settings=settings, **info))
+    return run
+
+@patch(cls_method=True)
+def open(cls:Run, run_id:str, root:str|Path|None=None) -> Run:
+    "An existing run by id."
+    p = run_path(run_id, root)
+    if p.is_dir() and not (p/RUN_FILES['run']).exists():
+        raise RunError(f"{p} is not a run folder (it has no {RUN_FILES['run']})", where=str(p),
+                       hint="Pass the id of a folder made by a training session; `list_runs()` shows them.")
+    if not (p/RUN_FILES['run']).exists():
+        raise RunError(f"No run {run_id!r} under {runs_root(root)}", where=str(p),
+                       hint="`list_runs()` shows the runs there.")
+    return cls(p)
+
+# %% ../nbs/04_runs.ipynb #b36665d4
+@patch
+def info(self:Run) -> dict:
+    "The contents of run.json."
+    try: return json.loads((self.path/RUN_FILES['run']).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"run.json of {self.id} can't be read: {e}", where=str(self.path/RUN_FILES['run'])) from e
+
+@patch
+def update(self:Run, **changes) -> dict:
+    "Merge `changes` into run.json (atomically) and stamp `updated`."
+    info = {**self.info(), **changes, 'updated': _now()}
+    write_json(self.path/RUN_FILES['run'], info)
+    return info
+
+# %% ../nbs/04_runs.ipynb #229e8ea9
+@patch
+def log(self:Run, kind:str, *records:dict):
+    "Append records to metrics, samples or votes."
+    if kind not in ('metrics', 'samples', 'votes'): raise ValueError(kind)
+    append_jsonl(self.path/RUN_FILES[kind], *({'time': time.time(), **r} for r in records))
+
+@patch
+def read(self:Run, kind:str) -> Lines: return read_jsonl(self.path/RUN_FILES[kind])
+
+# %% ../nbs/04_runs.ipynb #edc58f6a
+@patch
+def request_stop(self:Run):
+    "Ask the trainer (in any process) to stop at the next step boundary."
+    write_atomic(self.path/RUN_FILES['stop'], _now() + '\n')
+
+@patch(as_prop=True)
+def stop_requested(self:Run) -> bool: return (self.path/RUN_FILES['stop']).exists()
+
+@patch
+def clear_stop(self:Run): (self.path/RUN_FILES['stop']).unlink(missing_ok=True)
 
 # %% ../nbs/04_runs.ipynb #dec5853a
 SUMMARY_TAIL = 16384      # bytes of metrics.jsonl a summary reads: enough for the last few dozen log lines
@@ -159,10 +184,12 @@ def last_write(run:Run) -> float:
     return max(ts, default=0.0)
 
 def mark_stale(s:dict, last:float, stale_after:float) -> dict:
-    "Summary `s` with a 'running' run that has written nothing since `last` for `stale_after` seconds marked 'stale' (not active)."
-    if s.get('status') == 'running' and time.time() - last > stale_after: return {**s, 'status': 'stale', 'active': False}
+    "Summary `s`, marked 'stale' (not active) if it is 'running' but wrote nothing since `last` for `stale_after` s."
+    if s.get('status') == 'running' and time.time() - last > stale_after:
+        return {**s, 'status': 'stale', 'active': False}
     return s
 
+# %% ../nbs/04_runs.ipynb #919ef8c5
 def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
     """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. A 'running' run that wrote nothing
     for `stale_after` seconds is 'stale'; only live running runs are `active`."""
@@ -171,17 +198,27 @@ def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
     m = read_jsonl(run.path/RUN_FILES['metrics'], tail=SUMMARY_TAIL)
     last = lambda k: next((r[k] for r in reversed(m.records) if r.get(k) is not None), None)
     status = info.get('status')
-    spark = [r['loss'] for r in m.records if isinstance(r.get('loss'), (int, float)) and math.isfinite(r['loss'])][-40:]
-    s = dict(id=run.id, name=info.get('name'), status=status, active=status == 'running', base_model=info.get('base_model'),
+    losses = [r['loss'] for r in m.records if isinstance(r.get('loss'), (int, float)) and math.isfinite(r['loss'])]
+    s = dict(id=run.id, name=info.get('name'), status=status, active=status == 'running',
+             base_model=info.get('base_model'),
              step=last('step'), total_steps=info.get('total_steps'), loss=last('loss'), eval_loss=last('eval_loss'),
-             eta_s=last('eta_s'), tokens_per_s=last('tokens_per_s'), created=info.get('created'), updated=info.get('updated'),
+             eta_s=last('eta_s'), tokens_per_s=last('tokens_per_s'), created=info.get('created'),
+             updated=info.get('updated'),
              adapter=(run.path/'adapter'/'adapter_config.json').exists(), stop_requested=run.stop_requested,
-             metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=spark)
+             metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=losses[-40:])
     return mark_stale(s, last_write(run), stale_after) if status == 'running' else s
 
+# %% ../nbs/04_runs.ipynb #1514ae3d
 def list_runs(root:str|Path|None=None) -> list[dict]:
     "Summaries of every run under the runs root, newest first; [] when the root does not exist."
     root = runs_root(root)
     if not root.is_dir(): return []
     runs = [Run(p) for p in root.iterdir() if p.is_dir() and _RUN_ID.match(p.name) and (p/RUN_FILES['run']).exists()]
     return sorted(map(summarize, runs), key=lambda s: (s.get('created') or '', s['id']), reverse=True)
+
+# %% ../nbs/04_runs.ipynb #bd232f2c
+def saved_adapters(root:str|Path|None=None) -> list[dict]:
+    "The runs under `root` that have a final adapter: id, name, base model, status, final loss, adapter folder."
+    return [dict(id=r['id'], name=r.get('name'), base_model=r.get('base_model'), status=r['status'],
+                 loss=r.get('loss'), path=str(Run.open(r['id'], root).path/'adapter'))
+            for r in list_runs(root) if r.get('adapter')]

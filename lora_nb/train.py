@@ -4,136 +4,76 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import ctypes, difflib, importlib.metadata, json, math, os, re, shutil, sys, threading, time, traceback, zipfile
+import importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening, DataCollatorForSeq2Seq, set_seed
-from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+from .models import quiet_bnb   # before transformers' Trainer and peft, which import bitsandbytes
+from transformers import (Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening,
+                          DataCollatorForSeq2Seq, set_seed)
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from .errors import LoraNbError, SettingsError
+from fastcore.basics import patch
+from .errors import LoraNbError
+from .settings import LoraSettings, TrainSettings, check
 from .models import LoadedModel, all_targets, find_target_modules, same_model
 from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, run_path
+from .threads import release_openmp_team
+from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
-__all__ = ['TrainError', 'LoraSettings', 'check_trackers', 'TrainSettings', 'Event', 'library_versions', 'release_openmp_team',
-           'dist_info', 'end_distributed', 'ReadOnlyRun', 'Session', 'start', 'stop', 'wait', 'progress_line', 'follow',
-           'probe', 'model_card', 'save_adapter', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint',
-           'resume']
+__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'progress_line', 'checkpoint_problem', 'checkpoints',
+           'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
     "Training could not start, or stopped on an error."
 
-def _check(cond, name, msg, hint=None):
-    if not cond: raise SettingsError(f"`{name}` {msg}", where=name, hint=hint)
-
-@dataclass
-class LoraSettings:
-    "What the LoRA adapter looks like (PEFT's `LoraConfig` names)."
-    r:int=16 # rank of the update matrices: capacity of the adapter (8–64 typical)
-    lora_alpha:int=32 # scale of the update; the effective step is lora_alpha / r
-    lora_dropout:float=0.05 # dropout on the adapter's input, against over-fitting small datasets
-    target_modules:str|list[str]='all-linear' # layers to adapt: 'all-linear' or leaf names like ['q_proj', 'v_proj']
-    use_dora:bool=False # weight-decomposed LoRA (DoRA): often better, slower
-    use_rslora:bool=False # rank-stabilized scaling lora_alpha / sqrt(r), for large ranks
-    bias:str='none' # train no biases ('none'), all ('all') or the adapted layers' ('lora_only')
-
-    def __post_init__(self):
-        _check(isinstance(self.r, int) and self.r >= 1, 'r', f"must be a positive integer, got {self.r!r}", "Typical values are 8 to 64.")
-        _check(self.lora_alpha > 0, 'lora_alpha', f"must be positive, got {self.lora_alpha!r}", "A common choice is 2 × r.")
-        _check(0 <= self.lora_dropout < 1, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout!r}", "Use 0.0 to 0.1.")
-        _check(self.bias in ('none', 'all', 'lora_only'), 'bias', f"must be 'none', 'all' or 'lora_only', got {self.bias!r}")
-        _check(self.target_modules == 'all-linear' or (isinstance(self.target_modules, (list, tuple)) and len(self.target_modules) > 0),
-               'target_modules', "must be 'all-linear' or a non-empty list of layer names")
-
-    def peft_config(self, model=None) -> LoraConfig:
-        "The `LoraConfig`; with `model`, unknown target names fail here rather than inside PEFT."
-        if model is not None and self.target_modules != 'all-linear':
-            known = all_targets(find_target_modules(model))
-            bad = [t for t in self.target_modules if t not in known]
-            _check(not bad, 'target_modules', f"names {bad} are not Linear layers of this model", f"Choose from {known}.")
-        tm = self.target_modules if self.target_modules == 'all-linear' else list(self.target_modules)
-        return LoraConfig(task_type='CAUSAL_LM', r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                          target_modules=tm, use_dora=self.use_dora, use_rslora=self.use_rslora, bias=self.bias)
-
-# %% ../nbs/05_train.ipynb #0974ae3c
-_TRACKER_PACKAGES = {'tensorboard': 'tensorboard', 'trackio': 'trackio', 'wandb': 'wandb', 'mlflow': 'mlflow', 'comet_ml': 'comet_ml',
-                     'clearml': 'clearml', 'dvclive': 'dvclive', 'neptune': 'neptune', 'swanlab': 'swanlab', 'codecarbon': 'codecarbon',
-                     'azure_ml': 'azureml-core', 'dagshub': 'dagshub', 'flyte': 'flytekit', 'kubeflow': 'kubeflow'}
-
-def check_trackers(report_to:str|list[str]) -> list[str]:
-    "The trackers `report_to` names; a `SettingsError` for one that is unknown or not installed."
-    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
-    _check(all(isinstance(n, str) for n in names), 'report_to', f"must be a tracker name or a list of them, got {report_to!r}")
-    if names in ([], ['none'], ['all']): return names
-    installed = set(get_available_reporting_integrations())
-    for n in names:
-        near = difflib.get_close_matches(n, list(INTEGRATION_TO_CALLBACK), n=1)
-        _check(n in INTEGRATION_TO_CALLBACK, 'report_to', f"names an unknown tracker {n!r}",
-               f"Did you mean {near[0]!r}?" if near else f"Use 'none', 'all' or some of {sorted(INTEGRATION_TO_CALLBACK)}.")
-        _check(n in installed, 'report_to', f"names {n!r}, which is not installed",
-               f"`pip install {_TRACKER_PACKAGES.get(n, n)}`, or set `report_to` to 'none'.")
-    return names
+# %% ../nbs/05_train.ipynb #97d09f67
+@patch
+def peft_config(self:LoraSettings, model=None) -> LoraConfig:
+    "The `LoraConfig`; with `model`, unknown target names fail here rather than inside PEFT."
+    if model is not None and self.target_modules != 'all-linear':
+        known = all_targets(find_target_modules(model))
+        bad = [t for t in self.target_modules if t not in known]
+        check(not bad, 'target_modules', f"names {bad} are not Linear layers of this model", f"Choose from {known}.")
+    tm = self.target_modules if self.target_modules == 'all-linear' else list(self.target_modules)
+    return LoraConfig(task_type='CAUSAL_LM', r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                      target_modules=tm, use_dora=self.use_dora, use_rslora=self.use_rslora, bias=self.bias)
 
 # %% ../nbs/05_train.ipynb #8417a27c
-@dataclass
-class TrainSettings:
-    "How to train (the trainer's `TrainingArguments` names)."
-    learning_rate:float=2e-4 # step size; LoRA likes 1e-4 to 5e-4
-    num_train_epochs:float=1.0 # passes over the training split
-    max_steps:int=-1 # stop after this many optimizer steps (-1: use num_train_epochs)
-    per_device_train_batch_size:int=4 # examples per forward pass
-    gradient_accumulation_steps:int=1 # forward passes per optimizer step (effective batch = product)
-    warmup_steps:float=0.03 # linear warm-up: a step count, or a fraction of all steps when < 1
-    lr_scheduler_type:str='cosine' # how the learning rate decays: 'cosine', 'linear', 'constant', …
-    weight_decay:float=0.0 # L2 penalty on the adapter weights
-    max_grad_norm:float=1.0 # gradient clipping
-    logging_steps:int=1 # log loss every this many steps
-    eval_steps:int|None=None # evaluate every this many steps (None: at the end only, if there is an eval split)
-    save_steps:int=50 # checkpoint every this many steps (resume starts from the last one)
-    seed:int=42 # for the adapter's initialisation and the data order
-    gradient_checkpointing:bool=False # recompute activations in the backward pass: less memory, ~30 % slower
-    padding_free:bool=True # pack each batch without padding tokens (same loss, less compute)
-    probe_steps:int=0 # generate the probe prompts every this many steps (0: never)
-    max_new_tokens:int=48 # length of probe generations
-    report_to:str|list[str]='none' # trackers for the logs: 'tensorboard', 'trackio', 'wandb', 'mlflow', a list of them, 'all' or 'none'
-
-    def __post_init__(self):
-        _check(self.learning_rate > 0 and self.learning_rate < 1, 'learning_rate', f"must be in (0, 1), got {self.learning_rate!r}", "LoRA usually trains well at 1e-4 to 5e-4.")
-        for k in ('per_device_train_batch_size', 'gradient_accumulation_steps', 'logging_steps', 'save_steps'):
-            _check(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, k, f"must be an integer ≥ 1, got {getattr(self, k)!r}")
-        _check(self.max_steps == -1 or self.max_steps >= 1, 'max_steps', f"must be ≥ 1 or -1, got {self.max_steps!r}")
-        _check(self.num_train_epochs > 0 or self.max_steps > 0, 'num_train_epochs', "must be positive when `max_steps` is -1")
-        _check(self.warmup_steps >= 0, 'warmup_steps', "must be ≥ 0")
-        check_trackers(self.report_to)
-
-    def training_arguments(self, output_dir:str|Path, has_eval:bool, run_name:str|None=None) -> TrainingArguments:
-        "The `TrainingArguments` for a run whose checkpoints go to `output_dir` (`run_name`: the trackers' name for it)."
-        return TrainingArguments(
-            output_dir=str(output_dir), learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
-            max_steps=self.max_steps, per_device_train_batch_size=self.per_device_train_batch_size,
-            per_device_eval_batch_size=self.per_device_train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
-            warmup_steps=self.warmup_steps, lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay,
-            max_grad_norm=self.max_grad_norm, logging_steps=self.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
-            eval_strategy=('steps' if self.eval_steps else 'no') if has_eval else 'no', eval_steps=self.eval_steps,
-            save_strategy='steps', save_steps=self.save_steps, save_total_limit=2, seed=self.seed, data_seed=self.seed,
-            activation_checkpointing=self.gradient_checkpointing, report_to=self.report_to, run_name=run_name, disable_tqdm=True,
-            include_num_input_tokens_seen='all' if self.padding_free else 'non_padding', remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
-            ddp_find_unused_parameters=False)   # every LoRA weight gets a gradient: skip DDP's extra graph walk
+@patch
+def training_arguments(self:TrainSettings, output_dir:str|Path, has_eval:bool,
+                       run_name:str|None=None) -> TrainingArguments:
+    "The `TrainingArguments` for a run whose checkpoints go to `output_dir` (`run_name`: the trackers' name for it)."
+    return TrainingArguments(
+        output_dir=str(output_dir), learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
+        max_steps=self.max_steps, per_device_train_batch_size=self.per_device_train_batch_size,
+        per_device_eval_batch_size=self.per_device_train_batch_size,
+        gradient_accumulation_steps=self.gradient_accumulation_steps, warmup_steps=self.warmup_steps,
+        lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, max_grad_norm=self.max_grad_norm,
+        logging_steps=self.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
+        eval_strategy=('steps' if self.eval_steps else 'no') if has_eval else 'no', eval_steps=self.eval_steps,
+        save_strategy='steps', save_steps=self.save_steps, save_total_limit=2, seed=self.seed, data_seed=self.seed,
+        activation_checkpointing=self.gradient_checkpointing, report_to=self.report_to, run_name=run_name,
+        disable_tqdm=True, include_num_input_tokens_seen='all' if self.padding_free else 'non_padding',
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=False)   # every LoRA weight gets a gradient: skip DDP's extra graph walk
 
 # %% ../nbs/05_train.ipynb #737e931f
 @dataclass
 class Event:
     "Something the training thread reports."
-    kind:str; step:int; data:dict=field(default_factory=dict)
+    kind:str
+    step:int
+    data:dict=field(default_factory=dict)
 
+# %% ../nbs/05_train.ipynb #82d59eaf
 def library_versions() -> dict:
     "Versions of the libraries a run depends on."
     md, out = importlib.metadata, {}
@@ -153,77 +93,56 @@ class _Bridge(TrainerCallback):
         self.s._emit('start', state.global_step, {'total_steps': state.max_steps})
 
     def on_log(self, args, state, control, logs=None, **kw):
-        rec = {'step': state.global_step, 'epoch': state.epoch, **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
-        dt, done = time.perf_counter() - self.t0, state.global_step - self.step0
-        if dt > 0: rec['tokens_per_s'] = (state.num_input_tokens_seen - self.tok0) / dt
-        if done > 0: rec['eta_s'] = dt / done * max(0, state.max_steps - state.global_step)
-        rec['total_steps'] = state.max_steps
+        rec = self._metrics(state, logs)
         self.s.run.log('metrics', rec)
         self.s._emit('eval' if 'eval_loss' in rec else 'log', state.global_step, rec)
-        loss = rec.get('loss', rec.get('eval_loss'))
-        if loss is not None and not math.isfinite(loss):
-            self.s._halt('nan', f"The loss became {loss} at step {state.global_step}",
-                         "Lower `learning_rate` (e.g. ÷10), keep `max_grad_norm` at 1.0, and check the data for empty or huge examples.")
-            control.should_training_stop = True
+        if self._diverged(rec, state): control.should_training_stop = True
         elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
 
-    def _stop_wanted(self, args) -> bool:
-        "A stop was asked for (`stop()` or the STOP file); with several processes, rank 0's file check and any rank's `stop()` count for all."
-        want = self.s._stop.is_set() or (self.s.is_main and self.s.run.stop_requested)
-        if self.s.world == 1: return want
-        t = torch.tensor([float(want)], device=args.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item())
-
-    def _check_stop(self, control, args=None) -> bool:
-        if not self._stop_wanted(args): return False
-        self.s._reason = self.s._reason or 'stopped'
-        control.should_save, control.should_training_stop = True, True
-        return True
-
     def on_step_end(self, args, state, control, **kw):
-        if not self._check_stop(control, args) and self.s.train.probe_steps and state.global_step % self.s.train.probe_steps == 0:
-            if self.s.is_main and not _sharded(self.s.trainer): self.s.probe(state.global_step)
+        every = self.s.train.probe_steps
+        if self._check_stop(control, args) or not (every and state.global_step % every == 0): return
+        if self.s.is_main and not sharded(self.s.trainer): self.s.probe(state.global_step)
 
-# %% ../nbs/05_train.ipynb #37353445
-def _openmp_runtime():
-    "The OpenMP runtime loaded in this process (torch's), through ctypes; None where there is none to find."
-    try: maps = Path('/proc/self/maps').read_text()
-    except OSError: return None
-    for path in sorted({l.split()[-1] for l in maps.splitlines() if re.search(r'/lib(gomp|iomp5|omp)[-.\w]*\.so', l)}):
-        try: lib = ctypes.CDLL(path)
-        except OSError: continue
-        if hasattr(lib, 'omp_pause_resource_all'): return lib
-    return None
+# %% ../nbs/05_train.ipynb #277134ee
+@patch
+def _metrics(self:_Bridge, state, logs:dict|None) -> dict:
+    "The metrics line for the trainer's `logs` at `state`."
+    rec = {'step': state.global_step, 'epoch': state.epoch,
+           **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
+    dt, done = time.perf_counter() - self.t0, state.global_step - self.step0
+    if dt > 0: rec['tokens_per_s'] = (state.num_input_tokens_seen - self.tok0) / dt
+    if done > 0: rec['eta_s'] = dt / done * max(0, state.max_steps - state.global_step)
+    rec['total_steps'] = state.max_steps
+    return rec
 
-def release_openmp_team() -> bool:
-    "Let the calling thread's idle OpenMP workers exit, so a training thread's own team has the cores. True if it did."
-    if os.environ.get('LORA_NB_OMP_RELEASE', '1') == '0' or torch.get_num_threads() < 2: return False
-    lib = _openmp_runtime()
-    return lib is not None and lib.omp_pause_resource_all(1) == 0   # 1: omp_pause_soft
+@patch
+def _diverged(self:_Bridge, rec:dict, state) -> bool:
+    "Whether the loss in `rec` is not finite; the session then halts with what to change."
+    loss = rec.get('loss', rec.get('eval_loss'))
+    if loss is None or math.isfinite(loss): return False
+    self.s._halt('nan', f"The loss became {loss} at step {state.global_step}",
+                 "Lower `learning_rate` (e.g. ÷10), keep `max_grad_norm` at 1.0, and check the data for empty "
+                 "or huge examples.")
+    return True
 
-# %% ../nbs/05_train.ipynb #748a71af
-def dist_info() -> tuple[int, int]:
-    "`(rank, world size)` of this process: `(0, 1)` alone; under `accelerate launch`/`torchrun` it joins the process group."
-    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return 0, 1
-    from accelerate import PartialState
-    st = PartialState(cpu=not torch.cuda.is_available())
-    return st.process_index, st.num_processes
+# %% ../nbs/05_train.ipynb #01ee9488
+@patch
+def _stop_wanted(self:_Bridge, args) -> bool:
+    "Whether to stop; with several processes, rank 0's STOP file and any rank's `stop()` count for all."
+    want = self.s._stop.is_set() or (self.s.is_main and self.s.run.stop_requested)
+    if self.s.world == 1: return want
+    t = torch.tensor([float(want)], device=args.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
 
-def end_distributed():
-    "After a run on several processes: wait for every rank, then leave the process group."
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier(); torch.distributed.destroy_process_group()
-
-def _sharded(trainer) -> bool:
-    "Whether the model is split across ranks (FSDP, DeepSpeed), so a forward needs every rank."
-    return bool(getattr(trainer, 'is_fsdp_enabled', False) or getattr(trainer, 'is_deepspeed_enabled', False))
-
-class ReadOnlyRun(Run):
-    "A run folder as ranks other than 0 see it: read, never written."
-    def update(self, **changes) -> dict: return self.info()
-    def log(self, kind:str, *records:dict): pass
-    def clear_stop(self): pass
+@patch
+def _check_stop(self:_Bridge, control, args=None) -> bool:
+    "Stop (saving a checkpoint) if a stop is wanted."
+    if not self._stop_wanted(args): return False
+    self.s._reason = self.s._reason or 'stopped'
+    control.should_save, control.should_training_stop = True, True
+    return True
 
 # %% ../nbs/05_train.ipynb #dec27357
 class Session:
@@ -238,35 +157,42 @@ class Session:
         self._stop, self._reason, self._resume_from = threading.Event(), None, None
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
 
-    def add_listener(self, fn:Callable[[Event], None]):
-        "Call `fn(event)` for every event (in the training thread)."
-        self.listeners.append(fn); return fn
-
-    def _emit(self, kind, step, data=None):
-        ev = Event(kind, step, data or {}); self.events.append(ev)
-        for fn in list(self.listeners):
-            try: fn(ev)
-            except Exception as e: self.listener_errors.append(repr(e))
-
-    def _halt(self, reason, error, hint=None): self._reason, self.error, self.hint = reason, error, hint
-
     @property
     def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
 
     @property
     def is_main(self) -> bool: return self.rank == 0
 
-    def settings(self) -> dict:
-        "Everything needed to reproduce this run."
-        return dict(model=asdict(self.lm.settings), lora=asdict(self.lora), train=asdict(self.train), data=self.data.settings,
-                    probes=self.probes)
+# %% ../nbs/05_train.ipynb #71823966
+@patch
+def add_listener(self:Session, fn:Callable[[Event], None]):
+    "Call `fn(event)` for every event (in the training thread)."
+    self.listeners.append(fn)
+    return fn
+
+@patch
+def _emit(self:Session, kind, step, data=None):
+    ev = Event(kind, step, data or {})
+    self.events.append(ev)
+    for fn in list(self.listeners):
+        try: fn(ev)
+        except Exception as e: self.listener_errors.append(repr(e))
+
+@patch
+def _halt(self:Session, reason, error, hint=None): self._reason, self.error, self.hint = reason, error, hint
+
+@patch
+def settings(self:Session) -> dict:
+    "Everything needed to reproduce this run."
+    return dict(model=asdict(self.lm.settings), lora=asdict(self.lora), train=asdict(self.train),
+                data=self.data.settings, probes=self.probes)
 
 # %% ../nbs/05_train.ipynb #731daad0
 def _wrap(self:Session):
     m = self.lm.model
     if isinstance(m, PeftModel):
-        raise TrainError("This model already has a LoRA adapter from an earlier session", where='model',
-                         hint="Load the base model again for a new run (adapters of earlier runs are saved in their run folders).")
+        hint = "Load the base model again for a new run (adapters of earlier runs are saved in their run folders)."
+        raise TrainError("This model already has a LoRA adapter from an earlier session", where='model', hint=hint)
     if self.train.gradient_checkpointing: m.enable_input_require_grads()
     set_seed(self.train.seed)   # the adapter's initial weights
     peft = get_peft_model(m, self.lora.peft_config(m))
@@ -277,20 +203,24 @@ def _claim(self:Session):
     "Mark the loaded model as trained by this session: a second session on it while this one runs gets a clear error."
     other = getattr(self.lm, '_session', None)
     if other is not None and other is not self and other.running:
-        raise TrainError(f"This model is training in another session (run {other.run.id})", where='model',
-                         hint="Wait for that session (`wait()`) or stop it (`stop()`), or load the base model again for a second run.")
+        hint = "Wait for that session (`wait()`) or stop it (`stop()`), or load the base model again for a second run."
+        raise TrainError(f"This model is training in another session (run {other.run.id})", where='model', hint=hint)
     self.lm._session = self
 
+# %% ../nbs/05_train.ipynb #6ac46d7b
 def _create_run(self:Session) -> Run:
     "The new run folder: made by rank 0, whose id the other ranks receive."
-    run = Run.create(self.settings(), name=self.name, root=self.root, base_model=self.lm.summary.model_id,
-                     base_revision=self.lm.summary.revision, data_fingerprint=self.data.fingerprint, versions=library_versions(),
-                     train_examples=len(self.data.train), eval_examples=len(self.data.eval), world_size=self.world) if self.is_main else None
+    lm, data = self.lm, self.data
+    run = Run.create(self.settings(), name=self.name, root=self.root, base_model=lm.summary.model_id,
+                     base_revision=lm.summary.revision, data_fingerprint=data.fingerprint, versions=library_versions(),
+                     train_examples=len(data.train), eval_examples=len(data.eval),
+                     world_size=self.world) if self.is_main else None
     if self.world == 1: return run
     ids = [run.id if run else None]
     torch.distributed.broadcast_object_list(ids, src=0)
     return run or ReadOnlyRun(run_path(ids[0], self.root))
 
+# %% ../nbs/05_train.ipynb #db84d4e1
 def _collator(self:Session):
     if self.train.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
@@ -299,133 +229,141 @@ def _make_trainer(self:Session, model) -> Trainer:
     train_ds, eval_ds = self.data.to_datasets()
     args = self.train.training_arguments(self.run.path/'checkpoints', eval_ds is not None, run_name=self.run.id)
     if self.train.gradient_checkpointing: args.activation_checkpointing_kwargs = {'use_reentrant': False}
-    tr = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=_collator(self),
-                 callbacks=[_Bridge(self)])
+    tr = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                 data_collator=_collator(self), callbacks=[_Bridge(self)])
     for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
     return tr
 
 # %% ../nbs/05_train.ipynb #a4a3dad0
+@patch
 def start(self:Session, background:bool=True) -> Session:
     "Start training in a background thread and return at once (`background=False`: train here and return when done)."
-    if self.running: raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()` for it to finish.")
+    if self.running:
+        raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()` for it to finish.")
     if self.status not in ('created',) and self._resume_from is None:
-        raise TrainError(f"This session has already run (status {self.status!r})", hint="Start a new Session, or `Session.resume(run_id, …)`.")
+        raise TrainError(f"This session has already run (status {self.status!r})",
+                         hint="Start a new Session, or `Session.resume(run_id, …)`.")
     _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
     if self.run is None: self.run = _create_run(self)
-    self.run.clear_stop(); self._stop.clear(); self._reason = None
+    self.run.clear_stop()
+    self._stop.clear()
+    self._reason = None
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
-    if not background: self._main(); return self
+    if not background:
+        self._main()
+        return self
     release_openmp_team()
     self.thread = threading.Thread(target=self._main, name=f'lora_nb-train-{self.run.id}', daemon=True)
     self.thread.start()
     return self
 
+# %% ../nbs/05_train.ipynb #1e74d8b4
+@patch
 def stop(self:Session, wait:bool=True, timeout:float|None=None) -> str:
     "Ask the run to stop at the next step boundary (it saves a checkpoint); return the status."
     if not self.running: raise TrainError("Nothing is training in this session", hint="Start it with `start()`.")
     self._stop.set()
     return self.wait(timeout) if wait else self.status
 
+@patch
 def wait(self:Session, timeout:float|None=None) -> str:
     "Block until training ends (or `timeout` seconds pass); return the status."
     if self.thread is not None: self.thread.join(timeout)
     return self.status
 
-Session.start, Session.stop, Session.wait = start, stop, wait
-
 # %% ../nbs/05_train.ipynb #89b167b9
 def progress_line(e:Event, width:int=24) -> str:
     "A one-line progress bar for a `log` event: steps, loss, tokens/s, ETA."
-    d = e.data; total = d.get('total_steps') or 1
+    d = e.data
+    total = d.get('total_steps') or 1
     done = int(width * min(1, e.step / total))
     return (f"\r[{'#' * done}{'.' * (width - done)}] step {e.step}/{total}  loss {d.get('loss', float('nan')):.3f}  "
             f"{d.get('tokens_per_s', 0):.0f} tok/s  ETA {d.get('eta_s', 0):.0f}s   ")
 
+# %% ../nbs/05_train.ipynb #07e61c59
+@patch
 def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
     "Draw the progress bar on `out` (None: draw nothing) until training ends; return the status."
     seen = 0
     while self.running or seen < len(self.events):
-        new = self.events[seen:]; seen += len(new)
+        new = self.events[seen:]
+        seen += len(new)
         for e in new:
-            if out is not None and e.kind == 'log' and 'loss' in e.data: print(progress_line(e), end='', file=out, flush=True)
+            if out is not None and e.kind == 'log' and 'loss' in e.data:
+                print(progress_line(e), end='', file=out, flush=True)
         if self.running: time.sleep(every)
     if out is not None: print(file=out, flush=True)
     return self.status
 
-Session.follow = follow
-
 # %% ../nbs/05_train.ipynb #e11f0364
-_OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective batch), "
-             "turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
+_OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
+             "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
 
+@patch
 def _main(self:Session):
     try:
         self.trainer.train(resume_from_checkpoint=self._resume_from)
         if self._reason == 'nan': self.status = 'failed'
         else:
-            if self.is_main or _sharded(self.trainer): self.save_adapter()
+            if self.is_main or sharded(self.trainer): self.save_adapter()
             self.status = 'stopped' if self._reason == 'stopped' else 'completed'
-    except (torch.OutOfMemoryError, MemoryError) as e: self._halt('oom', f"Out of memory: {e}", _OOM_HINT); self.status = 'failed'
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        self._halt('oom', f"Out of memory: {e}", _OOM_HINT)
+        self.status = 'failed'
     except RuntimeError as e:
         oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))   # CUDA, CPU allocator
-        self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}", _OOM_HINT if oom else None); self.status = 'failed'
-    except Exception as e: self._halt('error', f"{type(e).__name__}: {e}"); self.status = 'failed'; self.traceback = traceback.format_exc()
+        self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
+                   _OOM_HINT if oom else None)
+        self.status = 'failed'
+    except Exception as e:
+        self._halt('error', f"{type(e).__name__}: {e}")
+        self.status = 'failed'
+        self.traceback = traceback.format_exc()
     finally:
         self.lm.model.config.use_cache = True
         self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error, hint=self.hint)
-        self._emit('end', self.trainer.state.global_step, {'status': self.status, 'error': self.error, 'hint': self.hint})
-
-Session._main = _main
+        end = {'status': self.status, 'error': self.error, 'hint': self.hint}
+        self._emit('end', self.trainer.state.global_step, end)
 
 # %% ../nbs/05_train.ipynb #63108612
+@patch
 def probe(self:Session, step:int):
     "Generate the probe prompts from the base and the current adapter; log and emit them."
     if not self.probes: return
-    m = self.lm.model; name = m.active_adapter
+    m = self.lm.model
+    name = m.active_adapter
     m.config.use_cache = True
-    try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[name], chat=self.data.format in ('chat', 'instruction'),
+    chat = self.data.format in ('chat', 'instruction')
+    try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[name], chat=chat,
                        max_new_tokens=self.train.max_new_tokens)
     finally: m.config.use_cache = False
     rows = [dict(step=step, prompt=p, base=o[BASE], adapter=o[name]) for p, o in zip(cmp.prompts, cmp.outputs)]
     self.run.log('samples', *rows)
     self._emit('sample', step, {'samples': rows})
 
-Session.probe = probe
-
 # %% ../nbs/05_train.ipynb #30868688
-def model_card(self:Session) -> str:
-    "The adapter's README.md."
-    info, metrics = self.run.info(), self.run.read('metrics').records
-    losses = [r for r in metrics if 'loss' in r]
-    every = max(1, len(losses) // 20)
-    table = '\n'.join(f"| {r['step']} | {r['loss']:.4f} |" for r in losses[::every])
-    evals = [r for r in metrics if 'eval_loss' in r]
-    return f"""---
+_CARD = """---
 library_name: peft
-base_model: {info.get('base_model')}
+base_model: {base_model}
 tags: [lora, lora_nb]
 ---
-# LoRA adapter `{self.run.id}`
+# LoRA adapter `{run_id}`
 
-Trained with [lora_nb](https://github.com/lora-nb/lora_nb) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+Trained with [lora_nb](https://github.com/lora-nb/lora_nb) on {date}.
 
 | | |
 |---|---|
-| base model | {info.get('base_model')} (revision {info.get('base_revision') or 'local'}) |
-| data | {info.get('train_examples')} training / {info.get('eval_examples')} eval examples, fingerprint `{info.get('data_fingerprint')}`, format {self.data.format} |
-| steps | {self.trainer.state.global_step} of {self.trainer.state.max_steps} |
-| final loss | {losses[-1]['loss'] if losses else float('nan'):.4f} |
-| final eval loss | {evals[-1]['eval_loss'] if evals else 'n/a'} |
+{facts}
 
 ## Load it
 
 ```python
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
-base = AutoModelForCausalLM.from_pretrained({str(info.get('base_model'))!r})
+base = AutoModelForCausalLM.from_pretrained({base_model_repr})
 model = PeftModel.from_pretrained(base, 'path/to/this/folder')
 ```
 
@@ -433,32 +371,65 @@ model = PeftModel.from_pretrained(base, 'path/to/this/folder')
 
 | step | loss |
 |---|---|
-{table}
+{losses}
 
 ## Settings
 
 ```json
-{json.dumps(self.settings(), indent=2, default=str)}
+{settings}
 ```
 
 ## Library versions
 
-{', '.join(f'{k} {v}' for k, v in (info.get('versions') or {}).items())}
+{versions}
 """
 
+# %% ../nbs/05_train.ipynb #0d3086b7
+def _md_rows(rows) -> str:
+    "The body of a two-column markdown table."
+    return '\n'.join(f"| {a} | {b} |" for a, b in rows)
+
+@patch
+def _card_facts(self:Session, info:dict, losses:list, evals:list) -> list[tuple[str, str]]:
+    "The model card's summary rows: base model, data, steps and final losses."
+    st = self.trainer.state
+    return [('base model', f"{info.get('base_model')} (revision {info.get('base_revision') or 'local'})"),
+            ('data', f"{info.get('train_examples')} training / {info.get('eval_examples')} eval examples, "
+                     f"fingerprint `{info.get('data_fingerprint')}`, format {self.data.format}"),
+            ('steps', f"{st.global_step} of {st.max_steps}"),
+            ('final loss', f"{losses[-1]['loss'] if losses else float('nan'):.4f}"),
+            ('final eval loss', f"{evals[-1]['eval_loss'] if evals else 'n/a'}")]
+
+# %% ../nbs/05_train.ipynb #f5cc23f2
+@patch
+def model_card(self:Session) -> str:
+    "The adapter's README.md."
+    info, metrics = self.run.info(), self.run.read('metrics').records
+    losses = [r for r in metrics if 'loss' in r]
+    evals = [r for r in metrics if 'eval_loss' in r]
+    every = max(1, len(losses) // 20)
+    return _CARD.format(base_model=info.get('base_model'), base_model_repr=repr(str(info.get('base_model'))),
+                        run_id=self.run.id, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                        facts=_md_rows(self._card_facts(info, losses, evals)),
+                        losses=_md_rows((r['step'], f"{r['loss']:.4f}") for r in losses[::every]),
+                        settings=json.dumps(self.settings(), indent=2, default=str),
+                        versions=', '.join(f'{k} {v}' for k, v in (info.get('versions') or {}).items()))
+
+# %% ../nbs/05_train.ipynb #706da6b3
+@patch
 def save_adapter(self:Session) -> Path:
     "Write the adapter and its model card to `<run>/adapter`, atomically."
-    dest = self.run.path/'adapter'; tmp = self.run.path/'.adapter.tmp'
+    dest = self.run.path/'adapter'
+    tmp = self.run.path/'.adapter.tmp'
     if self.is_main: shutil.rmtree(tmp, ignore_errors=True)
-    if _sharded(getattr(self, 'trainer', None)): self.trainer.save_model(str(tmp))   # every rank gathers its shards; rank 0 writes
+    # every rank gathers its shards; rank 0 writes
+    if sharded(getattr(self, 'trainer', None)): self.trainer.save_model(str(tmp))
     else: self.lm.model.save_pretrained(tmp)
     if not self.is_main: return dest
     (tmp/'README.md').write_text(self.model_card())
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
-
-Session.model_card, Session.save_adapter = model_card, save_adapter
 
 # %% ../nbs/05_train.ipynb #bf27c369
 def checkpoint_problem(p:Path) -> str|None:
@@ -479,6 +450,7 @@ def checkpoint_problem(p:Path) -> str|None:
             if bad: return f"{f} is corrupt ({bad})"
     return None
 
+# %% ../nbs/05_train.ipynb #6a4ae563
 def checkpoints(folder:Path) -> list[Path]:
     "The `checkpoint-N` folders in `folder`, newest first."
     if not Path(folder).is_dir(): return []
@@ -489,29 +461,47 @@ def last_complete_checkpoint(folder:Path) -> str|None:
     "The newest `checkpoint-N` in `folder` that was written completely and reads back."
     return next((str(p) for p in checkpoints(folder) if checkpoint_problem(p) is None), None)
 
-# %% ../nbs/05_train.ipynb #590ec72a
-def resume(run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None, background:bool=True) -> Session:
-    "Continue run `run_id` from its last checkpoint (in the background unless `background=False`); returns the session."
-    run = Run.open(run_id, root); info = run.info()
-    if info.get('status') == 'completed': raise TrainError(f"Run {run_id} already completed", hint="Start a new Session to train further.")
+# %% ../nbs/05_train.ipynb #666d6c8f
+def _check_resumable(info:dict, run_id:str, model:LoadedModel, data:Prepared):
+    "Raise unless run `run_id` (whose run.json is `info`) can go on with `model` and `data`."
+    if info.get('status') == 'completed':
+        raise TrainError(f"Run {run_id} already completed", hint="Start a new Session to train further.")
     if info.get('data_fingerprint') != data.fingerprint:
-        raise TrainError(f"This data is not the data run {run_id} was trained on (fingerprint {data.fingerprint} ≠ {info.get('data_fingerprint')})",
+        raise TrainError(f"This data is not the data run {run_id} was trained on (fingerprint {data.fingerprint} ≠ "
+                         f"{info.get('data_fingerprint')})",
                          hint="Prepare the same dataset with the same settings to resume.")
     if not same_model(info.get('base_model'), model.summary.model_id):
-        raise TrainError(f"Run {run_id} was trained on {info.get('base_model')!r}, not on the loaded {model.summary.model_id!r}",
-                         where='model', hint="Load the run's base model and resume with it (its adapter only fits that model).")
+        raise TrainError(f"Run {run_id} was trained on {info.get('base_model')!r}, not on the loaded "
+                         f"{model.summary.model_id!r}", where='model',
+                         hint="Load the run's base model and resume with it (its adapter only fits that model).")
+
+# %% ../nbs/05_train.ipynb #29ff42d2
+def _resume_point(run:Run, run_id:str) -> tuple[str, list[str]]:
+    "The newest whole checkpoint of `run`, and the names of the newer ones that are not whole."
     problems = {p: checkpoint_problem(p) for p in checkpoints(run.path/'checkpoints')}   # newest first, each read once
     ckpt = next((str(p) for p, why in problems.items() if why is None), None)
     if ckpt is None:
         why = '; '.join(f"{p.name}: {w}" for p, w in list(problems.items())[:3])
-        raise TrainError(f"Run {run_id} has no checkpoint to resume from" + (f" ({why})" if why else ''), where=str(run.path/'checkpoints'),
-                         hint="Runs save every `save_steps` steps and when stopped; start a new run (this run's metrics and samples stay in its folder).")
-    names = [p.name for p in problems]; skipped = names[:names.index(Path(ckpt).name)]   # newer, but not whole
+        raise TrainError(f"Run {run_id} has no checkpoint to resume from" + (f" ({why})" if why else ''),
+                         where=str(run.path/'checkpoints'),
+                         hint="Runs save every `save_steps` steps and when stopped; start a new run (this run's "
+                              "metrics and samples stay in its folder).")
+    names = [p.name for p in problems]
+    return ckpt, names[:names.index(Path(ckpt).name)]   # newer, but not whole
+
+# %% ../nbs/05_train.ipynb #590ec72a
+@patch(cls_method=True)
+def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None,
+           background:bool=True) -> Session:
+    "Continue run `run_id` from its last checkpoint (in the background unless `background=False`); returns the session."
+    run = Run.open(run_id, root)
+    info = run.info()
+    _check_resumable(info, run_id, model, data)
+    ckpt, skipped = _resume_point(run, run_id)
     st = info['settings']
-    s = Session(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
-    _claim(s); _wrap(s)
+    s = cls(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
+    _claim(s)
+    _wrap(s)
     s._resume_from = ckpt
     s.run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
     return s.start(background=background)
-
-Session.resume = staticmethod(resume)

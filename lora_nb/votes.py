@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, random, time
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from .errors import LoraNbError
 from .runs import Run
 
@@ -19,13 +20,16 @@ class VoteError(LoraNbError):
 def wilson(wins:float, n:int, z:float=1.96) -> tuple[float, float]:
     "The Wilson score interval of a proportion `wins / n`."
     if n == 0: return (0.0, 1.0)
-    p = wins / n; d = 1 + z * z / n
+    p = wins / n
+    d = 1 + z * z / n
     c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return (max(0.0, c - h), min(1.0, c + h))
 
+# %% ../nbs/06a_votes.ipynb #f35cc3de
 def tally(votes:list, a:str, b:str) -> dict:
     "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half), from vote records."
-    vs = [v for v in votes if {v.get('a'), v.get('b')} == {a, b}]; n = len(vs)
+    vs = [v for v in votes if {v.get('a'), v.get('b')} == {a, b}]
+    n = len(vs)
     wins = {c: sum(v.get('winner') == c for v in vs) for c in (a, b)}
     ties = sum(v.get('winner') == 'tie' for v in vs)
     score = wins[b] + ties / 2
@@ -42,43 +46,63 @@ def run_votes(run:Run) -> dict|None:
 @dataclass
 class BlindTest:
     "A blind A/B test between columns `a` and `b` of a comparison."
-    comparison:Comparison; a:str; b:str; run:Run|None=None; seed:int=0
+    comparison:Comparison
+    a:str
+    b:str
+    run:Run|None=None
+    seed:int=0
     votes:dict=field(default_factory=dict)
 
     def __post_init__(self):
         for c in (self.a, self.b):
             if c not in self.comparison.columns:
-                raise VoteError(f"{c!r} is not a column of this comparison", where='a/b', hint=f"Columns: {self.comparison.columns}.")
+                raise VoteError(f"{c!r} is not a column of this comparison", where='a/b',
+                                hint=f"Columns: {self.comparison.columns}.")
         if self.a == self.b: raise VoteError("A blind test needs two different columns", where='a/b')
         rng = random.Random(self.seed)
         self.flipped = [rng.random() < 0.5 for _ in self.comparison.prompts]
 
     def __len__(self): return len(self.comparison.prompts)
 
-    def pair(self, i:int) -> dict:
-        "Prompt `i` with its two answers as left/right; which model is which stays hidden."
-        o = self.comparison.outputs[i]
-        l, r = (self.b, self.a) if self.flipped[i] else (self.a, self.b)
-        return dict(index=i, prompt=self.comparison.prompts[i], left=o[l], right=o[r], voted=self.votes.get(i))
+# %% ../nbs/06a_votes.ipynb #c0c9aa90
+@patch
+def _sides(self:BlindTest, i:int) -> tuple[str, str]:
+    "The columns shown left and right for prompt `i`."
+    return (self.b, self.a) if self.flipped[i] else (self.a, self.b)
 
-    def vote(self, i:int, choice:str) -> dict:
-        "Record `choice` ('left', 'right' or 'tie') for prompt `i`; returns the stored vote."
-        if choice not in ('left', 'right', 'tie'): raise VoteError(f"Unknown choice {choice!r}", where='choice', hint="Use 'left', 'right' or 'tie'.")
-        if not 0 <= i < len(self): raise VoteError(f"No prompt {i}", where='index', hint=f"There are {len(self)} prompts.")
-        l, r = (self.b, self.a) if self.flipped[i] else (self.a, self.b)
-        winner = {'left': l, 'right': r, 'tie': 'tie'}[choice]
-        rec = dict(time=time.time(), prompt=self.comparison.prompts[i], a=self.a, b=self.b, left=l, winner=winner,
-                   outputs={self.a: self.comparison.outputs[i][self.a], self.b: self.comparison.outputs[i][self.b]})
-        self.votes[i] = rec
-        if self.run is not None: self.run.log('votes', rec)
-        return rec
+@patch
+def pair(self:BlindTest, i:int) -> dict:
+    "Prompt `i` with its two answers as left/right; which model is which stays hidden."
+    o = self.comparison.outputs[i]
+    l, r = self._sides(i)
+    return dict(index=i, prompt=self.comparison.prompts[i], left=o[l], right=o[r], voted=self.votes.get(i))
 
-    def summary(self) -> dict:
-        "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half)."
-        return tally(list(self.votes.values()), self.a, self.b)
+# %% ../nbs/06a_votes.ipynb #8db3e82c
+@patch
+def vote(self:BlindTest, i:int, choice:str) -> dict:
+    "Record `choice` ('left', 'right' or 'tie') for prompt `i`; returns the stored vote."
+    if choice not in ('left', 'right', 'tie'):
+        raise VoteError(f"Unknown choice {choice!r}", where='choice', hint="Use 'left', 'right' or 'tie'.")
+    if not 0 <= i < len(self): raise VoteError(f"No prompt {i}", where='index', hint=f"There are {len(self)} prompts.")
+    l, r = self._sides(i)
+    winner = {'left': l, 'right': r, 'tie': 'tie'}[choice]
+    o = self.comparison.outputs[i]
+    rec = dict(time=time.time(), prompt=self.comparison.prompts[i], a=self.a, b=self.b, left=l, winner=winner,
+               outputs={self.a: o[self.a], self.b: o[self.b]})
+    self.votes[i] = rec
+    if self.run is not None: self.run.log('votes', rec)
+    return rec
 
-    def __repr__(self):
-        s = self.summary()
-        if not s['n']: return f"BlindTest({self.a} vs {self.b}): no votes yet"
-        lo, hi = s['interval']
-        return f"BlindTest: {self.b} preferred over {self.a} in {s['win_rate']:.0%} of {s['n']} votes (95 % CI {lo:.0%}–{hi:.0%}; {s['ties']} ties)"
+# %% ../nbs/06a_votes.ipynb #87103980
+@patch
+def summary(self:BlindTest) -> dict:
+    "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half)."
+    return tally(list(self.votes.values()), self.a, self.b)
+
+@patch
+def __repr__(self:BlindTest):
+    s = self.summary()
+    if not s['n']: return f"BlindTest({self.a} vs {self.b}): no votes yet"
+    lo, hi = s['interval']
+    return (f"BlindTest: {self.b} preferred over {self.a} in {s['win_rate']:.0%} of {s['n']} votes "
+            f"(95 % CI {lo:.0%}–{hi:.0%}; {s['ties']} ties)")

@@ -1,4 +1,5 @@
-"""Bad datasets: each gets lora_nb's DataError saying what and where, and the user's file is left as it was (hand-written)."""
+"""Bad datasets: each gets lora_nb's DataError saying what and where, and the user's file is left as it was
+(hand-written)."""
 import json
 import pytest
 from transformers import AutoTokenizer
@@ -23,16 +24,23 @@ CASES = [
     ('cols.csv', 'question,answer\nq,a\n', None, "fields ['answer', 'question']"),
     ('data.txt', 'hello', None, "Unknown file type '.txt'"),
     ('empty.jsonl', '\n\n', None, 'empty'),
-    ('roles.jsonl', json.dumps({'messages': [{'role': 'wizard', 'content': 'x'}]}) + '\n', None, "unknown roles ['wizard']"),
+    ('roles.jsonl', json.dumps({'messages': [{'role': 'wizard', 'content': 'x'}]}) + '\n', None,
+     "unknown roles ['wizard']"),
     ('msgs.jsonl', json.dumps({'messages': 'hello'}) + '\n', None, "messages must be a list"),
-    ('missing.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n' + json.dumps({'instruction': 'c'}) + '\n', None, 'Example 2 has no `output`'),
+    ('missing.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n' + json.dumps({'instruction': 'c'}) + '\n',
+     None, 'Example 2 has no `output`'),
     ('fmt.jsonl', json.dumps({'text': 'a'}) + '\n', {'format': 'dialogue'}, "Unknown format 'dialogue'"),
-    ('tpl.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n', {'template': 'vicuna'}, "Unknown template 'vicuna'"),
-    ('latin1.jsonl', '{"text": "ok"}\n{"text": "café"}\n'.encode('latin-1'), None, 'not UTF-8 text (byte 0xe9 on line 2)'),
+    ('tpl.jsonl', json.dumps({'instruction': 'a', 'output': 'b'}) + '\n', {'template': 'vicuna'},
+     "Unknown template 'vicuna'"),
+    ('latin1.jsonl', '{"text": "ok"}\n{"text": "café"}\n'.encode('latin-1'), None,
+     'not UTF-8 text (byte 0xe9 on line 2)'),
     ('latin1.csv', 'text\ncafé\n'.encode('latin-1'), None, 'not UTF-8 text'),
-    ('noreply.jsonl', json.dumps({'messages': [{'role': 'user', 'content': 'hi'}]}) + '\n', None, 'have no assistant turn (examples 1)'),
-    ('masked.jsonl', json.dumps({'prompt': 'word ' * 80, 'completion': 'x'}) + '\n', {'max_length': 16}, 'Every label is masked'),
-    ('split.jsonl', json.dumps({'text': 'a'}) + '\n' + json.dumps({'text': 'b'}) + '\n', {'eval_size': 2}, 'leaves no training examples'),
+    ('noreply.jsonl', json.dumps({'messages': [{'role': 'user', 'content': 'hi'}]}) + '\n', None,
+     'have no assistant turn (examples 1)'),
+    ('masked.jsonl', json.dumps({'prompt': 'word ' * 80, 'completion': 'x'}) + '\n', {'max_length': 16},
+     'Every label is masked'),
+    ('split.jsonl', json.dumps({'text': 'a'}) + '\n' + json.dumps({'text': 'b'}) + '\n', {'eval_size': 2},
+     'leaves no training examples'),
 ]
 
 @pytest.mark.parametrize('name,text,kw,match', CASES, ids=[c[0] for c in CASES])
@@ -48,7 +56,8 @@ def test_missing_file(tok):
     with pytest.raises(DataError, match='does not exist'): prepare('no/such/data.jsonl', tok)
 
 def test_chat_data_with_a_tokenizer_without_template(tok):
-    bare = AutoTokenizer.from_pretrained(EMBEDDED_MODEL); bare.chat_template = None
+    bare = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
+    bare.chat_template = None
     with pytest.raises(DataError, match='no chat template') as e:
         prepare([{'instruction': 'a', 'output': 'b'}], bare, eval_size=0)
     assert 'chatml' in e.value.hint
@@ -71,7 +80,8 @@ def test_every_source_kind_reads_the_same(tmp_path):
 
 def test_long_examples_lint_states_the_policy(tok):
     from lora_nb.data import lint
-    p = prepare([{'prompt': 'hi', 'completion': 'word ' * 80}, {'prompt': 'a', 'completion': 'b'}], tok, eval_size=0, max_length=32)
+    p = prepare([{'prompt': 'hi', 'completion': 'word ' * 80}, {'prompt': 'a', 'completion': 'b'}], tok, eval_size=0,
+                max_length=32)
     rep = lint(p, tok)
     assert rep.truncated == [1] and len(p.train[0].input_ids) == 32 and p.train[0].truncated
     assert any('the first max_length tokens are kept' in line for line in rep.problems())

@@ -1,4 +1,5 @@
-"""The embedded base model: pretrained (not noise), a working chat template, 4-bit friendly, loads like a hub model (hand-written)."""
+"""The embedded base model: pretrained (not noise), a working chat template, 4-bit friendly, loads like a hub model
+(hand-written)."""
 import math, pydoc_data.topics
 import torch, pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -15,6 +15,7 @@ from labtest import Jupyter, chromium, chromium_path
 from lora_nb.demo import load_demo_data
 from lora_nb.runs import Run
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'e2e'))
 BIN = Path(sys.executable).parent
@@ -24,9 +25,11 @@ def train_process(work:Path, name:str, max_steps:int, **train) -> subprocess.Pop
     "`lora-nb train` on the embedded model (full precision, CPU) writing its run under work/runs."
     recs = [{'instruction': r['instruction'], 'output': r['output']} for r in load_demo_data()[0]]
     (work/f'{name}.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
-    cfg = dict(name=name, runs_root='runs', model=dict(quantization='none'), data=dict(source=f'{name}.jsonl', eval_size=0),
+    cfg = dict(name=name, runs_root='runs', model=dict(quantization='none'),
+               data=dict(source=f'{name}.jsonl', eval_size=0),
                lora=dict(r=4, lora_dropout=0.0),
-               train=dict(max_steps=max_steps, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0, logging_steps=1,
+               train=dict(max_steps=max_steps, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0,
+                          logging_steps=1,
                           save_steps=10_000, probe_steps=0, **train))
     (work/f'{name}.yaml').write_text(yaml.safe_dump(cfg, sort_keys=False))
     return subprocess.Popen([str(BIN/'lora-nb'), 'train', str(work/f'{name}.yaml')], cwd=work, stdout=subprocess.PIPE,
@@ -52,8 +55,10 @@ def lab(tmp_path_factory):
     from playwright.sync_api import sync_playwright
     work = tmp_path_factory.mktemp('lab')
     settings = work/'.settings'/'@jupyterlab'/'apputils-extension'
-    settings.mkdir(parents=True); (settings/'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    env = {'JUPYTERLAB_SETTINGS_DIR': str(work/'.settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(work/'.workspaces'), 'LORA_NB_RUNS': ''}
+    settings.mkdir(parents=True)
+    (settings/'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    env = {'JUPYTERLAB_SETTINGS_DIR': str(work/'.settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(work/'.workspaces'),
+           'LORA_NB_RUNS': ''}
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with Jupyter('lab', work/'nb', env=env) as j, sync_playwright() as p:
@@ -102,7 +107,8 @@ def test_b_viewer_opens(lab):
     row(page, run.id).locator('.jp-LoraNb-open').click()
     viewer = page.locator(f'.jp-LoraNb-viewer[data-run-id="{run.id}"]')
     viewer.wait_for(timeout=30_000)
-    page.wait_for_function(f'document.querySelector(\'.jp-LoraNb-viewer[data-run-id="{run.id}"] .jp-LoraNb-chart\')?.getAttribute("data-points") >= 40',
+    page.wait_for_function(f'document.querySelector(\'.jp-LoraNb-viewer[data-run-id="{run.id}"] '
+                           f'.jp-LoraNb-chart\')?.getAttribute("data-points") >= 40',
                            timeout=30_000)
     assert 'learning_rate' in viewer.locator('.jp-LoraNb-settings').inner_text()
     assert viewer.get_attribute('data-status') == 'completed'
@@ -111,13 +117,15 @@ def test_b_viewer_opens(lab):
 def test_b2_damaged_runs_are_shown_as_such(lab):
     "A run.json cut mid-write and a metrics file with a bad line: listed with their problem, the rest keeps working."
     page, runs = lab['page'], lab['runs']
-    (runs/'torn-run').mkdir(); (runs/'torn-run'/'run.json').write_text('{"id": "torn-run", "stat')
+    (runs/'torn-run').mkdir()
+    (runs/'torn-run'/'run.json').write_text('{"id": "torn-run", "stat')
     good = run_of(runs, 'appears')
     with open(good.path/'metrics.jsonl', 'a') as f: f.write('%% not json\n')
     page.locator('.jp-LoraNb-refresh').first.click()
     page.wait_for_selector('.jp-LoraNb-run[data-run-id="torn-run"][data-status="corrupt"]', timeout=15_000)
     assert row(page, 'torn-run').locator('.jp-LoraNb-warning').count() == 1
-    page.wait_for_function(f"""() => (document.querySelector('.jp-LoraNb-run[data-run-id="{good.id}"] .jp-LoraNb-warning')?.textContent || '').includes('corrupt')""",
+    warning = f'.jp-LoraNb-run[data-run-id="{good.id}"] .jp-LoraNb-warning'
+    page.wait_for_function(f"""() => (document.querySelector('{warning}')?.textContent || '').includes('corrupt')""",
                            timeout=15_000)
     assert row(page, good.id).get_attribute('data-status') == 'completed'
     page.screenshot(path=str(OUT/'b2-damaged.png'))
@@ -128,8 +136,10 @@ def test_c_stop_from_the_sidebar(lab):
     run = run_of(lab['runs'], 'stoppable')
     page.wait_for_selector(f'.jp-LoraNb-run[data-run-id="{run.id}"][data-status="running"]', timeout=60_000)
     while (last_step(run) or 0) < 3: time.sleep(0.2)
-    page.wait_for_function(f"() => (document.querySelector('.jp-LoraNb-status')?.textContent || '').includes('{run.id}')", timeout=10_000)
-    assert re.search(r'step \d+/5000 · loss [\d.]+ · ETA', page.locator('.jp-LoraNb-status').inner_text()), page.locator('.jp-LoraNb-status').inner_text()
+    page.wait_for_function(f"() => (document.querySelector('.jp-LoraNb-status')?.textContent || "
+                           f"'').includes('{run.id}')", timeout=10_000)
+    status = page.locator('.jp-LoraNb-status').inner_text()
+    assert re.search(r'step \d+/5000 · loss [\d.]+ · ETA', status), status
     page.screenshot(path=str(OUT/'c-running.png'))
     row(page, run.id).locator('.jp-LoraNb-stop').click()
     page.wait_for_selector(f'.jp-LoraNb-run[data-run-id="{run.id}"][data-status="stopped"]', timeout=60_000)
@@ -140,7 +150,8 @@ def test_c_stop_from_the_sidebar(lab):
 
 def test_d_quickstart_notebook_trains_with_a_live_plot(lab):
     page = lab['page']
-    page.click('.lm-MenuBar-itemLabel:text-is("File")'); page.click('.lm-Menu-itemLabel:text-is("New Launcher")')
+    page.click('.lm-MenuBar-itemLabel:text-is("File")')
+    page.click('.lm-Menu-itemLabel:text-is("New Launcher")')
     page.locator('.jp-LauncherCard:visible:has-text("LoRA quickstart")').first.click()
     page.wait_for_selector('.jp-NotebookPanel .jp-Notebook', timeout=60_000)
     page.wait_for_selector('.jp-Notebook .jp-Cell:has-text("Studio.quickstart()")', timeout=60_000)
@@ -150,22 +161,29 @@ def test_d_quickstart_notebook_trains_with_a_live_plot(lab):
     page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=30_000)
     start = page.locator('.jp-OutputArea button.widget-button:has-text("Start")').first
     start.wait_for(timeout=180_000)
-    page.wait_for_function("() => { const b = [...document.querySelectorAll('.jp-OutputArea button.widget-button')].find(b => b.textContent.includes('Start')); return b && !b.disabled; }",
+    page.wait_for_function("() => { const b = [...document.querySelectorAll('.jp-OutputArea "
+                           "button.widget-button')].find(b => b.textContent.includes('Start')); return b && "
+                           "!b.disabled; }",
                            timeout=180_000)
-    start.click(); t_start = time.time()
-    # the run shows in the sidebar at once (a kernel going idle nudges the list), in the runs root the server gave the kernel
+    start.click()
+    t_start = time.time()
+    # the run shows in the sidebar at once (a kernel going idle nudges the list), in the runs root the server gave
+    # the kernel
     page.wait_for_selector('.jp-LoraNb-run[data-run-id^="run-"]', timeout=15_000)
     FIGURES['studio_run_in_sidebar_s'] = round(time.time() - t_start, 2)
     # the live plotly figure gets loss points
     page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot .scatterlayer .trace')]"
-                           ".some(t => t.querySelectorAll('.points path').length > 0 || (t.querySelector('.js-line')?.getAttribute('d') || '').length > 20)",
+                           ".some(t => t.querySelectorAll('.points path').length > 0 "
+                           "|| (t.querySelector('.js-line')?.getAttribute('d') || '').length > 20)",
                            timeout=180_000)
-    page.wait_for_function("() => (document.querySelector('.jp-LoraNb-status')?.textContent || '').includes('step')", timeout=30_000)
+    page.wait_for_function("() => (document.querySelector('.jp-LoraNb-status')?.textContent || '').includes('step')",
+                           timeout=30_000)
     time.sleep(2)
     page.screenshot(path=str(OUT/'d-quickstart-training.png'))
     page.screenshot(path=str(OUT/'lab.png'))           # README's picture (nbs/images/lab.png)
     page.locator('.jp-OutputArea button.widget-button:has-text("Stop")').first.click()
-    page.wait_for_selector('.jp-LoraNb-run[data-run-id^="run-"]:is([data-status="stopped"], [data-status="completed"])', timeout=120_000)
+    ended = '.jp-LoraNb-run[data-run-id^="run-"]:is([data-status="stopped"], [data-status="completed"])'
+    page.wait_for_selector(ended, timeout=120_000)
     # Insert code (sidebar) puts a cell that loads a run's adapter into this notebook; it runs
     run = run_of(lab['runs'], 'appears')
     row(page, run.id).locator('.jp-LoraNb-insert').click()
@@ -173,15 +191,16 @@ def test_d_quickstart_notebook_trains_with_a_live_plot(lab):
     cell.wait_for(timeout=30_000)
     page.click('.lm-MenuBar-itemLabel:text-is("Run")')
     page.click('.lm-Menu-itemLabel:text-matches("^Run Selected Cell")')
-    page.wait_for_selector('.jp-Notebook .jp-CodeCell:has-text("from lora_nb.adapters import load") .jp-OutputArea-output:has-text("lora_appears")',
-                           timeout=120_000)
+    out = '.jp-Notebook .jp-CodeCell:has-text("from lora_nb.adapters import load") .jp-OutputArea-output'
+    page.wait_for_selector(out + ':has-text("lora_appears")', timeout=120_000)
 
 def test_e_idle_polling_backs_off(lab):
     "With no active run the sidebar polls at most once per 10 s."
     page, reqs = lab['page'], lab['requests']
     page.wait_for_function("() => !document.querySelector('.jp-LoraNb-run[data-status=\"running\"]')", timeout=120_000)
-    page.wait_for_timeout(25_000)                   # let the backoff reach its cap (the wait also delivers request events)
-    n0 = len(reqs); page.wait_for_timeout(45_000)
+    page.wait_for_timeout(25_000)       # let the backoff reach its cap (the wait also delivers request events)
+    n0 = len(reqs)
+    page.wait_for_timeout(45_000)
     times = [t for t, u in reqs[n0:] if re.search(r'/lora-nb/runs(\?|$)', u)]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(gaps) >= 2, times                    # still polling, so a run started elsewhere shows within 10 s
@@ -194,14 +213,18 @@ def test_f_dark_theme(lab):
     page = lab['page']
     bg = lambda sel: page.evaluate("""(sel) => { for (let el = document.querySelector(sel); el; el = el.parentElement) {
         const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g).map(Number);
-        if (m.length < 4 || m[3] > 0) return (m[0] + m[1] + m[2]) / 3; } return 255; }""", sel)   # the colour that shows
-    fg = lambda sel: page.evaluate("(sel) => getComputedStyle(document.querySelector(sel)).color.match(/[\\d.]+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3", sel)
+        if (m.length < 4 || m[3] > 0) return (m[0] + m[1] + m[2]) / 3; } return 255; }""", sel)   # what shows
+    def fg(sel): return page.evaluate("(sel) => getComputedStyle(document.querySelector(sel)).color"
+                                      ".match(/[\\d.]+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3", sel)
     light = bg('.jp-LoraNb-runs'), fg('.jp-LoraNb-run')
     for _ in range(3):                              # Settings → Theme → JupyterLab Dark (the submenu opens on hover)
         page.click('.lm-MenuBar-itemLabel:text-is("Settings")')
-        page.hover('.lm-Menu-itemLabel:text-is("Theme")'); page.wait_for_timeout(800)
+        page.hover('.lm-Menu-itemLabel:text-is("Theme")')
+        page.wait_for_timeout(800)
         page.click('.lm-Menu-itemLabel:text-is("JupyterLab Dark")')
-        try: page.wait_for_selector('body[data-jp-theme-light="false"]', timeout=10_000); break
+        try:
+            page.wait_for_selector('body[data-jp-theme-light="false"]', timeout=10_000)
+            break
         except Exception: page.keyboard.press('Escape')
     assert page.evaluate('document.body.dataset.jpThemeLight') == 'false'
     page.wait_for_timeout(1500)

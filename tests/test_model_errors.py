@@ -54,27 +54,33 @@ def test_folder_without_config(tmp_path, rand):
     _fails(ModelLoadError, 'no config.json', str(d), folder=d)
 
 def test_corrupt_config(tmp_path, rand):
-    d = _copy(rand, tmp_path/'m'); (d/'config.json').write_text('{"model_type": "llama", ')
+    d = _copy(rand, tmp_path/'m')
+    (d/'config.json').write_text('{"model_type": "llama", ')
     msg = _fails(ModelLoadError, "config.json is not valid JSON", str(d), folder=d)
     assert 'config.json:1:' in msg
 
 def test_folder_without_tokenizer(tmp_path, rand):
-    d = _copy(rand, tmp_path/'m', drop=['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'])
+    d = _copy(rand, tmp_path/'m',
+              drop=['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'])
     msg = _fails(ModelLoadError, 'no tokenizer files', str(d), folder=d)
     assert 'save_pretrained' in msg
 
 def test_not_a_causal_lm(tmp_path):
     d = tmp_path/'bert'
-    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=128)
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                  vocab_size=128)
     transformers.BertForMaskedLM(cfg).save_pretrained(d)
     msg = _fails(ModelLoadError, 'not a causal language model', str(d), folder=d)
     assert 'BertForMaskedLM' in msg
 
 def test_remote_code_off(tmp_path):
-    d = tmp_path/'custom'; d.mkdir()
+    d = tmp_path/'custom'
+    d.mkdir()
     (d/'config.json').write_text(json.dumps({'model_type': 'lora-nb-custom', 'architectures': ['CustomForCausalLM'],
-        'auto_map': {'AutoConfig': 'configuration_custom.CustomConfig', 'AutoModelForCausalLM': 'modeling_custom.CustomForCausalLM'}}))
-    (d/'configuration_custom.py').write_text('from transformers import PretrainedConfig\nclass CustomConfig(PretrainedConfig):\n    model_type = "lora-nb-custom"\n')
+        'auto_map': {'AutoConfig': 'configuration_custom.CustomConfig',
+                     'AutoModelForCausalLM': 'modeling_custom.CustomForCausalLM'}}))
+    (d/'configuration_custom.py').write_text('from transformers import PretrainedConfig\nclass '
+                                             'CustomConfig(PretrainedConfig):\n    model_type = "lora-nb-custom"\n')
     _fails(ModelLoadError, 'trust_remote_code=True', str(d), folder=d)
 
 @pytest.mark.parametrize('kw,match', [

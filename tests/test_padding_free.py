@@ -1,4 +1,5 @@
-"""Padding-free batches (DataCollatorWithFlattening) give the padded batch's loss and gradients (shared/DESIGN.md, hazard 4) (hand-written)."""
+"""Padding-free batches (DataCollatorWithFlattening) give the padded batch's loss and gradients (shared/DESIGN.md,
+hazard 4) (hand-written)."""
 import torch
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 from peft import LoraConfig, get_peft_model
@@ -12,7 +13,8 @@ def test_flattened_loss_and_grads_equal_padded():
     lm = load_model(quantization='none')
     torch.manual_seed(0)
     model = get_peft_model(lm.model, LoraConfig(r=4, target_modules='all-linear', init_lora_weights=False))
-    model.train(); model.config.use_cache = False
+    model.train()
+    model.config.use_cache = False
     exs = prepare(RECS, lm.tokenizer, eval_size=0, seed=0).train
     feats = [{'input_ids': e.input_ids, 'labels': e.labels} for e in exs]
     assert len({len(f['input_ids']) for f in feats}) > 1                  # variable lengths: padding matters
@@ -21,9 +23,11 @@ def test_flattened_loss_and_grads_equal_padded():
     assert flat['input_ids'].shape[0] == 1 and 'attention_mask' not in flat
     def run(batch):
         model.zero_grad()
-        loss = model(**batch, use_cache=False).loss; loss.backward()
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-    lp, gp = run(padded); lf, gf = run(flat)
+    lp, gp = run(padded)
+    lf, gf = run(flat)
     print(f"padded {lp:.7f} flattened {lf:.7f} delta {abs(lp - lf):.2e}")
     assert abs(lp - lf) < 1e-4, (lp, lf)
     worst = max(((gp[k] - gf[k]).norm() / gp[k].norm()).item() for k in gp)

@@ -24,9 +24,11 @@ def test_reader_never_sees_a_half_written_run_json(tmp_path):
         while not stop.is_set():
             try: run.info()
             except RunError as e: errors.append(e)
-    t = threading.Thread(target=reader); t.start()
+    t = threading.Thread(target=reader)
+    t.start()
     for i in range(300): run.update(step=i, blob='y' * 4096)
-    stop.set(); t.join()
+    stop.set()
+    t.join()
     assert not errors and run.info()['step'] == 299
     assert not list(run.path.glob('.*.tmp'))
 
@@ -46,7 +48,9 @@ def test_listing_survives_damage_and_missing_root(tmp_path):
     good.log('metrics', {'step': 1, 'loss': 3.0})
     with open(good.path/'metrics.jsonl', 'a') as f: f.write('{"step": 2, "lo')          # a writer mid-line
     (tmp_path/'no-run-json').mkdir()
-    bad = tmp_path/'bad-json'; bad.mkdir(); (bad/'run.json').write_text('[1, 2')
+    bad = tmp_path/'bad-json'
+    bad.mkdir()
+    (bad/'run.json').write_text('[1, 2')
     (tmp_path/'stray.txt').write_text('not a run')
     rows = {r['id']: r for r in list_runs(tmp_path)}
     assert set(rows) == {good.id, 'bad-json'}
@@ -56,8 +60,11 @@ def test_listing_survives_damage_and_missing_root(tmp_path):
 def test_many_runs_list_quickly(tmp_path):
     import time
     for i in range(2000):
-        p = tmp_path/f'run-{i:05d}'; p.mkdir()
+        p = tmp_path/f'run-{i:05d}'
+        p.mkdir()
         write_json(p/'run.json', {'id': p.name, 'status': 'completed', 'created': f'2026-01-01T00:00:{i%60:02d}'})
         (p/'metrics.jsonl').write_text(json.dumps({'step': 10, 'loss': 1.0}) + '\n')
-    t0 = time.perf_counter(); rows = list_runs(tmp_path); dt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = list_runs(tmp_path)
+    dt = time.perf_counter() - t0
     assert len(rows) == 2000 and dt < 10, dt

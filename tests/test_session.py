@@ -1,4 +1,5 @@
-"""Training sessions: stop, resume after a crash in a new process, NaN, bad calls, no printing from the thread (hand-written)."""
+"""Training sessions: stop, resume after a crash in a new process, NaN, bad calls, no printing from the thread
+(hand-written)."""
 import json, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
@@ -19,7 +20,8 @@ def lm(): return load_model(quantization='none')
 def data(lm): return prepare(RECS, lm.tokenizer, eval_size=4)
 
 def _session(lm, data, tmp_path, **train):
-    return Session(lm, data, LoraSettings(r=4), TrainSettings(**{'max_steps': 4, 'learning_rate': 1e-3, 'save_steps': 2, **train}), root=tmp_path)
+    return Session(lm, data, LoraSettings(r=4),
+                   TrainSettings(**{'max_steps': 4, 'learning_rate': 1e-3, 'save_steps': 2, **train}), root=tmp_path)
 
 def test_completes_writes_run_folder_and_prints_nothing(lm, data, tmp_path, capfd):
     s = _session(lm, data, tmp_path)
@@ -29,7 +31,8 @@ def test_completes_writes_run_folder_and_prints_nothing(lm, data, tmp_path, capf
     out = capfd.readouterr()
     assert out.out == '', out.out                      # hazard 6: nothing printed into the cell
     info = s.run.info()
-    assert info['status'] == 'completed' and info['data_fingerprint'] == data.fingerprint and 'torch' in info['versions']
+    assert info['status'] == 'completed' and info['data_fingerprint'] == data.fingerprint
+    assert 'torch' in info['versions']
     kinds = [e.kind for e in events]
     assert kinds[0] == 'start' and kinds[-1] == 'end' and kinds.count('log') >= 4
     logs = [e.data for e in events if e.kind == 'log' and 'loss' in e.data]
@@ -40,7 +43,9 @@ def test_completes_writes_run_folder_and_prints_nothing(lm, data, tmp_path, capf
 
 def test_kernel_stays_free_and_stop_is_cooperative(lm, data, tmp_path):
     s = _session(lm, data, tmp_path, max_steps=200)
-    t0 = time.perf_counter(); s.start(); assert time.perf_counter() - t0 < 10 and s.running
+    t0 = time.perf_counter()
+    s.start()
+    assert time.perf_counter() - t0 < 10 and s.running
     while not s.run.read('metrics').records: time.sleep(0.05)
     assert s.stop(timeout=120) == 'stopped'
     step = s.trainer.state.global_step
@@ -57,7 +62,8 @@ def test_start_twice_stop_idle_and_rerun(lm, data, tmp_path):
 def test_stop_file_from_another_process(lm, data, tmp_path):
     s = _session(lm, data, tmp_path, max_steps=200).start()
     while not s.run.read('metrics').records: time.sleep(0.05)
-    subprocess.run([sys.executable, '-c', f"from lora_nb.runs import Run; Run.open({s.run.id!r}, {str(tmp_path)!r}).request_stop()"], check=True)
+    subprocess.run([sys.executable, '-c', f"from lora_nb.runs import Run; Run.open({s.run.id!r}, "
+                                          f"{str(tmp_path)!r}).request_stop()"], check=True)
     assert s.wait(120) == 'stopped'
 
 def test_nan_loss_stops_with_advice(lm, data, tmp_path):
@@ -78,11 +84,16 @@ def test_a_failing_listener_does_not_stop_training(lm, data, tmp_path):
 def test_bad_settings_and_resume_misuse(lm, data, tmp_path):
     with pytest.raises(SettingsError, match='not Linear layers'):
         Session(lm, data, LoraSettings(target_modules=['qkv_proj'])).start()
-    s = _session(lm, data, tmp_path); s.start().wait(180)
-    with pytest.raises(TrainError, match='already completed'): Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path)
+    s = _session(lm, data, tmp_path)
+    s.start().wait(180)
+    with pytest.raises(TrainError,
+                       match='already completed'): Session.resume(s.run.id, load_model(quantization='none'), data,
+                                                                  root=tmp_path)
     other = prepare(RECS[:-2], lm.tokenizer, eval_size=4)
     run = Run.create({}, root=tmp_path)
-    with pytest.raises(TrainError, match='not the data'): Session.resume(run.id, load_model(quantization='none'), other, root=tmp_path)
+    with pytest.raises(TrainError,
+                       match='not the data'): Session.resume(run.id, load_model(quantization='none'), other,
+                                                             root=tmp_path)
 
 CHILD = textwrap.dedent('''
     import sys
@@ -94,12 +105,15 @@ CHILD = textwrap.dedent('''
     lm = load_model(quantization='4bit')
     data = prepare(RECS, lm.tokenizer, eval_size=4)
     if sys.argv[1] == 'start':
-        s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=12, learning_rate=1e-3, save_steps=2), root=sys.argv[2])
+        train = TrainSettings(max_steps=12, learning_rate=1e-3, save_steps=2)
+        s = Session(lm, data, LoraSettings(r=4), train, root=sys.argv[2])
         s.start(); print(s.run.id, flush=True); s.wait()
     else:
-        s = Session.resume(sys.argv[3], lm, data, root=sys.argv[2]); print(s.wait(), s.trainer.state.global_step, flush=True)
+        s = Session.resume(sys.argv[3], lm, data, root=sys.argv[2])
+        print(s.wait(), s.trainer.state.global_step, flush=True)
 ''')
 
+@pytest.mark.slow
 def test_resume_after_a_crash_in_a_new_process(tmp_path):
     code = CHILD.format(tests=str(Path(__file__).parent))
     p = subprocess.Popen([sys.executable, '-c', code, 'start', str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -107,10 +121,12 @@ def test_resume_after_a_crash_in_a_new_process(tmp_path):
     run = Run.open(run_id, tmp_path)
     deadline = time.time() + 240
     while not (run.path/'checkpoints'/'checkpoint-4').exists() and time.time() < deadline: time.sleep(0.1)
-    p.send_signal(signal.SIGKILL); p.wait()                       # a crash, likely in the middle of writing checkpoint-4
+    p.send_signal(signal.SIGKILL)
+    p.wait()                       # a crash, likely in the middle of writing checkpoint-4
     assert run.info()['status'] == 'running'
     done_before = max(r['step'] for r in run.read('metrics').records)
-    r = subprocess.run([sys.executable, '-c', code, 'resume', str(tmp_path), run_id], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, '-c', code, 'resume', str(tmp_path), run_id], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split()[:2] == ['completed', '12']
     steps = [m['step'] for m in run.read('metrics').records if 'loss' in m]
@@ -120,8 +136,10 @@ def test_resume_after_a_crash_in_a_new_process(tmp_path):
 def test_partial_checkpoints_are_skipped(tmp_path):
     from safetensors.torch import save_file
     from lora_nb.train import last_complete_checkpoint
-    for n, files in [(2, ['trainer_state.json', 'adapter_model.safetensors']), (4, ['adapter_model.safetensors']), (10, [])]:
-        d = tmp_path/f'checkpoint-{n}'; d.mkdir()
+    for n, files in [(2, ['trainer_state.json', 'adapter_model.safetensors']), (4, ['adapter_model.safetensors']),
+                     (10, [])]:
+        d = tmp_path/f'checkpoint-{n}'
+        d.mkdir()
         if 'trainer_state.json' in files: (d/'trainer_state.json').write_text('{"global_step": 2}')
         if 'adapter_model.safetensors' in files: save_file({'w': torch.zeros(2)}, str(d/'adapter_model.safetensors'))
     assert last_complete_checkpoint(tmp_path) == str(tmp_path/'checkpoint-2')
@@ -129,7 +147,8 @@ def test_partial_checkpoints_are_skipped(tmp_path):
 
 def test_settings_refused_where_they_are_built():
     for make, name in [(lambda: LoraSettings(r=0), '`r`'), (lambda: LoraSettings(r=-4), '`r`'),
-                       (lambda: TrainSettings(learning_rate=0), '`learning_rate`'), (lambda: TrainSettings(learning_rate=-1e-4), '`learning_rate`'),
+                       (lambda: TrainSettings(learning_rate=0), '`learning_rate`'),
+                       (lambda: TrainSettings(learning_rate=-1e-4), '`learning_rate`'),
                        (lambda: TrainSettings(per_device_train_batch_size=0), '`per_device_train_batch_size`')]:
         with pytest.raises(SettingsError, match=name) as e: make()
         assert e.value.where and 'must' in str(e.value)
@@ -150,7 +169,8 @@ def test_resume_refuses_another_base_model_and_folders_that_are_not_runs(lm, dat
     from lora_nb.runs import RunError
     run = Run.create({}, root=tmp_path, base_model='org/another-model', data_fingerprint=data.fingerprint)
     before = tree_digest(tmp_path)
-    with pytest.raises(TrainError, match="trained on 'org/another-model'"): Session.resume(run.id, lm, data, root=tmp_path)
+    with pytest.raises(TrainError,
+                       match="trained on 'org/another-model'"): Session.resume(run.id, lm, data, root=tmp_path)
     (tmp_path/'stray').mkdir()
     with pytest.raises(RunError, match='not a run folder'): Session.resume('stray', lm, data, root=tmp_path)
     with pytest.raises(RunError, match='Invalid run id'): Session.resume('../elsewhere', lm, data, root=tmp_path)
@@ -168,7 +188,8 @@ def test_resume_skips_a_corrupt_checkpoint_and_refuses_when_none_is_whole(lm, da
     before = tree_digest(s.run.path)
     with pytest.raises(TrainError, match='no checkpoint to resume from') as e:
         Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path)
-    assert 'checkpoint-3: adapter_model.safetensors is corrupt' in str(e.value) and 'checkpoint-2: trainer_state.json is corrupt' in str(e.value)
+    assert 'checkpoint-3: adapter_model.safetensors is corrupt' in str(e.value)
+    assert 'checkpoint-2: trainer_state.json is corrupt' in str(e.value)
     assert tree_digest(s.run.path) == before                 # metrics, samples and checkpoints kept as they were
     (ck/'checkpoint-2'/'trainer_state.json').write_bytes(state)
     r = Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path)
@@ -182,13 +203,16 @@ OOM_CHILD = textwrap.dedent('''
     from lora_nb.data import prepare
     from lora_nb.train import LoraSettings, Session, TrainSettings
     lm = load_model(quantization='none')
-    data = prepare([{'prompt': 'word ' * 500, 'completion': 'x ' * 500}] * 64, lm.tokenizer, eval_size=0, max_length=1024)
+    long = [{'prompt': 'word ' * 500, 'completion': 'x ' * 500}] * 64
+    data = prepare(long, lm.tokenizer, eval_size=0, max_length=1024)
     vm = int(next(l for l in open('/proc/self/status') if l.startswith('VmSize')).split()[1]) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), resource.RLIM_INFINITY))   # 1 GiB more than now
-    s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=2, per_device_train_batch_size=64, padding_free=False), root=sys.argv[1])
+    train = TrainSettings(max_steps=2, per_device_train_batch_size=64, padding_free=False)
+    s = Session(lm, data, LoraSettings(r=4), train, root=sys.argv[1])
     print(s.start().wait(), flush=True); print(s.error); print(s.hint)
 ''')
 
+@pytest.mark.slow
 def test_out_of_memory_becomes_advice(tmp_path):
     r = subprocess.run([sys.executable, '-c', OOM_CHILD, str(tmp_path)], capture_output=True, text=True, timeout=300)
     status, error, hint = (r.stdout.splitlines() + ['', '', ''])[:3]

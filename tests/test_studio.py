@@ -20,23 +20,29 @@ def test_actions_in_the_wrong_order_get_a_banner(studio):
     studio.compare.prompts.w.value = 'hello'
     studio.compare.run_btn.click()
     assert 'Load a model first' in studio.compare.banner.value and studio.compare.prompts.w.value == 'hello'
-    studio.train.start_btn.disabled = False; studio.train.start_btn.click()
+    studio.train.start_btn.disabled = False
+    studio.train.start_btn.click()
     assert 'Load a model first' in studio.train.banner.value
-    studio.train.stop_btn.disabled = False; studio.train.stop_btn.click()
+    studio.train.stop_btn.disabled = False
+    studio.train.stop_btn.click()
     assert 'Nothing is training' in studio.train.banner.value
     studio.compare.vote_btns[0].click()
     assert 'Start a blind test first' in studio.compare.banner.value
 
 def test_invalid_fields_show_messages_and_disable_buttons_until_fixed(studio):
     m = studio.model
-    m.fields[0].w.value = 'hub'; m.fields[1].w.value = ''
+    m.fields[0].w.value = 'hub'
+    m.fields[1].w.value = ''
     assert m.load_btn.disabled and 'hub id' in m.fields[1].err.value
-    m.fields[0].w.value = 'embedded'; assert not m.load_btn.disabled
+    m.fields[0].w.value = 'embedded'
+    assert not m.load_btn.disabled
     t = studio.train
-    for key, bad in [('lora.r', 0), ('train.learning_rate', 0.0), ('train.per_device_train_batch_size', 0), ('lora.lora_dropout', 1.5)]:
+    for key, bad in [('lora.r', 0), ('train.learning_rate', 0.0), ('train.per_device_train_batch_size', 0),
+                     ('lora.lora_dropout', 1.5)]:
         _field(t, key).w.value = bad
         assert t.start_btn.disabled and _field(t, key).err.value, key
-    for key, good in [('lora.r', 8), ('train.learning_rate', 1e-3), ('train.per_device_train_batch_size', 2), ('lora.lora_dropout', 0.0)]:
+    for key, good in [('lora.r', 8), ('train.learning_rate', 1e-3), ('train.per_device_train_batch_size', 2),
+                      ('lora.lora_dropout', 0.0)]:
         _field(t, key).w.value = good
     assert not t.start_btn.disabled and not any(f.err.value for f in t.fields)
     d = studio.data
@@ -44,44 +50,63 @@ def test_invalid_fields_show_messages_and_disable_buttons_until_fixed(studio):
     assert d.prep_btn.disabled and 'max_length' in studio.state.data.errors()
 
 def test_engine_errors_are_banners_and_nothing_typed_is_lost(studio, tmp_path):
-    studio.model.fields[2].w.value = 'none'; studio.model.load_btn.click()
+    studio.model.fields[2].w.value = 'none'
+    studio.model.load_btn.click()
     bad = '{"messages": [{"role": "wizard", "content": "hi"}]}'
-    studio.data.fields[1].w.value = bad; studio.data.prep_btn.click()
+    studio.data.fields[1].w.value = bad
+    studio.data.prep_btn.click()
     assert "unknown roles" in studio.data.banner.value and 'Traceback' not in studio.data.banner.value
     assert studio.data.fields[1].w.value == bad and studio.state.prepared is None
     (tmp_path/'latin.jsonl').write_bytes('{"text": "café"}\n'.encode('latin-1'))
-    studio.data.fields[0].w.value = 'path'; studio.data.fields[2].w.value = str(tmp_path/'latin.jsonl'); studio.data.prep_btn.click()
+    studio.data.fields[0].w.value = 'path'
+    studio.data.fields[2].w.value = str(tmp_path/'latin.jsonl')
+    studio.data.prep_btn.click()
     assert 'not UTF-8' in studio.data.banner.value and studio.data.fields[2].w.value == str(tmp_path/'latin.jsonl')
-    studio.model.fields[0].w.value = 'hub'; studio.model.fields[1].w.value = 'org/not-here'; studio.model.load_btn.click()
+    studio.model.fields[0].w.value = 'hub'
+    studio.model.fields[1].w.value = 'org/not-here'
+    studio.model.load_btn.click()
     assert studio.model.banner.value and studio.model.fields[1].w.value == 'org/not-here'
     assert studio.state.lm is not None                       # the model loaded before is still there
 
 def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
     st = studio.state
-    studio.model.fields[2].w.value = 'none'; studio.model.load_btn.click()
-    studio.data.fields[1].w.value = TEXT; studio.data.fields[7].w.value = 0.0; studio.data.prep_btn.click()
+    studio.model.fields[2].w.value = 'none'
+    studio.model.load_btn.click()
+    studio.data.fields[1].w.value = TEXT
+    studio.data.fields[7].w.value = 0.0
+    studio.data.prep_btn.click()
     _field(studio.train, 'train.max_steps').w.value = 300
     studio.train.start_btn.click()
     assert st.session.running and studio.train.start_btn.disabled
     assert st.start() is None and 'already running' in st.banner
     studio.model.load_btn.click()
     assert 'stop it before loading another model' in studio.model.banner.value and st.session.running
-    studio.compare.prompts.w.value = 'Reverse the word for.'; studio.compare.run_btn.click()
+    studio.compare.prompts.w.value = 'Reverse the word for.'
+    studio.compare.run_btn.click()
     assert 'Training is running' in studio.compare.banner.value
     studio.train.stop_btn.click()
     assert st.session.wait(120) == 'stopped' and not studio.train.start_btn.disabled
     first = st.session.run
     # an adapter that says it was trained on another base is refused when loaded
     other = tmp_path/'other-run'
-    import shutil; shutil.copytree(first.path, other)
-    cfg = json.loads((other/'adapter'/'adapter_config.json').read_text()); cfg['base_model_name_or_path'] = 'org/other-base'
+    import shutil
+    shutil.copytree(first.path, other)
+    cfg = json.loads((other/'adapter'/'adapter_config.json').read_text())
+    cfg['base_model_name_or_path'] = 'org/other-base'
     (other/'adapter'/'adapter_config.json').write_text(json.dumps(cfg))
-    info = json.loads((other/'run.json').read_text()); info['id'] = 'other-run'; (other/'run.json').write_text(json.dumps(info))
-    studio.adapters.refresh(); studio.adapters.runs.value = 'other-run'; studio.adapters.name.value = 'alien'
+    info = json.loads((other/'run.json').read_text())
+    info['id'] = 'other-run'
+    (other/'run.json').write_text(json.dumps(info))
+    studio.adapters.refresh()
+    studio.adapters.runs.value = 'other-run'
+    studio.adapters.name.value = 'alien'
     studio.adapters.load_btn.click()
     assert "trained on &#x27;org/other-base&#x27;" in studio.adapters.banner.value
-    studio.adapters.runs.value = first.id; studio.adapters.name.value = 'mine'; studio.adapters.load_btn.click()
+    studio.adapters.runs.value = first.id
+    studio.adapters.name.value = 'mine'
+    studio.adapters.load_btn.click()
     assert 'mine' in st.loaded_adapters()
     st.lm.model.peft_config['mine'].base_model_name_or_path = 'org/other-base'   # as if loaded by hand
-    studio.adapters.mix_name.value = 'blend'; studio.adapters.mix_btn.click()
+    studio.adapters.mix_name.value = 'blend'
+    studio.adapters.mix_btn.click()
     assert 'different base models' in studio.adapters.banner.value

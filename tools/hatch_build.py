@@ -22,7 +22,8 @@ class CustomBuildHook(BuildHookInterface):
         if self.target_name == "wheel" and (built/"package.json").exists():
             build_data["shared_data"][str(built)] = f"share/jupyter/labextensions/{LAB_NAME}"
             if (ext/"install.json").exists():   # `jupyter labextension list` then says "(python, lora_nb)"
-                build_data["shared_data"][str(ext/"install.json")] = f"share/jupyter/labextensions/{LAB_NAME}/install.json"
+                dest = f"share/jupyter/labextensions/{LAB_NAME}/install.json"
+                build_data["shared_data"][str(ext/"install.json")] = dest
             install = root/"jupyter-config"
             if install.exists(): build_data["shared_data"][str(install)] = "etc/jupyter"
 

@@ -11,7 +11,9 @@ CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'
                  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
 
 def free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 def chromium_path() -> str|None:
     return shutil.which('chromium') or shutil.which('chromium-browser')
@@ -24,23 +26,30 @@ def chromium(playwright):
 
 def notebook(cells:list[str]) -> dict:
     "An nbformat-4 notebook of code cells."
-    return {'nbformat': 4, 'nbformat_minor': 5, 'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
-            'cells': [{'cell_type': 'code', 'id': f'c{i}', 'metadata': {}, 'source': c, 'outputs': [], 'execution_count': None}
+    return {'nbformat': 4, 'nbformat_minor': 5,
+            'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
+            'cells': [{'cell_type': 'code', 'id': f'c{i}', 'metadata': {}, 'source': c, 'outputs': [],
+                       'execution_count': None}
                       for i, c in enumerate(cells)]}
 
 class Jupyter:
-    "`jupyter <app>` of `python` on 127.0.0.1 with a token, in `root_dir`; `options` become `--Name__trait=value` → `--Name.trait=value` flags."
+    "`jupyter <app>` of `python` on 127.0.0.1 with a token, in `root_dir`; `Name__trait=value` options: `--Name.trait`."
     def __init__(self, app:str='lab', root_dir=None, env:dict|None=None, python:str=sys.executable, **options):
         self.app, self.root_dir = app, Path(root_dir or tempfile.mkdtemp())
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.url = f'http://127.0.0.1:{self.port}'
         flags = [f'--{k.replace("__", ".")}={v}' for k, v in options.items()]
-        self.root_dir.mkdir(parents=True, exist_ok=True); self.log = open(self.root_dir/'.jupyter.log', 'w+')
-        self.proc = subprocess.Popen([python, '-m', 'jupyter', app, '--no-browser', '--allow-root', f'--port={self.port}',
-                                      '--ip=127.0.0.1', f'--IdentityProvider.token={self.token}', f'--ServerApp.root_dir={self.root_dir}', *flags],
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.root_dir/'.jupyter.log', 'w+')
+        self.proc = subprocess.Popen([python, '-m', 'jupyter', app, '--no-browser', '--allow-root',
+                                      f'--port={self.port}',
+                                      '--ip=127.0.0.1', f'--IdentityProvider.token={self.token}',
+                                      f'--ServerApp.root_dir={self.root_dir}', *flags],
                                      stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try: self.wait_ready()
-        except BaseException: self.stop(); raise
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_ready(self, timeout:float=120):
         t0 = time.time()
@@ -64,7 +73,8 @@ class Jupyter:
 
     def json(self, method:str, path:str, body=None, token:bool|str=True) -> tuple[int, dict]:
         code, raw = self.request(method, path, body, token)
-        try: return code, json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"non-JSON constant {c}")))
+        def refuse(c): raise ValueError(f"non-JSON constant {c}")
+        try: return code, json.loads(raw, parse_constant=refuse)
         except ValueError as e: raise AssertionError(f"{method} {path} -> {code}, not strict JSON: {raw[:300]!r} ({e})")
 
     def output(self) -> str:
@@ -76,7 +86,9 @@ class Jupyter:
         if self.proc.poll() is None:
             self.proc.terminate()
             try: self.proc.wait(30)
-            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.log.close()
 
     def __enter__(self): return self

@@ -1,4 +1,5 @@
-"""Write README.md from nbs/index.ipynb (hand-written; nbdev's own readme needs Quarto, which is not installable offline).
+"""Write README.md from nbs/index.ipynb (hand-written; nbdev's own readme needs Quarto, which is not installable
+offline).
 
 Markdown cells are copied; code cells become fenced Python blocks, with their text output when they have one.
 Cells whose first line is a `#| hide` directive are left out. `--check` exits 1 if README.md is stale.
@@ -23,7 +24,9 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
     for cell in json.loads(Path(nb_path).read_text())['cells']:
         src = _src(cell).strip()
         if not src or src.startswith('#| hide') or cell['cell_type'] == 'raw': continue
-        if cell['cell_type'] == 'markdown': parts.append(src.replace('](images/', '](nbs/images/'))   # images live beside the notebook
+        if cell['cell_type'] == 'markdown': parts.append(src.replace('](images/',
+                                                                     # images live beside the notebook
+                                                                     '](nbs/images/'))
         elif cell['cell_type'] == 'code':
             lines = [l for l in src.splitlines() if not l.startswith('#|')]
             parts.append('```python\n' + '\n'.join(lines) + '\n```')
@@ -33,5 +36,6 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
 if __name__ == '__main__':
     text, readme = render(), ROOT/'README.md'
     if '--check' in sys.argv:
-        if not readme.exists() or readme.read_text() != text: sys.exit('README.md is stale: run `make export` (or python tools/readme.py).')
+        if not readme.exists() or readme.read_text() != text: sys.exit('README.md is stale: run `make export` (or '
+                                                                       'python tools/readme.py).')
     else: readme.write_text(text)

@@ -15,7 +15,8 @@ CELLS = [
     "from lora_nb import Studio\nstudio = Studio(root='runs')\nstudio",
     "import json\nfrom lora_nb.demo import load_demo_data\ntrain, test = load_demo_data()\n"
     "studio.model.load_btn.click()\n"
-    "studio.data.fields[1].w.value = '\\n'.join(json.dumps({'instruction': r['instruction'], 'output': r['output']}) for r in train)\n"
+    "examples = [{'instruction': r['instruction'], 'output': r['output']} for r in train]\n"
+    "studio.data.fields[1].w.value = '\\n'.join(json.dumps(e) for e in examples)\n"
     "studio.data.prep_btn.click()\n"
     "for k, v in dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-3).items():\n"
     "    next(f for f in studio.train.fields if f.key == 'train.' + k).w.value = v\n"
@@ -25,8 +26,10 @@ CELLS = [
 ]
 
 def main(out, app='lab'):
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp()); (work/'studio.ipynb').write_text(json.dumps(notebook(CELLS)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp())
+    (work/'studio.ipynb').write_text(json.dumps(notebook(CELLS)))
     with Jupyter(app, work) as j:
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
@@ -34,9 +37,11 @@ def main(out, app='lab'):
             page = b.new_page(viewport={'width': 1400, 'height': 1100})
             page.goto(f"{j.url}/{'lab/tree' if app == 'lab' else 'notebooks'}/studio.ipynb?token={j.token}")
             page.wait_for_selector('.jp-Notebook', timeout=120_000)
-            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-DebuggerBugButton, .jp-KernelStatus', timeout=120_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-DebuggerBugButton, '
+                                   '.jp-KernelStatus', timeout=120_000)
             time.sleep(8)                                              # the kernel starts
-            if page.locator('button:text-is("No")').count(): page.locator('button:text-is("No")').first.click()   # the news prompt
+            # the news prompt
+            if page.locator('button:text-is("No")').count(): page.locator('button:text-is("No")').first.click()
             page.click('.lm-MenuBar-itemLabel:text-is("Run")', timeout=30_000)
             page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=30_000)
             page.wait_for_selector('.widget-tab', timeout=120_000)
@@ -47,7 +52,8 @@ def main(out, app='lab'):
             time.sleep(2)
             page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-train-done.png'))
             for i, name in enumerate(['model', 'data']):
-                page.locator('.widget-tab .lm-TabBar-tab').nth(i).click(); time.sleep(1.5)
+                page.locator('.widget-tab .lm-TabBar-tab').nth(i).click()
+                time.sleep(1.5)
                 page.locator('.widget-tab').first.screenshot(path=str(out/f'{app}-{name}.png'))
             b.close()
     print('\n'.join(str(p) for p in sorted(out.glob('*.png'))))

@@ -1,38 +1,42 @@
 /**
  * The JSON shapes served by lora_nb's server extension under `<base_url>/lora-nb/`,
  * and the error type thrown when a request fails. No JupyterLab imports: unit-testable.
+ *
+ * The contract is `lora_nb/lab/api.schema.json` (JSON Schema, shipped in the wheel): every type here mirrors one of
+ * its `$defs`, named in the comment. The jest tests check committed server replies against it, and
+ * tests/test_server.py checks a real server against it; change the schema, these types and the fixtures together.
  */
 
-export type RunStatus =
-  | 'created'
-  | 'running'
-  | 'stale'
-  | 'stopped'
-  | 'completed'
-  | 'failed'
-  | 'corrupt';
+/** `RunStatus`. */
+export type RunStatus = 'created' | 'running' | 'stale' | 'stopped' | 'completed' | 'failed' | 'corrupt';
 
+/**
+ * `RunSummary`: a run's row. A run whose run.json can't be read has status `'corrupt'` and only `id`, `status`,
+ * `active` (false), `error` and `spark` ([]); the optional fields are absent then, and present otherwise.
+ */
 export interface IRunSummary {
   id: string;
-  name: string;
-  status: RunStatus | string;
+  name?: string | null;
+  status: RunStatus;
   active: boolean;
-  base_model: string | null;
-  step: number | null;
-  total_steps: number | null;
-  loss: number | null;
-  eval_loss: number | null;
-  eta_s: number | null;
-  tokens_per_s: number | null;
-  created: string | null;
-  updated: string | null;
-  adapter: boolean;
-  stop_requested: boolean;
-  metrics_corrupt_lines: number;
+  base_model?: string | null;
+  step?: number | null;
+  total_steps?: number | null;
+  loss?: number | null;
+  eval_loss?: number | null;
+  eta_s?: number | null;
+  tokens_per_s?: number | null;
+  created?: string | null;
+  updated?: string | null;
+  adapter?: boolean;
+  stop_requested?: boolean;
+  metrics_corrupt_lines?: number;
   error: string | null;
-  spark: Array<number | null>;
+  /** The last finite losses. */
+  spark: number[];
 }
 
+/** `RunsPage`: `GET runs?offset=&limit=`. */
 export interface IRunsPage {
   root: string;
   exists: boolean;
@@ -43,63 +47,89 @@ export interface IRunsPage {
   runs: IRunSummary[];
 }
 
-/** One metric series: `[step, value]` pairs. */
-export type Series = Array<[number, number | null]>;
+/** `Series`: one metric as `[step, value]` pairs, finite values only. */
+export type Series = Array<[number, number]>;
 
+export type SeriesName = 'loss' | 'eval_loss' | 'learning_rate' | 'grad_norm' | 'tokens_per_s';
+
+/** `Metrics`. */
 export interface IMetrics {
-  series: { [name: string]: Series | undefined };
+  series: { [name in SeriesName]?: Series };
+  /** Records in metrics.jsonl. */
   points: number;
   downsampled: boolean;
+  /** 1-based numbers of the lines that are not JSON. */
   corrupt_lines: number[];
+  /** The last line is still being written. */
   partial: boolean;
 }
 
+/** `Sample`: a probe generation during training. */
 export interface ISample {
   step: number | null;
   prompt: string;
   base: string;
   adapter: string;
+  time?: number;
 }
 
-export interface IVotes {
-  n: number;
-  wins: { [side: string]: number };
-  ties: number;
-  win_rate: number | null;
-  interval: [number, number] | null;
+/**
+ * `Tally`: blind A/B votes between the adapters named `a` and `b`. `wins` is keyed by those NAMES
+ * (`{slow: 1, fast: 3}`), not by 'A'/'B': read `wins[a]` and `wins[b]` (see `format.votesText`).
+ */
+export interface ITally {
   a: string;
   b: string;
+  n: number;
+  wins: { [adapter: string]: number };
+  ties: number;
+  /** `b`'s share, ties counting half; null without votes. */
+  win_rate: number | null;
+  /** 95% Wilson interval of `win_rate`. */
+  interval: [number, number];
 }
 
-export type JSONValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JSONValue[]
-  | { [key: string]: JSONValue };
+/** `Votes`: the pair blind-tested last, and the other pairs. */
+export interface IVotes extends ITally {
+  others: ITally[];
+}
 
+export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
+
+/** `RunInfo`: run.json as the engine wrote it (`{}` when it can't be read). */
 export interface IRunInfo {
   [key: string]: JSONValue | undefined;
+  name?: string | null;
+  base_model?: string | null;
   settings?: { [key: string]: JSONValue };
 }
 
+/** `RunDetail`: `GET runs/<id>`. */
 export interface IRunDetail {
   summary: IRunSummary;
-  info: IRunInfo | null;
-  metrics: IMetrics | null;
+  info: IRunInfo;
+  metrics: IMetrics;
   samples: ISample[];
   votes: IVotes | null;
+  /** A cell that loads the final adapter; null without one. */
   code: string | null;
 }
 
+/** `StopReply`: `POST runs/<id>/stop`. */
 export interface IStopReply {
   summary: IRunSummary;
 }
 
+/** `Template`: `GET template`, the quickstart notebook. */
 export interface ITemplate {
   name: string;
   content: { [key: string]: JSONValue };
+}
+
+/** `Error`: the body of a refused request (400, 404, 409). */
+export interface IErrorReply {
+  error: string;
+  hint: string | null;
 }
 
 /** The function models use to reach the server: `requestAPI` in the app, a fake in tests. */
@@ -118,11 +148,7 @@ export class ApiError extends Error {
 }
 
 /** Build the error for a non-2xx reply from its status and (possibly non-JSON) body. */
-export function errorFromResponse(
-  status: number,
-  statusText: string,
-  body: unknown
-): ApiError {
+export function errorFromResponse(status: number, statusText: string, body: unknown): ApiError {
   let message = '';
   let hint: string | null = null;
   if (body !== null && typeof body === 'object') {
@@ -142,8 +168,7 @@ export function errorFromResponse(
     message = `HTTP ${status}${statusText ? ' ' + statusText : ''}`;
   }
   if (status === 404 && !hint && message.startsWith('HTTP 404')) {
-    hint =
-      'Is the lora_nb server extension enabled? Run `jupyter server extension list`.';
+    hint = 'Is the lora_nb server extension enabled? Run `jupyter server extension list`.';
   }
   return new ApiError(message, status, hint);
 }

@@ -1,6 +1,10 @@
 /** Pure geometry for the inline-SVG sparkline and loss chart (no DOM). */
 
-import type { Series } from './api';
+/**
+ * `[step, value]` pairs as the chart takes them: the server's `Series` (finite values only), or any pairs with gaps
+ * (`null`, NaN), which are skipped.
+ */
+export type ChartSeries = ReadonlyArray<readonly [number, number | null]>;
 
 export interface IPoint {
   x: number;
@@ -16,12 +20,7 @@ function fmt(v: number): string {
 }
 
 /** A linear map from [d0, d1] to [r0, r1]; a degenerate domain maps to the middle of the range. */
-export function linearScale(
-  d0: number,
-  d1: number,
-  r0: number,
-  r1: number
-): (v: number) => number {
+export function linearScale(d0: number, d1: number, r0: number, r1: number): (v: number) => number {
   if (!finite(d0) || !finite(d1) || d0 === d1) {
     const mid = (r0 + r1) / 2;
     return () => mid;
@@ -153,7 +152,7 @@ export interface IChartGeometry {
   empty: boolean;
 }
 
-function finitePairs(series: Series | undefined): Array<[number, number]> {
+function finitePairs(series: ChartSeries | undefined): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const pair of series ?? []) {
     if (Array.isArray(pair) && finite(pair[0]) && finite(pair[1])) {
@@ -174,7 +173,7 @@ export const DEFAULT_CHART: IChartOptions = {
  * the learning rate as a line on the right axis, steps on the x axis.
  */
 export function chartGeometry(
-  series: { [name: string]: Series | undefined },
+  series: { readonly [name: string]: ChartSeries | undefined },
   opts: IChartOptions = DEFAULT_CHART
 ): IChartGeometry {
   const loss = finitePairs(series.loss);

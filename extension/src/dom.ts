@@ -38,22 +38,13 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 }
 
 /** Create an SVG element. */
-export function s(
-  tag: string,
-  attrs: Attrs = {},
-  ...children: Child[]
-): SVGElement {
+export function s(tag: string, attrs: Attrs = {}, ...children: Child[]): SVGElement {
   const el = document.createElementNS(SVG_NS, tag) as SVGElement;
   return fill(el, attrs, children);
 }
 
 /** A button that runs `onClick` without letting the click reach its parents. */
-export function button(
-  className: string,
-  label: string,
-  onClick: () => void,
-  title = ''
-): HTMLButtonElement {
+export function button(className: string, label: string, onClick: () => void, title = ''): HTMLButtonElement {
   const b = h('button', { class: `jp-LoraNb-button ${className}`, type: 'button', title: title || null }, label);
   b.addEventListener('click', event => {
     event.stopPropagation();

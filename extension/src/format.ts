@@ -1,6 +1,6 @@
 /** Pure text helpers shared by the sidebar, viewer and status bar (no DOM). */
 
-import type { IRunSummary, JSONValue } from './api';
+import type { IRunSummary, IVotes, JSONValue } from './api';
 
 function finite(v: number | null | undefined): v is number {
   return typeof v === 'number' && Number.isFinite(v);
@@ -41,10 +41,7 @@ export function formatValue(v: number | null | undefined): string {
 }
 
 /** "15/60", "15" without a total, "" without a step. */
-export function formatStep(
-  step: number | null | undefined,
-  total: number | null | undefined
-): string {
+export function formatStep(step: number | null | undefined, total: number | null | undefined): string {
   if (!finite(step)) {
     return finite(total) ? `0/${total}` : '';
   }
@@ -52,10 +49,7 @@ export function formatStep(
 }
 
 /** Progress fraction in [0, 1], or null when the total is unknown. */
-export function progressFraction(
-  step: number | null | undefined,
-  total: number | null | undefined
-): number | null {
+export function progressFraction(step: number | null | undefined, total: number | null | undefined): number | null {
   if (!finite(total) || total <= 0) {
     return null;
   }
@@ -85,9 +79,7 @@ export function corruptWarning(run: IRunSummary): string | null {
 
 /** The empty-state sentence of the sidebar. */
 export function emptyText(root: string, exists: boolean): string {
-  return exists
-    ? `No runs yet in ${root}`
-    : `The runs folder ${root} does not exist yet`;
+  return exists ? `No runs yet in ${root}` : `The runs folder ${root} does not exist yet`;
 }
 
 /** "step 15/60 · loss 2.24 · eval 2.5 · 704 tok/s · ETA 0:11", leaving out unknown parts. */
@@ -167,12 +159,7 @@ export function flattenSettings(
   for (const key of Object.keys(obj)) {
     const value = obj[key];
     const name = prefix ? `${prefix}.${key}` : key;
-    if (
-      value !== null &&
-      typeof value === 'object' &&
-      !Array.isArray(value) &&
-      Object.keys(value).length > 0
-    ) {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
       rows.push(...flattenSettings(value, name));
     } else {
       rows.push([name, formatSetting(value)]);
@@ -184,4 +171,22 @@ export function flattenSettings(
 /** "66% (95% CI 40–85%)". */
 export function formatPercent(v: number | null | undefined): string {
   return finite(v) ? `${Math.round(v * 100)}%` : '–';
+}
+
+/**
+ * The sentence describing the blind votes: "fast preferred in 70% of 5 votes (95% interval 31–92%): fast 3, slow 1,
+ * ties 1." `wins` is keyed by the adapter names in `a` and `b`.
+ */
+export function votesText(votes: IVotes | null): string {
+  if (!votes || !votes.n) {
+    return 'No blind votes yet.';
+  }
+  const winsA = votes.wins[votes.a] ?? 0;
+  const winsB = votes.wins[votes.b] ?? 0;
+  let text = `${votes.b} preferred in ${formatPercent(votes.win_rate)} of ${votes.n} votes`;
+  if (votes.interval) {
+    text += ` (95% interval ${formatPercent(votes.interval[0])}–${formatPercent(votes.interval[1])})`;
+  }
+  text += `: ${votes.b} ${winsB}, ${votes.a} ${winsA}, ties ${votes.ties ?? 0}.`;
+  return text;
 }

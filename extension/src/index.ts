@@ -1,8 +1,4 @@
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
   ICommandPalette,
   InputDialog,
@@ -45,14 +41,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'lora-nb:plugin',
   description: 'lora_nb: runs sidebar, run viewer, status bar and quickstart notebook.',
   autoStart: true,
-  optional: [
-    ICommandPalette,
-    ILauncher,
-    IStatusBar,
-    INotebookTracker,
-    IDefaultFileBrowser,
-    ILayoutRestorer
-  ],
+  optional: [ICommandPalette, ILauncher, IStatusBar, INotebookTracker, IDefaultFileBrowser, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
@@ -205,10 +194,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: async args => {
         const panelNb = notebooks?.currentWidget ?? null;
         if (!panelNb) {
-          Notification.warning(
-            'Open a notebook first: the adapter code is inserted below its active cell.',
-            { autoClose: 6000 }
-          );
+          Notification.warning('Open a notebook first: the adapter code is inserted below its active cell.', {
+            autoClose: 6000
+          });
           return;
         }
         const id = await pickRun(args, 'Insert adapter code of run');
@@ -247,8 +235,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Create a notebook that fine-tunes a LoRA adapter step by step',
       icon: args => (args.isPalette ? undefined : loraRunsIcon),
       execute: async args => {
-        const dir =
-          typeof args.cwd === 'string' ? args.cwd : (browser?.model.path ?? '');
+        const dir = typeof args.cwd === 'string' ? args.cwd : (browser?.model.path ?? '');
         try {
           const path = await createQuickstart(requestAPI, app.serviceManager.contents, dir);
           return commands.execute('docmanager:open', { path, factory: 'Notebook' });

@@ -3,6 +3,8 @@
  * the views listen to `changed`; the fetch function is injected so tests can fake the server.
  */
 
+import type { IDisposable } from '@lumino/disposable';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import type { Fetcher, IRunDetail, IRunSummary, IRunsPage } from './api';
@@ -63,13 +65,23 @@ function defaultHidden(): boolean {
 }
 
 /**
- * A self-rescheduling poll: `tick()` fetches and returns the delay before the next one.
- * `refresh()` polls now (coalescing with a poll in flight); `dispose()` stops for good.
+ * A model that polls the server with a lumino `Poll`: `tick()` fetches once and returns the delay before the next
+ * fetch (or null to wait for a `refresh()`). Failed requests don't reject the poll's factory: the model keeps the
+ * error as state and picks the back-off itself (`runsDelay`, `runDelay`), exact rather than jittered, and polls a
+ * hidden page at the idle rate rather than not at all (the poll never stands by).
+ * `refresh()` polls now (joining a poll in flight); `dispose()` stops for good.
  */
-export abstract class PollingModel {
+export abstract class PollingModel implements IDisposable {
   constructor(options: IPollingOptions) {
     this.fetch = options.fetch;
     this.isHidden = options.isHidden ?? defaultHidden;
+    this._poll = new Poll<number | null>({
+      auto: false,
+      name: 'lora-nb',
+      factory: () => this._inFlight ?? this._run(),
+      frequency: { interval: ACTIVE_INTERVAL, backoff: false, max: ERROR_MAX },
+      standby: 'never'
+    });
   }
 
   /** Emitted whenever the data or the error changes. */
@@ -88,12 +100,12 @@ export abstract class PollingModel {
   }
 
   get isDisposed(): boolean {
-    return this._disposed;
+    return this._poll.isDisposed;
   }
 
   /** A poll is scheduled or in flight. */
   get isPolling(): boolean {
-    return this._timer !== null || this._inFlight !== null;
+    return !this.isDisposed && (this._inFlight !== null || this._scheduled);
   }
 
   /** The delay chosen after the last poll (ms), for tests and diagnostics. */
@@ -103,24 +115,33 @@ export abstract class PollingModel {
 
   /** Start polling (idempotent). */
   start(): void {
-    if (!this._started) {
-      this._started = true;
-      void this.poll();
+    if (this._poll.state.phase === 'constructed') {
+      this._scheduled = true;
+      void this._poll.start();
     }
   }
 
-  /** Poll now. Resolves when that poll (or the one it joined) is done. */
-  refresh(): Promise<void> {
-    this._started = true;
-    return this.poll();
+  /** Poll now. Resolves when that poll (or the one in flight it joined) is done. */
+  async refresh(): Promise<void> {
+    if (this.isDisposed) {
+      return;
+    }
+    if (this._inFlight) {
+      this._again = true;
+      await this._inFlight;
+      return;
+    }
+    this._scheduled = true;
+    await this._poll.refresh();
+    await this._poll.tick.catch(() => undefined); // rejects only when disposed meanwhile
   }
 
   dispose(): void {
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
-    this._disposed = true;
-    this._clearTimer();
+    void this._poll.stop(); // clears the timer of the next tick
+    this._poll.dispose();
     Signal.clearData(this);
   }
 
@@ -128,7 +149,7 @@ export abstract class PollingModel {
   protected abstract tick(): Promise<number | null>;
 
   protected emitChanged(): void {
-    if (!this._disposed) {
+    if (!this.isDisposed) {
       this._changed.emit(undefined);
     }
   }
@@ -171,56 +192,37 @@ export abstract class PollingModel {
     }
   }
 
-  protected poll(): Promise<void> {
-    if (this._disposed) {
-      return Promise.resolve();
-    }
-    this._clearTimer();
-    if (this._inFlight) {
-      this._again = true;
-      return this._inFlight;
-    }
-    this._inFlight = this._run();
-    return this._inFlight;
-  }
-
   protected readonly fetch: Fetcher;
   protected readonly isHidden: () => boolean;
 
-  private async _run(): Promise<void> {
-    let delay: number | null = null;
-    try {
-      do {
-        this._again = false;
-        delay = await this.tick();
-      } while (this._again && !this._disposed);
-    } finally {
-      this._inFlight = null;
-    }
-    this._nextDelay = delay;
-    if (!this._disposed && delay !== null) {
-      this._timer = setTimeout(() => {
-        this._timer = null;
-        void this.poll();
-      }, delay);
-    }
+  /** The poll's factory: tick (again while asked to), then set when the poll ticks next. */
+  private _run(): Promise<number | null> {
+    const run = async (): Promise<number | null> => {
+      let delay: number | null;
+      try {
+        do {
+          this._again = false;
+          delay = await this.tick();
+        } while (this._again && !this.isDisposed);
+      } finally {
+        this._inFlight = null;
+      }
+      this._nextDelay = delay;
+      this._scheduled = delay !== null;
+      this._poll.frequency = { interval: delay ?? Poll.NEVER, backoff: false, max: ERROR_MAX };
+      return delay;
+    };
+    this._inFlight = run();
+    return this._inFlight;
   }
 
-  private _clearTimer(): void {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-  }
-
+  private _poll: Poll<number | null>;
   private _changed = new Signal<this, void>(this);
   private _error: Error | null = null;
   private _requests = 0;
-  private _started = false;
-  private _disposed = false;
   private _again = false;
-  private _inFlight: Promise<void> | null = null;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _scheduled = false;
+  private _inFlight: Promise<number | null> | null = null;
   private _nextDelay: number | null = null;
   private _lastKey = '';
 }
@@ -277,9 +279,7 @@ export class RunsModel extends PollingModel {
 
   /** Look a run up on the current page or among the active ones. */
   find(id: string): IRunSummary | null {
-    return (
-      this.runs.find(r => r.id === id) ?? this.active.find(r => r.id === id) ?? null
-    );
+    return this.runs.find(r => r.id === id) ?? this.active.find(r => r.id === id) ?? null;
   }
 
   /** Poll now, and poll quickly again for a while (after Stop, on opening the sidebar). */
@@ -318,9 +318,7 @@ export class RunsModel extends PollingModel {
   }
 
   prevPage(): Promise<void> {
-    return this.hasPrev
-      ? this.setOffset(Math.max(0, this._offset - this._limit))
-      : Promise.resolve();
+    return this.hasPrev ? this.setOffset(Math.max(0, this._offset - this._limit)) : Promise.resolve();
   }
 
   protected async tick(): Promise<number | null> {
@@ -372,7 +370,16 @@ export const FINISHED = new Set(['completed', 'failed', 'stopped']);
 /** What of a run's list row shows that its detail changed. */
 export function summaryKey(s: IRunSummary | null | undefined): string {
   return s
-    ? JSON.stringify([s.status, s.step, s.updated, s.loss, s.eval_loss, s.stop_requested, s.adapter, s.metrics_corrupt_lines])
+    ? JSON.stringify([
+        s.status,
+        s.step,
+        s.updated,
+        s.loss,
+        s.eval_loss,
+        s.stop_requested,
+        s.adapter,
+        s.metrics_corrupt_lines
+      ])
     : '';
 }
 

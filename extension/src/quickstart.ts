@@ -30,17 +30,11 @@ export function joinPath(dir: string, name: string): string {
  * Fetch the template and save it under a free name in `dir`.
  * @returns the new notebook's path
  */
-export async function createQuickstart(
-  fetch: Fetcher,
-  contents: Contents.IManager,
-  dir: string
-): Promise<string> {
+export async function createQuickstart(fetch: Fetcher, contents: Contents.IManager, dir: string): Promise<string> {
   const template = await fetch<ITemplate>('template');
   const listing = await contents.get(dir, { content: true });
   const taken = new Set<string>(
-    Array.isArray(listing.content)
-      ? (listing.content as Contents.IModel[]).map(m => m.name)
-      : []
+    Array.isArray(listing.content) ? (listing.content as Contents.IModel[]).map(m => m.name) : []
   );
   const path = joinPath(dir, freeName(template.name || 'lora_nb_quickstart.ipynb', taken));
   await contents.save(path, {

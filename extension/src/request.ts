@@ -11,10 +11,7 @@ import { ApiError, errorFromResponse, parseBody } from './api';
  * @returns the parsed JSON reply
  * @throws ApiError carrying the server's `error` message and `hint`
  */
-export async function requestAPI<T>(
-  endPoint = '',
-  init: RequestInit = {}
-): Promise<T> {
+export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const requestUrl = URLExt.join(settings.baseUrl, 'lora-nb', endPoint);
 
@@ -22,11 +19,7 @@ export async function requestAPI<T>(
   try {
     response = await ServerConnection.makeRequest(requestUrl, init, settings);
   } catch (error) {
-    throw new ApiError(
-      `Cannot reach the Jupyter server: ${String(error)}`,
-      0,
-      'Is the Jupyter server still running?'
-    );
+    throw new ApiError(`Cannot reach the Jupyter server: ${String(error)}`, 0, 'Is the Jupyter server still running?');
   }
 
   const body = parseBody(await response.text());

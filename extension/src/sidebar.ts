@@ -8,15 +8,7 @@ import type { IRunSummary } from './api';
 import { describeError } from './api';
 import { sparkPath } from './chart';
 import { button, h, s } from './dom';
-import {
-  corruptWarning,
-  emptyText,
-  formatEta,
-  formatStep,
-  formatValue,
-  pagerText,
-  progressFraction
-} from './format';
+import { corruptWarning, emptyText, formatEta, formatStep, formatValue, pagerText, progressFraction } from './format';
 import { RunsModel } from './model';
 
 /** What the rows' buttons do (commands in the app). */
@@ -115,9 +107,7 @@ export class RunsPanel extends Widget {
     // Error banner: keep the last list below it.
     const err = model.error;
     this._error.hidden = err === null;
-    this._error.textContent = err
-      ? `Cannot load the runs: ${describeError(err)}. Retrying…`
-      : '';
+    this._error.textContent = err ? `Cannot load the runs: ${describeError(err)}. Retrying…` : '';
 
     this._root.textContent = page ? page.root : 'Loading…';
     this._root.title = page ? page.root : '';
@@ -219,13 +209,9 @@ export class RunsPanel extends Widget {
         { class: 'jp-LoraNb-runHead' },
         badge(run.status),
         h('span', { class: 'jp-LoraNb-runId' }, run.id),
-        run.name && !run.id.startsWith(run.name)
-          ? h('span', { class: 'jp-LoraNb-runName' }, run.name)
-          : null
+        run.name && !run.id.startsWith(run.name) ? h('span', { class: 'jp-LoraNb-runName' }, run.name) : null
       ),
-      run.base_model
-        ? h('div', { class: 'jp-LoraNb-baseModel', title: run.base_model }, run.base_model)
-        : null,
+      run.base_model ? h('div', { class: 'jp-LoraNb-baseModel', title: run.base_model }, run.base_model) : null,
       h(
         'div',
         { class: 'jp-LoraNb-progress', 'aria-hidden': 'true' },

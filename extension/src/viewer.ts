@@ -2,11 +2,11 @@
 
 import { Widget } from '@lumino/widgets';
 
-import type { IMetrics, IRunDetail, IVotes } from './api';
+import type { IMetrics, IRunDetail } from './api';
 import { describeError } from './api';
 import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
 import { button, h, s } from './dom';
-import { flattenSettings, formatPercent, metricsLine } from './format';
+import { flattenSettings, metricsLine, votesText } from './format';
 import { RunModel } from './model';
 import { badge } from './sidebar';
 
@@ -32,7 +32,11 @@ export function lossChart(metrics: IMetrics | null): SVGElement {
   svg.append(s('rect', { class: 'jp-LoraNb-chartFrame', x: x0, y: y0, width: x1 - x0, height: y1 - y0 }));
   if (geo.empty) {
     svg.append(
-      s('text', { class: 'jp-LoraNb-chartNote', x: (x0 + x1) / 2, y: (y0 + y1) / 2, 'text-anchor': 'middle' }, 'no loss values yet')
+      s(
+        'text',
+        { class: 'jp-LoraNb-chartNote', x: (x0 + x1) / 2, y: (y0 + y1) / 2, 'text-anchor': 'middle' },
+        'no loss values yet'
+      )
     );
     return svg;
   }
@@ -78,21 +82,6 @@ function legend(metrics: IMetrics | null): HTMLElement {
   );
 }
 
-/** The sentence describing the blind votes. */
-export function votesText(votes: IVotes | null): string {
-  if (!votes || !votes.n) {
-    return 'No blind votes yet.';
-  }
-  const winsB = votes.wins?.B ?? 0;
-  const winsA = votes.wins?.A ?? 0;
-  let text = `${votes.b} preferred in ${formatPercent(votes.win_rate)} of ${votes.n} votes`;
-  if (votes.interval) {
-    text += ` (95% interval ${formatPercent(votes.interval[0])}–${formatPercent(votes.interval[1])})`;
-  }
-  text += `: ${votes.b} ${winsB}, ${votes.a} ${winsA}, ties ${votes.ties ?? 0}.`;
-  return text;
-}
-
 function table(className: string, head: string[], rows: string[][]): HTMLElement {
   return h(
     'table',
@@ -128,10 +117,18 @@ export class RunViewer extends Widget {
         }
       });
     });
-    this._insert = button('jp-LoraNb-insert', 'Insert code', () => this._actions.insert(this.model.id),
-      'Insert code that loads this adapter into the current notebook');
-    const refresh = button('jp-LoraNb-refresh', 'Refresh', () => void this.model.refresh(),
-      'Read the run again (e.g. for blind votes cast since)');
+    this._insert = button(
+      'jp-LoraNb-insert',
+      'Insert code',
+      () => this._actions.insert(this.model.id),
+      'Insert code that loads this adapter into the current notebook'
+    );
+    const refresh = button(
+      'jp-LoraNb-refresh',
+      'Refresh',
+      () => void this.model.refresh(),
+      'Read the run again (e.g. for blind votes cast since)'
+    );
 
     this._head = h('div', { class: 'jp-LoraNb-viewerHead' });
     this._error = h('div', { class: 'jp-LoraNb-error', role: 'alert', hidden: true });
@@ -177,9 +174,7 @@ export class RunViewer extends Widget {
     this.node.dataset.status = run.status;
 
     this._update('head', [run, detail.info?.base_model], () => {
-      const base = run.base_model
-        ? h('div', { class: 'jp-LoraNb-baseModel' }, `base model: ${run.base_model}`)
-        : '';
+      const base = run.base_model ? h('div', { class: 'jp-LoraNb-baseModel' }, `base model: ${run.base_model}`) : '';
       this._head.replaceChildren(
         badge(run.status),
         h('span', { class: 'jp-LoraNb-runId' }, run.id),
@@ -248,11 +243,21 @@ export class RunViewer extends Widget {
     if (bad.length) {
       const shown = bad.slice(0, 10).join(', ') + (bad.length > 10 ? ', …' : '');
       out.push(
-        h('div', { class: 'jp-LoraNb-warning' }, `${bad.length} corrupt metrics line${bad.length === 1 ? '' : 's'} skipped (line ${shown})`)
+        h(
+          'div',
+          { class: 'jp-LoraNb-warning' },
+          `${bad.length} corrupt metrics line${bad.length === 1 ? '' : 's'} skipped (line ${shown})`
+        )
       );
     }
     if (detail.metrics?.partial) {
-      out.push(h('div', { class: 'jp-LoraNb-warning' }, 'The last metrics line is incomplete (still being written) and was skipped.'));
+      out.push(
+        h(
+          'div',
+          { class: 'jp-LoraNb-warning' },
+          'The last metrics line is incomplete (still being written) and was skipped.'
+        )
+      );
     }
     return out;
   }

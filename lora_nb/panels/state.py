@@ -7,27 +7,27 @@ from __future__ import annotations
 import dataclasses, json, math, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.basics import patch
 from fastcore.docments import docments
 from ..errors import LoraNbError
-from ..models import ModelSettings, EMBEDDED_MODEL
-from ..train import LoraSettings, TrainSettings
+from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, TrainSettings
 
 # %% auto #0
 __all__ = ['explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values', 'TrainState', 'LiveLog',
-           'CompareState', 'StudioState', 'start', 'stop', 'resume', 'run_compare', 'start_blind', 'eval_prompts',
-           'load_run_adapter', 'loaded_adapters', 'mix_adapters', 'config_dict', 'to_yaml', 'to_code']
+           'CompareState', 'StudioState']
 
 # %% ../../nbs/10_panels.state.ipynb #ce939f7e
 def explanations(cls) -> dict[str, str]:
     "Field name -> the one-line comment next to it in `cls`."
     return {k: v for k, v in docments(cls).items() if k != 'return' and v}
 
+# %% ../../nbs/10_panels.state.ipynb #5d1e7b90
 def check_field(cls, name:str, value, **others) -> str|None:
     "The error message for `name=value` in `cls` (with `others` set too), or None when it is fine."
-    for ctx in (others, {}):              # with the other values (cross-field rules), then alone (another field may be wrong)
+    for ctx in (others, {}):   # with the other values (cross-field rules), then alone (another field may be wrong)
         try: cls(**{**ctx, name: value})
         except LoraNbError as e:
-            if e.where == name or (e.where is None and f'`{name}`' in e.what): return e.what + (f" — {e.hint}" if e.hint else '')
+            if e.field == name: return e.what + (f" — {e.hint}" if e.hint else '')
             continue
         except (TypeError, ValueError) as e: return str(e)
         return None
@@ -62,35 +62,43 @@ class ModelState:
 
     def settings(self) -> ModelSettings:
         "The `ModelSettings` these choices make (raises `SettingsError`)."
-        return ModelSettings(model_id=None if self.source == 'embedded' else (self.model_id.strip() or None), quantization=self.quantization,
-                             bnb_4bit_quant_type=self.bnb_4bit_quant_type, bnb_4bit_compute_dtype=self.bnb_4bit_compute_dtype or None,
+        model_id = None if self.source == 'embedded' else (self.model_id.strip() or None)
+        return ModelSettings(model_id=model_id, quantization=self.quantization,
+                             bnb_4bit_quant_type=self.bnb_4bit_quant_type,
+                             bnb_4bit_compute_dtype=self.bnb_4bit_compute_dtype or None,
                              bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant)
 
-    def errors(self) -> dict[str, str]:
-        "Field -> message for every invalid choice."
-        out = {}
-        if self.source not in ('embedded', 'folder', 'hub'): out['source'] = "choose 'embedded', 'folder' or 'hub'"
-        if self.source == 'folder' and not Path(self.model_id.strip() or '.').expanduser().joinpath('config.json').exists():
-            out['model_id'] = f"no config.json in {self.model_id!r}: give the folder of a saved model"
-        if self.source == 'hub' and not self.model_id.strip(): out['model_id'] = "give a hub id like 'org/name'"
-        try: self.settings()
-        except LoraNbError as e: out[e.where or 'quantization'] = e.what
-        return out
+# %% ../../nbs/10_panels.state.ipynb #7e31b5a8
+@patch
+def errors(self:ModelState) -> dict[str, str]:
+    "Field -> message for every invalid choice."
+    out, model_id = {}, self.model_id.strip()
+    if self.source not in ('embedded', 'folder', 'hub'): out['source'] = "choose 'embedded', 'folder' or 'hub'"
+    if self.source == 'folder' and not (Path(model_id or '.').expanduser()/'config.json').exists():
+        out['model_id'] = f"no config.json in {self.model_id!r}: give the folder of a saved model"
+    if self.source == 'hub' and not model_id: out['model_id'] = "give a hub id like 'org/name'"
+    try: self.settings()
+    except LoraNbError as e: out[e.field or 'quantization'] = e.what
+    return out
 
-    def config_path(self) -> Path|None:
-        "Where the model's config.json is, when it is on this machine."
-        p = EMBEDDED_MODEL if self.source == 'embedded' else Path(self.model_id.strip()).expanduser()
-        return p if (p/'config.json').exists() else None
+# %% ../../nbs/10_panels.state.ipynb #e5b2907c
+@patch
+def config_path(self:ModelState) -> Path|None:
+    "Where the model's config.json is, when it is on this machine."
+    p = EMBEDDED_MODEL if self.source == 'embedded' else Path(self.model_id.strip()).expanduser()
+    return p if (p/'config.json').exists() else None
 
-    def estimate(self):
-        "The memory estimate for these choices, or None when the config is not on this machine."
-        from lora_nb.estimate import estimate
-        from lora_nb.models import default_device
-        p = self.config_path()
-        if p is None or self.errors(): return None
-        return estimate(p, quantization=self.quantization, dtype='float32' if default_device() == 'cpu' else 'bfloat16', r=self.r,
-                        bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant, per_device_train_batch_size=self.per_device_train_batch_size,
-                        seq_len=self.max_length)
+@patch
+def estimate(self:ModelState):
+    "The memory estimate for these choices, or None when the config is not on this machine."
+    from lora_nb.estimate import estimate
+    from lora_nb.settings import default_device
+    p = self.config_path()
+    if p is None or self.errors(): return None
+    dtype = 'float32' if default_device() == 'cpu' else 'bfloat16'
+    return estimate(p, quantization=self.quantization, dtype=dtype, r=self.r,
+                    bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant,
+                    per_device_train_batch_size=self.per_device_train_batch_size, seq_len=self.max_length)
 
 # %% ../../nbs/10_panels.state.ipynb #4e1e90ee
 @dataclass
@@ -114,42 +122,57 @@ class DataState:
         if self.source == 'text' and not self.text.strip(): out['text'] = 'paste some examples'
         if self.source == 'upload' and not self.upload: out['upload'] = 'upload a file'
         if not (isinstance(self.max_length, int) and self.max_length >= 8): out['max_length'] = 'must be an integer ≥ 8'
-        if not (0 <= self.eval_size < 1 or (float(self.eval_size).is_integer() and self.eval_size >= 1)): out['eval_size'] = 'a fraction in [0, 1) or a count'
+        es = self.eval_size
+        share_or_count = 0 <= es < 1 or (float(es).is_integer() and es >= 1)
+        if not share_or_count: out['eval_size'] = 'a fraction in [0, 1) or a count'
         return out
 
-    def data_source(self):
-        "What `prepare` reads."
-        if self.source == 'path': return Path(self.path.strip()).expanduser()
-        if self.source == 'upload':
-            d = Path(tempfile.mkdtemp(prefix='lora_nb-upload-')); p = d/Path(self.upload_name or 'upload.jsonl').name
-            p.write_bytes(self.upload); return p
-        return self.text
+# %% ../../nbs/10_panels.state.ipynb #93c4e0b1
+@patch
+def data_source(self:DataState):
+    "What `prepare` reads."
+    if self.source == 'path': return Path(self.path.strip()).expanduser()
+    if self.source == 'upload':
+        d = Path(tempfile.mkdtemp(prefix='lora_nb-upload-'))
+        p = d/Path(self.upload_name or 'upload.jsonl').name
+        p.write_bytes(self.upload)
+        return p
+    return self.text
 
-    def prepare(self, tokenizer):
-        "The prepared dataset (raises `DataError`)."
-        from lora_nb.data import prepare
-        es = int(self.eval_size) if self.eval_size >= 1 else self.eval_size
-        return prepare(self.data_source(), tokenizer, format=self.format or None, template=self.template or None,
-                       train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=es)
+@patch
+def prepare(self:DataState, tokenizer):
+    "The prepared dataset (raises `DataError`)."
+    from lora_nb.data import prepare
+    es = int(self.eval_size) if self.eval_size >= 1 else self.eval_size
+    return prepare(self.data_source(), tokenizer, format=self.format or None, template=self.template or None,
+                   train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=es)
 
-    def settings(self) -> dict:
-        "The data part of a run config."
-        src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text)}[self.source]
-        return dict(src, format=self.format or None, template=self.template or None, train_on_prompt=self.train_on_prompt, max_length=self.max_length,
-                    eval_size=self.eval_size)
+# %% ../../nbs/10_panels.state.ipynb #c7a91f36
+@patch
+def settings(self:DataState) -> dict:
+    "The data part of a run config."
+    src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text)}
+    return dict(src[self.source], format=self.format or None, template=self.template or None,
+                train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=self.eval_size)
 
 # %% ../../nbs/10_panels.state.ipynb #988b9432
 def default_values(device:str='cpu') -> dict:
     "Starting values for the Train panel on `device`."
     lora = {f.name: f.default for f in dataclasses.fields(LoraSettings)}
     train = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
-    if device == 'cpu': train.update(max_steps=60, per_device_train_batch_size=4, logging_steps=1, save_steps=20, eval_steps=20, learning_rate=1e-3)
-    else: train.update(num_train_epochs=1.0, per_device_train_batch_size=8, logging_steps=5, save_steps=100, eval_steps=100)
-    lora.update(r=16 if device == 'cpu' else 32, lora_alpha=32 if device == 'cpu' else 64)
+    if device == 'cpu':
+        train.update(max_steps=60, per_device_train_batch_size=4, learning_rate=1e-3,
+                     logging_steps=1, save_steps=20, eval_steps=20)
+        lora.update(r=16, lora_alpha=32)
+    else:
+        train.update(num_train_epochs=1.0, per_device_train_batch_size=8,
+                     logging_steps=5, save_steps=100, eval_steps=100)
+        lora.update(r=32, lora_alpha=64)
     return dict(lora=lora, train=train)
 
+# %% ../../nbs/10_panels.state.ipynb #8f2c6a05
 def _device_defaults():
-    from lora_nb.models import default_device
+    from lora_nb.settings import default_device
     return default_values(default_device())
 
 @dataclass
@@ -186,23 +209,32 @@ class LiveLog:
         with self.lock:
             d = ev.data
             if 'loss' in d and math.isfinite(d['loss']):
-                self._n += 1; self._ema = self.smoothing * self._ema + (1 - self.smoothing) * d['loss']
-                self._push('loss', ev.step, d['loss']); self._push('smooth', ev.step, self._ema / (1 - self.smoothing ** self._n))
+                self._n += 1
+                self._ema = self.smoothing * self._ema + (1 - self.smoothing) * d['loss']
+                self._push('loss', ev.step, d['loss'])
+                self._push('smooth', ev.step, self._ema / (1 - self.smoothing ** self._n))
             if 'eval_loss' in d: self._push('eval_loss', ev.step, d['eval_loss'])
             if 'learning_rate' in d: self._push('learning_rate', ev.step, d['learning_rate'])
-            self.status = {**self.status, 'kind': ev.kind, 'step': ev.step, **{k: d[k] for k in ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status') if k in d}}
+            news = {k: d[k] for k in ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status') if k in d}
+            self.status = {**self.status, 'kind': ev.kind, 'step': ev.step, **news}
 
-    def _push(self, k, x, y): self.series[k][0].append(x); self.series[k][1].append(y); self.pending += 1
+    def _push(self, k, x, y):
+        self.series[k][0].append(x)
+        self.series[k][1].append(y)
+        self.pending += 1
 
-    def due(self, now:float|None=None) -> bool:
-        "Whether there is news and the last batch was long enough ago."
-        return self.pending > 0 and (now or time.monotonic()) - self.last >= self.every
+# %% ../../nbs/10_panels.state.ipynb #a6e3c5d1
+@patch
+def due(self:LiveLog, now:float|None=None) -> bool:
+    "Whether there is news and the last batch was long enough ago."
+    return self.pending > 0 and (now or time.monotonic()) - self.last >= self.every
 
-    def take(self, now:float|None=None) -> dict:
-        "A copy of every series, marking the news as handed out."
-        with self.lock:
-            self.pending, self.last = 0, now or time.monotonic()
-            return {k: (list(x), list(y)) for k, (x, y) in self.series.items()}
+@patch
+def take(self:LiveLog, now:float|None=None) -> dict:
+    "A copy of every series, marking the news as handed out."
+    with self.lock:
+        self.pending, self.last = 0, now or time.monotonic()
+        return {k: (list(x), list(y)) for k, (x, y) in self.series.items()}
 
 # %% ../../nbs/10_panels.state.ipynb #bf8fedb3
 @dataclass
@@ -213,18 +245,24 @@ class CompareState:
     max_new_tokens:int=48 # answer length
     do_sample:bool=False # sample instead of greedy decoding
     temperature:float=0.7 # sampling temperature
-    comparison:object=None; blind:object=None
+    comparison:object=None
+    blind:object=None
 
     def prompt_list(self) -> list[str]: return [p.strip() for p in self.prompts.splitlines() if p.strip()]
 
     def errors(self) -> dict[str, str]:
-        out = {}
+        "Field -> message for every invalid choice."
+        out, n = {}, self.max_new_tokens
         if not self.prompt_list(): out['prompts'] = 'type at least one prompt (one per line)'
-        if not (isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 4096): out['max_new_tokens'] = 'an integer from 1 to 4096'
+        if not (isinstance(n, int) and 1 <= n <= 4096): out['max_new_tokens'] = 'an integer from 1 to 4096'
         if self.do_sample and not self.temperature > 0: out['temperature'] = 'must be > 0 when sampling'
         return out
 
 # %% ../../nbs/10_panels.state.ipynb #f2b73a5f
+def _listing(errs:dict) -> str: return '; '.join(f'{k}: {v}' for k, v in errs.items())
+
+_NEEDS = {'model': "Load a model first (Model tab).", 'data': "Prepare the data first (Data tab)."}
+
 class StudioState:
     "Everything the Studio's panels share."
     def __init__(self, root:str|Path|None=None):
@@ -238,96 +276,149 @@ class StudioState:
     def banner(self) -> str|None: return self.action.banner
 
     def _need(self, what:str) -> bool:
+        "Whether the model (or the data) is there; if not, the banner says where to get it."
         ok = {'model': self.lm is not None, 'data': self.prepared is not None}[what]
-        if not ok: self.action.banner = {'model': "Load a model first (Model tab).", 'data': "Prepare the data first (Data tab)."}[what]
+        if not ok: self.action.banner = _NEEDS[what]
         return ok
 
-    def load(self):
-        "Load the base model chosen in the Model panel."
-        from lora_nb.models import load_model
-        if self.session is not None and self.session.running:
-            self.action.banner = "Training is running: stop it before loading another model."; return None
-        errs = self.model.errors()
-        if errs: self.action.banner = 'Fix the Model settings first: ' + '; '.join(f'{k}: {v}' for k, v in errs.items()); return None
-        lm = self.action(load_model, settings=self.model.settings())
-        if lm is not None: self.lm, self.prepared, self.session = lm, None, None
-        return lm
+# %% ../../nbs/10_panels.state.ipynb #5c2e7a19
+@patch
+def load(self:StudioState):
+    "Load the base model chosen in the Model panel."
+    from lora_nb.models import load_model
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is running: stop it before loading another model."
+        return None
+    errs = self.model.errors()
+    if errs:
+        self.action.banner = 'Fix the Model settings first: ' + _listing(errs)
+        return None
+    lm = self.action(load_model, settings=self.model.settings())
+    if lm is not None: self.lm, self.prepared, self.session = lm, None, None
+    return lm
 
-    def prepare(self):
-        "Prepare the data chosen in the Data panel with the loaded model's tokenizer."
-        if not self._need('model'): return None
-        errs = self.data.errors()
-        if errs: self.action.banner = 'Fix the Data settings first: ' + '; '.join(f'{k}: {v}' for k, v in errs.items()); return None
-        p = self.action(self.data.prepare, self.lm.tokenizer)
-        if p is not None: self.prepared = p
-        return p
+# %% ../../nbs/10_panels.state.ipynb #2b7e9f41
+@patch
+def prepare(self:StudioState):
+    "Prepare the data chosen in the Data panel with the loaded model's tokenizer."
+    if not self._need('model'): return None
+    errs = self.data.errors()
+    if errs:
+        self.action.banner = 'Fix the Data settings first: ' + _listing(errs)
+        return None
+    p = self.action(self.data.prepare, self.lm.tokenizer)
+    if p is not None: self.prepared = p
+    return p
 
 # %% ../../nbs/10_panels.state.ipynb #0e2f3d63
+@patch
+def _listen(self:StudioState, s, log:LiveLog|None):
+    "Make `log` (or a new `LiveLog`) the live log, listening to session `s`."
+    self.log = log or LiveLog()
+    s.add_listener(self.log.add)
+    return s
+
+# %% ../../nbs/10_panels.state.ipynb #4d2a8c61
+@patch
 def start(self:StudioState, log:LiveLog|None=None):
     "Start training with the Train panel's values; returns the Session."
     from lora_nb.train import Session
-    if self.session is not None and self.session.running: self.action.banner = "Training is already running: Stop it first."; return None
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is already running: Stop it first."
+        return None
     if not (self._need('model') and self._need('data')): return None
     errs = self.train.errors()
-    if errs: self.action.banner = 'Fix the Train settings first: ' + '; '.join(f'{k}: {v}' for k, v in errs.items()); return None
-    if self.session is not None and self.session.status != 'created':   # a finished run: train a fresh adapter on a fresh base
+    if errs:
+        self.action.banner = 'Fix the Train settings first: ' + _listing(errs)
+        return None
+    # a finished run: train a fresh adapter on a fresh base
+    if self.session is not None and self.session.status != 'created':
         if self.load() is None: return None
         self.prepared = self.action(self.data.prepare, self.lm.tokenizer)
         if self.prepared is None: return None
     def go():
         lora, train = self.train.settings()
         s = Session(self.lm, self.prepared, lora, train, probes=list(self.train.probes), root=self.root)
-        self.log = log or LiveLog(); s.add_listener(self.log.add)
-        return s.start()
+        return self._listen(s, log).start()
     s = self.action(go)
     if s is not None: self.session = s
     return s
 
+# %% ../../nbs/10_panels.state.ipynb #9e4b7a60
+@patch
 def stop(self:StudioState):
     "Ask the running session to stop at the next step boundary (returns at once)."
-    if self.session is None or not self.session.running: self.action.banner = "Nothing is training."; return None
+    if self.session is None or not self.session.running:
+        self.action.banner = "Nothing is training."
+        return None
     return self.session.stop(wait=False)
 
+@patch
 def resume(self:StudioState, run_id:str, log:LiveLog|None=None):
     "Resume run `run_id` on the loaded model and prepared data."
     from lora_nb.train import Session
     if not (self._need('model') and self._need('data')): return None
-    if self.session is not None and self.session.running: self.action.banner = "Training is already running: Stop it first."; return None
-    def go():
-        s = Session.resume(run_id, self.lm, self.prepared, root=self.root)
-        self.log = log or LiveLog(); s.add_listener(self.log.add)
-        return s
-    s = self.action(go)
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is already running: Stop it first."
+        return None
+    s = self.action(lambda: self._listen(Session.resume(run_id, self.lm, self.prepared, root=self.root), log))
     if s is not None: self.session = s
     return s
 
-StudioState.start, StudioState.stop, StudioState.resume = start, stop, resume
+# %% ../../nbs/10_panels.state.ipynb #d25b62cf
+@patch
+def load_run_adapter(self:StudioState, run_id:str, name:str|None=None):
+    "Load the final adapter of run `run_id` onto the model as `name` (default: a name made from the run id)."
+    from lora_nb import adapters
+    from lora_nb.runs import Run
+    if not self._need('model'): return None
+    name = name or 'run-' + run_id.split('-')[-1]
+    def go():
+        m = adapters.load(self.lm.model, Run.open(run_id, self.root).path, name)
+        self.lm.model = m
+        self.adapter_runs[name] = run_id
+        return m
+    return self.action(go)
+
+@patch
+def loaded_adapters(self:StudioState) -> list[str]:
+    "The names of the adapters on the model."
+    if self.lm is None: return []   # nothing loaded: no need to import peft
+    from lora_nb.adapters import loaded
+    return loaded(self.lm.model)
+
+# %% ../../nbs/10_panels.state.ipynb #73b0d4a8
+@patch
+def mix_adapters(self:StudioState, weights:dict, name:str, combination_type:str='cat'):
+    "A weighted mix of loaded adapters, added as `name`."
+    from lora_nb.adapters import mix
+    if not self._need('model'): return None
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is running: mix when it has finished."
+        return None
+    return self.action(mix, self.lm.model, {k: float(v) for k, v in weights.items()}, name, combination_type)
 
 # %% ../../nbs/10_panels.state.ipynb #82286fe5
+@patch
 def run_compare(self:StudioState):
     "Answer the Compare panel's prompts from the base and the chosen adapters."
     from lora_nb.compare import compare
     if not self._need('model'): return None
-    if self.session is not None and self.session.running: self.action.banner = "Training is running: compare when it has finished or been stopped."; return None
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is running: compare when it has finished or been stopped."
+        return None
     errs = self.compare.errors()
-    if errs: self.action.banner = '; '.join(f'{k}: {v}' for k, v in errs.items()); return None
-    c = self.compare
+    if errs:
+        self.action.banner = _listing(errs)
+        return None
+    c, chat = self.compare, self.prepared is None or self.prepared.format in ('chat', 'instruction')
     res = self.action(compare, self.lm.model, self.lm.tokenizer, c.prompt_list(), adapters=c.adapters or None,
-                      chat=self.prepared is None or self.prepared.format in ('chat', 'instruction'), max_new_tokens=c.max_new_tokens,
-                      do_sample=c.do_sample, temperature=c.temperature)
+                      chat=chat, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, temperature=c.temperature)
     if res is not None: c.comparison, c.blind = res, None
     return res
 
-def start_blind(self:StudioState, a:str, b:str, seed:int=0):
-    "A blind test between columns `a` and `b` of the last comparison; votes go to `b`'s run (or `a`'s)."
-    from lora_nb.runs import Run
-    from lora_nb.votes import BlindTest
-    if self.compare.comparison is None: self.action.banner = "Run a comparison first."; return None
-    run_id = self.adapter_runs.get(b) or self.adapter_runs.get(a)
-    bt = self.action(BlindTest, self.compare.comparison, a, b, run=Run.open(run_id, self.root) if run_id else None, seed=seed)
-    if bt is not None: self.compare.blind = bt
-    return bt
-
+# %% ../../nbs/10_panels.state.ipynb #c4f7e093
+@patch
 def eval_prompts(self:StudioState, n:int=8) -> list[str]:
     "The user turns of the first `n` eval examples (the Compare panel's 'from the eval split')."
     from lora_nb.data import to_messages
@@ -338,51 +429,44 @@ def eval_prompts(self:StudioState, n:int=8) -> list[str]:
         out.append(next((x['content'] for x in m if x['role'] == 'user'), '') if isinstance(m, list) else m[0])
     return [p for p in out if p]
 
-StudioState.run_compare, StudioState.start_blind, StudioState.eval_prompts = run_compare, start_blind, eval_prompts
-
-# %% ../../nbs/10_panels.state.ipynb #d25b62cf
-def load_run_adapter(self:StudioState, run_id:str, name:str|None=None):
-    "Load the final adapter of run `run_id` onto the model as `name` (default: a name made from the run id)."
-    from lora_nb import adapters
+# %% ../../nbs/10_panels.state.ipynb #0a6d3c9f
+@patch
+def start_blind(self:StudioState, a:str, b:str, seed:int=0):
+    "A blind test between columns `a` and `b` of the last comparison; votes go to `b`'s run (or `a`'s)."
     from lora_nb.runs import Run
-    if not self._need('model'): return None
-    name = name or 'run-' + run_id.split('-')[-1]
-    def go():
-        m = adapters.load(self.lm.model, Run.open(run_id, self.root).path, name)
-        self.lm.model = m; self.adapter_runs[name] = run_id
-        return m
-    return self.action(go)
-
-def loaded_adapters(self:StudioState) -> list[str]:
-    from lora_nb.adapters import loaded
-    return loaded(self.lm.model) if self.lm is not None else []
-
-def mix_adapters(self:StudioState, weights:dict, name:str, combination_type:str='cat'):
-    "A weighted mix of loaded adapters, added as `name`."
-    from lora_nb.adapters import mix
-    if not self._need('model'): return None
-    if self.session is not None and self.session.running: self.action.banner = "Training is running: mix when it has finished."; return None
-    return self.action(mix, self.lm.model, {k: float(v) for k, v in weights.items()}, name, combination_type)
-
-StudioState.load_run_adapter, StudioState.loaded_adapters, StudioState.mix_adapters = load_run_adapter, loaded_adapters, mix_adapters
+    from lora_nb.votes import BlindTest
+    if self.compare.comparison is None:
+        self.action.banner = "Run a comparison first."
+        return None
+    run_id = self.adapter_runs.get(b) or self.adapter_runs.get(a)
+    run = Run.open(run_id, self.root) if run_id else None
+    bt = self.action(BlindTest, self.compare.comparison, a, b, run=run, seed=seed)
+    if bt is not None: self.compare.blind = bt
+    return bt
 
 # %% ../../nbs/10_panels.state.ipynb #6d20e6eb
+@patch
 def config_dict(self:StudioState) -> dict:
     "The session's choices as a run config (model, data, lora, train, probes, runs_root)."
-    ms = self.model.settings()
-    model = {k: v for k, v in dataclasses.asdict(ms).items() if v != getattr(ModelSettings(), k) or k == 'quantization'}
-    model.pop('load_in_4bit', None); model.pop('load_in_8bit', None)
+    ms, default = self.model.settings(), ModelSettings()
+    model = {k: v for k, v in dataclasses.asdict(ms).items() if v != getattr(default, k) or k == 'quantization'}
+    model.pop('load_in_4bit', None)
+    model.pop('load_in_8bit', None)
     return dict(model=model, data=self.data.settings(), lora=dict(self.train.lora), train=dict(self.train.train),
                 probes=list(self.train.probes), runs_root=str(self.root))
 
+@patch
 def to_yaml(self:StudioState) -> str:
     "The run config as YAML, for `lora-nb train` (validated by `lora_nb.config.RunConfig`)."
     from lora_nb.config import RunConfig
-    return RunConfig.from_dict(config_dict(self)).to_yaml()
+    return RunConfig.from_dict(self.config_dict()).to_yaml()
 
+# %% ../../nbs/10_panels.state.ipynb #d1a5c7e0
+@patch
 def to_code(self:StudioState) -> str:
     "A self-contained Python cell that reproduces this session with the engine API."
-    c = config_dict(self); d = dict(c['data'])
+    c = self.config_dict()
+    d = dict(c['data'])
     src = repr(d.pop('text')) if 'text' in d else repr(d.pop('source'))
     kw = ', '.join(f"{k}={v!r}" for k, v in d.items())
     mkw = ', '.join(f"{k}={v!r}" for k, v in c['model'].items())
@@ -390,8 +474,7 @@ def to_code(self:StudioState) -> str:
             f"from lora_nb.train import LoraSettings, Session, TrainSettings\n\n"
             f"lm = load_model({mkw})\n"
             f"data = prepare({src}, lm.tokenizer, {kw})\n"
-            f"session = Session(lm, data, LoraSettings(**{c['lora']!r}),\n                  TrainSettings(**{c['train']!r}),\n"
+            f"session = Session(lm, data, LoraSettings(**{c['lora']!r}),\n"
+            f"                  TrainSettings(**{c['train']!r}),\n"
             f"                  probes={c['probes']!r}, root={c['runs_root']!r})\n"
             f"session.start().wait()\nprint(session.status, session.run.path)\n")
-
-StudioState.config_dict, StudioState.to_yaml, StudioState.to_code = config_dict, to_yaml, to_code

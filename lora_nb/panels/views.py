@@ -6,41 +6,28 @@
 from __future__ import annotations
 import dataclasses, html, json, sys, time
 import ipywidgets as W
+from fastcore.basics import patch
 from IPython.display import display, HTML
-from ..models import ModelSettings
-from ..train import LoraSettings, TrainSettings
+from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
-__all__ = ['banner', 'show_banner', 'Field', 'widget_for', 'ModelPanel', 'DataPanel', 'loss_figure', 'TrainPanel',
-           'comparison_html', 'ComparePanel', 'AdaptersPanel', 'StaticProgress', 'Studio']
+__all__ = ['banner', 'show_banner', 'widget_for', 'Field', 'ModelPanel', 'DataPanel', 'loss_figure', 'TrainPanel',
+           'comparison_html', 'ComparePanel', 'AdaptersPanel', 'Studio', 'StaticProgress']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
 
 def show_banner(w:W.HTML, text:str|None, ok:bool=False):
     "Show `text` in the banner (red for errors, green for `ok`), or hide it."
-    if not text: w.value = ''; return
-    col = ('#e6f4ea', '#137333') if ok else ('#fce8e6', '#a50e0e')
-    w.value = (f"<div style='background:{col[0]};color:{col[1]};padding:6px 10px;border-radius:4px;white-space:pre-wrap'>"
-               f"{html.escape(text)}</div>")
+    if not text:
+        w.value = ''
+        return
+    bg, fg = ('#e6f4ea', '#137333') if ok else ('#fce8e6', '#a50e0e')
+    style = f"background:{bg};color:{fg};padding:6px 10px;border-radius:4px;white-space:pre-wrap"
+    w.value = f"<div style='{style}'>{html.escape(text)}</div>"
 
-class Field:
-    "A labelled widget bound to `obj.name`, with its explanation and an error line."
-    def __init__(self, obj, name:str, widget:W.ValueWidget, help:str='', on_change=None, key=None):
-        self.obj, self.name, self.w, self.key, self.on_change = obj, name, widget, key, on_change
-        self.err = W.HTML(); self.help = W.HTML(f"<span style='color:var(--jp-ui-font-color2,#666);font-size:90%'>{html.escape(help)}</span>")
-        self.box = W.VBox([W.HBox([W.Label(name, layout=W.Layout(width='220px')), widget]), self.help, self.err])
-        widget.observe(self.on_value, 'value')
-
-    def on_value(self, change):
-        v = change['new']
-        if isinstance(self.obj, dict): self.obj[self.name] = v
-        else: setattr(self.obj, self.name, v)
-        if self.on_change: self.on_change()
-
-    def set_error(self, msg:str|None): self.err.value = f"<span style='color:#c5221f'>{html.escape(msg)}</span>" if msg else ''
-
+# %% ../../nbs/11_panels.views.ipynb #6c0e3b8a
 def widget_for(value, choices=None) -> W.ValueWidget:
     "An input widget suited to `value`."
     if choices is not None: return W.Dropdown(options=choices, value=value)
@@ -49,278 +36,466 @@ def widget_for(value, choices=None) -> W.ValueWidget:
     if isinstance(value, float): return W.FloatText(value=value)
     return W.Text(value='' if value is None else str(value))
 
+# %% ../../nbs/11_panels.views.ipynb #2a9e5f17
+class Field:
+    "A labelled widget bound to `obj.name`, with its explanation and an error line."
+    def __init__(self, obj, name:str, widget:W.ValueWidget, help:str='', on_change=None, key=None):
+        self.obj, self.name, self.w, self.key, self.on_change = obj, name, widget, key, on_change
+        self.err = W.HTML()
+        style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
+        self.help = W.HTML(f"<span style='{style}'>{html.escape(help)}</span>")
+        self.box = W.VBox([W.HBox([W.Label(name, layout=W.Layout(width='220px')), widget]), self.help, self.err])
+        widget.observe(self.on_value, 'value')
+
+    def on_value(self, change):
+        "Copy the widget's new value to `obj`, then tell the panel."
+        v = change['new']
+        if isinstance(self.obj, dict): self.obj[self.name] = v
+        else: setattr(self.obj, self.name, v)
+        if self.on_change: self.on_change()
+
+    def set_error(self, msg:str|None):
+        "Show `msg` under the field (nothing for None)."
+        self.err.value = f"<span style='color:#c5221f'>{html.escape(msg)}</span>" if msg else ''
+
 # %% ../../nbs/11_panels.views.ipynb #53694a7c
 _Q = [('none (full precision)', 'none'), ('8-bit', '8bit'), ('4-bit (QLoRA)', '4bit')]
-# Dropdown options use '' for "automatic": a None value shows as an empty box in the browser. The state maps '' to None.
+_SOURCES = [('embedded tiny model', 'embedded'), ('local folder', 'folder'), ('hub id', 'hub')]
+_DTYPES = [('auto for the device', ''), *((x, x) for x in ('float32', 'bfloat16', 'float16'))]
+
+def _model_fields(m, on_change) -> list[Field]:
+    "The Model panel's fields, bound to the `ModelState` `m`."
+    help = explanations(ModelSettings)
+    def field(name, w, h=None): return Field(m, name, w, help[name] if h is None else h, on_change)
+    return [field('source', W.ToggleButtons(options=_SOURCES, value=m.source), 'where the base model comes from'),
+            field('model_id', W.Text(value=m.model_id, placeholder='./my-model or org/name')),
+            field('quantization', W.Dropdown(options=_Q, value=m.quantization)),
+            field('bnb_4bit_quant_type', W.Dropdown(options=['nf4', 'fp4'], value=m.bnb_4bit_quant_type)),
+            field('bnb_4bit_compute_dtype', W.Dropdown(options=_DTYPES, value=m.bnb_4bit_compute_dtype or '')),
+            field('bnb_4bit_use_double_quant', W.Checkbox(value=m.bnb_4bit_use_double_quant, indent=False))]
+
+# %% ../../nbs/11_panels.views.ipynb #1d6f9a2e
+_NO_ESTIMATE = "<i>The estimate needs the model's config.json on this machine (it appears once loaded).</i>"
 
 class ModelPanel:
     "Choose the base and its quantization; see the memory estimate; load."
     def __init__(self, st:StudioState):
-        self.st, m = st, st.model
-        help = explanations(ModelSettings)
-        self.fields = [Field(m, 'source', W.ToggleButtons(options=[('embedded tiny model', 'embedded'), ('local folder', 'folder'), ('hub id', 'hub')], value=m.source), 'where the base model comes from', self.on_change),
-                       Field(m, 'model_id', W.Text(value=m.model_id, placeholder='./my-model or org/name'), help['model_id'], self.on_change),
-                       Field(m, 'quantization', W.Dropdown(options=_Q, value=m.quantization), help['quantization'], self.on_change),
-                       Field(m, 'bnb_4bit_quant_type', W.Dropdown(options=['nf4', 'fp4'], value=m.bnb_4bit_quant_type), help['bnb_4bit_quant_type'], self.on_change),
-                       Field(m, 'bnb_4bit_compute_dtype', W.Dropdown(options=[('auto for the device', ''), *((x, x) for x in ('float32', 'bfloat16', 'float16'))], value=m.bnb_4bit_compute_dtype or ''), help['bnb_4bit_compute_dtype'], self.on_change),
-                       Field(m, 'bnb_4bit_use_double_quant', W.Checkbox(value=m.bnb_4bit_use_double_quant, indent=False), help['bnb_4bit_use_double_quant'], self.on_change)]
+        self.st = st
+        self.fields = _model_fields(st.model, self.on_change)
         self.estimate, self.summary, self.banner = W.HTML(), W.HTML(), banner()
         self.load_btn = W.Button(description='Load', button_style='primary', icon='download')
         self.load_btn.on_click(self.on_load)
         self.widget = W.VBox([*(f.box for f in self.fields), self.estimate, self.load_btn, self.banner, self.summary])
         self.on_change()
 
-    def on_change(self):
-        errs = self.st.model.errors()
-        for f in self.fields: f.set_error(errs.get(f.name))
-        self.fields[1].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
-        self.load_btn.disabled = bool(errs)
-        e = None if errs else self.st.model.estimate()
-        self.estimate.value = (f"<b>Memory estimate</b> (before loading): <pre>{html.escape(repr(e))}</pre>" if e is not None else
-                               "<i>The estimate needs the model's config.json on this machine (it appears once loaded).</i>")
-
-    def on_load(self, _=None):
-        self.load_btn.disabled, self.load_btn.description = True, 'Loading…'
-        try: lm = self.st.load()
-        finally: self.load_btn.description = 'Load'; self.on_change()
-        show_banner(self.banner, self.st.banner)
-        if lm is not None: self.summary.value = lm.summary._repr_html_()
-
     def _ipython_display_(self): display(self.widget)
 
+# %% ../../nbs/11_panels.views.ipynb #c2e8a4d1
+@patch
+def on_change(self:ModelPanel):
+    "Show the errors and the estimate for the current choices."
+    errs = self.st.model.errors()
+    for f in self.fields: f.set_error(errs.get(f.name))
+    self.fields[1].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
+    self.load_btn.disabled = bool(errs)
+    e = None if errs else self.st.model.estimate()
+    self.estimate.value = (_NO_ESTIMATE if e is None
+                           else f"<b>Memory estimate</b> (before loading): <pre>{html.escape(repr(e))}</pre>")
+
+# %% ../../nbs/11_panels.views.ipynb #8b0d5e3f
+@patch
+def on_load(self:ModelPanel, _=None):
+    "Load the base; show the banner and the model's summary."
+    self.load_btn.disabled, self.load_btn.description = True, 'Loading…'
+    try: lm = self.st.load()
+    finally:
+        self.load_btn.description = 'Load'
+        self.on_change()
+    show_banner(self.banner, self.st.banner)
+    if lm is not None: self.summary.value = lm.summary._repr_html_()
+
 # %% ../../nbs/11_panels.views.ipynb #9e584d52
+_FORMATS = [('detect', ''), *((x, x) for x in ('instruction', 'chat', 'prompt_completion', 'text'))]
+_TEMPLATES = [("the tokenizer's", ''), ('chatml', 'chatml'), ('plain', 'plain')]
+_PASTE = '{"instruction": "…", "output": "…"} one per line, or paragraphs of text'
+
+def _data_fields(d, on_change) -> list[Field]:
+    "The Data panel's fields, bound to the `DataState` `d`."
+    def field(name, w, h): return Field(d, name, w, h, on_change)
+    source = W.ToggleButtons(options=[('paste', 'text'), ('file path', 'path'), ('upload', 'upload')], value=d.source)
+    text = W.Textarea(value=d.text, placeholder=_PASTE, layout=W.Layout(width='600px', height='140px'))
+    return [field('source', source, 'where the examples come from'),
+            field('text', text, 'pasted examples'),
+            field('path', W.Text(value=d.path, placeholder='data.jsonl'), 'a .jsonl, .json, .csv or .parquet file'),
+            field('format', W.Dropdown(options=_FORMATS, value=d.format or ''), 'override the detected format'),
+            field('template', W.Dropdown(options=_TEMPLATES, value=d.template or ''),
+                  'chat template for instruction/chat data'),
+            field('train_on_prompt', W.Checkbox(value=d.train_on_prompt, indent=False),
+                  'also train on the prompts (default: answers only)'),
+            field('max_length', W.IntText(value=d.max_length), 'tokens per example; longer ones are cut'),
+            field('eval_size', W.FloatText(value=d.eval_size), 'share (or count) held out for the eval loss')]
+
+# %% ../../nbs/11_panels.views.ipynb #5f1b8d74
 class DataPanel:
     "Give the data; see the detected format, one example token by token, and the lint report."
     def __init__(self, st:StudioState):
-        self.st, d = st, st.data
-        self.fields = [Field(d, 'source', W.ToggleButtons(options=[('paste', 'text'), ('file path', 'path'), ('upload', 'upload')], value=d.source), 'where the examples come from', self.on_change),
-                       Field(d, 'text', W.Textarea(value=d.text, placeholder='{"instruction": "…", "output": "…"} one per line, or paragraphs of text', layout=W.Layout(width='600px', height='140px')), 'pasted examples', self.on_change),
-                       Field(d, 'path', W.Text(value=d.path, placeholder='data.jsonl'), 'a .jsonl, .json, .csv or .parquet file', self.on_change),
-                       Field(d, 'format', W.Dropdown(options=[('detect', ''), *((x, x) for x in ('instruction', 'chat', 'prompt_completion', 'text'))], value=d.format or ''), 'override the detected format', self.on_change),
-                       Field(d, 'template', W.Dropdown(options=[("the tokenizer's", ''), ('chatml', 'chatml'), ('plain', 'plain')], value=d.template or ''), 'chat template for instruction/chat data', self.on_change),
-                       Field(d, 'train_on_prompt', W.Checkbox(value=d.train_on_prompt, indent=False), 'also train on the prompts (default: answers only)', self.on_change),
-                       Field(d, 'max_length', W.IntText(value=d.max_length), 'tokens per example; longer ones are cut', self.on_change),
-                       Field(d, 'eval_size', W.FloatText(value=d.eval_size), 'share (or count) held out for the eval loss', self.on_change)]
+        self.st = st
+        self.fields = _data_fields(st.data, self.on_change)
         self.upload = W.FileUpload(accept='.jsonl,.json,.csv,.parquet', multiple=False)
         self.upload.observe(self.on_upload, 'value')
-        self.prep_btn = W.Button(description='Prepare', button_style='primary', icon='cogs'); self.prep_btn.on_click(self.on_prepare)
-        self.index = W.BoundedIntText(value=1, min=1, max=1, description='example'); self.index.observe(self.on_index, 'value')
-        self.prev, self.next = W.Button(icon='chevron-left', layout=W.Layout(width='40px')), W.Button(icon='chevron-right', layout=W.Layout(width='40px'))
-        self.prev.on_click(lambda _: self._step(-1)); self.next.on_click(lambda _: self._step(1))
+        self.prep_btn = W.Button(description='Prepare', button_style='primary', icon='cogs')
+        self.prep_btn.on_click(self.on_prepare)
+        self.index = W.BoundedIntText(value=1, min=1, max=1, description='example')
+        self.index.observe(self.on_index, 'value')
+        def arrow(icon): return W.Button(icon=icon, layout=W.Layout(width='40px'))
+        self.prev, self.next = arrow('chevron-left'), arrow('chevron-right')
+        self.prev.on_click(lambda _: self._step(-1))
+        self.next.on_click(lambda _: self._step(1))
         self.info, self.preview, self.lint, self.banner = W.HTML(), W.HTML(), W.HTML(), banner()
         self.widget = W.VBox([*(f.box for f in self.fields), self.upload, self.prep_btn, self.banner, self.info,
                               W.HBox([self.prev, self.index, self.next]), self.preview, self.lint])
         self.on_change()
 
-    def on_upload(self, change):
-        files = change['new']
-        if files: self.st.data.upload_name, self.st.data.upload = files[0]['name'], bytes(files[0]['content'])
-        self.on_change()
-
-    def on_change(self):
-        d, errs = self.st.data, self.st.data.errors()
-        for f in self.fields: f.set_error(errs.get(f.name))
-        self.fields[1].box.layout.display = '' if d.source == 'text' else 'none'
-        self.fields[2].box.layout.display = '' if d.source == 'path' else 'none'
-        self.upload.layout.display = '' if d.source == 'upload' else 'none'
-        self.prep_btn.disabled = bool(errs)
-
-    def on_prepare(self, _=None):
-        from lora_nb.data import lint
-        p = self.st.prepare(); show_banner(self.banner, self.st.banner)
-        if p is None: return
-        self.info.value = f"<b>{len(p.train)}</b> training and <b>{len(p.eval)}</b> eval examples, format <b>{p.format}</b>"
-        self.lint.value = f"<pre>{html.escape(repr(lint(p, self.st.lm.tokenizer)))}</pre>"
-        self.index.max = len(p.train); self.index.value = 1; self.on_index()
-
-    def _step(self, k): self.index.value = min(max(1, self.index.value + k), self.index.max)
-
-    def on_index(self, _=None):
-        from lora_nb.data import preview_html
-        p = self.st.prepared
-        if p is not None and p.train: self.preview.value = preview_html(self.st.lm.tokenizer, p.train[self.index.value - 1])
-
     def _ipython_display_(self): display(self.widget)
 
-# %% ../../nbs/11_panels.views.ipynb #9c2b7469
-_CHOICES = {'lr_scheduler_type': ['cosine', 'linear', 'constant', 'constant_with_warmup', 'cosine_with_restarts', 'polynomial'],
-            'bias': ['none', 'all', 'lora_only']}
-_HIDDEN = {'report_to'}   # trackers are for headless runs (`lora-nb train`); the Studio plots live
+# %% ../../nbs/11_panels.views.ipynb #e1c6a8f2
+@patch
+def on_upload(self:DataPanel, change):
+    "Keep the uploaded file's name and content in the state."
+    files = change['new']
+    if files: self.st.data.upload_name, self.st.data.upload = files[0]['name'], bytes(files[0]['content'])
+    self.on_change()
 
+@patch
+def on_change(self:DataPanel):
+    "Show the errors and the fields of the chosen source; Prepare only when all are valid."
+    d, errs = self.st.data, self.st.data.errors()
+    for f in self.fields: f.set_error(errs.get(f.name))
+    self.fields[1].box.layout.display = '' if d.source == 'text' else 'none'
+    self.fields[2].box.layout.display = '' if d.source == 'path' else 'none'
+    self.upload.layout.display = '' if d.source == 'upload' else 'none'
+    self.prep_btn.disabled = bool(errs)
+
+# %% ../../nbs/11_panels.views.ipynb #6d4b9e1c
+@patch
+def on_prepare(self:DataPanel, _=None):
+    "Prepare the data; show the counts, the lint report and the first example."
+    from lora_nb.data import lint
+    p = self.st.prepare()
+    show_banner(self.banner, self.st.banner)
+    if p is None: return
+    self.info.value = f"<b>{len(p.train)}</b> training and <b>{len(p.eval)}</b> eval examples, format <b>{p.format}</b>"
+    self.lint.value = f"<pre>{html.escape(repr(lint(p, self.st.lm.tokenizer)))}</pre>"
+    self.index.max = len(p.train)
+    self.index.value = 1
+    self.on_index()
+
+@patch
+def _step(self:DataPanel, k): self.index.value = min(max(1, self.index.value + k), self.index.max)
+
+@patch
+def on_index(self:DataPanel, _=None):
+    "Show the chosen example token by token: trained tokens stand out."
+    from lora_nb.data import preview_html
+    p = self.st.prepared
+    if p is not None and p.train: self.preview.value = preview_html(self.st.lm.tokenizer, p.train[self.index.value - 1])
+
+# %% ../../nbs/11_panels.views.ipynb #9c2b7469
 def loss_figure():
     "An empty live-loss FigureWidget: loss, smoothed, eval loss, learning rate (right axis)."
     import plotly.graph_objects as go
-    fig = go.FigureWidget(layout=dict(height=320, margin=dict(l=50, r=50, t=30, b=40), xaxis_title='step', yaxis_title='loss',
-                                      yaxis2=dict(title='learning rate', overlaying='y', side='right', showgrid=False), legend=dict(orientation='h', y=1.12)))
-    for name, kw in [('loss', dict(mode='markers', marker=dict(size=4, opacity=0.4))), ('smoothed', dict(mode='lines')),
-                     ('eval loss', dict(mode='lines+markers')), ('learning rate', dict(mode='lines', line=dict(dash='dot'), yaxis='y2'))]:
-        fig.add_scatter(x=[], y=[], name=name, **kw)
+    lr_axis = dict(title='learning rate', overlaying='y', side='right', showgrid=False)
+    fig = go.FigureWidget(layout=dict(height=320, margin=dict(l=50, r=50, t=30, b=40), xaxis_title='step',
+                                      yaxis_title='loss', yaxis2=lr_axis, legend=dict(orientation='h', y=1.12)))
+    traces = {'loss': dict(mode='markers', marker=dict(size=4, opacity=0.4)), 'smoothed': dict(mode='lines'),
+              'eval loss': dict(mode='lines+markers'),
+              'learning rate': dict(mode='lines', line=dict(dash='dot'), yaxis='y2')}
+    for name, kw in traces.items(): fig.add_scatter(x=[], y=[], name=name, **kw)
     return fig
 
 def _fmt_s(s): return '–' if s is None else f"{int(s // 60)}:{int(s % 60):02d}"
 
+# %% ../../nbs/11_panels.views.ipynb #2e6b0c59
 class TrainPanel:
     "LoRA and training settings, Start/Stop/Resume, progress, a live loss plot and probe samples."
     def __init__(self, st:StudioState, every:float=0.3):
         self.st, self.every = st, every
-        self.fields = [Field(st.train.lora, k, widget_for(v, _CHOICES.get(k)), h, self.on_change, key=f'lora.{k}')
-                       for k, h in explanations(LoraSettings).items() if k != 'target_modules' for v in [st.train.lora[k]]]
-        self.targets = W.Dropdown(options=['all-linear'], value='all-linear')
-        self.targets.observe(self.on_targets, 'value')
-        self.fields += [Field(st.train.train, k, widget_for(v, _CHOICES.get(k)), h, self.on_change, key=f'train.{k}')
-                        for k, h in explanations(TrainSettings).items() if k not in _HIDDEN for v in [st.train.train[k]]]
-        self.probes = W.Textarea(placeholder='probe prompts, one per line', layout=W.Layout(width='600px', height='60px'))
-        self.probes.observe(lambda c: setattr(st.train, 'probes', [p.strip() for p in c['new'].splitlines() if p.strip()]), 'value')
+        self.settings = self._settings()
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
         self.stop_btn = W.Button(description='Stop', button_style='warning', icon='stop')
-        self.resume_id, self.resume_btn = W.Text(placeholder='run id to resume'), W.Button(description='Resume', icon='repeat')
-        self.start_btn.on_click(self.on_start); self.stop_btn.on_click(self.on_stop); self.resume_btn.on_click(self.on_resume)
+        self.resume_id = W.Text(placeholder='run id to resume')
+        self.resume_btn = W.Button(description='Resume', icon='repeat')
+        self.start_btn.on_click(self.on_start)
+        self.stop_btn.on_click(self.on_stop)
+        self.resume_btn.on_click(self.on_resume)
         self.progress, self.status = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width='400px')), W.HTML()
-        self.fig, self.samples, self.banner = loss_figure(), W.HTML(), banner()
-        lora_box = W.VBox([f.box for f in self.fields if f.key.startswith('lora.')] + [W.HBox([W.Label('target_modules', layout=W.Layout(width='220px')), self.targets])])
-        train_box = W.VBox([f.box for f in self.fields if f.key.startswith('train.')])
-        self.settings = W.Accordion(children=[lora_box, train_box, self.probes], titles=('LoRA', 'Training', 'Probe prompts'))
-        self.widget = W.VBox([self.settings, W.HBox([self.start_btn, self.stop_btn, self.resume_id, self.resume_btn]), self.banner,
-                              W.HBox([self.progress, self.status]), self.fig, self.samples])
+        self._fig, self.plot_box, self.samples, self.banner = None, W.Box(), W.HTML(), banner()
+        buttons = W.HBox([self.start_btn, self.stop_btn, self.resume_id, self.resume_btn])
+        self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]), self.plot_box,
+                              self.samples])
         self.on_change()
 
-    def refresh_targets(self):
-        "Offer the target-module groups the loader found."
-        groups = (self.st.lm.targets if self.st.lm is not None else {}) or {}
-        opts = [('all-linear', 'all-linear')] + [(f"{g}: {', '.join(v)}", tuple(v)) for g, v in groups.items()]
-        self.targets.options = opts
-
-    def on_targets(self, change): self.st.train.lora['target_modules'] = 'all-linear' if change['new'] == 'all-linear' else list(change['new'])
-
-    def on_change(self):
-        errs = self.st.train.errors()
-        for f in self.fields: f.set_error(errs.get(f.key))
-        running = self.st.session is not None and self.st.session.running and self.st.session.status == 'running'   # 'end' arrives while the thread ends
-        self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
-        return errs
-
-    def on_start(self, _=None): self._begin(self.st.start)
-    def on_resume(self, _=None): self._begin(lambda log: self.st.resume(self.resume_id.value.strip(), log))
-
-    def _begin(self, fn):
-        "Start (or resume) through the state with a fresh live log; show the outcome."
-        log = LiveLog(every=self.every)
-        s = fn(log)
-        show_banner(self.banner, self.st.banner)
-        if s is not None: self._attach(s, log)
-        self.on_change()
-
-    def on_stop(self, _=None):
-        self.st.stop(); show_banner(self.banner, self.st.banner or 'Stopping at the end of this step…', ok=not self.st.banner)
-
-    def _attach(self, s, log):
-        self.log = log
-        for t in self.fig.data: t.x, t.y = [], []
-        s.add_listener(self.on_event)
-
-    def on_event(self, ev):
-        "Called in the training thread: value changes only, batched."
-        if ev.kind == 'sample': self._samples(ev.data['samples'])
-        if ev.kind == 'end' or self.log.due(): self.flush()
-        if ev.kind == 'end':
-            d = ev.data
-            show_banner(self.banner, f"Training {d['status']}" + (f": {d['error']}\n{d['hint'] or ''}" if d.get('error') else f" — run {self.st.session.run.id}"), ok=not d.get('error'))
-            self.on_change()
-
-    def flush(self):
-        "Apply the news to the figure and the progress bar in one update."
-        snap, stt = self.log.take(), self.log.status
-        with self.fig.batch_update():
-            for t, k in zip(self.fig.data, ('loss', 'smooth', 'eval_loss', 'learning_rate')): t.x, t.y = snap[k]
-        total = stt.get('total_steps') or 1
-        self.progress.max, self.progress.value = max(1, total), min(stt.get('step', 0), total)
-        tps = stt.get('tokens_per_s')
-        self.status.value = (f"step {stt.get('step', 0)}/{total} · loss {stt.get('loss', float('nan')):.4f} · "
-                             f"{'–' if tps is None else f'{tps:,.0f}'} tokens/s · ETA {_fmt_s(stt.get('eta_s'))}")
-
-    def _samples(self, rows):
-        cells = ''.join(f"<tr><td>{r['step']}</td><td>{html.escape(r['prompt'])}</td><td>{html.escape(r['base'])}</td><td>{html.escape(r['adapter'])}</td></tr>" for r in rows)
-        self.samples.value = f"<table><tr><th>step</th><th>prompt</th><th>base</th><th>adapter</th></tr>{cells}</table>"
+    @property
+    def fig(self):
+        "The live loss plot, made when a run starts (plotly's widget takes a second to import)."
+        if self._fig is None:
+            self._fig = loss_figure()
+            self.plot_box.children = (self._fig,)
+        return self._fig
 
     def _ipython_display_(self): display(self.widget)
 
+# %% ../../nbs/11_panels.views.ipynb #4a7d1e06
+_SCHEDULERS = ['cosine', 'linear', 'constant', 'constant_with_warmup', 'cosine_with_restarts', 'polynomial']
+_CHOICES = {'lr_scheduler_type': _SCHEDULERS, 'bias': ['none', 'all', 'lora_only']}
+_HIDDEN = {'report_to'}   # trackers are for headless runs (`lora-nb train`); the Studio plots live
+
+@patch
+def _fields(self:TrainPanel, sec:str, cls, skip) -> list[Field]:
+    "A field for each setting of `cls` but those in `skip`, bound to section `sec` of the Train panel's values."
+    vals = getattr(self.st.train, sec)
+    return [Field(vals, k, widget_for(vals[k], _CHOICES.get(k)), h, self.on_change, key=f'{sec}.{k}')
+            for k, h in explanations(cls).items() if k not in skip]
+
+@patch
+def _settings(self:TrainPanel) -> W.Accordion:
+    "The settings in three folds: LoRA (with the target modules), training, probe prompts."
+    lora, train = self._fields('lora', LoraSettings, {'target_modules'}), self._fields('train', TrainSettings, _HIDDEN)
+    self.fields = lora + train
+    self.targets = W.Dropdown(options=['all-linear'], value='all-linear')
+    self.targets.observe(self.on_targets, 'value')
+    self.probes = W.Textarea(placeholder='probe prompts, one per line', layout=W.Layout(width='600px', height='60px'))
+    self.probes.observe(self.on_probes, 'value')
+    targets = W.HBox([W.Label('target_modules', layout=W.Layout(width='220px')), self.targets])
+    folds = [W.VBox([f.box for f in lora] + [targets]), W.VBox([f.box for f in train]), self.probes]
+    return W.Accordion(children=folds, titles=('LoRA', 'Training', 'Probe prompts'))
+
+# %% ../../nbs/11_panels.views.ipynb #6f3a9d12
+@patch
+def on_change(self:TrainPanel):
+    "Show each field's error; enable Start when all are valid and nothing trains, Stop while it trains."
+    errs = self.st.train.errors()
+    for f in self.fields: f.set_error(errs.get(f.key))
+    # 'end' arrives while the thread ends
+    running = self.st.session is not None and self.st.session.running and self.st.session.status == 'running'
+    self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
+    return errs
+
+@patch
+def on_targets(self:TrainPanel, change):
+    "Adapt the chosen group of modules."
+    new = change['new']
+    self.st.train.lora['target_modules'] = 'all-linear' if new == 'all-linear' else list(new)
+
+@patch
+def on_probes(self:TrainPanel, change):
+    "Keep the probe prompts, one per line."
+    self.st.train.probes = [p.strip() for p in change['new'].splitlines() if p.strip()]
+
+# %% ../../nbs/11_panels.views.ipynb #7a1c4f62
+@patch
+def refresh_targets(self:TrainPanel):
+    "Offer the target-module groups the loader found."
+    groups = (self.st.lm.targets if self.st.lm is not None else {}) or {}
+    opts = [('all-linear', 'all-linear')] + [(f"{g}: {', '.join(v)}", tuple(v)) for g, v in groups.items()]
+    self.targets.options = opts
+
+# %% ../../nbs/11_panels.views.ipynb #3c8e6a15
+@patch
+def on_start(self:TrainPanel, _=None): self._begin(self.st.start)
+
+@patch
+def on_resume(self:TrainPanel, _=None): self._begin(lambda log: self.st.resume(self.resume_id.value.strip(), log))
+
+@patch
+def _begin(self:TrainPanel, fn):
+    "Start (or resume) through the state with a fresh live log; show the outcome."
+    log = LiveLog(every=self.every)
+    s = fn(log)
+    show_banner(self.banner, self.st.banner)
+    if s is not None: self._attach(s, log)
+    self.on_change()
+
+@patch
+def on_stop(self:TrainPanel, _=None):
+    "Ask the run to stop at the end of this step."
+    self.st.stop()
+    show_banner(self.banner, self.st.banner or 'Stopping at the end of this step…', ok=not self.st.banner)
+
+# %% ../../nbs/11_panels.views.ipynb #5e2d8b47
+@patch
+def _attach(self:TrainPanel, s, log):
+    "Clear the figure and follow session `s` through `log`."
+    self.log = log
+    for t in self.fig.data: t.x, t.y = [], []
+    s.add_listener(self.on_event)
+
+@patch
+def on_event(self:TrainPanel, ev):
+    "Called in the training thread: value changes only, batched."
+    if ev.kind == 'sample': self._samples(ev.data['samples'])
+    if ev.kind == 'end' or self.log.due(): self.flush()
+    if ev.kind == 'end':
+        d = ev.data
+        how = f": {d['error']}\n{d['hint'] or ''}" if d.get('error') else f" — run {self.st.session.run.id}"
+        show_banner(self.banner, f"Training {d['status']}" + how, ok=not d.get('error'))
+        self.on_change()
+
+# %% ../../nbs/11_panels.views.ipynb #9f0a3c68
+@patch
+def flush(self:TrainPanel):
+    "Apply the news to the figure and the progress bar in one update."
+    snap, stt = self.log.take(), self.log.status
+    with self.fig.batch_update():
+        for t, k in zip(self.fig.data, ('loss', 'smooth', 'eval_loss', 'learning_rate')): t.x, t.y = snap[k]
+    total = stt.get('total_steps') or 1
+    self.progress.max, self.progress.value = max(1, total), min(stt.get('step', 0), total)
+    tps = stt.get('tokens_per_s')
+    self.status.value = (f"step {stt.get('step', 0)}/{total} · loss {stt.get('loss', float('nan')):.4f} · "
+                         f"{'–' if tps is None else f'{tps:,.0f}'} tokens/s · ETA {_fmt_s(stt.get('eta_s'))}")
+
+# %% ../../nbs/11_panels.views.ipynb #b3d7e0c4
+@patch
+def _samples(self:TrainPanel, rows):
+    "Show the probe answers: step, prompt, base, adapter."
+    def row(r):
+        cells = [str(r['step'])] + [html.escape(r[k]) for k in ('prompt', 'base', 'adapter')]
+        return '<tr>' + ''.join(f'<td>{c}</td>' for c in cells) + '</tr>'
+    head = '<tr><th>step</th><th>prompt</th><th>base</th><th>adapter</th></tr>'
+    self.samples.value = f"<table>{head}{''.join(row(r) for r in rows)}</table>"
+
 # %% ../../nbs/11_panels.views.ipynb #cbcd37e4
+_TD = 'text-align:left;vertical-align:top;white-space:pre-wrap;'
+
 def comparison_html(cmp) -> str:
     "The comparison as a table; answers that differ from the base are highlighted."
     from lora_nb.compare import BASE
-    head = ''.join(f"<th style='text-align:left'>{html.escape('base' if c == BASE else c)}</th>" for c in ['prompt', *cmp.columns])
-    def cell(t, hi=False): return f"<td style='text-align:left;vertical-align:top;white-space:pre-wrap;{'background:#fff3cd' if hi else ''}'>{html.escape(t)}</td>"
-    rows = ''.join('<tr>' + cell(p) + ''.join(cell(o[c], c != BASE and o[c] != o[BASE]) for c in cmp.columns) + '</tr>'
-                   for p, o in zip(cmp.prompts, cmp.outputs))
+    def th(c): return f"<th style='text-align:left'>{html.escape('base' if c == BASE else c)}</th>"
+    def cell(t, hi=False): return f"<td style='{_TD}{'background:#fff3cd' if hi else ''}'>{html.escape(t)}</td>"
+    def row(p, o): return cell(p) + ''.join(cell(o[c], c != BASE and o[c] != o[BASE]) for c in cmp.columns)
+    head = ''.join(th(c) for c in ['prompt', *cmp.columns])
+    rows = ''.join(f'<tr>{row(p, o)}</tr>' for p, o in zip(cmp.prompts, cmp.outputs))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
+# %% ../../nbs/11_panels.views.ipynb #7d0b3f56
 class ComparePanel:
     "Ask the base and adapters the same prompts in one batch; vote blind between two of them."
     def __init__(self, st:StudioState):
         self.st, c = st, st.compare
-        self.prompts = Field(c, 'prompts', W.Textarea(value=c.prompts, layout=W.Layout(width='600px', height='100px')), 'one prompt per line', self.on_change)
-        self.fields = [self.prompts, Field(c, 'max_new_tokens', W.IntText(value=c.max_new_tokens), 'answer length in tokens', self.on_change),
-                       Field(c, 'do_sample', W.Checkbox(value=c.do_sample, indent=False), 'sample (otherwise greedy: the same answer every time)', self.on_change),
-                       Field(c, 'temperature', W.FloatText(value=c.temperature), 'randomness when sampling', self.on_change)]
+        def field(name, w, h): return Field(c, name, w, h, self.on_change)
+        prompts = W.Textarea(value=c.prompts, layout=W.Layout(width='600px', height='100px'))
+        self.prompts = field('prompts', prompts, 'one prompt per line')
+        self.fields = [self.prompts,
+                       field('max_new_tokens', W.IntText(value=c.max_new_tokens), 'answer length in tokens'),
+                       field('do_sample', W.Checkbox(value=c.do_sample, indent=False),
+                             'sample (otherwise greedy: the same answer every time)'),
+                       field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')]
         self.adapters = W.SelectMultiple(options=[], description='adapters')
-        self.adapters.observe(lambda ch: setattr(c, 'adapters', list(ch['new'])), 'value')
-        self.from_eval = W.Button(description='Prompts from eval split', icon='list'); self.from_eval.on_click(self.on_from_eval)
-        self.run_btn = W.Button(description='Compare', button_style='primary', icon='columns'); self.run_btn.on_click(self.on_run)
+        self.adapters.observe(self.on_adapters, 'value')
+        self.from_eval = W.Button(description='Prompts from eval split', icon='list')
+        self.from_eval.on_click(self.on_from_eval)
+        self.run_btn = W.Button(description='Compare', button_style='primary', icon='columns')
+        self.run_btn.on_click(self.on_run)
         self.table, self.banner = W.HTML(), banner()
-        self.a, self.b = W.Dropdown(description='A'), W.Dropdown(description='B')
-        self.blind_btn = W.Button(description='Blind A/B', icon='eye-slash'); self.blind_btn.on_click(self.on_blind)
-        self.pair, self.result, self.i = W.HTML(), W.HTML(), 0
-        self.vote_btns = [W.Button(description=d) for d in ('left is better', 'tie', 'right is better')]
-        for btn, choice in zip(self.vote_btns, ('left', 'tie', 'right')): btn.on_click(lambda _, ch=choice: self.on_vote(ch))
-        self.widget = W.VBox([*(f.box for f in self.fields), W.HBox([self.adapters, self.from_eval]), self.run_btn, self.banner, self.table,
+        self._blind_widgets()
+        self.widget = W.VBox([*(f.box for f in self.fields), W.HBox([self.adapters, self.from_eval]), self.run_btn,
+                              self.banner, self.table,
                               W.HBox([self.a, self.b, self.blind_btn]), self.pair, W.HBox(self.vote_btns), self.result])
-        self.refresh(); self.on_change()
-
-    def refresh(self):
-        "Offer the adapters now loaded."
-        names = self.st.loaded_adapters()
-        self.adapters.options = names
-        opts = [('base', '__base__')] + [(n, n) for n in names]
-        for dd, default in ((self.a, '__base__'), (self.b, names[-1] if names else '__base__')):
-            keep = dd.value; dd.options = opts
-            dd.value = keep if keep in dict(opts).values() else default
-
-    def on_change(self):
-        errs = self.st.compare.errors()
-        for f in self.fields: f.set_error(errs.get(f.name))
-        self.run_btn.disabled = bool(errs)
-
-    def on_from_eval(self, _=None):
-        ps = self.st.eval_prompts()
-        if ps: self.prompts.w.value = '\n'.join(ps)
-        else: show_banner(self.banner, "No eval split yet: prepare data with eval_size > 0 (Data tab).")
-
-    def on_run(self, _=None):
         self.refresh()
-        cmp = self.st.run_compare(); show_banner(self.banner, self.st.banner)
-        if cmp is not None: self.table.value = comparison_html(cmp); self.refresh()
-
-    def on_blind(self, _=None):
-        bt = self.st.start_blind(self.a.value, self.b.value); show_banner(self.banner, self.st.banner)
-        if bt is not None: self.i = 0; self.show_pair()
-
-    def show_pair(self):
-        bt = self.st.compare.blind
-        if bt is None: return
-        s = bt.summary()
-        if s['n']: self.result.value = f"<b>{html.escape(repr(bt))}</b>"
-        if self.i >= len(bt): self.pair.value = '<i>All prompts voted.</i>'; return
-        p = bt.pair(self.i)
-        box = "<td style='vertical-align:top;white-space:pre-wrap;border:1px solid #ccc;padding:6px;width:45%'>{}</td>"
-        self.pair.value = (f"<p><b>{self.i + 1}/{len(bt)}</b> {html.escape(p['prompt'])}</p><table><tr>"
-                           f"{box.format(html.escape(p['left']))}{box.format(html.escape(p['right']))}</tr></table>")
-
-    def on_vote(self, choice):
-        bt = self.st.compare.blind
-        if bt is None or self.i >= len(bt): show_banner(self.banner, "Start a blind test first (choose A and B, then Blind A/B)."); return
-        bt.vote(self.i, choice); self.i += 1; self.show_pair()
+        self.on_change()
 
     def _ipython_display_(self): display(self.widget)
+
+# %% ../../nbs/11_panels.views.ipynb #0e8a6f13
+@patch
+def refresh(self:ComparePanel):
+    "Offer the adapters now loaded."
+    names = self.st.loaded_adapters()
+    self.adapters.options = names
+    opts = [('base', '__base__')] + [(n, n) for n in names]
+    for dd, default in ((self.a, '__base__'), (self.b, names[-1] if names else '__base__')):
+        keep = dd.value
+        dd.options = opts
+        dd.value = keep if keep in dict(opts).values() else default
+
+# %% ../../nbs/11_panels.views.ipynb #a4c0e7d9
+@patch
+def on_change(self:ComparePanel):
+    "Show each field's error; Compare only when all are valid."
+    errs = self.st.compare.errors()
+    for f in self.fields: f.set_error(errs.get(f.name))
+    self.run_btn.disabled = bool(errs)
+
+@patch
+def on_adapters(self:ComparePanel, change):
+    "Keep the chosen adapters (none: all loaded)."
+    self.st.compare.adapters = list(change['new'])
+
+@patch
+def on_from_eval(self:ComparePanel, _=None):
+    "Take the prompts from the eval split."
+    ps = self.st.eval_prompts()
+    if ps: self.prompts.w.value = '\n'.join(ps)
+    else: show_banner(self.banner, "No eval split yet: prepare data with eval_size > 0 (Data tab).")
+
+# %% ../../nbs/11_panels.views.ipynb #6f5a1d08
+@patch
+def on_run(self:ComparePanel, _=None):
+    "Answer the prompts from the base and the adapters; show the table."
+    self.refresh()
+    cmp = self.st.run_compare()
+    show_banner(self.banner, self.st.banner)
+    if cmp is not None:
+        self.table.value = comparison_html(cmp)
+        self.refresh()
+
+# %% ../../nbs/11_panels.views.ipynb #6c2a9e05
+@patch
+def _blind_widgets(self:ComparePanel):
+    "Choose A and B, start a blind test, vote on each pair."
+    self.a, self.b = W.Dropdown(description='A'), W.Dropdown(description='B')
+    self.blind_btn = W.Button(description='Blind A/B', icon='eye-slash')
+    self.blind_btn.on_click(self.on_blind)
+    self.pair, self.result, self.i = W.HTML(), W.HTML(), 0
+    self.vote_btns = [W.Button(description=d) for d in ('left is better', 'tie', 'right is better')]
+    for btn, choice in zip(self.vote_btns, ('left', 'tie', 'right')):
+        btn.on_click(lambda _, ch=choice: self.on_vote(ch))
+
+@patch
+def on_blind(self:ComparePanel, _=None):
+    "Start a blind test between A and B on the last comparison."
+    bt = self.st.start_blind(self.a.value, self.b.value)
+    show_banner(self.banner, self.st.banner)
+    if bt is not None:
+        self.i = 0
+        self.show_pair()
+
+# %% ../../nbs/11_panels.views.ipynb #f5b8d1a2
+_SIDE = "<td style='vertical-align:top;white-space:pre-wrap;border:1px solid #ccc;padding:6px;width:45%'>{}</td>"
+
+@patch
+def show_pair(self:ComparePanel):
+    "Show the tally so far and the next pair to vote on."
+    bt = self.st.compare.blind
+    if bt is None: return
+    if bt.summary()['n']: self.result.value = f"<b>{html.escape(repr(bt))}</b>"
+    if self.i >= len(bt):
+        self.pair.value = '<i>All prompts voted.</i>'
+        return
+    p = bt.pair(self.i)
+    self.pair.value = (f"<p><b>{self.i + 1}/{len(bt)}</b> {html.escape(p['prompt'])}</p><table><tr>"
+                       f"{_SIDE.format(html.escape(p['left']))}{_SIDE.format(html.escape(p['right']))}</tr></table>")
+
+@patch
+def on_vote(self:ComparePanel, choice):
+    "Record a vote on the pair shown, then show the next."
+    bt = self.st.compare.blind
+    if bt is None or self.i >= len(bt):
+        show_banner(self.banner, "Start a blind test first (choose A and B, then Blind A/B).")
+        return
+    bt.vote(self.i, choice)
+    self.i += 1
+    self.show_pair()
 
 # %% ../../nbs/11_panels.views.ipynb #4390c119
 class AdaptersPanel:
@@ -328,67 +503,109 @@ class AdaptersPanel:
     def __init__(self, st:StudioState, on_loaded=None):
         self.st, self.on_loaded = st, on_loaded
         self.runs, self.name = W.Dropdown(description='run'), W.Text(placeholder='name, e.g. poems', description='as')
-        self.load_btn = W.Button(description='Load adapter', icon='plus'); self.load_btn.on_click(self.on_load)
-        self.runs.observe(lambda ch: ch['new'] and setattr(self.snippet, 'value', self._snippet(self.saved[ch['new']]['path'])), 'value')
+        self.load_btn = W.Button(description='Load adapter', icon='plus')
+        self.load_btn.on_click(self.on_load)
+        self.runs.observe(self.on_run_choice, 'value')
         self.sliders, self.slider_box = {}, W.VBox()
         self.combo = W.Dropdown(options=['cat', 'linear', 'svd', 'ties'], value='cat', description='combine')
         self.mix_name = W.Text(placeholder='name of the mix', description='mix as')
-        self.mix_btn = W.Button(description='Mix', icon='sliders'); self.mix_btn.on_click(self.on_mix)
-        self.save_run, self.out = W.Dropdown(description='adapter'), W.Text(placeholder='output folder', description='to')
-        self.save_btn, self.merge_btn = W.Button(description='Save adapter', icon='save'), W.Button(description='Merge into base', icon='compress')
-        self.save_btn.on_click(self.on_save); self.merge_btn.on_click(self.on_merge)
+        self.mix_btn = W.Button(description='Mix', icon='sliders')
+        self.mix_btn.on_click(self.on_mix)
+        self.save_run = W.Dropdown(description='adapter')
+        self.out = W.Text(placeholder='output folder', description='to')
+        self.save_btn = W.Button(description='Save adapter', icon='save')
+        self.merge_btn = W.Button(description='Merge into base', icon='compress')
+        self.save_btn.on_click(self.on_save)
+        self.merge_btn.on_click(self.on_merge)
         self.snippet, self.banner = W.Textarea(layout=W.Layout(width='700px', height='110px')), banner()
-        self.widget = W.VBox([W.HBox([self.runs, self.name, self.load_btn]), W.HTML('<b>Loaded adapters</b> (weights for a mix)'), self.slider_box,
-                              W.HBox([self.combo, self.mix_name, self.mix_btn]), W.HBox([self.save_run, self.out, self.save_btn, self.merge_btn]),
+        self.widget = W.VBox([W.HBox([self.runs, self.name, self.load_btn]),
+                              W.HTML('<b>Loaded adapters</b> (weights for a mix)'), self.slider_box,
+                              W.HBox([self.combo, self.mix_name, self.mix_btn]),
+                              W.HBox([self.save_run, self.out, self.save_btn, self.merge_btn]),
                               self.banner, W.HTML('<b>Load it with plain PEFT</b>'), self.snippet])
         self.refresh()
 
-    def refresh(self):
-        "Re-read the runs folder and the loaded adapters."
-        from lora_nb.adapters import saved_adapters
-        self.saved = {a['id']: a for a in saved_adapters(self.st.root)}
-        keep = self.runs.value
-        self.runs.options = [(f"{a['id']} ({a['base_model']}, loss {a['loss'] if a['loss'] is None else round(a['loss'], 4)})", i) for i, a in self.saved.items()]
-        self.runs.value = keep if keep in self.saved else next(iter(self.saved), None)
-        names = self.st.loaded_adapters()
-        self.sliders = {n: self.sliders.get(n) or W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, description=n) for n in names}
-        self.slider_box.children = list(self.sliders.values())
-        keep = self.save_run.value; self.save_run.options = names
-        self.save_run.value = keep if keep in names else (names[-1] if names else None)
-        if self.runs.value: self.snippet.value = self._snippet(self.saved[self.runs.value]['path'])
-
-    def _snippet(self, path):
-        from lora_nb.adapters import peft_snippet
-        try: return peft_snippet(path)
-        except Exception as e: return f"# {e}"
-
-    def _done(self, ok_text=None):
-        show_banner(self.banner, self.st.banner or ok_text, ok=not self.st.banner); self.refresh()
-        if self.on_loaded: self.on_loaded()
-
-    def on_load(self, _=None):
-        if not self.runs.value: show_banner(self.banner, "No finished run with an adapter under " + str(self.st.root)); return
-        m = self.st.load_run_adapter(self.runs.value, self.name.value.strip() or None)
-        self._done(None if m is None else f"Loaded {self.st.loaded_adapters()[-1]!r}")
-
-    def on_mix(self, _=None):
-        w = {n: s.value for n, s in self.sliders.items() if s.value != 0}
-        m = self.st.mix_adapters(w, self.mix_name.value.strip(), self.combo.value)
-        self._done(None if m is None else f"Added {self.mix_name.value.strip()!r}: use it in Compare")
-
-    def on_save(self, _=None):
-        from lora_nb import adapters
-        if not self.out.value.strip(): show_banner(self.banner, "Give an output folder."); return
-        p = self.st.action(adapters.save, self.st.lm.model, self.save_run.value, self.out.value.strip()) if self.st._need('model') else None
-        self._done(None if p is None else f"Saved to {p}")
-
-    def on_merge(self, _=None):
-        from lora_nb import adapters
-        if not (self.runs.value and self.out.value.strip()): show_banner(self.banner, "Choose a run and give an output folder."); return
-        p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
-        self._done(None if p is None else f"Merged (full precision) into {p}")
-
     def _ipython_display_(self): display(self.widget)
+
+# %% ../../nbs/11_panels.views.ipynb #2d7b5f93
+def _run_label(a:dict) -> str:
+    "How a run with an adapter is offered: its id, base model and final loss."
+    loss = a['loss'] if a['loss'] is None else round(a['loss'], 4)
+    return f"{a['id']} ({a['base_model']}, loss {loss})"
+
+@patch
+def refresh(self:AdaptersPanel):
+    "Re-read the runs folder and the loaded adapters."
+    from lora_nb.runs import saved_adapters
+    self.saved = {a['id']: a for a in saved_adapters(self.st.root)}
+    keep = self.runs.value
+    self.runs.options = [(_run_label(a), i) for i, a in self.saved.items()]
+    self.runs.value = keep if keep in self.saved else next(iter(self.saved), None)
+    names = self.st.loaded_adapters()
+    def slider(n): return W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, description=n)
+    self.sliders = {n: self.sliders.get(n) or slider(n) for n in names}
+    self.slider_box.children = list(self.sliders.values())
+    keep = self.save_run.value
+    self.save_run.options = names
+    self.save_run.value = keep if keep in names else (names[-1] if names else None)
+    if self.runs.value: self.snippet.value = self._snippet(self.saved[self.runs.value]['path'])
+
+# %% ../../nbs/11_panels.views.ipynb #5a9f2e70
+@patch
+def _snippet(self:AdaptersPanel, path):
+    from lora_nb.adapters import peft_snippet
+    try: return peft_snippet(path)
+    except Exception as e: return f"# {e}"
+
+@patch
+def on_run_choice(self:AdaptersPanel, change):
+    "Show the snippet for the chosen run."
+    if change['new']: self.snippet.value = self._snippet(self.saved[change['new']]['path'])
+
+# %% ../../nbs/11_panels.views.ipynb #e7b2d0f8
+@patch
+def _done(self:AdaptersPanel, ok_text=None):
+    show_banner(self.banner, self.st.banner or ok_text, ok=not self.st.banner)
+    self.refresh()
+    if self.on_loaded: self.on_loaded()
+
+@patch
+def on_load(self:AdaptersPanel, _=None):
+    "Load the chosen run's adapter under the name given."
+    if not self.runs.value:
+        show_banner(self.banner, "No finished run with an adapter under " + str(self.st.root))
+        return
+    m = self.st.load_run_adapter(self.runs.value, self.name.value.strip() or None)
+    self._done(None if m is None else f"Loaded {self.st.loaded_adapters()[-1]!r}")
+
+@patch
+def on_mix(self:AdaptersPanel, _=None):
+    "Mix the loaded adapters with the sliders' weights (0 leaves one out)."
+    w = {n: s.value for n, s in self.sliders.items() if s.value != 0}
+    m = self.st.mix_adapters(w, self.mix_name.value.strip(), self.combo.value)
+    self._done(None if m is None else f"Added {self.mix_name.value.strip()!r}: use it in Compare")
+
+# %% ../../nbs/11_panels.views.ipynb #3f6c8b15
+@patch
+def on_save(self:AdaptersPanel, _=None):
+    "Save the chosen loaded adapter to the output folder."
+    from lora_nb import adapters
+    if not self.out.value.strip():
+        show_banner(self.banner, "Give an output folder.")
+        return
+    out = self.out.value.strip()
+    p = self.st.action(adapters.save, self.st.lm.model, self.save_run.value, out) if self.st._need('model') else None
+    self._done(None if p is None else f"Saved to {p}")
+
+@patch
+def on_merge(self:AdaptersPanel, _=None):
+    "Merge the chosen run's adapter into a full-precision copy of the base, in the output folder."
+    from lora_nb import adapters
+    if not (self.runs.value and self.out.value.strip()):
+        show_banner(self.banner, "Choose a run and give an output folder.")
+        return
+    p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
+    self._done(None if p is None else f"Merged (full precision) into {p}")
 
 # %% ../../nbs/11_panels.views.ipynb #0ea00023
 def _enable_colab_widgets():
@@ -399,21 +616,7 @@ def _enable_colab_widgets():
             output.enable_custom_widget_manager()
         except Exception: pass
 
-class StaticProgress:
-    "A throttled HTML progress line and plotly loss plot, updated through `display_id` (for frontends without widgets)."
-    def __init__(self, log:LiveLog):
-        self.log, self.handle, self.plot = log, display(HTML('<i>training…</i>'), display_id=True), display(HTML(''), display_id=True)
-
-    def __call__(self, ev):
-        import plotly.graph_objects as go
-        if not (ev.kind == 'end' or self.log.due()): return
-        snap, s = self.log.take(), self.log.status
-        self.handle.update(HTML(f"step {s.get('step', 0)}/{s.get('total_steps', '?')} · loss {s.get('loss', float('nan')):.4f} · ETA {_fmt_s(s.get('eta_s'))}"
-                                + (f" · <b>{s['status']}</b>" if ev.kind == 'end' else '')))
-        fig = go.Figure([go.Scatter(x=snap['loss'][0], y=snap['loss'][1], name='loss', mode='markers'),
-                         go.Scatter(x=snap['smooth'][0], y=snap['smooth'][1], name='smoothed')], layout=dict(height=300))
-        self.plot.update(HTML(fig.to_html(include_plotlyjs='cdn', full_html=False)))
-
+# %% ../../nbs/11_panels.views.ipynb #4e9b2d70
 class Studio:
     "Load, prepare, train, compare and mix adapters in one tabbed widget."
     def __init__(self, root=None, # runs folder (default: $LORA_NB_RUNS or ./runs)
@@ -422,61 +625,111 @@ class Studio:
         self.state, self.static = StudioState(root), static
         st = self.state
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
-        self.compare = ComparePanel(st); self.adapters = AdaptersPanel(st, on_loaded=self.compare.refresh)
+        self.compare = ComparePanel(st)
+        self.adapters = AdaptersPanel(st, on_loaded=self.compare.refresh)
         self.code = W.Textarea(layout=W.Layout(width='100%', height='260px'))
-        self.code_btn = W.Button(description='Show as code', icon='code'); self.code_btn.on_click(self.on_code)
+        self.code_btn = W.Button(description='Show as code', icon='code')
+        self.code_btn.on_click(self.on_code)
         self.model.load_btn.on_click(lambda _: self._after_load())
-        self.tabs = W.Tab(children=[self.model.widget, self.data.widget, self.train.widget, self.compare.widget, self.adapters.widget,
-                                    W.VBox([self.code_btn, self.code])],
+        panels = [self.model, self.data, self.train, self.compare, self.adapters]
+        self.tabs = W.Tab(children=[*(p.widget for p in panels), W.VBox([self.code_btn, self.code])],
                           titles=('Model', 'Data', 'Train', 'Compare', 'Adapters', 'Code'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.widget = self.tabs
 
-    def _after_load(self):
-        self.train.refresh_targets(); self.compare.refresh(); self.adapters.refresh()
+# %% ../../nbs/11_panels.views.ipynb #2f0b7d94
+@patch
+def _after_load(self:Studio):
+    "After Load: offer the new model's target modules, and the adapters now on it."
+    self.train.refresh_targets()
+    self.compare.refresh()
+    self.adapters.refresh()
 
-    def on_tab(self, change):
-        if change['new'] in (3, 4): self.compare.refresh(); self.adapters.refresh()
+@patch
+def on_tab(self:Studio, change):
+    "Refresh Compare and Adapters when either tab opens."
+    if change['new'] in (3, 4):
+        self.compare.refresh()
+        self.adapters.refresh()
 
-    def on_code(self, _=None):
-        try: self.code.value = f"# Python (engine API)\n{self.to_code()}\n# YAML for `lora-nb train`\n" + '\n'.join('# ' + l for l in self.to_yaml().splitlines())
-        except Exception as e: self.code.value = f"# can't write code yet: {e}"
+# %% ../../nbs/11_panels.views.ipynb #7b3e9d06
+@patch
+def to_code(self:Studio) -> str:
+    "A self-contained Python cell that reproduces this session."
+    return self.state.to_code()
 
-    def to_code(self) -> str:
-        "A self-contained Python cell that reproduces this session."
-        return self.state.to_code()
+@patch
+def to_yaml(self:Studio) -> str:
+    "The session as a YAML run config for `lora-nb train`."
+    return self.state.to_yaml()
 
-    def to_yaml(self) -> str:
-        "The session as a YAML run config for `lora-nb train`."
-        return self.state.to_yaml()
+@patch
+def on_code(self:Studio, _=None):
+    "Show the session as a Python cell, with its YAML run config as comments below."
+    try:
+        code = self.to_code()
+        cfg = '\n'.join('# ' + l for l in self.to_yaml().splitlines())
+        self.code.value = f"# Python (engine API)\n{code}\n# YAML for `lora-nb train`\n{cfg}"
+    except Exception as e: self.code.value = f"# can't write code yet: {e}"
 
-    @classmethod
-    def quickstart(cls, root=None, static:bool=False) -> Studio:
-        "A Studio with the embedded model loaded in 4-bit and the demo data prepared, on the Train tab: press Start."
-        from lora_nb.demo import load_demo_data
-        s = cls(root, static)
-        text = next(f for f in s.data.fields if f.name == 'text')
-        text.w.value = '\n'.join(json.dumps({'instruction': r['instruction'], 'output': r['output']}) for r in load_demo_data()[0])
-        s.model.load_btn.click()
-        if s.state.lm is not None: s.data.prep_btn.click()
-        if s.state.prepared is not None: s.tabs.selected_index = 2
-        return s
+# %% ../../nbs/11_panels.views.ipynb #5e0c4a8b
+@patch(cls_method=True)
+def quickstart(cls:Studio, root=None, static:bool=False) -> Studio:
+    "A Studio with the embedded model loaded in 4-bit and the demo data prepared, on the Train tab: press Start."
+    from lora_nb.demo import load_demo_data
+    s = cls(root, static)
+    text = next(f for f in s.data.fields if f.name == 'text')
+    examples = [{'instruction': r['instruction'], 'output': r['output']} for r in load_demo_data()[0]]
+    text.w.value = '\n'.join(json.dumps(e) for e in examples)
+    s.model.load_btn.click()
+    if s.state.lm is not None: s.data.prep_btn.click()
+    if s.state.prepared is not None: s.tabs.selected_index = 2
+    return s
 
-    def start(self):
-        "Start training (what the Start button does); with `static=True`, progress goes to static HTML."
-        if not self.static: return self.train.on_start()
-        log = LiveLog(); s = self.state.start(log)
-        if s is None: print(self.state.banner); return None
-        s.add_listener(StaticProgress(log)); return s
+# %% ../../nbs/11_panels.views.ipynb #3a9d5f27
+class StaticProgress:
+    "A throttled HTML progress line and plotly loss plot, updated through `display_id` (for frontends without widgets)."
+    def __init__(self, log:LiveLog):
+        self.log = log
+        self.handle, self.plot = display(HTML('<i>training…</i>'), display_id=True), display(HTML(''), display_id=True)
 
-    def _static_html(self) -> str:
-        st, rows = self.state, []
-        rows.append(f"model: {html.escape(repr(st.lm.summary)) if st.lm is not None else 'not loaded'}")
-        if st.prepared is not None: rows.append(f"data: {len(st.prepared.train)} train / {len(st.prepared.eval)} eval, {st.prepared.format}")
-        if st.session is not None: rows.append(f"run {st.session.run.id}: {st.session.status}")
-        return ("<div><b>lora_nb Studio</b> (interactive widgets are not available in this view; "
-                "use <code>Studio(static=True)</code> or the engine API)<pre>" + '\n'.join(rows) + "</pre></div>")
+    def __call__(self, ev):
+        import plotly.graph_objects as go
+        if not (ev.kind == 'end' or self.log.due()): return
+        snap, s = self.log.take(), self.log.status
+        line = (f"step {s.get('step', 0)}/{s.get('total_steps', '?')} · loss {s.get('loss', float('nan')):.4f}"
+                f" · ETA {_fmt_s(s.get('eta_s'))}")
+        self.handle.update(HTML(line + (f" · <b>{s['status']}</b>" if ev.kind == 'end' else '')))
+        fig = go.Figure([go.Scatter(x=snap['loss'][0], y=snap['loss'][1], name='loss', mode='markers'),
+                         go.Scatter(x=snap['smooth'][0], y=snap['smooth'][1], name='smoothed')],
+                        layout=dict(height=300))
+        self.plot.update(HTML(fig.to_html(include_plotlyjs='cdn', full_html=False)))
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        data = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
-        return {**data, 'text/html': self._static_html(), 'text/plain': 'lora_nb Studio'}
+# %% ../../nbs/11_panels.views.ipynb #6b2f0e94
+@patch
+def start(self:Studio):
+    "Start training (what the Start button does); with `static=True`, progress goes to static HTML."
+    if not self.static: return self.train.on_start()
+    log = LiveLog()
+    s = self.state.start(log)
+    if s is None:
+        print(self.state.banner)
+        return None
+    s.add_listener(StaticProgress(log))
+    return s
+
+# %% ../../nbs/11_panels.views.ipynb #0c3b7e59
+@patch
+def _static_html(self:Studio) -> str:
+    st, rows = self.state, []
+    rows.append(f"model: {html.escape(repr(st.lm.summary)) if st.lm is not None else 'not loaded'}")
+    p = st.prepared
+    if p is not None: rows.append(f"data: {len(p.train)} train / {len(p.eval)} eval, {p.format}")
+    if st.session is not None: rows.append(f"run {st.session.run.id}: {st.session.status}")
+    return ("<div><b>lora_nb Studio</b> (interactive widgets are not available in this view; "
+            "use <code>Studio(static=True)</code> or the engine API)<pre>" + '\n'.join(rows) + "</pre></div>")
+
+@patch
+def _repr_mimebundle_(self:Studio, include=None, exclude=None):
+    data = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+    return {**data, 'text/html': self._static_html(), 'text/plain': 'lora_nb Studio'}

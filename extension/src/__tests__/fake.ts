@@ -67,8 +67,8 @@ export class FakeServer {
           status: this.activeCount > 0 ? 'running' : 'completed',
           step: this.step
         }),
-        info: null,
-        metrics: null,
+        info: {},
+        metrics: { series: {}, points: 0, downsampled: false, corrupt_lines: [], partial: false },
         samples: [],
         votes: null,
         code: null

@@ -1,15 +1,14 @@
-import {
-  ACTIVE_INTERVAL,
-  ERROR_MAX,
-  IDLE_MAX,
-  RunModel,
-  RunsModel,
-  runDelay,
-  runsDelay
-} from '../model';
+import { ACTIVE_INTERVAL, ERROR_MAX, IDLE_MAX, RunModel, RunsModel, runDelay, runsDelay } from '../model';
+import type { Fetcher } from '../api';
 import { FakeServer } from './fake';
 
 const tick = (ms: number) => jest.advanceTimersByTimeAsync(ms);
+
+/** Wait for a `refresh()` (or a paging call): the poll runs it on a zero-delay timer. */
+async function settle(done: Promise<void>): Promise<void> {
+  await tick(0);
+  await done;
+}
 
 describe('runsDelay', () => {
   const base = { active: false, idleStreak: 1, errorStreak: 0, hidden: false };
@@ -147,7 +146,7 @@ describe('RunsModel', () => {
     await tick(60_000);
     expect(model.nextDelay).toBe(10_000);
     const before = server.count;
-    await model.refresh();
+    await settle(model.refresh());
     expect(server.count).toBe(before + 1);
     expect(model.nextDelay).toBe(2000);
     // the old timer was replaced, not doubled
@@ -155,13 +154,45 @@ describe('RunsModel', () => {
     expect(server.count).toBe(before + 2);
   });
 
-  it('coalesces a refresh during a poll in flight', async () => {
+  it('coalesces refreshes asked for before the poll runs', async () => {
     model.start();
     const a = model.refresh();
     const b = model.refresh();
-    await Promise.all([a, b]);
     await tick(0);
-    expect(server.count).toBeLessThanOrEqual(2);
+    await Promise.all([a, b]);
+    expect(server.count).toBe(1);
+  });
+
+  it('joins a poll in flight and polls once more after it, never two at once', async () => {
+    const pending: Array<() => void> = [];
+    let inFlight = 0;
+    let most = 0;
+    const slow: Fetcher = <T>(endPoint: string): Promise<T> => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      return new Promise<T>(resolve =>
+        pending.push(() => {
+          inFlight--;
+          void server.fetch<T>(endPoint).then(resolve);
+        })
+      );
+    };
+    const m = new RunsModel({ fetch: slow, isHidden: () => false });
+    m.start();
+    await tick(0);
+    expect(pending.length).toBe(1); // the first poll waits for its reply
+    const a = m.refresh();
+    const b = m.refresh();
+    pending.shift()?.();
+    await tick(0);
+    expect(pending.length).toBe(1); // one more poll for both refreshes
+    pending.shift()?.();
+    await Promise.all([a, b]);
+    expect(server.count).toBe(2);
+    expect(most).toBe(1);
+    expect(m.isPolling).toBe(true);
+    m.dispose();
+    expect(m.isPolling).toBe(false);
   });
 
   it('pages with offsets and clamps at both ends', async () => {
@@ -170,18 +201,18 @@ describe('RunsModel', () => {
     await tick(0);
     expect(model.hasPrev).toBe(false);
     expect(model.hasNext).toBe(true);
-    await model.nextPage();
+    await settle(model.nextPage());
     expect(server.calls[server.calls.length - 1]).toBe('runs?offset=50&limit=50');
     expect(model.runs[0].id).toBe('run-50');
-    await model.nextPage();
+    await settle(model.nextPage());
     expect(model.offset).toBe(100);
     expect(model.runs.length).toBe(20);
     expect(model.hasNext).toBe(false);
-    await model.nextPage();
+    await settle(model.nextPage());
     expect(model.offset).toBe(100);
-    await model.prevPage();
+    await settle(model.prevPage());
     expect(model.offset).toBe(50);
-    await model.setOffset(-5);
+    await settle(model.setOffset(-5));
     expect(model.offset).toBe(0);
     expect(model.hasPrev).toBe(false);
   });
@@ -190,9 +221,9 @@ describe('RunsModel', () => {
     server.total = 120;
     model.start();
     await tick(0);
-    await model.setOffset(100);
+    await settle(model.setOffset(100));
     server.total = 30;
-    await model.refresh();
+    await settle(model.refresh());
     expect(model.offset).toBe(0);
     expect(model.runs.length).toBe(30);
   });
@@ -277,11 +308,11 @@ describe('RunModel', () => {
     await tick(60_000);
     expect(detailCalls()).toBe(before); // no polling of its own once finished
     expect(model.isPolling).toBe(false);
-    await runs.refresh(); // the list is unchanged: no detail request
+    await settle(runs.refresh()); // the list is unchanged: no detail request
     expect(detailCalls()).toBe(before);
     server.step = 7; // the run changed (e.g. resumed): the list shows it, the detail follows
-    await runs.refresh();
-    await tick(0);
+    await settle(runs.refresh());
+    await tick(1); // asked for during the list's poll: fake timers run a zero delay set then 1 ms later
     expect(detailCalls()).toBe(before + 1);
     expect(model.summary?.step).toBe(7);
     model.dispose();

@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
+from peft.tuners.lora.model import _adapter_names_pre_forward_hook
 from fastcore.basics import patch
 from .errors import LoraNbError
+from .templates import TemplateError, turn_end
 
 # %% auto #0
-__all__ = ['BASE', 'CompareError', 'Comparison', 'compare']
+__all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare']
 
 # %% ../nbs/06_compare.ipynb #29026509
 BASE = '__base__' # the column of the base model (PEFT's name for no adapter in a mixed batch)
@@ -67,25 +69,77 @@ def _columns(model, adapters:list[str]|None) -> tuple[list[str], list[str]]:
                                    hint=f"Loaded: {loaded or 'none'}. Load them with `lora_nb.adapters.load`.")
     return loaded, [BASE, *names]
 
+# %% ../nbs/06_compare.ipynb #15bb45c8
+def stop_ids(tok, chat:bool=True, stop:str|None=None) -> list[int]:
+    "Token ids generation stops on: EOS, and the end-of-turn marker `stop` (default: the chat template's)."
+    if stop is None and chat and getattr(tok, 'chat_template', None):
+        try: stop = turn_end(tok)
+        except (TemplateError, ValueError): stop = None
+    ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    marker = tok(stop, add_special_tokens=False)['input_ids'] if stop else []
+    return ids + [marker[-1]] if marker and marker[-1] not in ids else ids
+
+# %% ../nbs/06_compare.ipynb #a4351d6a
+def _mixed_batch_ok(model) -> bool:
+    "Whether PEFT can route the rows of one batch through different adapters of `model`."
+    return not any(getattr(c, 'use_dora', False) for c in getattr(model, 'peft_config', {}).values())
+
+def _drop_adapter_hooks(model):
+    "Remove the `adapter_names` hooks a failed mixed-batch `generate` leaves (PEFT removes them only on success)."
+    for m in model.modules():
+        hooks = m._forward_pre_hooks
+        for k in [k for k, h in hooks.items() if getattr(h, 'func', None) is _adapter_names_pre_forward_hook]:
+            hooks.pop(k)
+            m._forward_pre_hooks_with_kwargs.pop(k, None)
+
+def _generate_each(model, enc, cols:list[str], n:int, gen:dict):
+    "Answers of each column in turn; rows come out as the mixed batch would give them (prompt-major)."
+    active, outs = getattr(model, 'active_adapter', None), {}
+    rows = {c: [i * len(cols) + j for i in range(n)] for j, c in enumerate(cols)}
+    try:
+        for c in cols:
+            sub = {k: v[rows[c]] for k, v in enc.items()}
+            if c == BASE:
+                with model.disable_adapter(): outs[c] = model.generate(**sub, **gen)
+            else:
+                model.set_adapter(c)
+                outs[c] = model.generate(**sub, **gen)
+    finally:
+        if active is not None: model.set_adapter(active)
+    return [outs[c][i] for i in range(n) for c in cols]
+
 # %% ../nbs/06_compare.ipynb #cd0817e9
 def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain model: base only), and what to ask
             adapters:list[str]|None=None, # adapter names to include (default: all loaded); the base comes first
             chat:bool=True, # wrap prompts in the chat template
             max_new_tokens:int=64, do_sample:bool=False, temperature:float=0.7, top_p:float=0.9,
-            seed:int=0) -> Comparison:
-    "Generate for `prompts` from the base and each adapter in one batched `generate` call."
+            seed:int=0,
+            stop:str|None=None # end-of-turn marker to stop on (default: the chat template's)
+           ) -> Comparison:
+    "Generate for `prompts` from the base and each adapter in one batched `generate` call (where PEFT can)."
     if not prompts: raise CompareError("No prompts to compare", hint="Give at least one prompt.")
     loaded, cols = _columns(model, adapters)
     enc = _encode(tokenizer, [p for p in prompts for _ in cols], chat)
-    gen = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id, use_cache=True)
+    gen = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+               eos_token_id=stop_ids(tokenizer, chat, stop))
     if do_sample: gen.update(temperature=temperature, top_p=top_p)
-    if loaded: gen['adapter_names'] = cols * len(prompts)
+    enc = enc.to(next(model.parameters()).device)
     was = model.training
     model.eval()
     torch.manual_seed(seed)
     try:
-        with torch.no_grad(): out = model.generate(**enc.to(next(model.parameters()).device), **gen)
+        with torch.no_grad(): out = _generate(model, enc, cols, len(prompts), gen, bool(loaded))
     finally: model.train(was)
-    texts = tokenizer.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)
+    texts = tokenizer.batch_decode([o[enc['input_ids'].shape[1]:] for o in out], skip_special_tokens=True)
     rows = [dict(zip(cols, texts[i*len(cols):(i+1)*len(cols)])) for i in range(len(prompts))]
     return Comparison(list(prompts), cols, rows, dict(gen, chat=chat, seed=seed))
+
+def _generate(model, enc, cols:list[str], n:int, gen:dict, peft:bool):
+    "One mixed batch where PEFT can route its rows, else one `generate` per column."
+    if not peft: return list(model.generate(**enc, **gen))
+    if _mixed_batch_ok(model):
+        try: return list(model.generate(**enc, **gen, adapter_names=cols * n))
+        except ValueError as e:   # e.g. OPT: its MLP sees tokens, not rows
+            if 'adapter_names' not in str(e): raise
+            _drop_adapter_hooks(model)
+    return _generate_each(model, enc, cols, n, gen)

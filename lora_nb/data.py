@@ -4,17 +4,18 @@
 
 # %% ../nbs/03_data.ipynb #69753527
 from __future__ import annotations
-import hashlib, html, io, json, random, re, statistics
+import gzip, hashlib, html, io, json, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
 from .errors import LoraNbError
+from .templates import encode_chat, turn_end
 
 # %% auto #0
-__all__ = ['FORMATS', 'TEMPLATES', 'DataError', 'read_source', 'detect_format', 'to_messages', 'chat_template', 'Example',
-           'encode', 'Prepared', 'fingerprint', 'split', 'prepare', 'LintReport', 'lint', 'preview_html',
-           'preview_ansi']
+__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'read_source', 'detect_format', 'to_messages',
+           'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint', 'split', 'map_columns', 'prepare',
+           'LintReport', 'lint', 'preview_html', 'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
@@ -37,9 +38,14 @@ def _jsonl(text:str, where:str) -> list[dict]:
     return recs
 
 # %% ../nbs/03_data.ipynb #a29a98a8
+def _raw(p:Path) -> bytes:
+    "The file's bytes, decompressed when it is gzip."
+    raw = p.read_bytes()
+    return gzip.decompress(raw) if raw[:2] == b'\x1f\x8b' else raw
+
 def _read_text(p:Path) -> str:
     "The file as UTF-8 text; other encodings get an error naming the line."
-    raw = p.read_bytes()
+    raw = _raw(p)
     try: return raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1
@@ -67,24 +73,45 @@ def _read_json(p:Path) -> list[dict]:
     return obj
 
 # %% ../nbs/03_data.ipynb #a3343cfd
+READERS = ('.jsonl', '.json', '.csv', '.tsv', '.parquet', '.arrow', '.txt') # file types `read_source` reads
+
+def _suffix(p:Path) -> str:
+    "The data suffix of `p`, under a `.gz`."
+    s = [x.lower() for x in p.suffixes]
+    return s[-2] if len(s) > 1 and s[-1] == '.gz' else (s[-1] if s else '')
+
+def _table(p:Path, suf:str) -> list[dict]:
+    "The rows of a CSV/TSV (as text), parquet or arrow file."
+    import pandas as pd, pyarrow as pa
+    try:
+        if suf in ('.csv', '.tsv'):
+            return pd.read_csv(io.StringIO(_read_text(p)), sep='\t' if suf == '.tsv' else ',', dtype=str,
+                               keep_default_na=False).to_dict('records')
+        if suf == '.parquet': return pd.read_parquet(io.BytesIO(_raw(p))).to_dict('records')
+        buf = pa.BufferReader(_raw(p))
+        try: table = pa.ipc.open_stream(buf).read_all()   # what `datasets` writes
+        except pa.ArrowInvalid: table = pa.ipc.open_file(pa.BufferReader(_raw(p))).read_all()
+        return table.to_pylist()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"Can't read the {suf[1:]} file: {e}", where=str(p),
+                        hint="Check that the file is complete and of the type its name says.") from None
+
 def _read_file(p:Path) -> list[dict]:
-    "The records of a .jsonl, .json, .csv or .parquet file."
-    suf = p.suffix.lower()
+    "The records of a data file (see `READERS`)."
+    suf = _suffix(p)
     if suf == '.jsonl': return _jsonl(_read_text(p), str(p))
     if suf == '.json': return _read_json(p)
-    import pandas as pd
-    if suf == '.csv':
-        try: return pd.read_csv(io.StringIO(_read_text(p)), keep_default_na=False).to_dict('records')
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise DataError(f"Can't parse the CSV: {e}", where=str(p),
-                            hint="Check the quoting and the number of columns on that line.") from e
-    if suf == '.parquet': return pd.read_parquet(p).to_dict('records')
-    raise DataError(f"Unknown file type {suf!r}", where=str(p), hint="Use .jsonl, .json, .csv or .parquet.")
+    if suf == '.txt': return _read_pasted(_read_text(p))
+    if suf in READERS: return _table(p, suf)
+    raise DataError(f"Unknown file type {suf or p.name!r}", where=str(p),
+                    hint=f"Use one of {', '.join(READERS)} (optionally .gz), or convert the file.")
 
 # %% ../nbs/03_data.ipynb #5fcd6974
 def _looks_like_path(s:str) -> bool:
-    "Whether the string `s` names a data file, rather than holding pasted examples."
-    return '\n' not in s and len(s) < 4096 and bool(re.search(r'\.(jsonl|json|csv|parquet)$', s.strip(), re.I))
+    "Whether the string `s` names a file, rather than holding pasted examples."
+    s = s.strip()
+    if '\n' in s or len(s) > 4096 or not s: return False
+    return bool(re.search(r'\.[A-Za-z][\w]{0,9}(\.gz)?$', s) and ' ' not in s) or s.startswith(('/', './', '~/', '../'))
 
 def _read_pasted(t:str) -> list[dict]:
     "Pasted JSON lines, or plain-text examples separated by blank lines."
@@ -116,9 +143,22 @@ def read_source(source) -> list[dict]:
 FORMATS = {'instruction': ('instruction', 'output'), 'chat': ('messages',), 'sharegpt': ('conversations',),
            'prompt_completion': ('prompt', 'completion'), 'text': ('text',)}
 
+PREFERENCE = {'paired': ('chosen', 'rejected'), 'unpaired': ('completion', 'label')} # DPO- and KTO-style data
+
+def _refuse_preference(keys:set):
+    "Preference data is not instruction data: training it as such would teach the rejected answers too."
+    kind = next((k for k, need in PREFERENCE.items() if set(need) <= keys), None)
+    if kind is None: return
+    raise DataError(f"This is {kind} preference data (fields {sorted(keys)}), not examples to imitate",
+                    where='record 1', field='format',
+                    hint="Supervised training would learn the rejected or `label: false` answers as good ones. "
+                         "Train on the good answers alone with `columns=` (e.g. {'output': 'chosen'}), or keep the "
+                         "data for preference training.")
+
 def detect_format(records:list[dict]) -> str:
-    "The format whose fields the first record has."
+    "The format whose fields the first record has (preference data is refused)."
     keys = set(records[0])
+    _refuse_preference(keys)
     for fmt, need in FORMATS.items():
         if set(need) <= keys: return 'chat' if fmt == 'sharegpt' else fmt
     raise DataError(f"Can't tell the format from the fields {sorted(keys)}", where='record 1',
@@ -128,6 +168,19 @@ def detect_format(records:list[dict]) -> str:
 # %% ../nbs/03_data.ipynb #b11d7c20
 _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'system': 'system',
                    'model': 'assistant', 'bot': 'assistant'}
+
+def _content(c, i:int, j:int) -> str:
+    "The text of message `j` of example `i`: a string, or text parts (OpenAI's `text`, or `value`); never a repr."
+    if c is None or isinstance(c, str): return c or ''
+    where = f"record {i}, message {j}"
+    if isinstance(c, list) and all(isinstance(p, dict) for p in c):
+        other = sorted({str(p.get('type')) for p in c} - {'text'})
+        if other: raise DataError(f"Example {i}, message {j} has {', '.join(other)} parts: this is a text model",
+                                  where=where, hint="Drop those examples, or keep only their text parts.")
+        texts = [p.get('text', p.get('value')) for p in c]
+        if all(isinstance(t, str) for t in texts): return ''.join(texts)
+    raise DataError(f"Example {i}, message {j}: the content is a {type(c).__name__}, not text", where=where,
+                    hint="Give `content` as a string, or as a list of {'type': 'text', 'text': ...} parts.")
 
 def _chat_messages(r:dict, i:int) -> list[dict]:
     "The messages of chat record `r` (example `i`), ShareGPT's mapped to chat roles."
@@ -141,20 +194,24 @@ def _chat_messages(r:dict, i:int) -> list[dict]:
     bad = {m['role'] for m in msgs} - {'system', 'user', 'assistant'}
     if bad: raise DataError(f"Example {i} has unknown roles {sorted(map(str, bad))}", where=f"record {i}",
                             hint="Roles are system, user and assistant (ShareGPT: system, human, gpt).")
-    return [{'role': m['role'], 'content': '' if m['content'] is None else str(m['content'])} for m in msgs]
+    return [{'role': m['role'], 'content': _content(m['content'], i, j)} for j, m in enumerate(msgs, 1)]
 
 # %% ../nbs/03_data.ipynb #b6516676
 def _field(r, k, i):
+    "Text field `k` of example `i`; a missing field or one that is not text (a number, a list, …) is an error."
     v = r.get(k)
     if v is None: raise DataError(f"Example {i} has no `{k}`", where=f"record {i}",
                                   hint=f"Every example of this format needs `{k}`.")
-    return v if isinstance(v, str) else str(v)
+    if not isinstance(v, str):
+        raise DataError(f"Example {i}: `{k}` is a {type(v).__name__} ({str(v)[:40]!r}), not text", where=f"record {i}",
+                        hint=f"Write `{k}` as a string in the data, or map another column to it with `columns=`.")
+    return v
 
 def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
     "Chat messages for instruction/chat records; `(prompt, completion)` for prompt_completion/text."
     if fmt == 'instruction':
-        inp = r.get('input') or ''
-        user = _field(r, 'instruction', i) + (f"\n\n{inp}" if str(inp).strip() else '')
+        inp = _field(r, 'input', i) if r.get('input') is not None else ''
+        user = _field(r, 'instruction', i) + (f"\n\n{inp}" if inp.strip() else '')
         return [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': _field(r, 'output', i)}]
     if fmt == 'chat': return _chat_messages(r, i)
     if fmt == 'prompt_completion': return _field(r, 'prompt', i), _field(r, 'completion', i)
@@ -199,12 +256,6 @@ class Example:
     def n_trained(self) -> int: return sum(l != -100 for l in self.labels)
 
 # %% ../nbs/03_data.ipynb #1d5021ce
-def _encode_chat(tok, msgs, template, train_on_prompt):
-    enc = tok.apply_chat_template(msgs, chat_template=template, tokenize=True, return_dict=True,
-                                  return_assistant_tokens_mask=True)
-    ids, mask = list(enc['input_ids']), list(enc['assistant_masks'])
-    return ids, [i if (m or train_on_prompt) else -100 for i, m in zip(ids, mask)]
-
 def _encode_pair(tok, prompt, completion, train_on_prompt):
     bos = [tok.bos_token_id] if tok.bos_token_id is not None and getattr(tok, 'add_bos_token', False) else []
     p = tok(prompt, add_special_tokens=True)['input_ids'] if prompt else bos
@@ -212,10 +263,10 @@ def _encode_pair(tok, prompt, completion, train_on_prompt):
     return p + c, (p if train_on_prompt else [-100] * len(p)) + c
 
 def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
-           index:int=1) -> Example:
-    "Tokenize one record with labels (-100 = not trained)."
+           index:int=1, marker:str|None=None) -> Example:
+    "Tokenize one record with labels (-100 = not trained); chats train their replies and end-of-turn `marker`."
     m = to_messages(record, fmt, index)
-    if isinstance(m, list): ids, labels = _encode_chat(tok, m, chat_template(tok, template), train_on_prompt)
+    if isinstance(m, list): ids, labels = encode_chat(tok, m, chat_template(tok, template), train_on_prompt, marker)
     else: ids, labels = _encode_pair(tok, *m, train_on_prompt)
     trunc = len(ids) > max_length
     return Example(ids[:max_length], labels[:max_length], trunc, index)
@@ -230,6 +281,7 @@ class Prepared:
     records:list[dict]
     fingerprint:str
     settings:dict
+    turn_end:str|None=None # what ends each reply of a chat (`<|im_end|>`, `<|eot_id|>`, …); generation stops on it
 
     def to_datasets(self):
         "The train and eval splits as `datasets.Dataset` with input_ids and labels."
@@ -267,23 +319,36 @@ def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
     if not any(e.n_trained for e in exs):
         cut = sum(e.truncated for e in exs)
         why = f"{cut} example(s) were cut at max_length={max_length} before their answer: raise max_length. "
-        fix = "Check that the answers (output/completion/assistant) are not empty, or pass train_on_prompt=True."
+        fix = ("Check that the answers (output/completion/assistant) are not empty, and that the format is right "
+               "(pass `format=`).")
         raise DataError("Every label is masked: no example has a token to train on",
                         hint=(why if cut else '') + fix)
 
+# %% ../nbs/03_data.ipynb #79e49312
+def map_columns(recs:list[dict], columns:dict|None) -> list[dict]:
+    "`recs` with columns renamed to the format's fields (`columns`: {field: column}); a missing column is an error."
+    if not columns: return recs
+    missing = [c for c in columns.values() if c not in recs[0]]
+    if missing: raise DataError(f"`columns` names {missing}, which record 1 does not have", where='record 1',
+                                field='columns', hint=f"Record 1 has {sorted(recs[0])}.")
+    renamed = set(columns.values())
+    return [{**{k: v for k, v in r.items() if k not in renamed}, **{f: r.get(c) for f, c in columns.items()}}
+            for r in recs]
+
 # %% ../nbs/03_data.ipynb #24c79931
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
-            max_length:int=1024, eval_size:float|int=0.1, seed:int=42) -> Prepared:
+            max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split."
-    recs = read_source(source)
+    recs = map_columns(read_source(source), columns)
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
-    exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i) for i, r in enumerate(recs, 1)]
+    marker = turn_end(tokenizer, chat_template(tokenizer, template)) if fmt in ('chat', 'instruction') else None
+    exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i, marker) for i, r in enumerate(recs, 1)]
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
     tr, ev = split(len(exs), eval_size, seed)
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
-                    eval_size=eval_size, seed=seed)
-    return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings)
+                    eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}))
+    return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker)
 
 # %% ../nbs/03_data.ipynb #c90c33d6
 @dataclass
@@ -328,16 +393,25 @@ def _empty(v) -> bool:
         return not v or any(_empty(m.get('content', m.get('value'))) for m in v if isinstance(m, dict))
     return v is None
 
+def _end_ids(p:Prepared, tok) -> list[int]|None:
+    "The tokens a trained example must end with: its chat's end-of-turn marker, else EOS (None: any special token)."
+    if p.turn_end: return tok(p.turn_end, add_special_tokens=False)['input_ids']
+    return None if p.format in ('chat', 'instruction') else [tok.eos_token_id]
+
+def _ends_well(trained:list[int], end:list[int]|None, tok) -> bool:
+    "Whether trained tokens end with `end`, or with a special token when the template ends replies variously."
+    return trained[-len(end):] == end if end is not None else trained[-1] in tok.all_special_ids
+
 def lint(p:Prepared, tokenizer) -> LintReport:
     "Look for examples that would train badly."
     exs = sorted(p.train + p.eval, key=lambda e: e.index)
-    rep = LintReport()
+    rep, end = LintReport(), _end_ids(p, tokenizer)
     seen = set()
     for e in exs:
         r = p.records[e.index - 1]
         if e.n_trained == 0: rep.no_trained.append(e.index)
         trained = [l for l in e.labels if l != -100]
-        if trained and trained[-1] != tokenizer.eos_token_id and not e.truncated: rep.missing_eos.append(e.index)
+        if trained and not _ends_well(trained, end, tokenizer) and not e.truncated: rep.missing_eos.append(e.index)
         if e.truncated: rep.truncated.append(e.index)
         key = json.dumps(r, sort_keys=True, default=str)
         if key in seen: rep.duplicates.append(e.index)

@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+from transformers.pytorch_utils import Conv1D
 from fastcore.basics import patch
 from .errors import SettingsError, ModelLoadError
 from .models import find_target_modules, all_targets, EMBEDDED_MODEL
 
 # %% auto #0
-__all__ = ['read_config', 'meta_model', 'weight_bytes', 'weights_table', 'lora_layers', 'lora_params', 'layer_activation_bytes',
-           'logits_bytes', 'MemoryEstimate', 'estimate']
+__all__ = ['LINEAR', 'read_config', 'meta_model', 'in_out', 'weight_bytes', 'weights_table', 'lora_layers', 'lora_params',
+           'layer_activation_bytes', 'logits_bytes', 'MemoryEstimate', 'estimate']
 
 # %% ../nbs/02_estimate.ipynb #170f8ff1
 def read_config(config:dict|str|Path|PretrainedConfig) -> PretrainedConfig:
@@ -48,10 +49,16 @@ def meta_model(config) -> nn.Module:
 # %% ../nbs/02_estimate.ipynb #85eeebf5
 _BYTES = {'float32': 4, 'bfloat16': 2, 'float16': 2}
 
-def _quantizable(model) -> list[nn.Linear]:
+LINEAR = (nn.Linear, Conv1D) # what LoRA wraps and bitsandbytes quantizes: GPT-2's family uses Conv1D
+
+def in_out(m:nn.Module) -> tuple[int, int]:
+    "`(in, out)` features of a Linear or a Conv1D (whose weight is stored transposed)."
+    return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else (m.weight.shape[0], m.nf)
+
+def _quantizable(model) -> list[nn.Module]:
     head = model.get_output_embeddings()
     return [m for n, m in model.named_modules()
-            if isinstance(m, nn.Linear) and m is not head and not n.endswith('lm_head')]
+            if isinstance(m, LINEAR) and m is not head and not n.endswith('lm_head')]
 
 def weight_bytes(model:nn.Module, quantization:str='none', dtype:str='bfloat16', double_quant:bool=False) -> int:
     "Bytes of `model`'s weights when loaded with `quantization` ('none', '8bit', '4bit')."
@@ -61,7 +68,7 @@ def weight_bytes(model:nn.Module, quantization:str='none', dtype:str='bfloat16',
     q = sum(m.weight.numel() for m in lins)
     rest = (total - q) * _BYTES[dtype]
     if quantization == 'none': return rest
-    if quantization == '8bit': return rest + q + sum(4 * m.out_features for m in lins)
+    if quantization == '8bit': return rest + q + sum(4 * in_out(m)[1] for m in lins)
     if quantization != '4bit':
         raise SettingsError(f"Unknown quantization {quantization!r}", hint="Use 'none', '8bit' or '4bit'.")
     scales = q // 64 + q // (64 * 256) * 4 + 1024 if double_quant else q // 64 * 4
@@ -76,10 +83,10 @@ def weights_table(config, dtype:str='bfloat16') -> dict[str, int]:
             '4bit double quant': weight_bytes(m, '4bit', dtype, True)}
 
 # %% ../nbs/02_estimate.ipynb #0955c799
-def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> list[nn.Linear]:
+def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> list[nn.Module]:
     "The Linear layers LoRA would wrap for `target_modules` (leaf names, or 'all-linear')."
     names = all_targets(find_target_modules(model)) if target_modules == 'all-linear' else list(target_modules)
-    found = [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[-1] in names]
+    found = [m for n, m in model.named_modules() if isinstance(m, LINEAR) and n.split('.')[-1] in names]
     if not found:
         raise SettingsError(f"`target_modules` {names} match no Linear layer of this model", where='target_modules',
                             hint=f"Choose from {all_targets(find_target_modules(model))}.")
@@ -87,7 +94,7 @@ def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> l
 
 def lora_params(model:nn.Module, r:int=8, target_modules:str|list[str]='all-linear') -> int:
     "Trainable parameters LoRA adds."
-    return sum(r * (m.in_features + m.out_features) for m in lora_layers(model, target_modules))
+    return sum(r * sum(in_out(m)) for m in lora_layers(model, target_modules))
 
 # %% ../nbs/02_estimate.ipynb #4c9efcce
 def _dims(cfg):
@@ -116,7 +123,7 @@ def _peak_activations(cfg, layers:list, tokens:int, dtype:str, r:int, lora_dropo
     "`(activations, logits)`: bytes of each at the peak of a training step over `tokens` tokens."
     nl = cfg.num_hidden_layers
     per_layer = layer_activation_bytes(cfg, tokens, dtype, r, len(layers) // nl, lora_dropout,
-                                       sum(m.in_features for m in layers) // nl)
+                                       sum(in_out(m)[0] for m in layers) // nl)
     h = cfg.hidden_size * _BYTES[dtype] * tokens
     logits = logits_bytes(cfg, tokens, dtype)
     acts = nl * h + max(0, 2 * per_layer - logits) if gradient_checkpointing else nl * per_layer

@@ -21,7 +21,7 @@ from .settings import DTYPE_NAMES, EMBEDDED_MODEL, ModelSettings, default_device
 __all__ = ['resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm', 'load_tokenizer',
            'resolve_dtypes', 'quiet_bnb', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc', 'release_checkpoint',
            'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel', 'bnb_config',
-           'check_setting_names', 'load_model', 'save_random_model']
+           'check_setting_names', 'check_quantized', 'load_model', 'save_random_model']
 
 # %% ../nbs/01_models.ipynb #8db1f35d
 _DTYPES = {k: getattr(torch, v) for k, v in DTYPE_NAMES.items()}
@@ -383,6 +383,17 @@ def _after_quantized_load(model:nn.Module, s:ModelSettings, device:str, label:st
     if device == 'cpu': release_checkpoint(model, keep=(bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
     check_forward(model, label)
 
+# %% ../nbs/01_models.ipynb #28c66f1b
+def check_quantized(model:nn.Module, summary:ModelSummary, quant:str):
+    "Refuse a `quant` load that quantized none of the model's Linear layers, naming the classes left as they were."
+    if summary.quantized_layers: return
+    head = model.get_output_embeddings()
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Linear) and m is not head})
+    raise QuantizationError(f"{quant} quantization quantized none of this model's {summary.linear_layers} Linear "
+                            f"layers: bitsandbytes skips their class ({', '.join(kinds)})", where=summary.model_id,
+                            hint="Load it with `quantization='none'` (with a 16-bit `dtype` on a GPU), or choose a "
+                                 "model whose layers are plain Linear.")
+
 # %% ../nbs/01_models.ipynb #913fec87
 def load_model(model_id:str|Path|None=None, # hub id or local folder; None is the embedded tiny base
                settings:ModelSettings|None=None, # all settings at once (else built from `model_id` and `kwargs`)
@@ -407,6 +418,7 @@ def load_model(model_id:str|Path|None=None, # hub id or local folder; None is th
     model.eval()
     summary = ModelSummary.of(model, s.model_id or 'embedded tiny base', kind, _quant_label(s, compute),
                               revision=getattr(cfg, '_commit_hash', None))
+    if s.quant != 'none': check_quantized(model, summary, s.quant)
     return LoadedModel(model, tok, summary, find_target_modules(model), s)
 
 # %% ../nbs/01_models.ipynb #231eefad

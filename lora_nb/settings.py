@@ -159,12 +159,12 @@ class TrainSettings:
     weight_decay:float=0.0 # L2 penalty on the adapter weights
     max_grad_norm:float=1.0 # gradient clipping
     logging_steps:int=1 # log loss every this many steps
-    eval_steps:int|None=None # evaluate every this many steps (None: at the end only, if there is an eval split)
+    eval_steps:int|None=None # evaluate every this many steps (None: each fifth of the run), and at the end
     save_steps:int=50 # checkpoint every this many steps (resume starts from the last one)
     seed:int=42 # for the adapter's initialisation and the data order
     gradient_checkpointing:bool=False # recompute activations in the backward pass: less memory, ~30 % slower
     padding_free:bool=True # pack each batch without padding tokens (same loss, less compute)
-    probe_steps:int=0 # generate the probe prompts every this many steps (0: never)
+    probe_steps:int=0 # generate the probe prompts every this many steps (0: five times over the run)
     max_new_tokens:int=48 # length of probe generations
     report_to:str|list[str]='none' # trackers: 'tensorboard', 'trackio', 'wandb', 'mlflow', or a list; 'all' or 'none'
 
@@ -200,6 +200,7 @@ class DataSettings:
     max_length:int=1024 # longer examples are cut (the lint report lists them)
     eval_size:float|int=0.1 # held-out fraction (< 1) or count
     seed:int=42 # seed of the train/eval split
+    columns:dict|None=None # {format field: your column}, e.g. {'instruction': 'question', 'output': 'answer'}
 
     def __post_init__(self):
         given = [k for k in DATA_SOURCES if getattr(self, k) is not None]

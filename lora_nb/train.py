@@ -27,8 +27,8 @@ from .threads import release_openmp_team
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
-__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'progress_line', 'checkpoint_problem', 'checkpoints',
-           'last_complete_checkpoint']
+__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'progress_line', 'checkpoint_problem',
+           'checkpoints', 'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -58,7 +58,7 @@ def training_arguments(self:TrainSettings, output_dir:str|Path, has_eval:bool,
         gradient_accumulation_steps=self.gradient_accumulation_steps, warmup_steps=self.warmup_steps,
         lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, max_grad_norm=self.max_grad_norm,
         logging_steps=self.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
-        eval_strategy=('steps' if self.eval_steps else 'no') if has_eval else 'no', eval_steps=self.eval_steps,
+        eval_strategy='steps' if has_eval else 'no', eval_steps=self.eval_steps or 0.2,   # 0.2: a fifth of the run
         save_strategy='steps', save_steps=self.save_steps, save_total_limit=2, seed=self.seed, data_seed=self.seed,
         activation_checkpointing=self.gradient_checkpointing, report_to=self.report_to, run_name=run_name,
         disable_tqdm=True, include_num_input_tokens_seen='all' if self.padding_free else 'non_padding',
@@ -96,11 +96,12 @@ class _Bridge(TrainerCallback):
         rec = self._metrics(state, logs)
         self.s.run.log('metrics', rec)
         self.s._emit('eval' if 'eval_loss' in rec else 'log', state.global_step, rec)
+        if 'eval_loss' in rec: self.s._evaluated_at = state.global_step
         if self._diverged(rec, state): control.should_training_stop = True
         elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
 
     def on_step_end(self, args, state, control, **kw):
-        every = self.s.train.probe_steps
+        every = self.s.train.probe_steps or max(1, state.max_steps // 5)   # prompts given: probe
         if self._check_stop(control, args) or not (every and state.global_step % every == 0): return
         if self.s.is_main and not sharded(self.s.trainer): self.s.probe(state.global_step)
 
@@ -220,9 +221,26 @@ def _create_run(self:Session) -> Run:
     torch.distributed.broadcast_object_list(ids, src=0)
     return run or ReadOnlyRun(run_path(ids[0], self.root))
 
+# %% ../nbs/05_train.ipynb #26213687
+def packing_exact(model, tol:float=1e-3) -> bool:
+    "Whether `model` keeps packed sequences apart: two sequences packed in one row give the logits they give alone."
+    dev = next(model.parameters()).device
+    a, b = torch.arange(10, 15, device=dev), torch.arange(20, 27, device=dev)
+    pos = torch.cat([torch.arange(5), torch.arange(7)]).to(dev)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            packed = model(input_ids=torch.cat([a, b])[None], position_ids=pos[None], use_cache=False).logits[0]
+            alone = torch.cat([model(input_ids=x[None], use_cache=False).logits[0] for x in (a, b)])
+    except Exception: return False   # a model that can't take position_ids this way gets padded batches
+    finally: model.train(was)
+    packed, alone = packed.float(), alone.float()
+    return bool((packed - alone).abs().max() <= tol * alone.abs().max().clamp(min=1))
+
 # %% ../nbs/05_train.ipynb #db84d4e1
 def _collator(self:Session):
-    if self.train.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
+    if self.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
 
 def _make_trainer(self:Session, model) -> Trainer:
@@ -249,6 +267,8 @@ def start(self:Session, background:bool=True) -> Session:
     self.run.clear_stop()
     self._stop.clear()
     self._reason = None
+    self.padding_free = self.train.padding_free and packing_exact(model)
+    self.run.update(padding_free_used=self.padding_free)
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
@@ -302,12 +322,18 @@ def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
              "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
 
+def _final_eval(self:Session):
+    "Evaluate at the end of a finished run, unless the last step just did."
+    tr = self.trainer
+    if tr.eval_dataset is not None and getattr(self, '_evaluated_at', None) != tr.state.global_step: tr.evaluate()
+
 @patch
 def _main(self:Session):
     try:
         self.trainer.train(resume_from_checkpoint=self._resume_from)
         if self._reason == 'nan': self.status = 'failed'
         else:
+            if self._reason != 'stopped': _final_eval(self)
             if self.is_main or sharded(self.trainer): self.save_adapter()
             self.status = 'stopped' if self._reason == 'stopped' else 'completed'
     except (torch.OutOfMemoryError, MemoryError) as e:
@@ -338,7 +364,7 @@ def probe(self:Session, step:int):
     m.config.use_cache = True
     chat = self.data.format in ('chat', 'instruction')
     try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[name], chat=chat,
-                       max_new_tokens=self.train.max_new_tokens)
+                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end)
     finally: m.config.use_cache = False
     rows = [dict(step=step, prompt=p, base=o[BASE], adapter=o[name]) for p, o in zip(cmp.prompts, cmp.outputs)]
     self.run.log('samples', *rows)

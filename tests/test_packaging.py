@@ -49,9 +49,8 @@ def test_panel_state_has_no_widgets():
     src = (ROOT/'lora_nb'/'panels'/'state.py').read_text()
     assert 'ipywidgets' not in src and 'plotly' not in src and 'IPython' not in src
 
-ENGINE = ('errors', 'settings', 'models', 'estimate', 'data', 'runs', 'threads', 'distributed', 'train', 'compare',
-          'votes',
-          'adapters', 'config')
+ENGINE = ('errors', 'settings', 'models', 'estimate', 'templates', 'data', 'runs', 'threads', 'distributed', 'train',
+          'compare', 'votes', 'adapters', 'config')
 FACES = ('ipywidgets', 'IPython', 'plotly', 'anywidget', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.lab')
 HEAVY = ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')
 

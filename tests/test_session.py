@@ -221,3 +221,24 @@ def test_out_of_memory_becomes_advice(tmp_path):
     assert 'per_device_train_batch_size' in hint and 'gradient_checkpointing' in hint and '4-bit' in hint
     info = Run.open(next(p.name for p in tmp_path.iterdir()), tmp_path).info()
     assert info['status'] == 'failed' and info['reason'] == 'oom'
+
+def test_defaults_evaluate_and_probe_without_being_asked(lm, data, tmp_path):
+    "An eval split is evaluated during the run and at its end; probe prompts are generated with no `probe_steps`."
+    s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=10, learning_rate=1e-3, save_steps=100),
+                probes=['Reverse the word for.'], root=tmp_path)
+    assert s.start(background=False).status == 'completed'
+    evals = [r['step'] for r in s.run.read('metrics').records if 'eval_loss' in r]
+    assert evals == [2, 4, 6, 8, 10], evals                      # every fifth of the run, the last at its end
+    assert [r['step'] for r in s.run.read('samples').records] == [2, 4, 6, 8, 10]
+
+def test_padding_free_falls_back_where_it_is_not_exact(tmp_path):
+    "OPT's attention ignores position_ids (hazard 14): its run uses padded batches, and run.json says so."
+    from lora_nb.models import save_random_model
+    tok = load_model(quantization='none').tokenizer
+    opt = save_random_model(tmp_path/'opt', model_type='opt', hidden_size=64, ffn_dim=128, num_attention_heads=2,
+                            num_hidden_layers=2, word_embed_proj_dim=64, vocab_size=len(tok), dropout=0.0)
+    lm_opt = load_model(opt, quantization='none')
+    s = Session(lm_opt, prepare(RECS, lm_opt.tokenizer, eval_size=0), LoraSettings(r=4),
+                TrainSettings(max_steps=2, save_steps=100), root=tmp_path/'runs')
+    assert s.start(background=False).status == 'completed'
+    assert s.run.info()['padding_free_used'] is False

@@ -413,7 +413,8 @@ def run_compare(self:StudioState):
         return None
     c, chat = self.compare, self.prepared is None or self.prepared.format in ('chat', 'instruction')
     res = self.action(compare, self.lm.model, self.lm.tokenizer, c.prompt_list(), adapters=c.adapters or None,
-                      chat=chat, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, temperature=c.temperature)
+                      chat=chat, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, temperature=c.temperature,
+                      stop=self.prepared.turn_end if self.prepared is not None else None)
     if res is not None: c.comparison, c.blind = res, None
     return res
 

@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from .errors import SettingsError
 from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
 from .models import load_model
-from .data import prepare, read_source, fingerprint
+from .data import _looks_like_hub_id, prepare, read_source, fingerprint
 from .runs import Run
 from .train import Session
 
@@ -139,14 +139,15 @@ def _base_dir(cfg) -> Path:
     return Path(cfg.where).resolve().parent if cfg.where and Path(cfg.where).is_file() else Path.cwd()
 
 def _resolve_paths(cfg):
-    "Make `data.source` and `runs_root` absolute (relative to the config file) and check the data file is there."
+    "Make `data.source` and `runs_root` absolute (relative to the config file) and check the data is there."
     base = _base_dir(cfg)
     if cfg.data.source is not None:
         p = (base/Path(cfg.data.source).expanduser()).resolve()
-        if not p.is_file():
+        if not p.exists() and _looks_like_hub_id(cfg.data.source): p = None   # a Hub dataset id, read as it is
+        elif not p.exists():
             _fail(cfg, ('data', 'source'), f"Data file {cfg.data.source!r} (`data.source`) does not exist",
                   f"Looked at {p}. Relative paths start at the config file's folder ({base}).")
-        cfg.data.source = str(p)
+        if p is not None: cfg.data.source = str(p)
     if cfg.runs_root is not None: cfg.runs_root = str((base/Path(cfg.runs_root).expanduser()).resolve())
 
 # %% ../nbs/08_config.ipynb #897e3f5f

@@ -4,18 +4,19 @@
 
 # %% ../nbs/03_data.ipynb #69753527
 from __future__ import annotations
-import gzip, hashlib, html, io, json, random, re, statistics
+import contextlib, gzip, hashlib, html, io, json, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
 from .errors import LoraNbError
 from .templates import encode_chat, turn_end
+from .settings import Pasted
 
 # %% auto #0
-__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'read_source', 'detect_format', 'to_messages',
-           'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint', 'split', 'map_columns', 'prepare',
-           'LintReport', 'lint', 'preview_html', 'preview_ansi']
+__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'load_hub', 'read_source', 'detect_format',
+           'to_messages', 'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint', 'split_indices',
+           'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html', 'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
@@ -111,7 +112,8 @@ def _looks_like_path(s:str) -> bool:
     "Whether the string `s` names a file, rather than holding pasted examples."
     s = s.strip()
     if '\n' in s or len(s) > 4096 or not s: return False
-    return bool(re.search(r'\.[A-Za-z][\w]{0,9}(\.gz)?$', s) and ' ' not in s) or s.startswith(('/', './', '~/', '../'))
+    if _suffix(Path(s)) in READERS or s.startswith(('/', './', '~/', '../')): return True
+    return bool(re.search(r'\.[A-Za-z]\w{0,9}(\.gz)?$', s)) and ' ' not in s   # an unknown suffix: a path, mistyped
 
 def _read_pasted(t:str) -> list[dict]:
     "Pasted JSON lines, or plain-text examples separated by blank lines."
@@ -119,10 +121,55 @@ def _read_pasted(t:str) -> list[dict]:
     if t.startswith('{'): return _jsonl(t, 'pasted text')
     return [{'text': b.strip()} for b in re.split(r'\n\s*\n', t) if b.strip()]
 
+# %% ../nbs/03_data.ipynb #9927a379
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
+
+def _looks_like_hub_id(s:str) -> bool:
+    "Whether `s` is an `org/name` id rather than a file or pasted text."
+    return bool(_HUB_ID.match(s.strip())) and _suffix(Path(s)) not in READERS
+
+@contextlib.contextmanager
+def _hub_offline(offline:bool):
+    "Let `datasets` use only its cache while `offline` (the Hub is not reachable)."
+    import datasets.config, huggingface_hub.constants as hc
+    old = datasets.config.HF_HUB_OFFLINE, hc.HF_HUB_OFFLINE
+    if offline: datasets.config.HF_HUB_OFFLINE = hc.HF_HUB_OFFLINE = True
+    try: yield
+    finally: datasets.config.HF_HUB_OFFLINE, hc.HF_HUB_OFFLINE = old
+
+# %% ../nbs/03_data.ipynb #18291329
+def load_hub(dataset:str, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
+    "The records of `split` (default 'train') of a Hub dataset or a local dataset folder."
+    import datasets
+    from lora_nb.models import hub_reachable
+    offline = not Path(dataset).expanduser().is_dir() and not hub_reachable()
+    try:
+        with _hub_offline(offline):
+            ds = datasets.load_dataset(str(dataset), subset, split=split or 'train', revision=revision)
+    except Exception as e:
+        if offline:
+            raise DataError(f"Can't download dataset {dataset!r}: the Hugging Face Hub is not reachable from this "
+                            "machine, and the dataset is not in the local cache", where=dataset,
+                            hint="Use a local file or dataset folder, or connect to the network and try again."
+                            ) from None
+        raise DataError(f"Can't load dataset {dataset!r}: {e}", where=dataset,
+                        hint="Check the id, `subset` and `split` (e.g. 'train' or 'train[:2000]').") from None
+    return ds.to_list()
+
 # %% ../nbs/03_data.ipynb #58bcc51a
-def read_source(source) -> list[dict]:
-    "Records (dicts) from a path, records, a DataFrame, a `datasets.Dataset` or pasted text."
-    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
+def _is_dir(source) -> bool:
+    "Whether `source` names a folder (a long or multi-line string is pasted text, not a name)."
+    if not isinstance(source, (str, Path)) or '\n' in str(source) or len(str(source)) > 4096: return False
+    try: return Path(source).expanduser().is_dir()
+    except OSError: return False
+
+def read_source(source, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
+    "Records (dicts) from a path, a Hub id or dataset folder, records, a DataFrame, a `datasets.Dataset`, or text."
+    if isinstance(source, Pasted): recs = _read_pasted(source)
+    elif _is_dir(source): recs = load_hub(str(source), split,
+                                                                                                  subset, revision)
+    elif isinstance(source, str) and _looks_like_hub_id(source): recs = load_hub(source, split, subset, revision)
+    elif isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         p = Path(source).expanduser()
         if not p.exists(): raise DataError(f"Data file {str(source)!r} does not exist", where=str(p.resolve()),
                                            hint="Check the path, or paste the examples as text.")
@@ -294,7 +341,7 @@ def fingerprint(records:list[dict]) -> str:
     "A short content hash of the records (for run.json and the model card)."
     return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def split(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
+def split_indices(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     "Shuffled train and eval indices."
     k = int(round(n * eval_size)) if isinstance(eval_size, float) and eval_size < 1 else int(eval_size)
     if not 0 <= k < n: raise DataError(f"`eval_size`={eval_size} leaves no training examples out of {n}",
@@ -337,17 +384,19 @@ def map_columns(recs:list[dict], columns:dict|None) -> list[dict]:
 
 # %% ../nbs/03_data.ipynb #24c79931
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
-            max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None) -> Prepared:
+            max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None,
+            split:str|None=None, subset:str|None=None, revision:str|None=None) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split."
-    recs = map_columns(read_source(source), columns)
+    recs = map_columns(read_source(source, split, subset, revision), columns)
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
     marker = turn_end(tokenizer, chat_template(tokenizer, template)) if fmt in ('chat', 'instruction') else None
     exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i, marker) for i, r in enumerate(recs, 1)]
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
-    tr, ev = split(len(exs), eval_size, seed)
+    tr, ev = split_indices(len(exs), eval_size, seed)
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
-                    eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}))
+                    eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}),
+                    **{k: v for k, v in dict(split=split, subset=subset, revision=revision).items() if v})
     return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker)
 
 # %% ../nbs/03_data.ipynb #c90c33d6
@@ -426,7 +475,19 @@ def lint(p:Prepared, tokenizer) -> LintReport:
 _SPAN = "<span title='{}' style='{};border-right:1px solid #fff;white-space:pre-wrap'>{}</span>"
 
 def _pieces(tok, ex:Example):
-    for i, l in zip(ex.input_ids, ex.labels): yield tok.decode([i]), l != -100
+    "`(text, trained)` per token; byte-level tokens that hold part of a character join the next ones until it is whole."
+    buf, on = [], False
+    for i, l in zip(ex.input_ids, ex.labels):
+        buf.append(i)
+        on = on or l != -100
+        text = tok.decode(buf)
+        if '\ufffd' not in text or len(buf) >= 4:   # a character is at most 4 bytes
+            yield text, on
+            buf, on = [], False
+    if buf: yield tok.decode(buf), on
+
+_LEGEND = ("<span style='background:#c8f7c5;color:#111;padding:0 4px'>trained</span> "
+           "<span style='background:#eee;color:#777;padding:0 4px'>not trained</span>")
 
 def preview_html(tok, ex:Example) -> str:
     "HTML of `ex` with trained tokens marked."
@@ -437,7 +498,7 @@ def preview_html(tok, ex:Example) -> str:
     cut = ', truncated' if ex.truncated else ''
     return (f"<div style='font-family:monospace;font-size:13px;line-height:1.6'>{body}</div>"
             f"<div style='font-size:12px;color:#555'>example {ex.index}: {len(ex.input_ids)} tokens, "
-            f"{ex.n_trained} trained{cut}</div>")
+            f"{ex.n_trained} trained{cut} &nbsp; {_LEGEND}</div>")
 
 def preview_ansi(tok, ex:Example) -> str:
     "Terminal text of `ex`: trained tokens in green, masked ones dim."

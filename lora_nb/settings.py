@@ -14,7 +14,7 @@ from .errors import SettingsError
 # %% auto #0
 __all__ = ['ASSETS', 'EMBEDDED_MODEL', 'DEMO_DATA', 'DTYPE_NAMES', 'QUANTIZATIONS', 'TRACKER_PACKAGES', 'DATA_SOURCES',
            'gpu_driver', 'default_device', 'check', 'dtype_name', 'ModelSettings', 'LoraSettings', 'check_trackers',
-           'TrainSettings', 'DataSettings']
+           'TrainSettings', 'Pasted', 'DataSettings']
 
 # %% ../nbs/00a_settings.ipynb #1545393e
 ASSETS = Path(str(files('lora_nb')/'assets'))
@@ -185,13 +185,17 @@ def _check(self:TrainSettings):
     check(self.warmup_steps >= 0, 'warmup_steps', "must be ≥ 0")
     check_trackers(self.report_to)
 
+# %% ../nbs/00a_settings.ipynb #0e098512
+class Pasted(str):
+    "Text that was pasted: read as examples (JSON lines or paragraphs), never as a path or a dataset id."
+
 # %% ../nbs/00a_settings.ipynb #b3c88895
 DATA_SOURCES = ('source', 'records', 'text')
 
 @dataclass
 class DataSettings:
     "Where the examples come from and how they are prepared (`lora_nb.data.prepare`'s arguments)."
-    source:str|None=None # a .jsonl, .json, .csv or .parquet file (relative: to the config file's folder)
+    source:str|None=None # a data file, a dataset folder or a Hub dataset id (relative: to the config file's folder)
     records:list[dict]|None=None # the examples inline, as a list of mappings
     text:str|None=None # a pasted block: JSON lines, or plain-text examples separated by blank lines
     format:str|None=None # 'instruction', 'chat', 'prompt_completion' or 'text' (None: detected)
@@ -201,6 +205,9 @@ class DataSettings:
     eval_size:float|int=0.1 # held-out fraction (< 1) or count
     seed:int=42 # seed of the train/eval split
     columns:dict|None=None # {format field: your column}, e.g. {'instruction': 'question', 'output': 'answer'}
+    split:str|None=None # of a Hub dataset or dataset folder: 'train' (default), or a slice like 'train[:2000]'
+    subset:str|None=None # of a Hub dataset: its configuration name
+    revision:str|None=None # of a Hub dataset: a branch, tag or commit
 
     def __post_init__(self):
         given = [k for k in DATA_SOURCES if getattr(self, k) is not None]
@@ -217,7 +224,7 @@ def prepare_kwargs(self:DataSettings) -> dict:
     return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in DATA_SOURCES}
 
 @patch
-def read(self:DataSettings) -> Path|list|str:
+def read(self:DataSettings) -> list|str:
     "The source to give `prepare`: a path, the records or the text."
-    if self.source is not None: return Path(self.source)
-    return self.records if self.records is not None else self.text
+    if self.source is not None: return self.source   # a path, a dataset folder or a Hub id: `read_source` tells
+    return self.records if self.records is not None else Pasted(self.text)

@@ -27,8 +27,8 @@ from .threads import release_openmp_team
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
-__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'progress_line', 'checkpoint_problem',
-           'checkpoints', 'last_complete_checkpoint']
+__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'context_length', 'progress_line',
+           'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -261,6 +261,7 @@ def start(self:Session, background:bool=True) -> Session:
     if self.status not in ('created',) and self._resume_from is None:
         raise TrainError(f"This session has already run (status {self.status!r})",
                          hint="Start a new Session, or `Session.resume(run_id, …)`.")
+    _check_context(self)
     _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
     if self.run is None: self.run = _create_run(self)
@@ -279,6 +280,21 @@ def start(self:Session, background:bool=True) -> Session:
     self.thread = threading.Thread(target=self._main, name=f'lora_nb-train-{self.run.id}', daemon=True)
     self.thread.start()
     return self
+
+# %% ../nbs/05_train.ipynb #97af7f54
+def context_length(model) -> int|None:
+    "How many tokens `model` reads at most, from its config (None: not said)."
+    cfg = model.config
+    return getattr(cfg, 'max_position_embeddings', None) or getattr(cfg, 'n_positions', None)
+
+def _check_context(self:Session):
+    "Refuse examples longer than the model's context."
+    ctx = context_length(self.lm.model)
+    longest = max((len(e.input_ids) for e in self.data.train + self.data.eval), default=0)
+    if ctx and longest > ctx:
+        raise TrainError(f"Examples are up to {longest} tokens long, but this model reads at most {ctx}",
+                         where='max_length', field='max_length',
+                         hint=f"Prepare the data with `max_length={ctx}` or less.")
 
 # %% ../nbs/05_train.ipynb #1e74d8b4
 @patch

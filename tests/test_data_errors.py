@@ -96,3 +96,17 @@ def test_long_examples_lint_states_the_policy(tok):
     rep = lint(p, tok)
     assert rep.truncated == [1] and len(p.train[0].input_ids) == 32 and p.train[0].truncated
     assert any('the first max_length tokens are kept' in line for line in rep.problems())
+
+def test_hub_dataset_ids_and_dataset_folders(tmp_path, tok):
+    "A Hub id in the API or YAML goes to `datasets`; offline and not cached it fails at once, naming the id."
+    from lora_nb.config import RunConfig
+    cfg = RunConfig.from_dict({'data': {'source': 'nobody/no-such-dataset', 'split': 'train[:10]'}})
+    assert cfg.data.source == 'nobody/no-such-dataset'                     # not joined to the config's folder
+    with pytest.raises(DataError, match="Can't download dataset 'nobody/no-such-dataset'"):
+        prepare(cfg.data.read(), tok, **cfg.data.prepare_kwargs())
+    repo = tmp_path/'alpaca-like'
+    (repo/'data').mkdir(parents=True)
+    rows = [{'instruction': f'Say {w}.', 'output': w} for w in ('yes', 'no', 'maybe', 'never')]
+    (repo/'data'/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    p = prepare(str(repo), tok, split='train[:3]', eval_size=0)
+    assert len(p.train) == 3 and p.format == 'instruction' and p.settings['split'] == 'train[:3]'

@@ -110,3 +110,20 @@ def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
     studio.adapters.mix_name.value = 'blend'
     studio.adapters.mix_btn.click()
     assert 'different base models' in studio.adapters.banner.value
+
+def test_data_panel_reads_a_dataset_folder_with_a_column_mapping(tmp_path):
+    "The Data tab's Hub source (an id, or a local dataset folder) with a split slice and field=column pairs."
+    from lora_nb.panels.state import DataState
+    from lora_nb.models import load_model
+    repo = tmp_path/'qa'
+    (repo/'data').mkdir(parents=True)
+    rows = [{'question': f'Reverse {w}.', 'answer': w[::-1]} for w in ('loop', 'class', 'yield', 'raise')]
+    (repo/'data'/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    d = DataState(source='hub', hub=str(repo), split='train[:3]', columns='instruction=question, output=answer',
+                  eval_size=0)
+    assert d.errors() == {}
+    p = d.prepare(load_model(quantization='none').tokenizer)
+    assert (len(p.train), p.format) == (3, 'instruction')
+    assert d.settings()['columns'] == {'instruction': 'question', 'output': 'answer'}
+    assert 'field=column pairs' in DataState(columns='instruction:question').errors()['columns']
+    assert 'org/name' in DataState(source='hub').errors()['hub']

@@ -89,3 +89,22 @@ def test_the_old_failure_is_gone():
     assert p.turn_end == '<|im_end|>' and all(ex.n_trained for ex in p.train)
     with pytest.raises(DataError, match='Every label is masked'):
         prepare([{'instruction': 'x', 'output': ''}], tok, eval_size=0)
+
+@pytest.mark.slow
+def test_a_local_model_with_a_hub_template_trains_and_stops_on_its_marker(tmp_path):
+    "The Colab tutorial's path, offline: a model folder whose tokenizer carries Qwen2.5's template, alpaca data."
+    from lora_nb.compare import compare, stop_ids
+    from lora_nb.models import load_model, save_random_model
+    from lora_nb.train import LoraSettings, Session, TrainSettings
+    tok = tokenizer_for(HUB['qwen2_5'])
+    tok.chat_template = HUB['qwen2_5']
+    folder = save_random_model(tmp_path/'qwen-like', vocab_size=len(tok))
+    tok.save_pretrained(folder)
+    lm = load_model(folder, quantization='4bit')
+    data = prepare(ALPACA * 4, lm.tokenizer, eval_size=2)
+    assert data.turn_end == '<|im_end|>'
+    s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=2, save_steps=100),
+                probes=['Name a colour.'], root=tmp_path/'runs')
+    assert s.start(background=False).status == 'completed', s.error
+    assert lm.tokenizer.convert_tokens_to_ids('<|im_end|>') in stop_ids(lm.tokenizer, stop=data.turn_end)
+    assert compare(s.lm.model, lm.tokenizer, ['Name a colour.'], max_new_tokens=4, stop=data.turn_end).outputs

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastcore.basics import patch
 from fastcore.docments import docments
 from ..errors import LoraNbError
-from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, TrainSettings
+from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, Pasted, TrainSettings
 
 # %% auto #0
 __all__ = ['explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values', 'TrainState', 'LiveLog',
@@ -104,7 +104,7 @@ def estimate(self:ModelState):
 @dataclass
 class DataState:
     "The Data panel's choices."
-    source:str='text' # 'path', 'upload' or 'text'
+    source:str='text' # 'path', 'upload', 'text' or 'hub'
     path:str='' # a .jsonl/.json/.csv/.parquet file
     text:str='' # pasted examples: JSON lines, or paragraphs of plain text
     upload_name:str='' # name of the uploaded file
@@ -114,6 +114,17 @@ class DataState:
     train_on_prompt:bool=False # also train on prompts/user turns
     max_length:int=512 # tokens per example; longer ones are cut (and flagged by the lint)
     eval_size:float=0.1 # share (or count) of examples held out for eval loss
+    hub:str='' # a Hugging Face Hub dataset id ('org/name') or a local dataset folder
+    split:str='' # of the Hub dataset: 'train' (default), or a slice like 'train[:2000]'
+    subset:str='' # of the Hub dataset: its configuration name (empty: the default)
+    columns:str='' # field=column pairs for data named otherwise, e.g. 'instruction=question, output=answer'
+
+    def column_map(self) -> dict|None:
+        "The `columns` text as {field: column} (raises ValueError)."
+        pairs = [p.strip() for p in self.columns.split(',') if p.strip()]
+        bad = [p for p in pairs if p.count('=') != 1 or not all(x.strip() for x in p.split('='))]
+        if bad: raise ValueError(f"write field=column pairs separated by commas, not {bad[0]!r}")
+        return {f.strip(): c.strip() for f, c in (p.split('=') for p in pairs)} or None
 
     def errors(self) -> dict[str, str]:
         "Field -> message for every invalid choice."
@@ -121,6 +132,9 @@ class DataState:
         if self.source == 'path' and not self.path.strip(): out['path'] = 'give the path of a data file'
         if self.source == 'text' and not self.text.strip(): out['text'] = 'paste some examples'
         if self.source == 'upload' and not self.upload: out['upload'] = 'upload a file'
+        if self.source == 'hub' and not self.hub.strip(): out['hub'] = "give a dataset id like 'org/name', or a folder"
+        try: self.column_map()
+        except ValueError as e: out['columns'] = str(e)
         if not (isinstance(self.max_length, int) and self.max_length >= 8): out['max_length'] = 'must be an integer ≥ 8'
         es = self.eval_size
         share_or_count = 0 <= es < 1 or (float(es).is_integer() and es >= 1)
@@ -137,7 +151,8 @@ def data_source(self:DataState):
         p = d/Path(self.upload_name or 'upload.jsonl').name
         p.write_bytes(self.upload)
         return p
-    return self.text
+    if self.source == 'hub': return self.hub.strip()   # a Hub id or a dataset folder
+    return Pasted(self.text)
 
 @patch
 def prepare(self:DataState, tokenizer):
@@ -145,15 +160,18 @@ def prepare(self:DataState, tokenizer):
     from lora_nb.data import prepare
     es = int(self.eval_size) if self.eval_size >= 1 else self.eval_size
     return prepare(self.data_source(), tokenizer, format=self.format or None, template=self.template or None,
-                   train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=es)
+                   train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=es,
+                   columns=self.column_map(), split=self.split.strip() or None, subset=self.subset.strip() or None)
 
 # %% ../../nbs/10_panels.state.ipynb #c7a91f36
 @patch
 def settings(self:DataState) -> dict:
     "The data part of a run config."
-    src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text)}
+    src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text),
+           'hub': dict(source=self.hub.strip(), split=self.split.strip() or None, subset=self.subset.strip() or None)}
+    extra = {'columns': self.column_map()} if self.columns.strip() else {}
     return dict(src[self.source], format=self.format or None, template=self.template or None,
-                train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=self.eval_size)
+                train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=self.eval_size, **extra)
 
 # %% ../../nbs/10_panels.state.ipynb #988b9432
 def default_values(device:str='cpu') -> dict:
@@ -468,10 +486,11 @@ def to_code(self:StudioState) -> str:
     "A self-contained Python cell that reproduces this session with the engine API."
     c = self.config_dict()
     d = dict(c['data'])
-    src = repr(d.pop('text')) if 'text' in d else repr(d.pop('source'))
+    src = f"Pasted({d.pop('text')!r})" if 'text' in d else repr(d.pop('source'))   # pasted: never a path
     kw = ', '.join(f"{k}={v!r}" for k, v in d.items())
     mkw = ', '.join(f"{k}={v!r}" for k, v in c['model'].items())
     return (f"from lora_nb.models import load_model\nfrom lora_nb.data import prepare\n"
+            + ("from lora_nb.settings import Pasted\n" if src.startswith('Pasted(') else '') +
             f"from lora_nb.train import LoraSettings, Session, TrainSettings\n\n"
             f"lm = load_model({mkw})\n"
             f"data = prepare({src}, lm.tokenizer, {kw})\n"

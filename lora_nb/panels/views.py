@@ -122,18 +122,25 @@ _PASTE = '{"instruction": "…", "output": "…"} one per line, or paragraphs of
 def _data_fields(d, on_change) -> list[Field]:
     "The Data panel's fields, bound to the `DataState` `d`."
     def field(name, w, h): return Field(d, name, w, h, on_change)
-    source = W.ToggleButtons(options=[('paste', 'text'), ('file path', 'path'), ('upload', 'upload')], value=d.source)
+    choices = [('paste', 'text'), ('file path', 'path'), ('upload', 'upload'), ('Hub dataset', 'hub')]
+    source = W.ToggleButtons(options=choices, value=d.source)
     text = W.Textarea(value=d.text, placeholder=_PASTE, layout=W.Layout(width='600px', height='140px'))
     return [field('source', source, 'where the examples come from'),
             field('text', text, 'pasted examples'),
-            field('path', W.Text(value=d.path, placeholder='data.jsonl'), 'a .jsonl, .json, .csv or .parquet file'),
+            field('path', W.Text(value=d.path, placeholder='data.jsonl'),
+                  'a .jsonl, .json, .csv, .tsv, .parquet, .arrow or .txt file (or .gz)'),
             field('format', W.Dropdown(options=_FORMATS, value=d.format or ''), 'override the detected format'),
             field('template', W.Dropdown(options=_TEMPLATES, value=d.template or ''),
                   'chat template for instruction/chat data'),
             field('train_on_prompt', W.Checkbox(value=d.train_on_prompt, indent=False),
                   'also train on the prompts (default: answers only)'),
             field('max_length', W.IntText(value=d.max_length), 'tokens per example; longer ones are cut'),
-            field('eval_size', W.FloatText(value=d.eval_size), 'share (or count) held out for the eval loss')]
+            field('eval_size', W.FloatText(value=d.eval_size), 'share (or count) held out for the eval loss'),
+            field('hub', W.Text(value=d.hub, placeholder='org/name'), 'a Hub dataset id, or a local dataset folder'),
+            field('split', W.Text(value=d.split, placeholder='train'), "the split, or a slice: 'train[:2000]'"),
+            field('subset', W.Text(value=d.subset), "the dataset's configuration (empty: the default)"),
+            field('columns', W.Text(value=d.columns, placeholder='instruction=question, output=answer'),
+                  'field=column pairs, for data whose fields are named otherwise')]
 
 # %% ../../nbs/11_panels.views.ipynb #5f1b8d74
 class DataPanel:
@@ -174,6 +181,7 @@ def on_change(self:DataPanel):
     self.fields[1].box.layout.display = '' if d.source == 'text' else 'none'
     self.fields[2].box.layout.display = '' if d.source == 'path' else 'none'
     self.upload.layout.display = '' if d.source == 'upload' else 'none'
+    for f in self.fields[8:11]: f.box.layout.display = '' if d.source == 'hub' else 'none'   # hub, split, subset
     self.prep_btn.disabled = bool(errs)
 
 # %% ../../nbs/11_panels.views.ipynb #6d4b9e1c

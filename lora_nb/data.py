@@ -15,8 +15,8 @@ from .settings import Pasted
 
 # %% auto #0
 __all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'load_hub', 'read_source', 'detect_format',
-           'to_messages', 'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint', 'split_indices',
-           'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html', 'preview_ansi']
+           'conversational', 'to_messages', 'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint',
+           'split_indices', 'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html', 'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
@@ -254,13 +254,29 @@ def _field(r, k, i):
                         hint=f"Write `{k}` as a string in the data, or map another column to it with `columns=`.")
     return v
 
+def _with_system(r:dict, msgs:list[dict], i:int) -> list[dict]:
+    "`msgs` led by the record's `system` column, when it has one and the chat has no system message."
+    if r.get('system') is None or (msgs and msgs[0]['role'] == 'system'): return msgs
+    return [{'role': 'system', 'content': _field(r, 'system', i)}, *msgs]
+
+def conversational(r:dict) -> bool:
+    "Whether a prompt/completion record holds messages (TRL's conversational form), not text."
+    return isinstance(r.get('prompt'), list) or isinstance(r.get('completion'), list)
+
 def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
-    "Chat messages for instruction/chat records; `(prompt, completion)` for prompt_completion/text."
+    "Chat messages for instruction/chat (and conversational prompt/completion) records; else `(prompt, completion)`."
     if fmt == 'instruction':
         inp = _field(r, 'input', i) if r.get('input') is not None else ''
         user = _field(r, 'instruction', i) + (f"\n\n{inp}" if inp.strip() else '')
-        return [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': _field(r, 'output', i)}]
-    if fmt == 'chat': return _chat_messages(r, i)
+        msgs = [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': _field(r, 'output', i)}]
+        return _with_system(r, msgs, i)
+    if fmt == 'chat': return _with_system(r, _chat_messages(r, i), i)
+    if fmt == 'prompt_completion' and conversational(r):
+        turns = [r.get('prompt'), r.get('completion')]
+        if not all(isinstance(t, list) for t in turns):
+            raise DataError(f"Example {i}: `prompt` and `completion` must both be lists of messages, or both text",
+                            where=f"record {i}", hint="Write both as [{'role': ..., 'content': ...}], or both as text.")
+        return _with_system(r, _chat_messages({'messages': turns[0] + turns[1]}, i), i)
     if fmt == 'prompt_completion': return _field(r, 'prompt', i), _field(r, 'completion', i)
     if fmt == 'text': return '', _field(r, 'text', i)
     raise DataError(f"Unknown format {fmt!r}", where='format',
@@ -390,7 +406,8 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
     recs = map_columns(read_source(source, split, subset, revision), columns)
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
-    marker = turn_end(tokenizer, chat_template(tokenizer, template)) if fmt in ('chat', 'instruction') else None
+    chat = fmt in ('chat', 'instruction') or (fmt == 'prompt_completion' and conversational(recs[0]))
+    marker = turn_end(tokenizer, chat_template(tokenizer, template)) if chat else None
     exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i, marker) for i, r in enumerate(recs, 1)]
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
     tr, ev = split_indices(len(exs), eval_size, seed)

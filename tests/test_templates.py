@@ -108,3 +108,13 @@ def test_a_local_model_with_a_hub_template_trains_and_stops_on_its_marker(tmp_pa
     assert s.start(background=False).status == 'completed', s.error
     assert lm.tokenizer.convert_tokens_to_ids('<|im_end|>') in stop_ids(lm.tokenizer, stop=data.turn_end)
     assert compare(s.lm.model, lm.tokenizer, ['Name a colour.'], max_new_tokens=4, stop=data.turn_end).outputs
+
+def test_conversational_prompt_completion_and_a_system_column():
+    "TRL's conversational prompt/completion trains the completion's reply; a `system` column leads the chat."
+    tok = tokenizer_for(HUB['qwen2_5'])
+    recs = [{'system': 'Be brief.', 'prompt': [{'role': 'user', 'content': 'Name a colour.'}],
+             'completion': [{'role': 'assistant', 'content': 'Blue.'}]}]
+    p = prepare(recs * 2, tok, template=HUB['qwen2_5'], eval_size=0)
+    assert p.format == 'prompt_completion' and p.turn_end == '<|im_end|>'
+    assert [r.strip() for r in trained_runs(tok, p.train[0])] == ['Blue.<|im_end|>']
+    assert 'Be brief.' in tok.decode(p.train[0].input_ids)

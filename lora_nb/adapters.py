@@ -52,10 +52,19 @@ def adapter_dir(path:str|Path) -> Path:
     raise AdapterError(f"No adapter at {str(path)!r}", where=str(p),
                        hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
 
+# %% ../nbs/09_adapters.ipynb #06abcc74
+def _fit_new_tokens(model, p:Path):
+    "Give `model` the embedding rows that the adapter in `p` trained for tokens added to its tokenizer."
+    cfg = json.loads((p/'adapter_config.json').read_text())
+    ids = [i for v in (cfg.get('trainable_token_indices') or {}).values() for i in v]
+    if ids and max(ids) >= model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(max(ids) + 1, mean_resizing=False)
+
 # %% ../nbs/09_adapters.ipynb #891826e8
 def _attach(model, p:Path, name:str):
     "Put the adapter in folder `p` on `model` as `name` (no base-model check: `load` does that); returns the PeftModel."
     check_adapter_name(name)
+    _fit_new_tokens(model, p)
     if isinstance(model, PeftModel):
         if name in model.peft_config:
             raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name',

@@ -4,19 +4,20 @@
 
 # %% ../nbs/03_data.ipynb #69753527
 from __future__ import annotations
-import contextlib, gzip, hashlib, html, io, json, random, re, statistics
+import contextlib, dataclasses, gzip, hashlib, html, io, itertools, json, pickle, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
 from .errors import LoraNbError
-from .templates import encode_chat, turn_end
+from .templates import TemplateError, render, reply_spans, tokenize_spans, turn_end
 from .settings import Pasted
 
 # %% auto #0
 __all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'load_hub', 'read_source', 'detect_format',
-           'conversational', 'to_messages', 'chat_template', 'Example', 'encode', 'Prepared', 'fingerprint',
-           'split_indices', 'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html', 'preview_ansi']
+           'record_tools', 'conversational', 'to_messages', 'chat_template', 'Example', 'encode_all', 'encode',
+           'Prepared', 'fingerprint', 'split_indices', 'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html',
+           'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
@@ -83,12 +84,12 @@ def _suffix(p:Path) -> str:
 
 def _table(p:Path, suf:str) -> list[dict]:
     "The rows of a CSV/TSV (as text), parquet or arrow file."
-    import pandas as pd, pyarrow as pa
+    import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
     try:
         if suf in ('.csv', '.tsv'):
             return pd.read_csv(io.StringIO(_read_text(p)), sep='\t' if suf == '.tsv' else ',', dtype=str,
                                keep_default_na=False).to_dict('records')
-        if suf == '.parquet': return pd.read_parquet(io.BytesIO(_raw(p))).to_dict('records')
+        if suf == '.parquet': return pq.read_table(pa.BufferReader(_raw(p))).to_pylist()  # lists stay lists
         buf = pa.BufferReader(_raw(p))
         try: table = pa.ipc.open_stream(buf).read_all()   # what `datasets` writes
         except pa.ArrowInvalid: table = pa.ipc.open_file(pa.BufferReader(_raw(p))).read_all()
@@ -138,13 +139,19 @@ def _hub_offline(offline:bool):
     finally: datasets.config.HF_HUB_OFFLINE, hc.HF_HUB_OFFLINE = old
 
 # %% ../nbs/03_data.ipynb #18291329
+_FIRST_N = re.compile(r'^(\w[\w.-]*)\[:(\d+)\]$') # a split's first N records: 'train[:2000]'
+
 def load_hub(dataset:str, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
     "The records of `split` (default 'train') of a Hub dataset or a local dataset folder."
     import datasets
     from lora_nb.models import hub_reachable
     offline = not Path(dataset).expanduser().is_dir() and not hub_reachable()
+    first = _FIRST_N.match(split or '')
     try:
         with _hub_offline(offline):
+            if first and not offline:   # the first N records, streamed: nothing else is downloaded or converted
+                ds = datasets.load_dataset(str(dataset), subset, split=first[1], revision=revision, streaming=True)
+                return list(itertools.islice(ds, int(first[2])))
             ds = datasets.load_dataset(str(dataset), subset, split=split or 'train', revision=revision)
     except Exception as e:
         if offline:
@@ -199,8 +206,8 @@ def _refuse_preference(keys:set):
     raise DataError(f"This is {kind} preference data (fields {sorted(keys)}), not examples to imitate",
                     where='record 1', field='format',
                     hint="Supervised training would learn the rejected or `label: false` answers as good ones. "
-                         "Train on the good answers alone with `columns=` (e.g. {'output': 'chosen'}), or keep the "
-                         "data for preference training.")
+                         "Train on the good answers alone (keep the rows you want, then `columns={'instruction': "
+                         "'prompt', 'output': 'chosen'}`), or keep the data for preference training.")
 
 def detect_format(records:list[dict]) -> str:
     "The format whose fields the first record has (preference data is refused)."
@@ -213,8 +220,10 @@ def detect_format(records:list[dict]) -> str:
                          "or pass `format=`.")
 
 # %% ../nbs/03_data.ipynb #b11d7c20
-_SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'system': 'system',
-                   'model': 'assistant', 'bot': 'assistant'}
+_CHAT_ROLES = {'system': 'system', 'user': 'user', 'assistant': 'assistant',
+               'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool'}
+_SHAREGPT_ROLES = {**_CHAT_ROLES, 'human': 'user', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant',
+                   'function_call': 'assistant'}
 
 def _content(c, i:int, j:int) -> str:
     "The text of message `j` of example `i`: a string, or text parts (OpenAI's `text`, or `value`); never a repr."
@@ -229,19 +238,62 @@ def _content(c, i:int, j:int) -> str:
     raise DataError(f"Example {i}, message {j}: the content is a {type(c).__name__}, not text", where=where,
                     hint="Give `content` as a string, or as a list of {'type': 'text', 'text': ...} parts.")
 
+# %% ../nbs/03_data.ipynb #3f23c6f1
+def _json(v, i:int, what:str):
+    "`v`, parsed when it is JSON text (datasets often keep tools and calls as strings)."
+    if not isinstance(v, str): return v
+    try: return json.loads(v)
+    except json.JSONDecodeError:
+        raise DataError(f"Example {i}: {what} is not valid JSON", where=f"record {i}",
+                        hint='Write it as JSON, e.g. {"name": "get_weather", "arguments": {"city": "Paris"}}.'
+                        ) from None
+
+def _tool_calls(calls, i:int, j:int) -> list[dict]:
+    "Tool calls as templates take them, from OpenAI's `tool_calls` or a ShareGPT function_call's JSON."
+    calls = _json(calls, i, f"the function call of message {j}")
+    out = []
+    for c in calls if isinstance(calls, list) else [calls]:
+        f = c.get('function', c) if isinstance(c, dict) else None
+        if not isinstance(f, dict) or not isinstance(f.get('name'), str):
+            raise DataError(f"Example {i}, message {j}: a tool call needs a `name`", where=f"record {i}, message {j}",
+                            hint='Write calls as {"name": ..., "arguments": {...}}.')
+        args = f.get('arguments', {})
+        with contextlib.suppress(json.JSONDecodeError): args = json.loads(args) if isinstance(args, str) else args
+        out.append({'type': 'function', 'function': {'name': f['name'], 'arguments': args}})
+    return out
+
+def record_tools(r:dict, i:int=1) -> list[dict]|None:
+    "The tool definitions of record `i` (its `tools` column: a list, or JSON text), or None."
+    t = _json(r.get('tools'), i, '`tools`')
+    if not t: return None
+    t = [t] if isinstance(t, dict) else t
+    if not isinstance(t, list) or not all(isinstance(x, dict) for x in t):
+        raise DataError(f"Example {i}: `tools` must be a list of function definitions", where=f"record {i}",
+                        hint='Write [{"type": "function", "function": {"name": ..., "parameters": {...}}}].')
+    return t
+
+# %% ../nbs/03_data.ipynb #d43eaf99
+def _message(m:dict, role:str, text_key:str, i:int, j:int) -> dict:
+    "Message `j` of example `i` as templates take it: role, text, and its tool calls or tool name when it has them."
+    out = {'role': role, 'content': _content(m.get(text_key), i, j)}
+    if m.get('tool_calls') or str(m.get('from')).lower() == 'function_call':
+        out['tool_calls'] = _tool_calls(m.get('tool_calls') or out['content'], i, j)
+        if not m.get('tool_calls'): out['content'] = ''   # ShareGPT: the text was the call
+    return out | {k: m[k] for k in ('name', 'tool_call_id') if isinstance(m.get(k), str)}
+
 def _chat_messages(r:dict, i:int) -> list[dict]:
     "The messages of chat record `r` (example `i`), ShareGPT's mapped to chat roles."
-    if 'messages' in r: msgs = r['messages']
-    elif 'conversations' in r:
-        msgs = [{'role': _SHAREGPT_ROLES.get(str(m.get('from')).lower(), m.get('from')), 'content': m.get('value')}
-                for m in r['conversations']]
+    if 'messages' in r: msgs, roles, rk, tk = r['messages'], _CHAT_ROLES, 'role', 'content'
+    elif 'conversations' in r: msgs, roles, rk, tk = r['conversations'], _SHAREGPT_ROLES, 'from', 'value'
     else: raise DataError(f"Example {i} has no `messages`", where=f"record {i}")
-    if not isinstance(msgs, list) or not all(isinstance(m, dict) and 'role' in m and 'content' in m for m in msgs):
-        raise DataError(f"Example {i}: messages must be a list of {{'role', 'content'}}", where=f"record {i}")
-    bad = {m['role'] for m in msgs} - {'system', 'user', 'assistant'}
-    if bad: raise DataError(f"Example {i} has unknown roles {sorted(map(str, bad))}", where=f"record {i}",
-                            hint="Roles are system, user and assistant (ShareGPT: system, human, gpt).")
-    return [{'role': m['role'], 'content': _content(m['content'], i, j)} for j, m in enumerate(msgs, 1)]
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) and rk in m and (tk in m or 'tool_calls' in m)
+                                             for m in msgs):
+        raise DataError(f"Example {i}: messages must be a list of {{'{rk}', '{tk}'}}", where=f"record {i}")
+    bad = {str(m[rk]) for m in msgs if str(m[rk]).lower() not in roles}
+    if bad: raise DataError(f"Example {i} has unknown roles {sorted(bad)}", where=f"record {i}",
+                            hint="Roles are system, user, assistant and tool (ShareGPT: system, human, gpt, "
+                                 "function_call and observation).")
+    return [_message(m, roles[str(m[rk]).lower()], tk, i, j) for j, m in enumerate(msgs, 1)]
 
 # %% ../nbs/03_data.ipynb #b6516676
 def _field(r, k, i):
@@ -263,6 +315,12 @@ def conversational(r:dict) -> bool:
     "Whether a prompt/completion record holds messages (TRL's conversational form), not text."
     return isinstance(r.get('prompt'), list) or isinstance(r.get('completion'), list)
 
+def _known(fmt:str):
+    "Refuse a format name that `to_messages` doesn't know."
+    if fmt not in FORMATS or fmt == 'sharegpt':
+        raise DataError(f"Unknown format {fmt!r}", where='format', field='format',
+                        hint=f"Use one of {[f for f in FORMATS if f != 'sharegpt']}.")
+
 def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
     "Chat messages for instruction/chat (and conversational prompt/completion) records; else `(prompt, completion)`."
     if fmt == 'instruction':
@@ -279,8 +337,7 @@ def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
         return _with_system(r, _chat_messages({'messages': turns[0] + turns[1]}, i), i)
     if fmt == 'prompt_completion': return _field(r, 'prompt', i), _field(r, 'completion', i)
     if fmt == 'text': return '', _field(r, 'text', i)
-    raise DataError(f"Unknown format {fmt!r}", where='format',
-                    hint=f"Use one of {[f for f in FORMATS if f != 'sharegpt']}.")
+    _known(fmt)
 
 # %% ../nbs/03_data.ipynb #33190b75
 TEMPLATES = {
@@ -319,20 +376,108 @@ class Example:
     def n_trained(self) -> int: return sum(l != -100 for l in self.labels)
 
 # %% ../nbs/03_data.ipynb #1d5021ce
-def _encode_pair(tok, prompt, completion, train_on_prompt):
+def _few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
+
+def _refusal(bad:list[tuple[int, LoraNbError]], n:int) -> LoraNbError:
+    "One error for every example in `bad` (`(index, error)`): the count, the first few, and the first one's fix."
+    i, e = bad[0]
+    what = e.what if e.what.startswith('Example') else f"Example {i}: {e.what[0].lower()}{e.what[1:]}"
+    if len(bad) > 1: what = f"{len(bad)} of {n} examples can't be used (examples {_few([b for b, _ in bad])}). {what}"
+    return type(e)(what, hint=e.hint, where=e.where, field=e.field)
+
+def _readable(records:list[dict], fmt:str, start:int=1) -> tuple[list, list]:
+    "Each record's messages or `(prompt, completion)`, and its tools; all records that can't be read are refused."
+    _known(fmt)
+    items, tools, bad = [], [], []
+    for i, r in enumerate(records, start):
+        try: item, tool = to_messages(r, fmt, i), record_tools(r, i)
+        except DataError as e:
+            bad.append((i, e))
+            continue
+        items.append(item)
+        tools.append(tool)
+    if bad: raise _refusal(bad, len(records))
+    return items, tools
+
+# %% ../nbs/03_data.ipynb #c8e03cfe
+def _check_tools(tok, template:str, items:list, tools:list, start:int=1):
+    "Refuse tool definitions that would be dropped: on examples that are not chats, or by a template without tools."
+    has = [k for k, t in enumerate(tools) if t]
+    if not has: return
+    k, named = has[0], _few([start + k for k in has])
+    if not isinstance(items[k], list):
+        raise DataError(f"{len(has)} example(s) define `tools` (examples {named}), but they are not chats",
+                        where=f"record {start + k}", hint="Tools go with chats: write the examples as `messages`.")
+    if render(tok, items[k], template, tools=tools[k]) == render(tok, items[k], template):
+        raise DataError(f"{len(has)} example(s) define `tools` (examples {named}), and this chat template leaves them "
+                        "out", where='template', field='template',
+                        hint="Use a template that supports tools (the model's own, e.g. Qwen2.5 or Llama 3.1), or "
+                             "remove the `tools` column.")
+
+# %% ../nbs/03_data.ipynb #86a962aa
+def _encode_pairs(tok, pairs:list[tuple[str, str]], train_on_prompt:bool) -> list[tuple[list, list]]:
+    "Ids and labels of `(prompt, completion)` pairs, tokenized apart; each completion ends with EOS."
     bos = [tok.bos_token_id] if tok.bos_token_id is not None and getattr(tok, 'add_bos_token', False) else []
-    p = tok(prompt, add_special_tokens=True)['input_ids'] if prompt else bos
-    c = tok(completion, add_special_tokens=False)['input_ids'] + [tok.eos_token_id]
-    return p + c, (p if train_on_prompt else [-100] * len(p)) + c
+    ps = tok([p for p, _ in pairs], add_special_tokens=True)['input_ids']
+    cs = tok([c for _, c in pairs], add_special_tokens=False)['input_ids']
+    out = []
+    for (text, _), p, c in zip(pairs, ps, cs):
+        p, c = (p if text else bos), c + [tok.eos_token_id]
+        out.append((p + c, (p if train_on_prompt else [-100] * len(p)) + c))
+    return out
+
+def _encode_chats(tok, chats, tools, idx, template, train_on_prompt, marker) -> list[tuple[list, list]]:
+    "Ids and labels of chats (example numbers `idx`); every chat the template can't train is refused at once."
+    rendered, bad = [], []
+    for m, t, i in zip(chats, tools, idx):
+        try: rendered.append(reply_spans(tok, m, template, marker, **({'tools': t} if t else {})))
+        except TemplateError as e: bad.append((i, e))
+    if bad: raise _refusal(bad, len(chats))
+    return tokenize_spans(tok, rendered, train_on_prompt)
+
+# %% ../nbs/03_data.ipynb #b93ff66d
+def _texts(item) -> list[str]: return list(item) if isinstance(item, tuple) else [m['content'] for m in item]
+
+def _clip(tok, item, max_length:int):
+    "`item` with each text far longer than `max_length` tokens cut where it still has more than that many."
+    cap = max_length * 12
+    if all(len(t) <= cap for t in _texts(item)): return item
+    short = lambda t: len(t) > cap and len(tok(t[:cap], add_special_tokens=False)['input_ids']) <= max_length + 16
+    while any(short(t) for t in _texts(item)): cap *= 8
+    if isinstance(item, tuple): return tuple(t[:cap] for t in item)
+    return [{**m, 'content': m['content'][:cap]} for m in item]
+
+# %% ../nbs/03_data.ipynb #8ba8e84e
+def _encode_items(tok, items, tools, idx, template, train_on_prompt, marker) -> list[tuple[list, list]]:
+    "Ids and labels of each item: chats together, prompt/completion pairs together."
+    out = [None] * len(items)
+    for chat in (True, False):
+        ks = [k for k, x in enumerate(items) if isinstance(x, list) == chat]
+        if not ks: continue
+        got = (_encode_chats(tok, [items[k] for k in ks], [tools[k] for k in ks], [idx[k] for k in ks],
+                             chat_template(tok, template), train_on_prompt, marker) if chat
+               else _encode_pairs(tok, [items[k] for k in ks], train_on_prompt))
+        for k, g in zip(ks, got): out[k] = g
+    return out
+
+def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_on_prompt:bool=False,
+               max_length:int=1024, marker:str|None=None, start:int=1, batch:int=1000) -> list[Example]:
+    "Tokenize records with labels (-100 = not trained), in batches; chats train their replies and end-of-turn `marker`."
+    items, tools = _readable(records, fmt, start)
+    if any(tools): _check_tools(tok, chat_template(tok, template), items, tools, start)
+    exs = []
+    for b in range(0, len(items), batch):
+        part = [_clip(tok, x, max_length) for x in items[b:b + batch]]
+        idx = list(range(start + b, start + b + len(part)))
+        for i, (ids, labels) in zip(idx, _encode_items(tok, part, tools[b:b + batch], idx, template, train_on_prompt,
+                                                       marker)):
+            exs.append(Example(ids[:max_length], labels[:max_length], len(ids) > max_length, i))
+    return exs
 
 def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
            index:int=1, marker:str|None=None) -> Example:
-    "Tokenize one record with labels (-100 = not trained); chats train their replies and end-of-turn `marker`."
-    m = to_messages(record, fmt, index)
-    if isinstance(m, list): ids, labels = encode_chat(tok, m, chat_template(tok, template), train_on_prompt, marker)
-    else: ids, labels = _encode_pair(tok, *m, train_on_prompt)
-    trunc = len(ids) > max_length
-    return Example(ids[:max_length], labels[:max_length], trunc, index)
+    "Tokenize one record (see `encode_all`)."
+    return encode_all(tok, [record], fmt, template, train_on_prompt, max_length, marker, index)[0]
 
 # %% ../nbs/03_data.ipynb #ee502729
 @dataclass
@@ -368,8 +513,6 @@ def split_indices(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list
     return sorted(idx[k:]), sorted(idx[:k])
 
 # %% ../nbs/03_data.ipynb #e995a303
-def _few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
-
 def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
     "Refuse data that would train on nothing: chats without an assistant turn, or no trained token anywhere."
     if fmt == 'chat' and not train_on_prompt:
@@ -399,22 +542,53 @@ def map_columns(recs:list[dict], columns:dict|None) -> list[dict]:
             for r in recs]
 
 # %% ../nbs/03_data.ipynb #24c79931
+_PREPARED = {} # the last datasets prepared in this process, by what made them
+_TOKENIZERS = {} # a digest of each tokenizer seen, by its identity and size
+
+def _tokenizer_key(tok) -> str:
+    "A digest of what decides the tokens: the vocabulary, merges, special tokens and chat template."
+    k = (id(tok), getattr(tok, 'name_or_path', ''), len(tok), tok.chat_template, getattr(tok, 'add_bos_token', None))
+    if k not in _TOKENIZERS:
+        fast = getattr(tok, 'is_fast', False)
+        spec = tok.backend_tokenizer.to_str() if fast else repr(sorted(tok.get_vocab().items()))
+        _TOKENIZERS[k] = hashlib.sha256(f"{spec}{k[1:]}{tok.special_tokens_map}".encode()).hexdigest()
+    return _TOKENIZERS[k]
+
+def _cache_key(recs:list[dict], tok, settings:dict) -> str|None:
+    "What a prepared dataset depends on, as one digest (None for records that can't be pickled)."
+    try: h = hashlib.sha256(pickle.dumps(recs, protocol=5))
+    except Exception: return None
+    h.update(f"{_tokenizer_key(tok)}{json.dumps(settings, sort_keys=True, default=str)}".encode())
+    return h.hexdigest()
+
+def _remember(key:str|None, p:Prepared, keep:int=2) -> Prepared:
+    "Keep `p` for the next `prepare` of the same data; give a copy whose lists the caller may change."
+    if key:
+        _PREPARED[key] = p
+        while len(_PREPARED) > keep: _PREPARED.pop(next(iter(_PREPARED)))
+    return dataclasses.replace(p, train=list(p.train), eval=list(p.eval), settings=dict(p.settings))
+
+# %% ../nbs/03_data.ipynb #0650c9a1
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
             max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None,
             split:str|None=None, subset:str|None=None, revision:str|None=None) -> Prepared:
-    "Read `source`, detect its format, tokenize with labels and split."
+    "Read `source`, detect its format, tokenize with labels and split; the same data and settings again are instant."
     recs = map_columns(read_source(source, split, subset, revision), columns)
+    _refuse_preference(set(recs[0]))   # with `format=` too: rejected answers are never trained as good ones
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
-    chat = fmt in ('chat', 'instruction') or (fmt == 'prompt_completion' and conversational(recs[0]))
-    marker = turn_end(tokenizer, chat_template(tokenizer, template)) if chat else None
-    exs = [encode(tokenizer, r, fmt, template, train_on_prompt, max_length, i, marker) for i, r in enumerate(recs, 1)]
-    _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
-    tr, ev = split_indices(len(exs), eval_size, seed)
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
                     eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}),
                     **{k: v for k, v in dict(split=split, subset=subset, revision=revision).items() if v})
-    return Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker)
+    key = _cache_key(recs, tokenizer, settings)
+    if key in _PREPARED: return _remember(None, _PREPARED[key])
+    chat = fmt in ('chat', 'instruction') or (fmt == 'prompt_completion' and conversational(recs[0]))
+    marker = turn_end(tokenizer, chat_template(tokenizer, template)) if chat else None
+    exs = encode_all(tokenizer, recs, fmt, template, train_on_prompt, max_length, marker)
+    _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
+    tr, ev = split_indices(len(exs), eval_size, seed)
+    p = Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker)
+    return _remember(key, p)
 
 # %% ../nbs/03_data.ipynb #c90c33d6
 @dataclass
@@ -425,6 +599,7 @@ class LintReport:
     truncated:list[int]=field(default_factory=list)
     duplicates:list[int]=field(default_factory=list)
     empty_fields:list[int]=field(default_factory=list)
+    rerendered:list[int]=field(default_factory=list)
     lengths:dict=field(default_factory=dict)
 
 # %% ../nbs/03_data.ipynb #45de96a2
@@ -435,6 +610,9 @@ _PROBLEMS = {  # field -> what those examples do, and what follows from it
                                                                "is not trained; raise max_length or shorten them."),
     'duplicates': ("repeat an earlier one", "."),
     'empty_fields': ("have an empty field", "."),
+    'rerendered': ("have earlier replies that the template writes otherwise once the chat goes on (Qwen3 drops their "
+                   "<think> blocks)", ": they are trained as inference never shows them; give each such reply its own "
+                   "example (the chat up to it), or leave the reasoning out of the data."),
 }
 
 @patch
@@ -456,7 +634,8 @@ def _empty(v) -> bool:
     "Whether a field's value is blank: an empty string or list, or a chat with an empty message."
     if isinstance(v, str): return not v.strip()
     if isinstance(v, list):
-        return not v or any(_empty(m.get('content', m.get('value'))) for m in v if isinstance(m, dict))
+        return not v or any(_empty(m.get('content', m.get('value'))) for m in v
+                            if isinstance(m, dict) and not m.get('tool_calls') and m.get('from') != 'function_call')
     return v is None
 
 def _end_ids(p:Prepared, tok) -> list[int]|None:
@@ -467,6 +646,26 @@ def _end_ids(p:Prepared, tok) -> list[int]|None:
 def _ends_well(trained:list[int], end:list[int]|None, tok) -> bool:
     "Whether trained tokens end with `end`, or with a special token when the template ends replies variously."
     return trained[-len(end):] == end if end is not None else trained[-1] in tok.all_special_ids
+
+def _rerendered(tok, template:str, msgs:list[dict]) -> bool:
+    "Whether an earlier reply of a chat is written otherwise in the whole chat than in the chat that ends with it."
+    full = render(tok, msgs, template)
+    last = max(k for k, m in enumerate(msgs) if m['role'] == 'assistant')
+    for k, m in enumerate(msgs[:last]):
+        c = m['content'].strip()
+        if m['role'] != 'assistant' or not c: continue
+        upto = render(tok, msgs[:k + 1], template)
+        if not full.startswith(upto[:upto.rfind(c) + len(c)]): return True
+    return False
+
+def _check_rerendering(p:Prepared, tok, rep:LintReport, most:int=64):
+    "Note chats (the first `most` with several replies) whose template rewrites earlier replies."
+    if p.format not in ('chat', 'prompt_completion') or p.settings.get('train_on_prompt'): return
+    template = chat_template(tok, p.settings.get('template'))
+    multi = ((i, m) for i, r in enumerate(p.records, 1) if isinstance(m := to_messages(r, p.format, i), list)
+             and sum(x['role'] == 'assistant' for x in m) > 1)
+    for i, m in list(itertools.islice(multi, most)):
+        if _rerendered(tok, template, m): rep.rerendered.append(i)
 
 def lint(p:Prepared, tokenizer) -> LintReport:
     "Look for examples that would train badly."
@@ -479,10 +678,11 @@ def lint(p:Prepared, tokenizer) -> LintReport:
         trained = [l for l in e.labels if l != -100]
         if trained and not _ends_well(trained, end, tokenizer) and not e.truncated: rep.missing_eos.append(e.index)
         if e.truncated: rep.truncated.append(e.index)
-        key = json.dumps(r, sort_keys=True, default=str)
+        key = hashlib.sha1(json.dumps(r, sort_keys=True, default=str).encode()).digest()
         if key in seen: rep.duplicates.append(e.index)
         seen.add(key)
         if any(_empty(v) for k, v in r.items() if k != 'input'): rep.empty_fields.append(e.index)
+    _check_rerendering(p, tokenizer, rep)
     n = sorted(len(e.input_ids) for e in exs)
     rep.lengths = dict(min=n[0], median=int(statistics.median(n)), p95=n[min(len(n) - 1, int(0.95 * len(n)))],
                        max=n[-1], trained=sum(e.n_trained for e in exs), examples=len(exs))

@@ -9,7 +9,7 @@ from jinja2.exceptions import TemplateError as JinjaError
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['SPECIAL', 'TemplateError', 'render', 'turn_end', 'reply_spans', 'encode_chat']
+__all__ = ['SPECIAL', 'TemplateError', 'render', 'turn_end', 'reply_spans', 'tokenize_spans', 'encode_chats', 'encode_chat']
 
 # %% ../nbs/03a_templates.ipynb #ab83ba61
 class TemplateError(LoraNbError):
@@ -52,36 +52,93 @@ def _reply_end(text:str, end:int, marker:str|None) -> int:
     m = SPECIAL.match(rest, ws)
     return end + m.end() if m else end
 
+def _find(text:str, m:dict, cur:int) -> tuple[int, str]:
+    "Where message `m`'s text is in `text` after `cur`, and that text (a reply without the `<think>` dropped)."
+    c = m['content'].strip()
+    p = text.find(c, cur)
+    if p < 0 and m['role'] == 'assistant' and '</think>' in c:
+        c = c.rsplit('</think>', 1)[1].strip()
+        p = text.find(c, cur) if c else -1
+    return p, c
+
+# %% ../nbs/03a_templates.ipynb #75aab1e6
+def _call_span(tok, messages:list[dict], i:int, text:str, template:str|None, marker:str|None,
+               **kw) -> tuple[int, int]:
+    "The span of assistant message `i` that calls tools: all the template writes for it after the generation prompt."
+    head = render(tok, messages[:i], template, add_generation_prompt=True, **kw)
+    turn = render(tok, messages[:i + 1], template, **kw).rstrip()
+    names = [c.get('function', c).get('name', '') for c in messages[i]['tool_calls']]
+    if not (turn.startswith(head) and text.startswith(turn) and all(n in turn[len(head):] for n in names)):
+        raise TemplateError(f"The chat template can't write the tool calls of message {i + 1}", where='template',
+                            hint="Use the model's own template if it supports tools, or drop the tool-call examples.")
+    k = turn.rfind(marker) if marker else -1
+    return len(head), (k + len(marker) if k >= len(head) else len(turn))
+
+# %% ../nbs/03a_templates.ipynb #8935a1f0
 def reply_spans(tok, messages:list[dict], template:str|None=None, marker:str|None=None,
                 **kw) -> tuple[str, list[tuple[int, int]]]:
     "The rendered text and the character spans of each assistant reply with its end-of-turn marker."
     text, spans, cur = render(tok, messages, template, **kw), [], 0
     for i, m in enumerate(messages):
-        c = m.get('content')
-        if not isinstance(c, str) or not c.strip(): continue
-        p = text.find(c.strip(), cur)
-        if p < 0 and m['role'] == 'assistant':
-            raise TemplateError(f"The chat template changes the reply of message {i + 1}, so it can't be trained as "
-                                "written", where='template', hint="Pass another `template=`, or train on the whole "
-                                "text with `train_on_prompt=True`.")
+        if m['role'] == 'assistant' and m.get('tool_calls'):
+            s, cur = _call_span(tok, messages, i, text, template, marker, **kw)
+            spans.append((s, cur))
+            continue
+        if not isinstance(m.get('content'), str) or not m['content'].strip(): continue
+        p, c = _find(text, m, cur)
+        if p < 0 and m['role'] in ('assistant', 'tool'):
+            what = 'changes the reply' if m['role'] == 'assistant' else 'leaves out the tool result'
+            raise TemplateError(f"The chat template {what} of message {i + 1}, so it can't be trained as written",
+                                where='template', hint="Pass another `template=` (the model's own, if it has one), "
+                                "or train on the whole text with `train_on_prompt=True`.")
         if p < 0: continue
-        cur = p + len(c.strip())
+        cur = p + len(c)
         if m['role'] == 'assistant':
             cur = _reply_end(text, cur, marker)
             spans.append((p, cur))
     return text, spans
 
 # %% ../nbs/03a_templates.ipynb #23c03f0f
+def _need_fast(tok):
+    "Chats are masked by character positions, which only a fast tokenizer gives."
+    if getattr(tok, 'is_fast', False): return
+    raise TemplateError("Training on chats needs a fast tokenizer (with character offsets)", where='tokenizer',
+                        hint="Load the tokenizer with `use_fast=True` (the default), or save it with tokenizer.json.")
+
+def _token_range(enc, b:int, s:int, e:int) -> tuple[int, int]|None:
+    "The first and last token of text `b` in `enc` that overlap its characters `s`…`e` (None when none do)."
+    first = next((t for c in range(s, e) if (t := enc.char_to_token(b, c)) is not None), None)
+    if first is None: return None
+    last = next(t for c in range(e - 1, s - 1, -1) if (t := enc.char_to_token(b, c)) is not None)
+    n = len(enc['input_ids'][b])
+    while last + 1 < n and (sp := enc.token_to_chars(b, last + 1)) is not None and sp.start < e: last += 1
+    while first > 0 and (sp := enc.token_to_chars(b, first - 1)) is not None and sp.end > s: first -= 1
+    return first, last   # a character split over several byte tokens is trained whole
+
+# %% ../nbs/03a_templates.ipynb #e856e0ef
+def _span_labels(enc, b:int, spans:list[tuple[int, int]]) -> list[int]:
+    "Labels of text `b` in `enc`: its ids inside `spans`, -100 elsewhere."
+    ids = enc['input_ids'][b]
+    labels = [-100] * len(ids)
+    for s, e in spans:
+        if r := _token_range(enc, b, s, e): labels[r[0]:r[1] + 1] = ids[r[0]:r[1] + 1]
+    return labels
+
+def tokenize_spans(tok, rendered:list[tuple[str, list]], train_on_prompt:bool=False) -> list[tuple[list, list]]:
+    "Ids and labels of rendered `(text, spans)`, tokenized together: the tokens inside the spans are trained."
+    _need_fast(tok)
+    enc = tok([text for text, _ in rendered], add_special_tokens=False)
+    if train_on_prompt: return [(ids, list(ids)) for ids in enc['input_ids']]
+    return [(enc['input_ids'][b], _span_labels(enc, b, spans)) for b, (_, spans) in enumerate(rendered)]
+
+def encode_chats(tok, chats:list[list[dict]], template:str|None=None, train_on_prompt:bool=False,
+                 marker:str|None=None, tools:list|None=None) -> list[tuple[list[int], list[int]]]:
+    "Token ids and labels (-100: not trained) of each chat; `tools`: each chat's tool definitions (or None)."
+    _need_fast(tok)
+    return tokenize_spans(tok, [reply_spans(tok, m, template, marker, **({'tools': t} if t else {}))
+                                for m, t in zip(chats, tools or [None] * len(chats))], train_on_prompt)
+
 def encode_chat(tok, messages:list[dict], template:str|None=None, train_on_prompt:bool=False,
-                marker:str|None=None, **kw) -> tuple[list[int], list[int]]:
-    "Token ids and labels (-100: not trained) of a chat: only replies and their end-of-turn markers are trained."
-    if not getattr(tok, 'is_fast', False):
-        raise TemplateError("Training on chats needs a fast tokenizer (with character offsets)", where='tokenizer',
-                            hint="Load the tokenizer with `use_fast=True` (the default), or save it with "
-                                 "tokenizer.json.")
-    text, spans = reply_spans(tok, messages, template, marker, **kw)
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc['input_ids'])
-    if train_on_prompt: return ids, list(ids)
-    on = [any(s < b and a < e for s, e in spans) for a, b in enc['offset_mapping']]
-    return ids, [i if t else -100 for i, t in zip(ids, on)]
+                marker:str|None=None, tools:list|None=None) -> tuple[list[int], list[int]]:
+    "Token ids and labels of one chat: only replies and their end-of-turn markers are trained."
+    return encode_chats(tok, [messages], template, train_on_prompt, marker, [tools])[0]

@@ -185,8 +185,22 @@ def _halt(self:Session, reason, error, hint=None): self._reason, self.error, sel
 @patch
 def settings(self:Session) -> dict:
     "Everything needed to reproduce this run."
+    new = {'new_tokens': self.new_tokens} if getattr(self, 'new_tokens', None) else {}
     return dict(model=asdict(self.lm.settings), lora=asdict(self.lora), train=asdict(self.train),
-                data=self.data.settings, probes=self.probes)
+                data=self.data.settings, probes=self.probes, **new)
+
+# %% ../nbs/05_train.ipynb #913fb658
+def _new_tokens(model, data:Prepared) -> list[int]:
+    "Ids in the data past the model's embeddings: tokens added to the tokenizer (for a template) it never learned."
+    rows, exs = model.get_input_embeddings().num_embeddings, data.train + data.eval
+    if max(max(e.input_ids, default=0) for e in exs) < rows: return []
+    return sorted({i for e in exs for i in e.input_ids if i >= rows})
+
+def _token_modules(model) -> list[str]:
+    "The names PEFT's trainable tokens take for the embeddings, and for the output layer when it isn't tied to them."
+    emb, out = model.get_input_embeddings(), model.get_output_embeddings()
+    mods = [emb] + ([out] if out is not None and out.weight is not emb.weight else [])
+    return [n.rsplit('.', 1)[-1] for m in mods for n, x in model.named_modules() if x is m]
 
 # %% ../nbs/05_train.ipynb #731daad0
 def _wrap(self:Session):
@@ -196,7 +210,12 @@ def _wrap(self:Session):
         raise TrainError("This model already has a LoRA adapter from an earlier session", where='model', hint=hint)
     if self.train.gradient_checkpointing: m.enable_input_require_grads()
     set_seed(self.train.seed)   # the adapter's initial weights
-    peft = get_peft_model(m, self.lora.peft_config(m))
+    cfg, new = self.lora.peft_config(m), _new_tokens(m, self.data)
+    if new:
+        m.resize_token_embeddings(max(len(self.lm.tokenizer), new[-1] + 1), mean_resizing=False)
+        cfg.trainable_token_indices = {name: new for name in _token_modules(m)}
+        self.new_tokens = self.lm.tokenizer.convert_ids_to_tokens(new)
+    peft = get_peft_model(m, cfg)
     self.lm.model = peft
     return peft
 

@@ -110,3 +110,33 @@ def test_hub_dataset_ids_and_dataset_folders(tmp_path, tok):
     (repo/'data'/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
     p = prepare(str(repo), tok, split='train[:3]', eval_size=0)
     assert len(p.train) == 3 and p.format == 'instruction' and p.settings['split'] == 'train[:3]'
+
+CACHED = r'''
+import json, sys
+from transformers import AutoTokenizer
+from lora_nb.data import prepare
+from lora_nb.models import EMBEDDED_MODEL
+p = prepare('acme/tiny-alpaca', AutoTokenizer.from_pretrained(EMBEDDED_MODEL), split='train[:3]', eval_size=0)
+print(json.dumps([p.records, p.format, p.settings['split']]))
+'''
+
+def test_hub_id_from_a_populated_datasets_cache(tmp_path):
+    "With no Hub, a dataset id that `datasets` cached earlier loads from that cache (the layout an online load leaves)."
+    import os, subprocess, sys
+    rows = [{'instruction': f'Say {w}.', 'output': w} for w in ('yes', 'no', 'maybe', 'never')]
+    (tmp_path/'src'/'tiny-alpaca').mkdir(parents=True)
+    (tmp_path/'src'/'tiny-alpaca'/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    # HF_ENDPOINT on a closed loopback port: the Hub is unreachable here whatever the machine's network
+    env = {**os.environ, 'HF_HOME': str(tmp_path/'hf'), 'HF_ENDPOINT': 'http://127.0.0.1:9'}
+    def run(code): return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                                         timeout=300)
+    made = run(f"import datasets; datasets.load_dataset({str(tmp_path/'src'/'tiny-alpaca')!r}, split='train')")
+    assert made.returncode == 0, made.stderr[-2000:]
+    cache = tmp_path/'hf'/'datasets'
+    (cache/'tiny-alpaca').rename(cache/'acme___tiny-alpaca')   # where `datasets` keeps the Hub's acme/tiny-alpaca
+    got = run(CACHED)
+    assert got.returncode == 0, got.stderr[-2000:]
+    recs, fmt, split = json.loads(got.stdout.strip().splitlines()[-1])
+    assert recs == rows[:3] and fmt == 'instruction' and split == 'train[:3]'
+    empty = run(CACHED.replace('acme/tiny-alpaca', 'acme/not-cached'))
+    assert empty.returncode and "Can't download dataset 'acme/not-cached'" in empty.stderr, empty.stderr[-2000:]

@@ -152,6 +152,9 @@ class DataPanel:
         self.upload.observe(self.on_upload, 'value')
         self.prep_btn = W.Button(description='Prepare', button_style='primary', icon='cogs')
         self.prep_btn.on_click(self.on_prepare)
+        self.split = W.ToggleButtons(options=['train', 'eval'], value='train', style={'button_width': '60px'},
+                                     tooltips=['training examples', 'held-out examples (eval loss)'])
+        self.split.observe(self.on_split, 'value')
         self.index = W.BoundedIntText(value=1, min=1, max=1, description='example')
         self.index.observe(self.on_index, 'value')
         def arrow(icon): return W.Button(icon=icon, layout=W.Layout(width='40px'))
@@ -160,7 +163,7 @@ class DataPanel:
         self.next.on_click(lambda _: self._step(1))
         self.info, self.preview, self.lint, self.banner = W.HTML(), W.HTML(), W.HTML(), banner()
         self.widget = W.VBox([*(f.box for f in self.fields), self.upload, self.prep_btn, self.banner, self.info,
-                              W.HBox([self.prev, self.index, self.next]), self.preview, self.lint])
+                              W.HBox([self.split, self.prev, self.index, self.next]), self.preview, self.lint])
         self.on_change()
 
     def _ipython_display_(self): display(self.widget)
@@ -194,19 +197,32 @@ def on_prepare(self:DataPanel, _=None):
     if p is None: return
     self.info.value = f"<b>{len(p.train)}</b> training and <b>{len(p.eval)}</b> eval examples, format <b>{p.format}</b>"
     self.lint.value = f"<pre>{html.escape(repr(lint(p, self.st.lm.tokenizer)))}</pre>"
-    self.index.max = len(p.train)
-    self.index.value = 1
-    self.on_index()
+    self.split.value = 'train'
+    self.on_split()
 
 @patch
 def _step(self:DataPanel, k): self.index.value = min(max(1, self.index.value + k), self.index.max)
 
 @patch
+def _examples(self:DataPanel) -> list:
+    "The prepared examples of the split shown (train or eval)."
+    p = self.st.prepared
+    return [] if p is None else (p.eval if self.split.value == 'eval' else p.train)
+
+@patch
+def on_split(self:DataPanel, _=None):
+    "Page through the chosen split from its first example."
+    n = len(self._examples())
+    self.index.max, self.index.value = max(n, 1), 1
+    self.on_index()
+
+@patch
 def on_index(self:DataPanel, _=None):
     "Show the chosen example token by token: trained tokens stand out."
     from lora_nb.data import preview_html
-    p = self.st.prepared
-    if p is not None and p.train: self.preview.value = preview_html(self.st.lm.tokenizer, p.train[self.index.value - 1])
+    exs = self._examples()
+    self.preview.value = (preview_html(self.st.lm.tokenizer, exs[self.index.value - 1]) if exs else
+                          f"<i>No {self.split.value} examples.</i>" if self.st.prepared is not None else '')
 
 # %% ../../nbs/11_panels.views.ipynb #9c2b7469
 def loss_figure():

@@ -11,7 +11,7 @@ from .errors import LoraNbError
 from .runs import Run
 
 # %% auto #0
-__all__ = ['VoteError', 'wilson', 'tally', 'run_votes', 'BlindTest']
+__all__ = ['VoteError', 'wilson', 'tally', 'run_votes', 'BlindTest', 'verdict']
 
 # %% ../nbs/06a_votes.ipynb #66a9f5e8
 class VoteError(LoraNbError):
@@ -27,13 +27,14 @@ def wilson(wins:float, n:int, z:float=1.96) -> tuple[float, float]:
 
 # %% ../nbs/06a_votes.ipynb #f35cc3de
 def tally(votes:list, a:str, b:str) -> dict:
-    "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half), from vote records."
+    "Wins, ties, 'both bad' and `b`'s win rate over `a` with its 95 % interval (ties and both bad count half)."
     vs = [v for v in votes if {v.get('a'), v.get('b')} == {a, b}]
     n = len(vs)
     wins = {c: sum(v.get('winner') == c for v in vs) for c in (a, b)}
-    ties = sum(v.get('winner') == 'tie' for v in vs)
-    score = wins[b] + ties / 2
-    return dict(a=a, b=b, n=n, wins=wins, ties=ties, win_rate=score / n if n else None, interval=wilson(score, n))
+    ties, bad = (sum(v.get('winner') == w for v in vs) for w in ('tie', 'both_bad'))
+    score = wins[b] + (ties + bad) / 2
+    return dict(a=a, b=b, n=n, wins=wins, ties=ties, both_bad=bad, win_rate=score / n if n else None,
+                interval=wilson(score, n))
 
 def run_votes(run:Run) -> dict|None:
     "The tally of the last pair blind-tested in `run` (None without votes); the other pairs under `others`."
@@ -80,12 +81,13 @@ def pair(self:BlindTest, i:int) -> dict:
 # %% ../nbs/06a_votes.ipynb #8db3e82c
 @patch
 def vote(self:BlindTest, i:int, choice:str) -> dict:
-    "Record `choice` ('left', 'right' or 'tie') for prompt `i`; returns the stored vote."
-    if choice not in ('left', 'right', 'tie'):
-        raise VoteError(f"Unknown choice {choice!r}", where='choice', hint="Use 'left', 'right' or 'tie'.")
+    "Record `choice` ('left', 'right', 'tie' or 'both_bad') for prompt `i`; returns the stored vote."
+    if choice not in ('left', 'right', 'tie', 'both_bad'):
+        raise VoteError(f"Unknown choice {choice!r}", where='choice',
+                        hint="Use 'left', 'right', 'tie' or 'both_bad'.")
     if not 0 <= i < len(self): raise VoteError(f"No prompt {i}", where='index', hint=f"There are {len(self)} prompts.")
     l, r = self._sides(i)
-    winner = {'left': l, 'right': r, 'tie': 'tie'}[choice]
+    winner = {'left': l, 'right': r}.get(choice, choice)
     o = self.comparison.outputs[i]
     rec = dict(time=time.time(), prompt=self.comparison.prompts[i], a=self.a, b=self.b, left=l, winner=winner,
                outputs={self.a: o[self.a], self.b: o[self.b]})
@@ -99,10 +101,16 @@ def summary(self:BlindTest) -> dict:
     "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half)."
     return tally(list(self.votes.values()), self.a, self.b)
 
-@patch
-def __repr__(self:BlindTest):
-    s = self.summary()
-    if not s['n']: return f"BlindTest({self.a} vs {self.b}): no votes yet"
+def verdict(s:dict) -> str:
+    "A tally in plain words."
+    a, b, n = s['a'], s['b'], s['n']
+    if not n: return f"No votes yet between {a} and {b}."
+    def count(k, one, many): return f"{k} {one if k == 1 else many}"
+    rest = [count(s['wins'][a], 'loss', 'losses'), count(s['ties'], 'tie', 'ties')]
+    if s.get('both_bad'): rest.append(f"{s['both_bad']} where both were bad")
     lo, hi = s['interval']
-    return (f"BlindTest: {self.b} preferred over {self.a} in {s['win_rate']:.0%} of {s['n']} votes "
-            f"(95 % CI {lo:.0%}–{hi:.0%}; {s['ties']} ties)")
+    return (f"{b} won {s['wins'][b]} of {n} against {a} ({', '.join(rest)}): preferred {s['win_rate']:.0%} of the "
+            f"time, ties counting half (95 % interval {lo:.0%} to {hi:.0%}).")
+
+@patch
+def __repr__(self:BlindTest): return verdict(self.summary())

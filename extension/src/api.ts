@@ -83,7 +83,9 @@ export interface ITally {
   n: number;
   wins: { [adapter: string]: number };
   ties: number;
-  /** `b`'s share, ties counting half; null without votes. */
+  /** Votes that found both answers bad (count half, like ties); absent in older runs. */
+  both_bad?: number;
+  /** `b`'s share, ties and 'both bad' counting half; null without votes. */
   win_rate: number | null;
   /** 95% Wilson interval of `win_rate`. */
   interval: [number, number];

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_panels.state.ipynb #bb94de73
 from __future__ import annotations
-import dataclasses, json, math, tempfile, threading, time
+import dataclasses, json, math, os, tempfile, threading, time, types
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
@@ -13,8 +13,8 @@ from ..errors import LoraNbError
 from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, Pasted, TrainSettings
 
 # %% auto #0
-__all__ = ['explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values', 'TrainState', 'LiveLog',
-           'CompareState', 'StudioState']
+__all__ = ['ADAPTER', 'DATA_COPY', 'explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values',
+           'TrainState', 'LiveLog', 'CompareState', 'StudioState']
 
 # %% ../../nbs/10_panels.state.ipynb #ce939f7e
 def explanations(cls) -> dict[str, str]:
@@ -254,6 +254,19 @@ def take(self:LiveLog, now:float|None=None) -> dict:
         self.pending, self.last = 0, now or time.monotonic()
         return {k: (list(x), list(y)) for k, (x, y) in self.series.items()}
 
+# %% ../../nbs/10_panels.state.ipynb #77176bcd
+@patch
+def seed(self:LiveLog, records:list[dict], upto:int|None=None):
+    "Put a run's earlier metrics records (those with steps up to `upto`) before what the log holds."
+    old = LiveLog(self.every, self.smoothing)
+    for r in records:
+        if isinstance(r, dict) and isinstance(r.get('step'), int) and (upto is None or r['step'] <= upto):
+            old.add(types.SimpleNamespace(kind='log', step=r['step'], data=r))
+    with self.lock:
+        self.series = {k: (old.series[k][0] + xs, old.series[k][1] + ys) for k, (xs, ys) in self.series.items()}
+        self.status = {**old.status, **self.status}
+        self.pending += 1
+
 # %% ../../nbs/10_panels.state.ipynb #bf8fedb3
 @dataclass
 class CompareState:
@@ -265,6 +278,7 @@ class CompareState:
     temperature:float=0.7 # sampling temperature
     comparison:object=None
     blind:object=None
+    names:dict=field(default_factory=dict) # the last comparison's columns -> adapter names
 
     def prompt_list(self) -> list[str]: return [p.strip() for p in self.prompts.splitlines() if p.strip()]
 
@@ -279,6 +293,9 @@ class CompareState:
 # %% ../../nbs/10_panels.state.ipynb #f2b73a5f
 def _listing(errs:dict) -> str: return '; '.join(f'{k}: {v}' for k, v in errs.items())
 
+ADAPTER = 'default' # PEFT's name for the adapter a `Session` trains
+DATA_COPY = 'data.jsonl' # in a run folder: the pasted or uploaded examples it was trained on
+
 _NEEDS = {'model': "Load a model first (Model tab).", 'data': "Prepare the data first (Data tab)."}
 
 class StudioState:
@@ -288,7 +305,7 @@ class StudioState:
         self.root = runs_root(root)
         self.model, self.data, self.train, self.compare = ModelState(), DataState(), TrainState(), CompareState()
         self.lm = self.prepared = self.session = None
-        self.action, self.log, self.adapter_runs = Action(), None, {}
+        self.action, self.log, self.adapter_runs, self.picked = Action(), None, {}, None
 
     @property
     def banner(self) -> str|None: return self.action.banner
@@ -338,8 +355,35 @@ def _listen(self:StudioState, s, log:LiveLog|None):
 
 # %% ../../nbs/10_panels.state.ipynb #4d2a8c61
 @patch
-def start(self:StudioState, log:LiveLog|None=None):
-    "Start training with the Train panel's values; returns the Session."
+def _bare(self:StudioState):
+    "Take every adapter off the loaded model (a finished run's, loaded ones): a new or resumed run wraps the bare base."
+    from peft import PeftModel
+    if isinstance(self.lm.model, PeftModel): self.lm.model = self.lm.model.unload()
+    self.adapter_runs = {}
+
+@patch
+def _keep_data(self:StudioState, run):
+    "Keep with `run` what prepares its data again: a copy of pasted or uploaded examples, else the file or Hub id."
+    from lora_nb.runs import write_atomic
+    d = self.data
+    if d.source in ('text', 'upload'):
+        rows = (json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in self.prepared.records)
+        write_atomic(run.path/DATA_COPY, ''.join(rows))
+        src = dict(kind=d.source, copy=DATA_COPY, name=d.upload_name or None)
+    elif d.source == 'path': src = dict(kind='path', path=str(Path(d.path.strip()).expanduser().resolve()))
+    else: src = dict(kind='hub', id=d.hub.strip(), split=d.split.strip() or None, subset=d.subset.strip() or None)
+    run.update(data_source={**src, 'fingerprint': self.prepared.fingerprint})
+
+@patch
+def _began(self:StudioState, s):
+    "Make `s` the Studio's session: its adapter's votes go to its run."
+    self.session, self.picked = s, None
+    self.adapter_runs[ADAPTER] = s.run.id
+    return s
+
+@patch
+def start(self:StudioState, log:LiveLog|None=None, name:str|None=None):
+    "Start training with the Train panel's values (a new run named `name`); returns the Session."
     from lora_nb.train import Session
     if self.session is not None and self.session.running:
         self.action.banner = "Training is already running: Stop it first."
@@ -349,18 +393,16 @@ def start(self:StudioState, log:LiveLog|None=None):
     if errs:
         self.action.banner = 'Fix the Train settings first: ' + _listing(errs)
         return None
-    # a finished run: train a fresh adapter on a fresh base
-    if self.session is not None and self.session.status != 'created':
-        if self.load() is None: return None
-        self.prepared = self.action(self.data.prepare, self.lm.tokenizer)
-        if self.prepared is None: return None
+    self._bare()   # a finished run's adapter or loaded ones: a fresh adapter on the same base, not loaded again
     def go():
         lora, train = self.train.settings()
-        s = Session(self.lm, self.prepared, lora, train, probes=list(self.train.probes), root=self.root)
-        return self._listen(s, log).start()
+        s = Session(self.lm, self.prepared, lora, train, probes=list(self.train.probes), root=self.root,
+                    name=(name or '').strip() or 'run')
+        self._listen(s, log).start()
+        self._keep_data(s.run)
+        return s
     s = self.action(go)
-    if s is not None: self.session = s
-    return s
+    return None if s is None else self._began(s)
 
 # %% ../../nbs/10_panels.state.ipynb #9e4b7a60
 @patch
@@ -372,16 +414,101 @@ def stop(self:StudioState):
     return self.session.stop(wait=False)
 
 @patch
-def resume(self:StudioState, run_id:str, log:LiveLog|None=None):
-    "Resume run `run_id` on the loaded model and prepared data."
+def resumable(self:StudioState) -> list[tuple[str, str]]:
+    "`(label, run id)` of the runs the loaded model can continue (not completed, not training, with a checkpoint)."
+    from lora_nb.models import same_model
+    from lora_nb.runs import Run, list_runs
+    if self.lm is None: return []
+    def ok(r):
+        if r['status'] == 'completed' or r.get('active') or r['status'] == 'corrupt': return False
+        if not same_model(r.get('base_model'), self.lm.summary.model_id): return False
+        return any((Run.open(r['id'], self.root).path/'checkpoints').glob('checkpoint-*'))
+    return [(f"{r.get('name') or r['id']} · step {r.get('step') or 0}/{r.get('total_steps') or '?'} · {r['status']}",
+             r['id']) for r in list_runs(self.root) if ok(r)]
+
+@patch
+def resume(self:StudioState, run_id:str|None=None, log:LiveLog|None=None):
+    "Resume run `run_id` (default: this Studio's last run, or the one picked up) on the loaded model and data."
     from lora_nb.train import Session
     if not (self._need('model') and self._need('data')): return None
     if self.session is not None and self.session.running:
         self.action.banner = "Training is already running: Stop it first."
         return None
-    s = self.action(lambda: self._listen(Session.resume(run_id, self.lm, self.prepared, root=self.root), log))
-    if s is not None: self.session = s
-    return s
+    last = self.session.run.id if self.session is not None and self.session.status != 'completed' else None
+    run_id = run_id or last or self.picked
+    if not run_id:
+        self.action.banner = "No run to resume: stop a run first, or pick one from the list."
+        return None
+    self._bare()
+    def go():
+        s = self._listen(Session.resume(run_id, self.lm, self.prepared, root=self.root), log)
+        step = int(str(s.run.info().get('resumed_from', '-0')).rsplit('-', 1)[-1] or 0)
+        self.log.seed(s.run.read('metrics').records, upto=step)   # the plot shows the whole curve
+        return s
+    s = self.action(go)
+    return None if s is None else self._began(s)
+
+# %% ../../nbs/10_panels.state.ipynb #1a3dd849
+def _assign(obj, **values):
+    "Set each of `values` on `obj` that it has (the panels' fields stay bound to the same objects)."
+    for k, v in values.items():
+        if hasattr(obj, k): setattr(obj, k, v)
+
+def _model_choices(m:dict) -> dict:
+    "The Model panel's choices for a run's model settings."
+    mid = m.get('model_id')
+    source = 'embedded' if not mid else 'folder' if Path(str(mid)).expanduser().is_dir() else 'hub'
+    keep = ('quantization', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant')
+    return dict(source=source, model_id=mid or '', bnb_4bit_compute_dtype=m.get('bnb_4bit_compute_dtype') or None,
+                **{k: m[k] for k in keep if k in m})
+
+def _data_choices(run, d:dict, src:dict) -> dict:
+    "The Data panel's choices that prepare a run's data again, from its settings `d` and kept `data_source`."
+    where = dict(source='path', path=str(run.path/src['copy'])) if src.get('copy') else \
+            dict(source='path', path=src['path']) if src['kind'] == 'path' else \
+            dict(source='hub', hub=src['id'], split=src.get('split') or '', subset=src.get('subset') or '')
+    cols = ', '.join(f"{f}={c}" for f, c in (d.get('columns') or {}).items())
+    keep = ('format', 'template', 'train_on_prompt', 'max_length', 'eval_size')
+    return dict(where, columns=cols, **{k: d[k] for k in keep if k in d})
+
+# %% ../../nbs/10_panels.state.ipynb #2313b232
+@patch
+def recent(self:StudioState, n:int=5) -> list[tuple[str, str]]:
+    "`(label, run id)` of the newest `n` runs that can be picked up (those that kept where their data is)."
+    from lora_nb.runs import Run, list_runs
+    out = []
+    for r in list_runs(self.root):
+        if r['status'] == 'corrupt' or not Run.open(r['id'], self.root).info().get('data_source'): continue
+        out.append((f"{r.get('name') or r['id']} · {r['status']} · step {r.get('step') or 0}"
+                    f"/{r.get('total_steps') or '?'} · {r.get('base_model')}", r['id']))
+        if len(out) == n: break
+    return out
+
+@patch
+def pick_up(self:StudioState, run_id:str):
+    "Put run `run_id`'s model, data and settings back, load and prepare them, and show its curve; returns the run."
+    from lora_nb.runs import Run
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is running: stop it before picking up another run."
+        return None
+    run = self.action(Run.open, run_id, self.root)
+    if run is None: return None
+    info = run.info()
+    st, src = info.get('settings') or {}, info.get('data_source')
+    if not src:
+        self.action.banner = (f"Run {run_id} does not say where its data is (it was not started from the Studio): "
+                              "resume it with `Session.resume` or `lora-nb train --resume`.")
+        return None
+    _assign(self.model, **_model_choices(st.get('model', {})))
+    _assign(self.data, **_data_choices(run, st.get('data', {}), src))
+    self.train.lora.update(st.get('lora', {}))
+    self.train.train.update(st.get('train', {}))
+    self.train.probes = list(st.get('probes', []))
+    if self.load() is None or self.prepare() is None: return None
+    self.log = LiveLog()
+    self.log.seed(run.read('metrics').records)
+    self.picked = run_id
+    return run
 
 # %% ../../nbs/10_panels.state.ipynb #d25b62cf
 @patch
@@ -418,6 +545,32 @@ def mix_adapters(self:StudioState, weights:dict, name:str, combination_type:str=
 
 # %% ../../nbs/10_panels.state.ipynb #82286fe5
 @patch
+def label(self:StudioState, name:str) -> str:
+    "How the adapter `name` (or the base) is shown: 'base', its run's name and start time, or its own name."
+    from lora_nb.compare import BASE
+    from lora_nb.runs import Run
+    if name == BASE: return 'base'
+    rid = self.adapter_runs.get(name)
+    if not rid: return name
+    info = Run.open(rid, self.root).info()
+    when = str(info.get('created') or '')[11:16]
+    return f"{info.get('name') or rid} ({when})" if when else (info.get('name') or rid)
+
+@patch
+def _labelled(self:StudioState, cmp):
+    "`cmp` with its columns named by `label` (kept unique); `compare.names` maps them back."
+    from lora_nb.compare import Comparison
+    names = {}
+    for c in cmp.columns:
+        lab, k = self.label(c), 2
+        while lab in names: lab, k = f"{self.label(c)} #{k}", k + 1
+        names[lab] = c
+    back = {c: lab for lab, c in names.items()}
+    self.compare.names = names
+    return Comparison(cmp.prompts, list(names), [{back[c]: o[c] for c in cmp.columns} for o in cmp.outputs],
+                      cmp.settings)
+
+@patch
 def run_compare(self:StudioState):
     "Answer the Compare panel's prompts from the base and the chosen adapters."
     from lora_nb.compare import compare
@@ -433,8 +586,9 @@ def run_compare(self:StudioState):
     res = self.action(compare, self.lm.model, self.lm.tokenizer, c.prompt_list(), adapters=c.adapters or None,
                       chat=chat, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, temperature=c.temperature,
                       stop=self.prepared.turn_end if self.prepared is not None else None)
-    if res is not None: c.comparison, c.blind = res, None
-    return res
+    if res is None: return None
+    c.comparison, c.blind = self._labelled(res), None
+    return c.comparison
 
 # %% ../../nbs/10_panels.state.ipynb #c4f7e093
 @patch
@@ -452,27 +606,50 @@ def eval_prompts(self:StudioState, n:int=8) -> list[str]:
 @patch
 def start_blind(self:StudioState, a:str, b:str, seed:int=0):
     "A blind test between columns `a` and `b` of the last comparison; votes go to `b`'s run (or `a`'s)."
+    names = self.compare.names
     from lora_nb.runs import Run
     from lora_nb.votes import BlindTest
     if self.compare.comparison is None:
         self.action.banner = "Run a comparison first."
         return None
-    run_id = self.adapter_runs.get(b) or self.adapter_runs.get(a)
+    run_id = self.adapter_runs.get(names.get(b, b)) or self.adapter_runs.get(names.get(a, a))
     run = Run.open(run_id, self.root) if run_id else None
     bt = self.action(BlindTest, self.compare.comparison, a, b, run=run, seed=seed)
     if bt is not None: self.compare.blind = bt
     return bt
 
 # %% ../../nbs/10_panels.state.ipynb #6d20e6eb
+def _short(p:str|Path) -> str:
+    "`p` relative to the working directory when it is inside it, else absolute."
+    p = Path(p).expanduser().resolve()
+    try: return str(p.relative_to(Path.cwd()))
+    except ValueError: return str(p)
+
+@patch
+def data_file(self:StudioState) -> Path|None:
+    "The file the code reads pasted or uploaded examples from: the run's copy, else one under the runs folder."
+    if self.data.source not in ('text', 'upload') or self.prepared is None: return None
+    run = self.session.run if self.session is not None else None
+    if run is not None and (run.path/DATA_COPY).exists(): return run.path/DATA_COPY
+    from lora_nb.runs import write_atomic
+    f = self.root/'studio-data'/f"{self.prepared.fingerprint}.jsonl"
+    if not f.exists():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(f, ''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in self.prepared.records))
+    return f
+
 @patch
 def config_dict(self:StudioState) -> dict:
     "The session's choices as a run config (model, data, lora, train, probes, runs_root)."
-    ms, default = self.model.settings(), ModelSettings()
+    ms, default = (self.lm.settings if self.lm is not None else self.model.settings()), ModelSettings()
     model = {k: v for k, v in dataclasses.asdict(ms).items() if v != getattr(default, k) or k == 'quantization'}
     model.pop('load_in_4bit', None)
     model.pop('load_in_8bit', None)
-    return dict(model=model, data=self.data.settings(), lora=dict(self.train.lora), train=dict(self.train.train),
-                probes=list(self.train.probes), runs_root=str(self.root))
+    data, f = self.data.settings(), self.data_file()
+    if f is not None: data = {**{k: v for k, v in data.items() if k not in ('text', 'source')}, 'source': _short(f)}
+    elif 'source' in data and self.data.source == 'path': data['source'] = _short(data['source'])
+    return dict(model=model, data=data, lora=dict(self.train.lora), train=dict(self.train.train),
+                probes=list(self.train.probes), runs_root=_short(self.root))
 
 @patch
 def to_yaml(self:StudioState) -> str:

@@ -149,7 +149,7 @@ def check_trackers(report_to:str|list[str]) -> list[str]:
 @dataclass
 class TrainSettings:
     "How to train (the trainer's `TrainingArguments` names)."
-    learning_rate:float=2e-4 # step size; LoRA likes 1e-4 to 5e-4
+    learning_rate:float=2e-4 # step size (LoRA: 1e-4 to 5e-4; up to 1e-3 for short runs on small models)
     num_train_epochs:float=1.0 # passes over the training split
     max_steps:int=-1 # stop after this many optimizer steps (-1: use num_train_epochs)
     per_device_train_batch_size:int=4 # examples per forward pass

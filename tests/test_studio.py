@@ -14,9 +14,9 @@ def studio(tmp_path): return Studio(root=tmp_path)
 def _field(panel, key): return next(f for f in panel.fields if (f.key or f.name) == key)
 
 def test_actions_in_the_wrong_order_get_a_banner(studio):
-    studio.data.fields[1].w.value = TEXT
+    studio.data.fields['text'].w.value = TEXT
     studio.data.prep_btn.click()
-    assert 'Load a model first' in studio.data.banner.value and studio.data.fields[1].w.value == TEXT
+    assert 'Load a model first' in studio.data.banner.value and studio.data.fields['text'].w.value == TEXT
     studio.compare.prompts.w.value = 'hello'
     studio.compare.run_btn.click()
     assert 'Load a model first' in studio.compare.banner.value and studio.compare.prompts.w.value == 'hello'
@@ -31,10 +31,10 @@ def test_actions_in_the_wrong_order_get_a_banner(studio):
 
 def test_invalid_fields_show_messages_and_disable_buttons_until_fixed(studio):
     m = studio.model
-    m.fields[0].w.value = 'hub'
-    m.fields[1].w.value = ''
-    assert m.load_btn.disabled and 'hub id' in m.fields[1].err.value
-    m.fields[0].w.value = 'embedded'
+    m.fields['source'].w.value = 'hub'
+    m.fields['model_id'].w.value = ''
+    assert m.load_btn.disabled and 'hub id' in m.fields['model_id'].err.value
+    m.fields['source'].w.value = 'embedded'
     assert not m.load_btn.disabled
     t = studio.train
     for key, bad in [('lora.r', 0), ('train.learning_rate', 0.0), ('train.per_device_train_batch_size', 0),
@@ -46,34 +46,34 @@ def test_invalid_fields_show_messages_and_disable_buttons_until_fixed(studio):
         _field(t, key).w.value = good
     assert not t.start_btn.disabled and not any(f.err.value for f in t.fields)
     d = studio.data
-    d.fields[6].w.value = 2
+    d.fields['max_length'].w.value = 2
     assert d.prep_btn.disabled and 'max_length' in studio.state.data.errors()
 
 def test_engine_errors_are_banners_and_nothing_typed_is_lost(studio, tmp_path):
-    studio.model.fields[2].w.value = 'none'
+    studio.model.fields['quantization'].w.value = 'none'
     studio.model.load_btn.click()
     bad = '{"messages": [{"role": "wizard", "content": "hi"}]}'
-    studio.data.fields[1].w.value = bad
+    studio.data.fields['text'].w.value = bad
     studio.data.prep_btn.click()
     assert "unknown roles" in studio.data.banner.value and 'Traceback' not in studio.data.banner.value
-    assert studio.data.fields[1].w.value == bad and studio.state.prepared is None
+    assert studio.data.fields['text'].w.value == bad and studio.state.prepared is None
     (tmp_path/'latin.jsonl').write_bytes('{"text": "café"}\n'.encode('latin-1'))
-    studio.data.fields[0].w.value = 'path'
-    studio.data.fields[2].w.value = str(tmp_path/'latin.jsonl')
+    studio.data.fields['source'].w.value = 'path'
+    studio.data.fields['path'].w.value = str(tmp_path/'latin.jsonl')
     studio.data.prep_btn.click()
-    assert 'not UTF-8' in studio.data.banner.value and studio.data.fields[2].w.value == str(tmp_path/'latin.jsonl')
-    studio.model.fields[0].w.value = 'hub'
-    studio.model.fields[1].w.value = 'org/not-here'
+    assert 'not UTF-8' in studio.data.banner.value and studio.data.fields['path'].w.value == str(tmp_path/'latin.jsonl')
+    studio.model.fields['source'].w.value = 'hub'
+    studio.model.fields['model_id'].w.value = 'org/not-here'
     studio.model.load_btn.click()
-    assert studio.model.banner.value and studio.model.fields[1].w.value == 'org/not-here'
+    assert studio.model.banner.value and studio.model.fields['model_id'].w.value == 'org/not-here'
     assert studio.state.lm is not None                       # the model loaded before is still there
 
 def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
     st = studio.state
-    studio.model.fields[2].w.value = 'none'
+    studio.model.fields['quantization'].w.value = 'none'
     studio.model.load_btn.click()
-    studio.data.fields[1].w.value = TEXT
-    studio.data.fields[7].w.value = 0.0
+    studio.data.fields['text'].w.value = TEXT
+    studio.data.fields['eval_size'].w.value = 0.0
     studio.data.prep_btn.click()
     _field(studio.train, 'train.max_steps').w.value = 300
     studio.train.start_btn.click()

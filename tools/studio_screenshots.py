@@ -16,7 +16,7 @@ CELLS = [
     "import json\nfrom lora_nb.demo import load_demo_data\ntrain, test = load_demo_data()\n"
     "studio.model.load_btn.click()\n"
     "examples = [{'instruction': r['instruction'], 'output': r['output']} for r in train]\n"
-    "studio.data.fields[1].w.value = '\\n'.join(json.dumps(e) for e in examples)\n"
+    "studio.data.fields['text'].w.value = '\\n'.join(json.dumps(e) for e in examples)\n"
     "studio.data.prep_btn.click()\n"
     "for k, v in dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-3).items():\n"
     "    next(f for f in studio.train.fields if f.key == 'train.' + k).w.value = v\n"

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/11_panels.views.ipynb #8c6f2220
 from __future__ import annotations
-import dataclasses, html, json, sys, time
+import base64, contextlib, dataclasses, html, json, sys, time
 import ipywidgets as W
 from fastcore.basics import patch
 from IPython.display import display, HTML
@@ -12,8 +12,9 @@ from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
-__all__ = ['banner', 'show_banner', 'widget_for', 'Field', 'ModelPanel', 'DataPanel', 'loss_figure', 'TrainPanel',
-           'comparison_html', 'ComparePanel', 'AdaptersPanel', 'Studio', 'StaticProgress']
+__all__ = ['banner', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel', 'estimate_html', 'DataPanel',
+           'lint_html', 'loss_figure', 'TrainPanel', 'comparison_html', 'ComparePanel', 'AdaptersPanel', 'PickUp',
+           'CodeView', 'Studio', 'StaticProgress']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -26,6 +27,15 @@ def show_banner(w:W.HTML, text:str|None, ok:bool=False):
     bg, fg = ('#e6f4ea', '#137333') if ok else ('#fce8e6', '#a50e0e')
     style = f"background:{bg};color:{fg};padding:6px 10px;border-radius:4px;white-space:pre-wrap"
     w.value = f"<div style='{style}'>{html.escape(text)}</div>"
+
+# %% ../../nbs/11_panels.views.ipynb #98481556
+@contextlib.contextmanager
+def busy(btn:W.Button, doing:str):
+    "Disable `btn` and label it `doing` while the block runs."
+    label, was = btn.description, btn.disabled
+    btn.disabled, btn.description = True, doing
+    try: yield
+    finally: btn.description, btn.disabled = label, was
 
 # %% ../../nbs/11_panels.views.ipynb #6c0e3b8a
 def widget_for(value, choices=None) -> W.ValueWidget:
@@ -41,38 +51,57 @@ class Field:
     "A labelled widget bound to `obj.name`, with its explanation and an error line."
     def __init__(self, obj, name:str, widget:W.ValueWidget, help:str='', on_change=None, key=None):
         self.obj, self.name, self.w, self.key, self.on_change = obj, name, widget, key, on_change
-        self.err = W.HTML()
+        self.err, self.touched, self._quiet = W.HTML(), False, False
         style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
         self.help = W.HTML(f"<span style='{style}'>{html.escape(help)}</span>")
         self.box = W.VBox([W.HBox([W.Label(name, layout=W.Layout(width='220px')), widget]), self.help, self.err])
         widget.observe(self.on_value, 'value')
 
+    def value(self): return self.obj[self.name] if isinstance(self.obj, dict) else getattr(self.obj, self.name)
+
     def on_value(self, change):
         "Copy the widget's new value to `obj`, then tell the panel."
-        v = change['new']
+        if self._quiet: return
+        v, self.touched = change['new'], True
         if isinstance(self.obj, dict): self.obj[self.name] = v
         else: setattr(self.obj, self.name, v)
         if self.on_change: self.on_change()
 
+    def refresh(self):
+        "Show the state's value (without telling the panel: it refreshes itself)."
+        v = self.value()
+        self._quiet = True
+        try: self.w.value = ('' if v is None else v) if isinstance(self.w, (W.Text, W.Textarea, W.Dropdown)) else v
+        except Exception: pass   # a value the widget can't show stays in the state, and its error says why
+        finally: self._quiet = False
+
     def set_error(self, msg:str|None):
-        "Show `msg` under the field (nothing for None)."
-        self.err.value = f"<span style='color:#c5221f'>{html.escape(msg)}</span>" if msg else ''
+        "Show `msg` under the field (nothing for None): red once touched, a grey hint before."
+        colour = '#c5221f' if self.touched else 'var(--jp-ui-font-color2,#666)'
+        self.err.value = f"<span style='color:{colour}'>{html.escape(msg)}</span>" if msg else ''
+
+class Fields(list):
+    "A panel's fields, in order, also found by name (or `section.name` key): `fields['max_length']`."
+    def __getitem__(self, k):
+        if isinstance(k, str): return next(f for f in self if k in (f.key, f.name))
+        return super().__getitem__(k)
 
 # %% ../../nbs/11_panels.views.ipynb #53694a7c
 _Q = [('none (full precision)', 'none'), ('8-bit', '8bit'), ('4-bit (QLoRA)', '4bit')]
 _SOURCES = [('embedded tiny model', 'embedded'), ('local folder', 'folder'), ('hub id', 'hub')]
 _DTYPES = [('auto for the device', ''), *((x, x) for x in ('float32', 'bfloat16', 'float16'))]
 
-def _model_fields(m, on_change) -> list[Field]:
+def _model_fields(m, on_change) -> Fields:
     "The Model panel's fields, bound to the `ModelState` `m`."
     help = explanations(ModelSettings)
     def field(name, w, h=None): return Field(m, name, w, help[name] if h is None else h, on_change)
-    return [field('source', W.ToggleButtons(options=_SOURCES, value=m.source), 'where the base model comes from'),
+    source = W.ToggleButtons(options=_SOURCES, value=m.source)
+    return Fields([field('source', source, 'where the base model comes from'),
             field('model_id', W.Text(value=m.model_id, placeholder='./my-model or org/name')),
             field('quantization', W.Dropdown(options=_Q, value=m.quantization)),
             field('bnb_4bit_quant_type', W.Dropdown(options=['nf4', 'fp4'], value=m.bnb_4bit_quant_type)),
             field('bnb_4bit_compute_dtype', W.Dropdown(options=_DTYPES, value=m.bnb_4bit_compute_dtype or '')),
-            field('bnb_4bit_use_double_quant', W.Checkbox(value=m.bnb_4bit_use_double_quant, indent=False))]
+            field('bnb_4bit_use_double_quant', W.Checkbox(value=m.bnb_4bit_use_double_quant, indent=False))])
 
 # %% ../../nbs/11_panels.views.ipynb #1d6f9a2e
 _NO_ESTIMATE = "<i>The estimate needs the model's config.json on this machine (it appears once loaded).</i>"
@@ -91,26 +120,33 @@ class ModelPanel:
     def _ipython_display_(self): display(self.widget)
 
 # %% ../../nbs/11_panels.views.ipynb #c2e8a4d1
+def estimate_html(e) -> str:
+    "The memory estimate in words: the total and what it is made of."
+    mib = lambda b: f"{b / 2**30:,.2f} GiB" if b >= 2**30 else f"{b / 2**20:,.0f} MiB"
+    s, parts = e.settings, e.parts()
+    names = dict(weights='model weights', lora_params='LoRA weights', lora_grads='their gradients',
+                 optimizer='optimizer state', activations='activations', logits='logits')
+    items = ', '.join(f"{names[k]} {mib(v)}" for k, v in parts.items() if k != 'total')
+    return (f"<b>About {mib(parts['total'])}</b> to train ({s['quantization']}, r={s['r']}, batch "
+            f"{s['batch_size']}×{s['seq_len']} tokens): {items}.")
+
 @patch
 def on_change(self:ModelPanel):
     "Show the errors and the estimate for the current choices."
     errs = self.st.model.errors()
     for f in self.fields: f.set_error(errs.get(f.name))
-    self.fields[1].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
+    self.fields['model_id'].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
     self.load_btn.disabled = bool(errs)
     e = None if errs else self.st.model.estimate()
-    self.estimate.value = (_NO_ESTIMATE if e is None
-                           else f"<b>Memory estimate</b> (before loading): <pre>{html.escape(repr(e))}</pre>")
+    self.estimate.value = _NO_ESTIMATE if e is None else f"Memory estimate, before loading: {estimate_html(e)}"
 
 # %% ../../nbs/11_panels.views.ipynb #8b0d5e3f
 @patch
 def on_load(self:ModelPanel, _=None):
-    "Load the base; show the banner and the model's summary."
-    self.load_btn.disabled, self.load_btn.description = True, 'Loading…'
-    try: lm = self.st.load()
-    finally:
-        self.load_btn.description = 'Load'
-        self.on_change()
+    "Load the base; show the banner and the model's summary (none after a failed load)."
+    self.summary.value = ''
+    with busy(self.load_btn, 'Loading…'): lm = self.st.load()
+    self.on_change()
     show_banner(self.banner, self.st.banner)
     if lm is not None: self.summary.value = lm.summary._repr_html_()
 
@@ -119,13 +155,13 @@ _FORMATS = [('detect', ''), *((x, x) for x in ('instruction', 'chat', 'prompt_co
 _TEMPLATES = [("the tokenizer's", ''), ('chatml', 'chatml'), ('plain', 'plain')]
 _PASTE = '{"instruction": "…", "output": "…"} one per line, or paragraphs of text'
 
-def _data_fields(d, on_change) -> list[Field]:
+def _data_fields(d, on_change) -> Fields:
     "The Data panel's fields, bound to the `DataState` `d`."
     def field(name, w, h): return Field(d, name, w, h, on_change)
     choices = [('paste', 'text'), ('file path', 'path'), ('upload', 'upload'), ('Hub dataset', 'hub')]
     source = W.ToggleButtons(options=choices, value=d.source)
     text = W.Textarea(value=d.text, placeholder=_PASTE, layout=W.Layout(width='600px', height='140px'))
-    return [field('source', source, 'where the examples come from'),
+    return Fields([field('source', source, 'where the examples come from'),
             field('text', text, 'pasted examples'),
             field('path', W.Text(value=d.path, placeholder='data.jsonl'),
                   'a .jsonl, .json, .csv, .tsv, .parquet, .arrow or .txt file (or .gz)'),
@@ -140,7 +176,7 @@ def _data_fields(d, on_change) -> list[Field]:
             field('split', W.Text(value=d.split, placeholder='train'), "the split, or a slice: 'train[:2000]'"),
             field('subset', W.Text(value=d.subset), "the dataset's configuration (empty: the default)"),
             field('columns', W.Text(value=d.columns, placeholder='instruction=question, output=answer'),
-                  'field=column pairs, for data whose fields are named otherwise')]
+                  'field=column pairs, for data whose fields are named otherwise')])
 
 # %% ../../nbs/11_panels.views.ipynb #5f1b8d74
 class DataPanel:
@@ -181,22 +217,38 @@ def on_change(self:DataPanel):
     "Show the errors and the fields of the chosen source; Prepare only when all are valid."
     d, errs = self.st.data, self.st.data.errors()
     for f in self.fields: f.set_error(errs.get(f.name))
-    self.fields[1].box.layout.display = '' if d.source == 'text' else 'none'
-    self.fields[2].box.layout.display = '' if d.source == 'path' else 'none'
+    self.fields['text'].box.layout.display = '' if d.source == 'text' else 'none'
+    self.fields['path'].box.layout.display = '' if d.source == 'path' else 'none'
     self.upload.layout.display = '' if d.source == 'upload' else 'none'
-    for f in self.fields[8:11]: f.box.layout.display = '' if d.source == 'hub' else 'none'   # hub, split, subset
+    for k in ('hub', 'split', 'subset'): self.fields[k].box.layout.display = '' if d.source == 'hub' else 'none'
     self.prep_btn.disabled = bool(errs)
 
 # %% ../../nbs/11_panels.views.ipynb #6d4b9e1c
+def lint_html(rep) -> str:
+    "The lint report in words: each problem on its own line, then the lengths."
+    l, probs = rep.lengths, rep.problems()
+    head = (f"<b>{len(probs)} thing(s) to look at</b>" if probs else "<b>No problems found.</b>")
+    items = ''.join(f"<li>{html.escape(p)}</li>" for p in probs)
+    stats = (f"Tokens per example: {l['min']} to {l['max']} (median {l['median']}, 95 % under {l['p95']}); "
+             f"{l['trained']:,} tokens trained in all.") if l else ''
+    return f"<div>{head}{f'<ul>{items}</ul>' if items else ''}<div>{stats}</div></div>"
+
 @patch
 def on_prepare(self:DataPanel, _=None):
-    "Prepare the data; show the counts, the lint report and the first example."
-    from lora_nb.data import lint
-    p = self.st.prepare()
+    "Prepare the data; show the counts, the lint report and the first example (nothing old after a failure)."
+    self.info.value = self.lint.value = self.preview.value = ''
+    with busy(self.prep_btn, 'Preparing…'): p = self.st.prepare()
+    self.on_change()
     show_banner(self.banner, self.st.banner)
+    self.on_prepare_done(p)
+
+@patch
+def on_prepare_done(self:DataPanel, p):
+    "Show what preparing found: the counts and format, the lint report, the first example."
+    from lora_nb.data import lint
     if p is None: return
     self.info.value = f"<b>{len(p.train)}</b> training and <b>{len(p.eval)}</b> eval examples, format <b>{p.format}</b>"
-    self.lint.value = f"<pre>{html.escape(repr(lint(p, self.st.lm.tokenizer)))}</pre>"
+    self.lint.value = lint_html(lint(p, self.st.lm.tokenizer))
     self.split.value = 'train'
     self.on_split()
 
@@ -245,16 +297,18 @@ class TrainPanel:
     def __init__(self, st:StudioState, every:float=0.3):
         self.st, self.every = st, every
         self.settings = self._settings()
+        self.run_name = W.Text(placeholder='name this run (optional)', layout=W.Layout(width='200px'))
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
         self.stop_btn = W.Button(description='Stop', button_style='warning', icon='stop')
-        self.resume_id = W.Text(placeholder='run id to resume')
+        self.resume_run = W.Dropdown(options=[], description='resume', layout=W.Layout(width='420px'))
         self.resume_btn = W.Button(description='Resume', icon='repeat')
         self.start_btn.on_click(self.on_start)
         self.stop_btn.on_click(self.on_stop)
         self.resume_btn.on_click(self.on_resume)
         self.progress, self.status = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width='400px')), W.HTML()
         self._fig, self.plot_box, self.samples, self.banner = None, W.Box(), W.HTML(), banner()
-        buttons = W.HBox([self.start_btn, self.stop_btn, self.resume_id, self.resume_btn])
+        buttons = W.HBox([self.run_name, self.start_btn, self.stop_btn, self.resume_run, self.resume_btn],
+                         layout=W.Layout(flex_flow='row wrap'))
         self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]), self.plot_box,
                               self.samples])
         self.on_change()
@@ -303,6 +357,7 @@ def on_change(self:TrainPanel):
     # 'end' arrives while the thread ends
     running = self.st.session is not None and self.st.session.running and self.st.session.status == 'running'
     self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
+    self.resume_btn.disabled = running or not self.resume_run.options
     return errs
 
 @patch
@@ -324,20 +379,37 @@ def refresh_targets(self:TrainPanel):
     opts = [('all-linear', 'all-linear')] + [(f"{g}: {', '.join(v)}", tuple(v)) for g, v in groups.items()]
     self.targets.options = opts
 
+@patch
+def refresh_resumable(self:TrainPanel):
+    "Offer the runs the loaded model can continue, this Studio's last (or picked-up) run first."
+    opts, st = self.st.resumable(), self.st
+    mine = st.session.run.id if st.session is not None else st.picked
+    opts.sort(key=lambda o: o[1] != mine)
+    self.resume_run.options = opts
+    self.resume_run.value = opts[0][1] if opts else None
+    self.on_change()
+
 # %% ../../nbs/11_panels.views.ipynb #3c8e6a15
 @patch
-def on_start(self:TrainPanel, _=None): self._begin(self.st.start)
+def on_start(self:TrainPanel, _=None): self._begin(lambda log: self.st.start(log, name=self.run_name.value))
 
 @patch
-def on_resume(self:TrainPanel, _=None): self._begin(lambda log: self.st.resume(self.resume_id.value.strip(), log))
+def on_resume(self:TrainPanel, _=None): self._begin(lambda log: self.st.resume(self.resume_run.value, log))
+
+@patch
+def _clear(self:TrainPanel):
+    "Forget what the last run showed."
+    self.progress.value, self.status.value, self.samples.value = 0, '', ''
+    show_banner(self.banner, None)
 
 @patch
 def _begin(self:TrainPanel, fn):
     "Start (or resume) through the state with a fresh live log; show the outcome."
+    self._clear()
     log = LiveLog(every=self.every)
-    s = fn(log)
+    with busy(self.start_btn, 'Starting…'): s = fn(log)
     show_banner(self.banner, self.st.banner)
-    if s is not None: self._attach(s, log)
+    if s is not None: self._attach(s, self.st.log)
     self.on_change()
 
 @patch
@@ -349,9 +421,9 @@ def on_stop(self:TrainPanel, _=None):
 # %% ../../nbs/11_panels.views.ipynb #5e2d8b47
 @patch
 def _attach(self:TrainPanel, s, log):
-    "Clear the figure and follow session `s` through `log`."
+    "Follow session `s` through `log`, showing what the log already holds (a resumed run's earlier curve)."
     self.log = log
-    for t in self.fig.data: t.x, t.y = [], []
+    self.flush()
     s.add_listener(self.on_event)
 
 @patch
@@ -363,7 +435,7 @@ def on_event(self:TrainPanel, ev):
         d = ev.data
         how = f": {d['error']}\n{d['hint'] or ''}" if d.get('error') else f" — run {self.st.session.run.id}"
         show_banner(self.banner, f"Training {d['status']}" + how, ok=not d.get('error'))
-        self.on_change()
+        self.refresh_resumable()
 
 # %% ../../nbs/11_panels.views.ipynb #9f0a3c68
 @patch
@@ -372,6 +444,7 @@ def flush(self:TrainPanel):
     snap, stt = self.log.take(), self.log.status
     with self.fig.batch_update():
         for t, k in zip(self.fig.data, ('loss', 'smooth', 'eval_loss', 'learning_rate')): t.x, t.y = snap[k]
+    if 'step' not in stt: return   # nothing logged yet
     total = stt.get('total_steps') or 1
     self.progress.max, self.progress.value = max(1, total), min(stt.get('step', 0), total)
     tps = stt.get('tokens_per_s')
@@ -390,13 +463,15 @@ def _samples(self:TrainPanel, rows):
 
 # %% ../../nbs/11_panels.views.ipynb #cbcd37e4
 _TD = 'text-align:left;vertical-align:top;white-space:pre-wrap;'
+_HI = 'background:rgba(255,193,7,0.25)'   # a tint, so the theme's text colour stays readable on it
 
 def comparison_html(cmp) -> str:
-    "The comparison as a table; answers that differ from the base are highlighted."
+    "The comparison as a table (the base first); answers that differ from the base are highlighted."
     from lora_nb.compare import BASE
+    base = cmp.columns[0]
     def th(c): return f"<th style='text-align:left'>{html.escape('base' if c == BASE else c)}</th>"
-    def cell(t, hi=False): return f"<td style='{_TD}{'background:#fff3cd' if hi else ''}'>{html.escape(t)}</td>"
-    def row(p, o): return cell(p) + ''.join(cell(o[c], c != BASE and o[c] != o[BASE]) for c in cmp.columns)
+    def cell(t, hi=False): return f"<td style='{_TD}{_HI if hi else ''}'>{html.escape(t)}</td>"
+    def row(p, o): return cell(p) + ''.join(cell(o[c], c != base and o[c] != o[base]) for c in cmp.columns)
     head = ''.join(th(c) for c in ['prompt', *cmp.columns])
     rows = ''.join(f'<tr>{row(p, o)}</tr>' for p, o in zip(cmp.prompts, cmp.outputs))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -409,11 +484,11 @@ class ComparePanel:
         def field(name, w, h): return Field(c, name, w, h, self.on_change)
         prompts = W.Textarea(value=c.prompts, layout=W.Layout(width='600px', height='100px'))
         self.prompts = field('prompts', prompts, 'one prompt per line')
-        self.fields = [self.prompts,
+        self.fields = Fields([self.prompts,
                        field('max_new_tokens', W.IntText(value=c.max_new_tokens), 'answer length in tokens'),
                        field('do_sample', W.Checkbox(value=c.do_sample, indent=False),
                              'sample (otherwise greedy: the same answer every time)'),
-                       field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')]
+                       field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')])
         self.adapters = W.SelectMultiple(options=[], description='adapters')
         self.adapters.observe(self.on_adapters, 'value')
         self.from_eval = W.Button(description='Prompts from eval split', icon='list')
@@ -422,9 +497,11 @@ class ComparePanel:
         self.run_btn.on_click(self.on_run)
         self.table, self.banner = W.HTML(), banner()
         self._blind_widgets()
-        self.widget = W.VBox([*(f.box for f in self.fields), W.HBox([self.adapters, self.from_eval]), self.run_btn,
-                              self.banner, self.table,
-                              W.HBox([self.a, self.b, self.blind_btn]), self.pair, W.HBox(self.vote_btns), self.result])
+        self.side_by_side = W.VBox([*(f.box for f in self.fields), W.HBox([self.adapters, self.from_eval]),
+                                    self.run_btn, self.table, W.HBox([self.a, self.b, self.blind_btn])])
+        self.blind_view = W.VBox([self.pair, W.HBox(self.vote_btns, layout=W.Layout(flex_flow='row wrap')),
+                                  self.result, self.back_btn], layout=W.Layout(display='none'))
+        self.widget = W.VBox([self.banner, self.side_by_side, self.blind_view])
         self.refresh()
         self.on_change()
 
@@ -433,14 +510,16 @@ class ComparePanel:
 # %% ../../nbs/11_panels.views.ipynb #0e8a6f13
 @patch
 def refresh(self:ComparePanel):
-    "Offer the adapters now loaded."
+    "Offer the adapters now loaded, by the names people know them by."
+    from lora_nb.compare import BASE
     names = self.st.loaded_adapters()
-    self.adapters.options = names
-    opts = [('base', '__base__')] + [(n, n) for n in names]
-    for dd, default in ((self.a, '__base__'), (self.b, names[-1] if names else '__base__')):
+    self.adapters.options = [(self.st.label(n), n) for n in names]
+    cmp = self.st.compare.comparison
+    cols = cmp.columns if cmp is not None else [self.st.label(BASE)] + [self.st.label(n) for n in names]
+    for dd, default in ((self.a, cols[0]), (self.b, cols[-1])):
         keep = dd.value
-        dd.options = opts
-        dd.value = keep if keep in dict(opts).values() else default
+        dd.options = cols
+        dd.value = keep if keep in cols else default
 
 # %% ../../nbs/11_panels.views.ipynb #a4c0e7d9
 @patch
@@ -467,23 +546,33 @@ def on_from_eval(self:ComparePanel, _=None):
 def on_run(self:ComparePanel, _=None):
     "Answer the prompts from the base and the adapters; show the table."
     self.refresh()
-    cmp = self.st.run_compare()
+    self.table.value = ''
+    with busy(self.run_btn, 'Comparing…'): cmp = self.st.run_compare()
+    self.on_change()
     show_banner(self.banner, self.st.banner)
     if cmp is not None:
         self.table.value = comparison_html(cmp)
         self.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #6c2a9e05
+_VOTES = [('Left is better', 'left'), ('Tie', 'tie'), ('Both bad', 'both_bad'), ('Right is better', 'right')]
+
 @patch
 def _blind_widgets(self:ComparePanel):
-    "Choose A and B, start a blind test, vote on each pair."
+    "Choose A and B, start a blind test, vote on each pair, go back to the table."
     self.a, self.b = W.Dropdown(description='A'), W.Dropdown(description='B')
-    self.blind_btn = W.Button(description='Blind A/B', icon='eye-slash')
+    self.blind_btn = W.Button(description='Blind test A vs B', icon='eye-slash', layout=W.Layout(width='auto'))
     self.blind_btn.on_click(self.on_blind)
+    self.back_btn = W.Button(description='Back to the table', icon='arrow-left', layout=W.Layout(width='auto'))
+    self.back_btn.on_click(lambda _: self._show_blind(False))
     self.pair, self.result, self.i = W.HTML(), W.HTML(), 0
-    self.vote_btns = [W.Button(description=d) for d in ('left is better', 'tie', 'right is better')]
-    for btn, choice in zip(self.vote_btns, ('left', 'tie', 'right')):
-        btn.on_click(lambda _, ch=choice: self.on_vote(ch))
+    self.vote_btns = [W.Button(description=d, layout=W.Layout(width='auto')) for d, _ in _VOTES]
+    for btn, (_, choice) in zip(self.vote_btns, _VOTES): btn.on_click(lambda _, ch=choice: self.on_vote(ch))
+
+@patch
+def _show_blind(self:ComparePanel, on:bool):
+    "Show the blind view (the labelled table out of sight), or the table."
+    self.blind_view.layout.display, self.side_by_side.layout.display = ('', 'none') if on else ('none', '')
 
 @patch
 def on_blind(self:ComparePanel, _=None):
@@ -491,22 +580,38 @@ def on_blind(self:ComparePanel, _=None):
     bt = self.st.start_blind(self.a.value, self.b.value)
     show_banner(self.banner, self.st.banner)
     if bt is not None:
-        self.i = 0
+        self.i, self.result.value = 0, ''
+        self._show_blind(True)
         self.show_pair()
 
 # %% ../../nbs/11_panels.views.ipynb #f5b8d1a2
-_SIDE = "<td style='vertical-align:top;white-space:pre-wrap;border:1px solid #ccc;padding:6px;width:45%'>{}</td>"
+_SIDE = ("<td style='vertical-align:top;white-space:pre-wrap;border:1px solid var(--jp-border-color1,#ccc);"
+         "padding:6px;width:45%'>{}</td>")
+
+def _reveal(bt) -> str:
+    "Which model answered left and right on each prompt, and how the person voted: shown once all are voted."
+    rows = []
+    for i, v in sorted(bt.votes.items()):
+        l, r = bt._sides(i)
+        said = {'tie': 'tie', 'both_bad': 'both bad'}.get(v['winner'], v['winner'])
+        rows.append(f"<tr><td>{html.escape(bt.comparison.prompts[i])}</td><td>{html.escape(l)}</td>"
+                    f"<td>{html.escape(r)}</td><td>{html.escape(said)}</td></tr>")
+    return ("<table><tr><th>prompt</th><th>left was</th><th>right was</th><th>your vote</th></tr>"
+            + ''.join(rows) + "</table>")
 
 @patch
 def show_pair(self:ComparePanel):
-    "Show the tally so far and the next pair to vote on."
+    "Show the next pair to vote on; at the end, the result in words and which model was which."
     bt = self.st.compare.blind
     if bt is None: return
-    if bt.summary()['n']: self.result.value = f"<b>{html.escape(repr(bt))}</b>"
     if self.i >= len(bt):
-        self.pair.value = '<i>All prompts voted.</i>'
+        self.pair.value = f"<p><b>All {len(bt)} prompts voted.</b> {html.escape(repr(bt))}</p>" + _reveal(bt)
+        self.result.value = ''
+        for b in self.vote_btns: b.disabled = True
         return
+    for b in self.vote_btns: b.disabled = False
     p = bt.pair(self.i)
+    self.result.value = f"<i>{self.i} of {len(bt)} voted; the names are shown at the end.</i>"
     self.pair.value = (f"<p><b>{self.i + 1}/{len(bt)}</b> {html.escape(p['prompt'])}</p><table><tr>"
                        f"{_SIDE.format(html.escape(p['left']))}{_SIDE.format(html.escape(p['right']))}</tr></table>")
 
@@ -515,13 +620,16 @@ def on_vote(self:ComparePanel, choice):
     "Record a vote on the pair shown, then show the next."
     bt = self.st.compare.blind
     if bt is None or self.i >= len(bt):
-        show_banner(self.banner, "Start a blind test first (choose A and B, then Blind A/B).")
+        show_banner(self.banner, "Start a blind test first (choose A and B, then Blind test).")
         return
     bt.vote(self.i, choice)
     self.i += 1
     self.show_pair()
 
 # %% ../../nbs/11_panels.views.ipynb #4390c119
+_COMBINE = [('side by side (exact, rank adds up)', 'cat'), ('weighted sum (same rank)', 'linear'),
+            ('weighted sum, re-factored (SVD)', 'svd'), ('TIES merging (keeps the strongest changes)', 'ties')]
+
 class AdaptersPanel:
     "Load adapters from runs, mix them with sliders, save, merge, and get plain-PEFT code."
     def __init__(self, st:StudioState, on_loaded=None):
@@ -531,7 +639,7 @@ class AdaptersPanel:
         self.load_btn.on_click(self.on_load)
         self.runs.observe(self.on_run_choice, 'value')
         self.sliders, self.slider_box = {}, W.VBox()
-        self.combo = W.Dropdown(options=['cat', 'linear', 'svd', 'ties'], value='cat', description='combine')
+        self.combo = W.Dropdown(options=_COMBINE, value='cat', description='combine', layout=W.Layout(width='auto'))
         self.mix_name = W.Text(placeholder='name of the mix', description='mix as')
         self.mix_btn = W.Button(description='Mix', icon='sliders')
         self.mix_btn.on_click(self.on_mix)
@@ -545,7 +653,8 @@ class AdaptersPanel:
         self.widget = W.VBox([W.HBox([self.runs, self.name, self.load_btn]),
                               W.HTML('<b>Loaded adapters</b> (weights for a mix)'), self.slider_box,
                               W.HBox([self.combo, self.mix_name, self.mix_btn]),
-                              W.HBox([self.save_run, self.out, self.save_btn, self.merge_btn]),
+                              W.HBox([self.save_run, self.out, self.save_btn, self.merge_btn],
+                                     layout=W.Layout(flex_flow='row wrap')),
                               self.banner, W.HTML('<b>Load it with plain PEFT</b>'), self.snippet])
         self.refresh()
 
@@ -566,11 +675,12 @@ def refresh(self:AdaptersPanel):
     self.runs.options = [(_run_label(a), i) for i, a in self.saved.items()]
     self.runs.value = keep if keep in self.saved else next(iter(self.saved), None)
     names = self.st.loaded_adapters()
-    def slider(n): return W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, description=n)
+    def slider(n): return W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, description=self.st.label(n),
+                                        style={'description_width': 'initial'})
     self.sliders = {n: self.sliders.get(n) or slider(n) for n in names}
     self.slider_box.children = list(self.sliders.values())
     keep = self.save_run.value
-    self.save_run.options = names
+    self.save_run.options = [(self.st.label(n), n) for n in names]
     self.save_run.value = keep if keep in names else (names[-1] if names else None)
     if self.runs.value: self.snippet.value = self._snippet(self.saved[self.runs.value]['path'])
 
@@ -599,14 +709,15 @@ def on_load(self:AdaptersPanel, _=None):
     if not self.runs.value:
         show_banner(self.banner, "No finished run with an adapter under " + str(self.st.root))
         return
-    m = self.st.load_run_adapter(self.runs.value, self.name.value.strip() or None)
-    self._done(None if m is None else f"Loaded {self.st.loaded_adapters()[-1]!r}")
+    with busy(self.load_btn, 'Loading…'):
+        m = self.st.load_run_adapter(self.runs.value, self.name.value.strip() or None)
+    self._done(None if m is None else f"Loaded {self.st.label(self.st.loaded_adapters()[-1])}")
 
 @patch
 def on_mix(self:AdaptersPanel, _=None):
     "Mix the loaded adapters with the sliders' weights (0 leaves one out)."
     w = {n: s.value for n, s in self.sliders.items() if s.value != 0}
-    m = self.st.mix_adapters(w, self.mix_name.value.strip(), self.combo.value)
+    with busy(self.mix_btn, 'Mixing…'): m = self.st.mix_adapters(w, self.mix_name.value.strip(), self.combo.value)
     self._done(None if m is None else f"Added {self.mix_name.value.strip()!r}: use it in Compare")
 
 # %% ../../nbs/11_panels.views.ipynb #3f6c8b15
@@ -618,7 +729,10 @@ def on_save(self:AdaptersPanel, _=None):
         show_banner(self.banner, "Give an output folder.")
         return
     out = self.out.value.strip()
-    p = self.st.action(adapters.save, self.st.lm.model, self.save_run.value, out) if self.st._need('model') else None
+    if not self.st._need('model'):
+        self._done()
+        return
+    with busy(self.save_btn, 'Saving…'): p = self.st.action(adapters.save, self.st.lm.model, self.save_run.value, out)
     self._done(None if p is None else f"Saved to {p}")
 
 @patch
@@ -628,7 +742,8 @@ def on_merge(self:AdaptersPanel, _=None):
     if not (self.runs.value and self.out.value.strip()):
         show_banner(self.banner, "Choose a run and give an output folder.")
         return
-    p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
+    with busy(self.merge_btn, 'Merging…'):
+        p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
     self._done(None if p is None else f"Merged (full precision) into {p}")
 
 # %% ../../nbs/11_panels.views.ipynb #0ea00023
@@ -639,6 +754,66 @@ def _enable_colab_widgets():
             from google.colab import output
             output.enable_custom_widget_manager()
         except Exception: pass
+
+# %% ../../nbs/11_panels.views.ipynb #16bd5da0
+class PickUp:
+    "Offer the last runs to pick up where they were left (shown only when there are some)."
+    def __init__(self, st:StudioState, on_picked=None):
+        self.st, self.on_picked = st, on_picked
+        self.runs = W.Dropdown(options=st.recent(), layout=W.Layout(width='520px'))
+        self.btn = W.Button(description='Pick up', icon='history')
+        self.btn.on_click(self.on_pick)
+        self.banner = banner()
+        self.widget = W.VBox([W.HBox([W.HTML('<b>Pick up a run</b>&nbsp;'), self.runs, self.btn],
+                                     layout=W.Layout(flex_flow='row wrap')), self.banner],
+                             layout=W.Layout(display='' if self.runs.options else 'none'))
+
+    def on_pick(self, _=None):
+        "Restore the chosen run, then let the Studio show it."
+        if not self.runs.value: return
+        with busy(self.btn, 'Loading…'): run = self.st.pick_up(self.runs.value)
+        show_banner(self.banner, self.st.banner or f"Picked up {self.runs.label}: Resume continues it (Train tab).",
+                    ok=run is not None)
+        if run is not None and self.on_picked: self.on_picked()
+
+# %% ../../nbs/11_panels.views.ipynb #e232ad80
+def _download(text:str, name:str) -> str:
+    "A link that saves `text` as the file `name` (a data URL: it works in every frontend)."
+    b64 = base64.b64encode(text.encode()).decode()
+    return (f"<a download='{name}' href='data:text/plain;base64,{b64}' style='margin-right:12px'>"
+            f"⬇ Download {name}</a>")
+
+def _copy(text:str) -> str:
+    "A button that copies `text` to the clipboard."
+    js = html.escape(f"navigator.clipboard.writeText({json.dumps(text)})", quote=True)
+    return f"<button onclick=\"{js}\" style='margin-right:12px'>Copy</button>"
+
+class CodeView:
+    "The session as a Python cell and as a YAML config for `lora-nb train`, each to copy or download."
+    def __init__(self, st:StudioState):
+        self.st = st
+        self.btn = W.Button(description='Write the code', icon='code')
+        self.btn.on_click(self.on_code)
+        area = lambda h: W.Textarea(layout=W.Layout(width='100%', height=h))
+        self.python, self.yaml, self.python_links, self.yaml_links = area('240px'), area('200px'), W.HTML(), W.HTML()
+        self.banner = banner()
+        self.widget = W.VBox([self.btn, self.banner, W.HTML('<b>Python</b> (the engine API)'), self.python_links,
+                              self.python, W.HTML('<b>YAML</b> for <code>lora-nb train run.yaml</code>'),
+                              self.yaml_links, self.yaml])
+
+    @property
+    def value(self) -> str: return self.python.value + '\n' + self.yaml.value
+
+    def on_code(self, _=None):
+        "Write both from what was loaded and prepared."
+        try: py, y = self.st.to_code(), self.st.to_yaml()
+        except Exception as e:
+            show_banner(self.banner, f"Can't write the code yet: {e}")
+            return
+        show_banner(self.banner, None)
+        self.python.value, self.yaml.value = py, y
+        self.python_links.value = _copy(py) + _download(py, 'train_lora.py')
+        self.yaml_links.value = _copy(y) + _download(y, 'run.yaml')
 
 # %% ../../nbs/11_panels.views.ipynb #4e9b2d70
 class Studio:
@@ -651,23 +826,47 @@ class Studio:
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
         self.compare = ComparePanel(st)
         self.adapters = AdaptersPanel(st, on_loaded=self.compare.refresh)
-        self.code = W.Textarea(layout=W.Layout(width='100%', height='260px'))
-        self.code_btn = W.Button(description='Show as code', icon='code')
-        self.code_btn.on_click(self.on_code)
+        self.code, self.code_btn = CodeView(st), None
         self.model.load_btn.on_click(lambda _: self._after_load())
-        panels = [self.model, self.data, self.train, self.compare, self.adapters]
-        self.tabs = W.Tab(children=[*(p.widget for p in panels), W.VBox([self.code_btn, self.code])],
+        panels = [self.model, self.data, self.train, self.compare, self.adapters, self.code]
+        self.tabs = W.Tab(children=[p.widget for p in panels],
                           titles=('Model', 'Data', 'Train', 'Compare', 'Adapters', 'Code'))
         self.tabs.observe(self.on_tab, 'selected_index')
-        self.widget = self.tabs
+        self.pickup = PickUp(st, self._picked)
+        self.widget = W.VBox([self.pickup.widget, self.tabs])
 
 # %% ../../nbs/11_panels.views.ipynb #2f0b7d94
 @patch
 def _after_load(self:Studio):
-    "After Load: offer the new model's target modules, and the adapters now on it."
+    "After Load: offer the new model's target modules, its resumable runs, and the adapters now on it."
     self.train.refresh_targets()
+    self.train.refresh_resumable()
     self.compare.refresh()
     self.adapters.refresh()
+
+@patch
+def _show_state(self:Studio):
+    "Show the state in every panel after it changed without them: fields, the loaded model, the prepared data."
+    for panel in (self.model, self.data, self.train):
+        for f in panel.fields: f.refresh()
+    self.train.probes.value = '\n'.join(self.state.train.probes)
+    self.model.on_change()
+    self.data.on_change()
+    self.train.on_change()
+    if self.state.lm is not None:
+        self.model.summary.value = self.state.lm.summary._repr_html_()
+        self._after_load()
+    self.data.on_prepare_done(self.state.prepared)
+    show_banner(self.model.banner, self.state.banner)
+
+@patch
+def _picked(self:Studio):
+    "A run was picked up: show its settings, model and data, and its curve on the Train tab."
+    self._show_state()
+    self.train._clear()
+    self.train.log = self.state.log
+    self.train.flush()
+    self.tabs.selected_index = 2
 
 @patch
 def on_tab(self:Studio, change):
@@ -689,12 +888,8 @@ def to_yaml(self:Studio) -> str:
 
 @patch
 def on_code(self:Studio, _=None):
-    "Show the session as a Python cell, with its YAML run config as comments below."
-    try:
-        code = self.to_code()
-        cfg = '\n'.join('# ' + l for l in self.to_yaml().splitlines())
-        self.code.value = f"# Python (engine API)\n{code}\n# YAML for `lora-nb train`\n{cfg}"
-    except Exception as e: self.code.value = f"# can't write code yet: {e}"
+    "Write the session as Python and as YAML (the Code tab's button)."
+    self.code.on_code()
 
 # %% ../../nbs/11_panels.views.ipynb #5e0c4a8b
 @patch(cls_method=True)
@@ -702,11 +897,10 @@ def quickstart(cls:Studio, root=None, static:bool=False) -> Studio:
     "A Studio with the embedded model loaded in 4-bit and the demo data prepared, on the Train tab: press Start."
     from lora_nb.demo import load_demo_data
     s = cls(root, static)
-    text = next(f for f in s.data.fields if f.name == 'text')
     examples = [{'instruction': r['instruction'], 'output': r['output']} for r in load_demo_data()[0]]
-    text.w.value = '\n'.join(json.dumps(e) for e in examples)
-    s.model.load_btn.click()
-    if s.state.lm is not None: s.data.prep_btn.click()
+    s.state.data.text = '\n'.join(json.dumps(e) for e in examples)
+    if s.state.load() is not None: s.state.prepare()
+    s._show_state()
     if s.state.prepared is not None: s.tabs.selected_index = 2
     return s
 

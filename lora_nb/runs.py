@@ -21,7 +21,8 @@ class RunError(LoraNbError):
     "A run folder is missing, invalid or outside the runs root."
 
 RUNS_ENV = 'LORA_NB_RUNS'
-RUN_FILES = dict(run='run.json', metrics='metrics.jsonl', samples='samples.jsonl', votes='votes.jsonl', stop='STOP')
+RUN_FILES = dict(run='run.json', metrics='metrics.jsonl', samples='samples.jsonl', votes='votes.jsonl', stop='STOP',
+                 chats='chats.jsonl')
 
 def runs_root(root:str|Path|None=None) -> Path:
     "The runs root: `root`, else `$LORA_NB_RUNS`, else `runs/` under the current directory."
@@ -155,8 +156,8 @@ def update(self:Run, **changes) -> dict:
 # %% ../nbs/04_runs.ipynb #229e8ea9
 @patch
 def log(self:Run, kind:str, *records:dict):
-    "Append records to metrics, samples or votes."
-    if kind not in ('metrics', 'samples', 'votes'): raise ValueError(kind)
+    "Append records to metrics, samples, votes or chats."
+    if kind not in ('metrics', 'samples', 'votes', 'chats'): raise ValueError(kind)
     append_jsonl(self.path/RUN_FILES[kind], *({'time': time.time(), **r} for r in records))
 
 @patch

@@ -14,7 +14,7 @@ from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, Pasted, Trai
 
 # %% auto #0
 __all__ = ['ADAPTER', 'DATA_COPY', 'explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values',
-           'TrainState', 'LiveLog', 'CompareState', 'StudioState']
+           'TrainState', 'LiveLog', 'CompareState', 'ChatState', 'StudioState']
 
 # %% ../../nbs/10_panels.state.ipynb #ce939f7e
 def explanations(cls) -> dict[str, str]:
@@ -290,11 +290,35 @@ class CompareState:
         if self.do_sample and not self.temperature > 0: out['temperature'] = 'must be > 0 when sampling'
         return out
 
+# %% ../../nbs/10_panels.state.ipynb #475cf63b
+@dataclass
+class ChatState:
+    "The Chat tab's settings and conversation."
+    system:str='' # system prompt (empty: none)
+    adapter:str|None=None # the adapter that answers (None: the base)
+    max_new_tokens:int=256 # longest reply, in tokens
+    do_sample:bool=True # sample (otherwise greedy)
+    temperature:float=0.7 # randomness when sampling
+    top_p:float=0.9 # nucleus sampling
+    messages:list=field(default_factory=list) # user and assistant turns; replies also carry 'adapter'
+    partial:str='' # the reply being written
+    error:str|None=None # why the last reply failed
+    thread:object=None
+    cancel:object=None
+
+    def conversation(self, upto:int|None=None) -> list[dict]:
+        "The chat messages the model sees (the system prompt first), up to message `upto` (excluded)."
+        sys_ = [{'role': 'system', 'content': self.system.strip()}] if self.system.strip() else []
+        return sys_ + [{'role': m['role'], 'content': m['content']} for m in self.messages[:upto]]
+
+    @property
+    def busy(self) -> bool: return self.thread is not None and self.thread.is_alive()
+
 # %% ../../nbs/10_panels.state.ipynb #f2b73a5f
 def _listing(errs:dict) -> str: return '; '.join(f'{k}: {v}' for k, v in errs.items())
 
 ADAPTER = 'default' # PEFT's name for the adapter a `Session` trains
-DATA_COPY = 'data.jsonl' # in a run folder: the pasted or uploaded examples it was trained on
+DATA_COPY = 'data/examples.jsonl' # in a run folder: the pasted or uploaded examples it was trained on
 
 _NEEDS = {'model': "Load a model first (Model tab).", 'data': "Prepare the data first (Data tab)."}
 
@@ -304,6 +328,7 @@ class StudioState:
         from lora_nb.runs import runs_root
         self.root = runs_root(root)
         self.model, self.data, self.train, self.compare = ModelState(), DataState(), TrainState(), CompareState()
+        self.chat = ChatState()
         self.lm = self.prepared = self.session = None
         self.action, self.log, self.adapter_runs, self.picked = Action(), None, {}, None
 
@@ -617,6 +642,80 @@ def start_blind(self:StudioState, a:str, b:str, seed:int=0):
     bt = self.action(BlindTest, self.compare.comparison, a, b, run=run, seed=seed)
     if bt is not None: self.compare.blind = bt
     return bt
+
+# %% ../../nbs/10_panels.state.ipynb #597959d0
+@patch
+def chat_send(self:StudioState, text:str, on_text=None, on_done=None):
+    "Add the user's `text` and start the reply in a background thread; returns the thread (None if refused)."
+    from lora_nb.chat import reply
+    ch = self.chat
+    if not self._need('model'): return None
+    if self.session is not None and self.session.running:
+        self.action.banner = "Training is running: chat when it has finished or been stopped."
+        return None
+    if ch.busy:
+        self.action.banner = "A reply is being written: wait, or Stop it."
+        return None
+    if not text.strip():
+        self.action.banner = "Type a message first."
+        return None
+    self.action.banner, ch.error, ch.partial = None, None, ''
+    ch.messages.append({'role': 'user', 'content': text.strip()})
+    ch.cancel, adapter, convo = threading.Event(), ch.adapter, ch.conversation()
+    def partial(t):
+        ch.partial = t
+        if on_text: on_text(t)
+    def go():
+        try:
+            r = reply(self.lm.model, self.lm.tokenizer, convo, adapter=adapter, max_new_tokens=ch.max_new_tokens,
+                      do_sample=ch.do_sample, temperature=ch.temperature, top_p=ch.top_p, on_text=partial,
+                      cancel=ch.cancel, stop=self.prepared.turn_end if self.prepared is not None else None)
+            ch.messages.append({'role': 'assistant', 'content': r, 'adapter': adapter})
+        except Exception as e:
+            ch.error = str(e) if isinstance(e, LoraNbError) else f"{type(e).__name__}: {e}"
+            ch.messages.pop()   # the message stays in the box to send again
+        finally:
+            ch.partial = ''
+            if on_done: on_done()
+    ch.thread = threading.Thread(target=go, name='lora_nb-chat', daemon=True)
+    ch.thread.start()
+    return ch.thread
+
+@patch
+def chat_stop(self:StudioState):
+    "End the reply being written where it is."
+    if self.chat.cancel is not None: self.chat.cancel.set()
+
+# %% ../../nbs/10_panels.state.ipynb #dc9f3fc2
+@patch
+def _chat_run(self:StudioState, adapter:str|None):
+    "The run a reply by `adapter` belongs to: the adapter's run, else (the base) this Studio's run."
+    from lora_nb.runs import Run
+    rid = self.adapter_runs.get(adapter) if adapter else None
+    rid = rid or (self.session.run.id if self.session is not None else self.picked)
+    return Run.open(rid, self.root) if rid else None
+
+@patch
+def chat_rate(self:StudioState, i:int, rating:str, edited:str|None=None):
+    "Save reply `i`'s rating ('up', 'down', or 'edited' with the better text) to its run; returns the record."
+    ch = self.chat
+    m = ch.messages[i] if 0 <= i < len(ch.messages) else None
+    if m is None or m['role'] != 'assistant':
+        self.action.banner = "Rate a reply of the assistant."
+        return None
+    if rating not in ('up', 'down', 'edited') or (rating == 'edited') != bool(edited and edited.strip()):
+        self.action.banner = "Rate with 'up' or 'down', or give the edited reply."
+        return None
+    run = self._chat_run(m['adapter'])
+    if run is None:
+        self.action.banner = "Ratings are kept with a run: train an adapter or load one first."
+        return None
+    rec = dict(adapter=self.label(m['adapter']) if m['adapter'] else 'base', prompt=ch.conversation(i),
+               reply=m['content'], rating=rating, **({'edited': edited.strip()} if edited else {}))
+    run.log('chats', rec)
+    if edited: m['content'], m['edited_from'] = edited.strip(), m['content']   # the conversation goes on from it
+    m['rating'] = rating
+    return rec
 
 # %% ../../nbs/10_panels.state.ipynb #6d20e6eb
 def _short(p:str|Path) -> str:

@@ -13,8 +13,8 @@ from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
 __all__ = ['banner', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel', 'estimate_html', 'DataPanel',
-           'lint_html', 'loss_figure', 'TrainPanel', 'comparison_html', 'ComparePanel', 'AdaptersPanel', 'PickUp',
-           'CodeView', 'Studio', 'StaticProgress']
+           'lint_html', 'loss_figure', 'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel',
+           'PickUp', 'CodeView', 'Studio', 'StaticProgress']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -626,6 +626,130 @@ def on_vote(self:ComparePanel, choice):
     self.i += 1
     self.show_pair()
 
+# %% ../../nbs/11_panels.views.ipynb #1aac6419
+_MSG = ("<div style='margin:4px 0;padding:6px 10px;border-radius:6px;white-space:pre-wrap;{}'>"
+        "<b style='font-size:90%'>{}</b><br>{}</div>")
+_USER = 'background:var(--jp-layout-color2,#f3f3f3)'
+_BOT = 'border:1px solid var(--jp-border-color1,#ddd)'
+
+class ChatPanel:
+    "Chat with the base or an adapter; rate or edit each reply."
+    def __init__(self, st:StudioState, every:float=0.1):
+        self.st, c, self.every, self._last = st, st.chat, every, 0.0
+        def field(name, w, h): return Field(c, name, w, h, self.on_change)
+        self.fields = Fields([
+            field('system', W.Textarea(value=c.system, layout=W.Layout(width='600px', height='50px')),
+                  'system prompt (empty: none)'),
+            field('max_new_tokens', W.IntText(value=c.max_new_tokens), 'longest reply, in tokens'),
+            field('do_sample', W.Checkbox(value=c.do_sample, indent=False), 'sample (otherwise greedy)'),
+            field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')])
+        self.adapter = W.Dropdown(options=[('base', None)], description='answers', layout=W.Layout(width='auto'))
+        self.adapter.observe(self.on_adapter, 'value')
+        self.transcript, self.live, self.banner = W.VBox(), W.HTML(), banner()
+        self.text = W.Textarea(placeholder='Your message', layout=W.Layout(width='600px', height='60px'))
+        self.send_btn = W.Button(description='Send', button_style='primary', icon='paper-plane')
+        self.stop_btn = W.Button(description='Stop', icon='stop', disabled=True)
+        self.clear_btn = W.Button(description='New conversation', icon='eraser', layout=W.Layout(width='auto'))
+        self.send_btn.on_click(self.on_send)
+        self.stop_btn.on_click(lambda _: self.st.chat_stop())
+        self.clear_btn.on_click(self.on_clear)
+        settings = W.Accordion(children=[W.VBox([f.box for f in self.fields])], titles=('Settings',))
+        self.widget = W.VBox([settings, self.adapter, self.transcript, self.live, self.text,
+                              W.HBox([self.send_btn, self.stop_btn, self.clear_btn],
+                                     layout=W.Layout(flex_flow='row wrap')),
+                              self.banner])
+
+    def _ipython_display_(self): display(self.widget)
+
+# %% ../../nbs/11_panels.views.ipynb #6ba26af8
+@patch
+def refresh(self:ChatPanel):
+    "Offer the base and the adapters now loaded, by the names people know them by."
+    opts = [('base', None)] + [(self.st.label(n), n) for n in self.st.loaded_adapters()]
+    keep = self.adapter.value
+    self.adapter.options = opts
+    self.adapter.value = keep if keep in [v for _, v in opts] else opts[-1][1]
+
+@patch
+def on_adapter(self:ChatPanel, change): self.st.chat.adapter = change['new']
+
+@patch
+def on_change(self:ChatPanel):
+    "Show each field's error (none are checked but their types)."
+    for f in self.fields: f.set_error(None)
+
+# %% ../../nbs/11_panels.views.ipynb #73c14087
+@patch
+def _reply_row(self:ChatPanel, i:int, m:dict) -> W.Widget:
+    "Reply `i` with its author and Good / Bad / Edit."
+    who = 'base' if m['adapter'] is None else self.st.label(m['adapter'])
+    mark = {'up': ' 👍', 'down': ' 👎', 'edited': ' ✎ edited'}.get(m.get('rating'), '')
+    text = W.HTML(_MSG.format(_BOT, html.escape(who + mark), html.escape(m['content'])))
+    up, down, edit = (W.Button(description=d, layout=W.Layout(width='auto')) for d in ('👍 Good', '👎 Bad', '✎ Edit'))
+    up.on_click(lambda _: self.on_rate(i, 'up'))
+    down.on_click(lambda _: self.on_rate(i, 'down'))
+    edit.on_click(lambda _: self.on_edit(i))
+    return W.VBox([text, W.HBox([up, down, edit])])
+
+@patch
+def show(self:ChatPanel):
+    "Draw the conversation."
+    rows = [W.HTML(_MSG.format(_USER, 'you', html.escape(m['content']))) if m['role'] == 'user'
+            else self._reply_row(i, m) for i, m in enumerate(self.st.chat.messages)]
+    self.transcript.children = rows
+
+# %% ../../nbs/11_panels.views.ipynb #20cef66e
+@patch
+def on_text(self:ChatPanel, text:str):
+    "The reply so far (called in the generation thread; a few updates a second)."
+    now = time.monotonic()
+    if now - self._last < self.every: return
+    self._last = now
+    self.live.value = _MSG.format(_BOT, 'writing…', html.escape(text))
+
+@patch
+def on_done(self:ChatPanel):
+    "The reply is written (or failed): show the conversation, free the buttons (in the generation thread)."
+    self.live.value = ''
+    self.show()
+    show_banner(self.banner, self.st.chat.error)
+    self.send_btn.disabled, self.stop_btn.disabled = False, True
+
+@patch
+def on_send(self:ChatPanel, _=None):
+    "Send the message; the reply streams in."
+    t = self.st.chat_send(self.text.value, on_text=self.on_text, on_done=self.on_done)
+    show_banner(self.banner, self.st.banner)
+    if t is None: return
+    self.text.value = ''
+    self.send_btn.disabled, self.stop_btn.disabled = True, False
+    self.show()
+
+# %% ../../nbs/11_panels.views.ipynb #263d7d81
+@patch
+def on_rate(self:ChatPanel, i:int, rating:str, edited:str|None=None):
+    "Save the rating (or edit) of reply `i` to its run."
+    rec = self.st.chat_rate(i, rating, edited)
+    show_banner(self.banner, self.st.banner or "Saved with the run, for preference training.", ok=rec is not None)
+    self.show()
+
+@patch
+def on_edit(self:ChatPanel, i:int):
+    "Turn reply `i` into a box to write the better reply in."
+    box = W.Textarea(value=self.st.chat.messages[i]['content'], layout=W.Layout(width='600px', height='80px'))
+    save = W.Button(description='Save the better reply', icon='check', layout=W.Layout(width='auto'))
+    save.on_click(lambda _: self.on_rate(i, 'edited', box.value))
+    rows = list(self.transcript.children)
+    rows[i] = W.VBox([box, save])
+    self.transcript.children = rows
+
+@patch
+def on_clear(self:ChatPanel, _=None):
+    "Start a new conversation (what was rated is already saved)."
+    if self.st.chat.busy: self.st.chat_stop()
+    self.st.chat.messages.clear()
+    self.show()
+
 # %% ../../nbs/11_panels.views.ipynb #4390c119
 _COMBINE = [('side by side (exact, rank adds up)', 'cat'), ('weighted sum (same rank)', 'linear'),
             ('weighted sum, re-factored (SVD)', 'svd'), ('TIES merging (keeps the strongest changes)', 'ties')]
@@ -824,13 +948,13 @@ class Studio:
         self.state, self.static = StudioState(root), static
         st = self.state
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
-        self.compare = ComparePanel(st)
-        self.adapters = AdaptersPanel(st, on_loaded=self.compare.refresh)
+        self.compare, self.chat = ComparePanel(st), ChatPanel(st)
+        self.adapters = AdaptersPanel(st, on_loaded=self._after_adapters)
         self.code, self.code_btn = CodeView(st), None
         self.model.load_btn.on_click(lambda _: self._after_load())
-        panels = [self.model, self.data, self.train, self.compare, self.adapters, self.code]
+        panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.code]
         self.tabs = W.Tab(children=[p.widget for p in panels],
-                          titles=('Model', 'Data', 'Train', 'Compare', 'Adapters', 'Code'))
+                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Code'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.pickup = PickUp(st, self._picked)
         self.widget = W.VBox([self.pickup.widget, self.tabs])
@@ -841,8 +965,14 @@ def _after_load(self:Studio):
     "After Load: offer the new model's target modules, its resumable runs, and the adapters now on it."
     self.train.refresh_targets()
     self.train.refresh_resumable()
-    self.compare.refresh()
+    self._after_adapters()
     self.adapters.refresh()
+
+@patch
+def _after_adapters(self:Studio):
+    "The adapters on the model changed: Compare and Chat offer them."
+    self.compare.refresh()
+    self.chat.refresh()
 
 @patch
 def _show_state(self:Studio):
@@ -870,9 +1000,9 @@ def _picked(self:Studio):
 
 @patch
 def on_tab(self:Studio, change):
-    "Refresh Compare and Adapters when either tab opens."
-    if change['new'] in (3, 4):
-        self.compare.refresh()
+    "Refresh Compare, Chat and Adapters when one of their tabs opens."
+    if change['new'] in (3, 4, 5):
+        self._after_adapters()
         self.adapters.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #7b3e9d06

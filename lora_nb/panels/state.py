@@ -729,7 +729,8 @@ def data_file(self:StudioState) -> Path|None:
     "The file the code reads pasted or uploaded examples from: the run's copy, else one under the runs folder."
     if self.data.source not in ('text', 'upload') or self.prepared is None: return None
     run = self.session.run if self.session is not None else None
-    if run is not None and (run.path/DATA_COPY).exists(): return run.path/DATA_COPY
+    kept = run.info().get('data_source') or {} if run is not None else {}
+    if kept.get('copy') and kept.get('fingerprint') == self.prepared.fingerprint: return run.path/kept['copy']
     from lora_nb.runs import write_atomic
     f = self.root/'studio-data'/f"{self.prepared.fingerprint}.jsonl"
     if not f.exists():

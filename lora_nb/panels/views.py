@@ -13,8 +13,8 @@ from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
 __all__ = ['banner', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel', 'estimate_html', 'DataPanel',
-           'lint_html', 'loss_figure', 'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel',
-           'PickUp', 'CodeView', 'Studio', 'StaticProgress']
+           'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot', 'TrainPanel', 'comparison_html', 'ComparePanel',
+           'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'StaticProgress']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -277,19 +277,53 @@ def on_index(self:DataPanel, _=None):
                           f"<i>No {self.split.value} examples.</i>" if self.st.prepared is not None else '')
 
 # %% ../../nbs/11_panels.views.ipynb #9c2b7469
-def loss_figure():
-    "An empty live-loss FigureWidget: loss, smoothed, eval loss, learning rate (right axis)."
-    import plotly.graph_objects as go
-    lr_axis = dict(title='learning rate', overlaying='y', side='right', showgrid=False)
-    fig = go.FigureWidget(layout=dict(height=320, margin=dict(l=50, r=50, t=30, b=40), xaxis_title='step',
-                                      yaxis_title='loss', yaxis2=lr_axis, legend=dict(orientation='h', y=1.12)))
-    traces = {'loss': dict(mode='markers', marker=dict(size=4, opacity=0.4)), 'smoothed': dict(mode='lines'),
-              'eval loss': dict(mode='lines+markers'),
-              'learning rate': dict(mode='lines', line=dict(dash='dot'), yaxis='y2')}
-    for name, kw in traces.items(): fig.add_scatter(x=[], y=[], name=name, **kw)
-    return fig
+_AXIS = dict(gridcolor='rgba(128,128,128,0.25)', zerolinecolor='rgba(128,128,128,0.4)')
+_TRACES = (('loss', 'loss', dict(mode='markers', marker=dict(size=4, opacity=0.45))),
+           ('smooth', 'smoothed', dict(mode='lines')), ('eval_loss', 'eval loss', dict(mode='lines+markers')),
+           ('learning_rate', 'learning rate', dict(mode='lines', line=dict(dash='dot'), yaxis='y2')))
+
+def loss_spec(snap:dict, height:int=320) -> dict:
+    "The plotly JSON of the loss plot for a `LiveLog` snapshot: loss, smoothed, eval loss, learning rate (right axis)."
+    data = [dict(type='scatter', name=name, x=list(snap[k][0]), y=list(snap[k][1]), **kw) for k, name, kw in _TRACES]
+    layout = dict(height=height, margin=dict(l=50, r=60, t=30, b=40), paper_bgcolor='rgba(0,0,0,0)',
+                  plot_bgcolor='rgba(0,0,0,0)', font=dict(color='#888'), legend=dict(orientation='h', y=1.15),
+                  xaxis=dict(title=dict(text='step'), **_AXIS), yaxis=dict(title=dict(text='loss'), **_AXIS),
+                  yaxis2=dict(title=dict(text='learning rate'), overlaying='y', side='right', showgrid=False))
+    return dict(data=data, layout=layout, config=dict(responsive=True, displaylogo=False))
 
 def _fmt_s(s): return '–' if s is None else f"{int(s // 60)}:{int(s % 60):02d}"
+
+# %% ../../nbs/11_panels.views.ipynb #f16c5e0e
+def _plotly_js() -> str:
+    "The plotly.js the installed plotly was made with, from its CDN."
+    from plotly.offline import get_plotlyjs_version
+    return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min"
+
+def plot_bundle(spec:dict) -> dict:
+    "A display bundle of a plotly spec: plotly's JSON, and HTML that draws it with plotly.js where JSON isn't shown."
+    uid, js = f"lnb-plot-{time.monotonic_ns()}", _plotly_js()
+    args = f"'{uid}', {json.dumps(spec['data'])}, {json.dumps(spec['layout'])}, {json.dumps(spec['config'])}"
+    script = ("(function(){var draw=function(P){P.newPlot(" + args + ");};"
+              "if (window.Plotly) { draw(window.Plotly); }"
+              f"else if (window.require && window.define && window.define.amd) {{ require.config({{paths: {{lnbplotly: "
+              f"'{js}'}}}}); require(['lnbplotly'], draw); }}"
+              f"else {{ var s=document.createElement('script'); s.src='{js}.js';"
+              "s.onload=function(){draw(window.Plotly);}; document.head.appendChild(s); }})();")
+    height = spec['layout'].get('height', 320)
+    return {'application/vnd.plotly.v1+json': spec,
+            'text/html': f"<div id='{uid}' style='height:{height}px'></div><script>{script}</script>"}
+
+# %% ../../nbs/11_panels.views.ipynb #be632a4b
+class LivePlot:
+    "The loss plot in an `Output` widget, redrawn from a `LiveLog` snapshot (a value change: safe from any thread)."
+    def __init__(self, height:int=320):
+        self.height, self.spec = height, None
+        self.widget = W.Output(layout=W.Layout(min_height=f'{height}px', width='100%'))
+
+    def update(self, snap:dict):
+        "Draw the series of `snap`."
+        self.spec = loss_spec(snap, self.height)
+        self.widget.outputs = ({'output_type': 'display_data', 'data': plot_bundle(self.spec), 'metadata': {}},)
 
 # %% ../../nbs/11_panels.views.ipynb #2e6b0c59
 class TrainPanel:
@@ -306,20 +340,12 @@ class TrainPanel:
         self.stop_btn.on_click(self.on_stop)
         self.resume_btn.on_click(self.on_resume)
         self.progress, self.status = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width='400px')), W.HTML()
-        self._fig, self.plot_box, self.samples, self.banner = None, W.Box(), W.HTML(), banner()
+        self.plot, self.samples, self.banner = LivePlot(), W.HTML(), banner()
         buttons = W.HBox([self.run_name, self.start_btn, self.stop_btn, self.resume_run, self.resume_btn],
                          layout=W.Layout(flex_flow='row wrap'))
-        self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]), self.plot_box,
-                              self.samples])
+        self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]),
+                              self.plot.widget, self.samples])
         self.on_change()
-
-    @property
-    def fig(self):
-        "The live loss plot, made when a run starts (plotly's widget takes a second to import)."
-        if self._fig is None:
-            self._fig = loss_figure()
-            self.plot_box.children = (self._fig,)
-        return self._fig
 
     def _ipython_display_(self): display(self.widget)
 
@@ -440,10 +466,9 @@ def on_event(self:TrainPanel, ev):
 # %% ../../nbs/11_panels.views.ipynb #9f0a3c68
 @patch
 def flush(self:TrainPanel):
-    "Apply the news to the figure and the progress bar in one update."
+    "Apply the news to the plot and the progress bar."
     snap, stt = self.log.take(), self.log.status
-    with self.fig.batch_update():
-        for t, k in zip(self.fig.data, ('loss', 'smooth', 'eval_loss', 'learning_rate')): t.x, t.y = snap[k]
+    self.plot.update(snap)
     if 'step' not in stt: return   # nothing logged yet
     total = stt.get('total_steps') or 1
     self.progress.max, self.progress.value = max(1, total), min(stt.get('step', 0), total)
@@ -870,15 +895,6 @@ def on_merge(self:AdaptersPanel, _=None):
         p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
     self._done(None if p is None else f"Merged (full precision) into {p}")
 
-# %% ../../nbs/11_panels.views.ipynb #0ea00023
-def _enable_colab_widgets():
-    "Turn on Colab's custom widget manager (plotly's FigureWidget needs it); a no-op elsewhere."
-    if 'google.colab' in sys.modules:
-        try:
-            from google.colab import output
-            output.enable_custom_widget_manager()
-        except Exception: pass
-
 # %% ../../nbs/11_panels.views.ipynb #16bd5da0
 class PickUp:
     "Offer the last runs to pick up where they were left (shown only when there are some)."
@@ -944,7 +960,6 @@ class Studio:
     "Load, prepare, train, compare and mix adapters in one tabbed widget."
     def __init__(self, root=None, # runs folder (default: $LORA_NB_RUNS or ./runs)
                  static:bool=False): # train with static HTML updates instead of widgets
-        _enable_colab_widgets()
         self.state, self.static = StudioState(root), static
         st = self.state
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
@@ -1036,22 +1051,18 @@ def quickstart(cls:Studio, root=None, static:bool=False) -> Studio:
 
 # %% ../../nbs/11_panels.views.ipynb #3a9d5f27
 class StaticProgress:
-    "A throttled HTML progress line and plotly loss plot, updated through `display_id` (for frontends without widgets)."
+    "A throttled HTML progress line and loss plot, updated through `display_id` (for frontends without widgets)."
     def __init__(self, log:LiveLog):
         self.log = log
         self.handle, self.plot = display(HTML('<i>training…</i>'), display_id=True), display(HTML(''), display_id=True)
 
     def __call__(self, ev):
-        import plotly.graph_objects as go
         if not (ev.kind == 'end' or self.log.due()): return
         snap, s = self.log.take(), self.log.status
         line = (f"step {s.get('step', 0)}/{s.get('total_steps', '?')} · loss {s.get('loss', float('nan')):.4f}"
                 f" · ETA {_fmt_s(s.get('eta_s'))}")
         self.handle.update(HTML(line + (f" · <b>{s['status']}</b>" if ev.kind == 'end' else '')))
-        fig = go.Figure([go.Scatter(x=snap['loss'][0], y=snap['loss'][1], name='loss', mode='markers'),
-                         go.Scatter(x=snap['smooth'][0], y=snap['smooth'][1], name='smoothed')],
-                        layout=dict(height=300))
-        self.plot.update(HTML(fig.to_html(include_plotlyjs='cdn', full_html=False)))
+        self.plot.update(plot_bundle(loss_spec(snap, 300)), raw=True)
 
 # %% ../../nbs/11_panels.views.ipynb #6b2f0e94
 @patch

@@ -11,7 +11,7 @@ import json, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'tools'))
-from labtest import Jupyter, chromium, chromium_path
+from labtest import Jupyter, chromium, chromium_path, lab_env
 from lora_nb.demo import load_demo_data
 from lora_nb.runs import Run
 
@@ -54,11 +54,7 @@ def lab(tmp_path_factory):
     if chromium_path() is None: pytest.fail("Chromium is missing: `apt-get install -y chromium` (.ci/run does it).")
     from playwright.sync_api import sync_playwright
     work = tmp_path_factory.mktemp('lab')
-    settings = work/'.settings'/'@jupyterlab'/'apputils-extension'
-    settings.mkdir(parents=True)
-    (settings/'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    env = {'JUPYTERLAB_SETTINGS_DIR': str(work/'.settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(work/'.workspaces'),
-           'LORA_NB_RUNS': ''}
+    env = lab_env(work)
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with Jupyter('lab', work/'nb', env=env) as j, sync_playwright() as p:

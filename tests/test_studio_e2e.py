@@ -10,14 +10,14 @@ import json, os, sys, time
 from pathlib import Path
 import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'tools'))
-from labtest import Jupyter, chromium, chromium_path, notebook
+from labtest import Jupyter, chromium, chromium_path, lab_env, notebook
 from lora_nb.runs import Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'e2e'))
 STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='runs')\n"
-          "s.state.train.train.update(max_steps=40, save_steps=5)\ns.train.fields['train.max_steps'].refresh()\ns")
+          "s.state.train.train.update(max_steps=16, save_steps=4)\ns.train.fields['train.max_steps'].refresh()\ns")
 PICKUP = "from lora_nb.panels.views import Studio\nStudio(root='runs')"
 PLOT_HAS_POINTS = ("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot .scatterlayer .trace')]"
                    ".some(t => t.querySelectorAll('.points path').length > 2)")
@@ -52,17 +52,13 @@ def lab(tmp_path_factory):
     if chromium_path() is None: pytest.fail("Chromium is missing: `apt-get install -y chromium` (.ci/run does it).")
     from playwright.sync_api import sync_playwright
     work = tmp_path_factory.mktemp('studio')
-    settings = work/'.settings'/'@jupyterlab'/'apputils-extension'
-    settings.mkdir(parents=True)
-    (settings/'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
     nb = work/'nb'
     nb.mkdir()
     (nb/'studio.ipynb').write_text(json.dumps(notebook([STUDIO])))
     (nb/'pickup.ipynb').write_text(json.dumps(notebook([PICKUP])))
     (nb/'upload.jsonl').write_text(''.join(json.dumps({'instruction': f'Say {w}.', 'output': w}) + '\n'
                                            for w in ('yes', 'no', 'maybe', 'never', 'always', 'soon')))
-    env = {'JUPYTERLAB_SETTINGS_DIR': str(work/'.settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(work/'.workspaces'),
-           'LORA_NB_RUNS': ''}
+    env = lab_env(work)
     OUT.mkdir(parents=True, exist_ok=True)
     with Jupyter('lab', nb, env=env) as j, sync_playwright() as p:
         browser = chromium(p)
@@ -81,11 +77,13 @@ def test_a_stop_resume_and_reload(lab):
     wait_text(page, 'Training stopped')
     run = the_run(lab['runs'])
     stopped_at = steps(run)[-1]
-    assert Run(run.path).info()['status'] == 'stopped' and stopped_at < 40
+    assert Run(run.path).info()['status'] == 'stopped' and stopped_at < 16
     shot(page, 'a-stopped')
     button(page, 'Resume').first.click()            # nothing typed: this Studio's run is the one offered
     t0 = time.time()
     while time.time() - t0 < 120 and (steps(run)[-1] if steps(run) else 0) <= stopped_at + 2: time.sleep(0.2)
+    page.keyboard.press('Control+s')                 # saved (as autosave does), so the page knows the Studio's output
+    time.sleep(2)
     page.reload()                                   # the browser reloads; the kernel keeps the Studio
     page.wait_for_selector('.jp-NotebookPanel .jp-Notebook .jp-Cell', timeout=120_000)
     page.wait_for_function(PLOT_HAS_POINTS, timeout=120_000)   # drawn again from the kernel's state
@@ -93,7 +91,7 @@ def test_a_stop_resume_and_reload(lab):
     shot(page, 'a-resumed-after-reload')
     info = run.info()
     assert info['status'] == 'completed' and info.get('resumed_from'), info
-    assert steps(run)[-1] == 40 and set(range(1, 41)) <= set(steps(run))
+    assert steps(run)[-1] == 16 and set(range(1, 17)) <= set(steps(run))
 
 def test_b_compare_blind_votes_reach_the_run(lab):
     page = lab['page']
@@ -133,7 +131,9 @@ def test_d_code_tab_after_an_upload(lab):
     page = lab['page']
     tab(page, 'Data')
     page.locator('.jp-OutputArea .widget-toggle-button:visible:has-text("upload")').first.click()
-    page.locator('.jp-OutputArea input[type="file"]').first.set_input_files(str(lab['nb']/'upload.jsonl'))
+    with page.expect_file_chooser() as chooser:      # the upload button makes its file input when clicked
+        page.locator('.jp-OutputArea button.widget-upload:visible').first.click()
+    chooser.value.set_files(str(lab['nb']/'upload.jsonl'))
     button(page, 'Prepare').first.click()
     wait_text(page, 'training and')
     tab(page, 'Code')
@@ -145,11 +145,21 @@ def test_d_code_tab_after_an_upload(lab):
     assert 'studio-data' in code and 'does not exist' not in code and 'Pasted(' not in code, code[:2000]
     shot(page, 'd-code')
 
+def banners(page) -> str:
+    "The text of every banner shown, for failure messages."
+    return page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea .widget-html')]"
+                         ".filter(e => e.offsetParent !== null && e.querySelector('div[style*=\"padding:6px 10px\"]'))"
+                         ".map(e => e.textContent).join(' | ')")
+
 def test_e_a_new_kernel_picks_the_run_up_and_resumes(lab):
     page, j = lab['page'], lab['j']
     tab(page, 'Train')
+    n = len(list(lab['runs'].glob('run-*')))
     button(page, 'Start').first.click()
-    page.wait_for_function(PLOT_HAS_POINTS, timeout=120_000)
+    t0 = time.time()
+    while len(list(lab['runs'].glob('run-*'))) == n and time.time() - t0 < 60: time.sleep(0.2)
+    assert len(list(lab['runs'].glob('run-*'))) > n, banners(page)
+    wait_text(page, 'step 2/')
     button(page, 'Stop').first.click()
     wait_text(page, 'Training stopped')
     run = the_run(lab['runs'])
@@ -162,7 +172,7 @@ def test_e_a_new_kernel_picks_the_run_up_and_resumes(lab):
     shot(page, 'e-picked-up')
     button(page, 'Resume').first.click()
     wait_text(page, 'Training completed', timeout=240_000)
-    assert run.info()['status'] == 'completed' and steps(run)[-1] == 40
+    assert run.info()['status'] == 'completed' and steps(run)[-1] == 16
 
 def test_f_dark_theme(lab):
     page = lab['page']

@@ -24,6 +24,14 @@ def chromium(playwright):
     if exe is None: raise RuntimeError("Chromium not found: `apt-get install -y chromium` (Debian's package).")
     return playwright.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
 
+def lab_env(work:Path) -> dict:
+    "Environment for a JupyterLab keeping its settings and workspaces in `work` (no news, no update checks)."
+    settings = work/'.settings'/'@jupyterlab'/'apputils-extension'
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings/'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    return {'JUPYTERLAB_SETTINGS_DIR': str(work/'.settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(work/'.workspaces'),
+            'LORA_NB_RUNS': ''}
+
 def notebook(cells:list[str]) -> dict:
     "An nbformat-4 notebook of code cells."
     return {'nbformat': 4, 'nbformat_minor': 5,

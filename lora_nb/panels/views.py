@@ -365,7 +365,7 @@ def _fields(self:TrainPanel, sec:str, cls, skip) -> list[Field]:
 def _settings(self:TrainPanel) -> W.Accordion:
     "The settings in three folds: LoRA (with the target modules), training, probe prompts."
     lora, train = self._fields('lora', LoraSettings, {'target_modules'}), self._fields('train', TrainSettings, _HIDDEN)
-    self.fields = lora + train
+    self.fields = Fields(lora + train)
     self.targets = W.Dropdown(options=['all-linear'], value='all-linear')
     self.targets.observe(self.on_targets, 'value')
     self.probes = W.Textarea(placeholder='probe prompts, one per line', layout=W.Layout(width='600px', height='60px'))
@@ -545,6 +545,7 @@ def refresh(self:ComparePanel):
         keep = dd.value
         dd.options = cols
         dd.value = keep if keep in cols else default
+    if self.b.value == self.a.value: self.a.value, self.b.value = cols[0], cols[-1]   # two different columns
 
 # %% ../../nbs/11_panels.views.ipynb #a4c0e7d9
 @patch
@@ -668,7 +669,8 @@ class ChatPanel:
             field('max_new_tokens', W.IntText(value=c.max_new_tokens), 'longest reply, in tokens'),
             field('do_sample', W.Checkbox(value=c.do_sample, indent=False), 'sample (otherwise greedy)'),
             field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')])
-        self.adapter = W.Dropdown(options=[('base', None)], description='answers', layout=W.Layout(width='auto'))
+        self.adapter = W.Dropdown(options=[('base', '')], value='', description='answers',
+                                  layout=W.Layout(width='auto'))   # '': the base (a dropdown's None selects nothing)
         self.adapter.observe(self.on_adapter, 'value')
         self.transcript, self.live, self.banner = W.VBox(), W.HTML(), banner()
         self.text = W.Textarea(placeholder='Your message', layout=W.Layout(width='600px', height='60px'))
@@ -690,13 +692,13 @@ class ChatPanel:
 @patch
 def refresh(self:ChatPanel):
     "Offer the base and the adapters now loaded, by the names people know them by."
-    opts = [('base', None)] + [(self.st.label(n), n) for n in self.st.loaded_adapters()]
+    opts = [('base', '')] + [(self.st.label(n), n) for n in self.st.loaded_adapters()]
     keep = self.adapter.value
     self.adapter.options = opts
     self.adapter.value = keep if keep in [v for _, v in opts] else opts[-1][1]
 
 @patch
-def on_adapter(self:ChatPanel, change): self.st.chat.adapter = change['new']
+def on_adapter(self:ChatPanel, change): self.st.chat.adapter = change['new'] or None
 
 @patch
 def on_change(self:ChatPanel):

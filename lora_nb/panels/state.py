@@ -753,9 +753,14 @@ def config_dict(self:StudioState) -> dict:
 
 @patch
 def to_yaml(self:StudioState) -> str:
-    "The run config as YAML, for `lora-nb train` (validated by `lora_nb.config.RunConfig`)."
+    "The run config as YAML, for `lora-nb train` (validated by `RunConfig`; paths as `config_dict` writes them)."
+    import yaml
     from lora_nb.config import RunConfig
-    return RunConfig.from_dict(self.config_dict()).to_yaml()
+    c = self.config_dict()
+    d = json.loads(json.dumps(RunConfig.from_dict(c).to_dict(), default=str))
+    d['runs_root'] = c['runs_root']   # relative to the working directory, as in the Python cell
+    if c['data'].get('source') and d['data'].get('source'): d['data']['source'] = c['data']['source']
+    return yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120)
 
 # %% ../../nbs/10_panels.state.ipynb #d1a5c7e0
 @patch

@@ -332,7 +332,7 @@ def free_path(dest:str|Path, overwrite:bool=False) -> Path:
     return p
 
 def _disk_error(e:OSError, p:Path) -> ExportError:
-    full = e.errno in (28, 27)   # ENOSPC, EFBIG
+    full = e.errno in (28, 27, 122) or (e.errno is None and 'written' in str(e))   # ENOSPC, EFBIG, EDQUOT, short write
     hint = ("Free disk space (or write to a larger disk) and export again" if full else "Check the folder is writable")
     return ExportError(f"Writing {p.name} failed: {e.strerror or e}", where=str(p),
                        hint=hint + "; nothing was left under that name.")

@@ -14,6 +14,7 @@ import gguf
 from gguf import GGMLQuantizationType as QT
 from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
+from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .errors import LoraNbError, ModelLoadError, SettingsError
@@ -23,13 +24,14 @@ from .adapters import adapter_base, adapter_dir
 
 # %% auto #0
 __all__ = ['ARCHS', 'QTYPES', 'FTYPES', 'KQUANTS', 'TT', 'PROMPTS', 'LOGIT_TOLERANCE', 'GREEDY_AGREEMENT', 'KQUANT_BITS',
-           'QUANTIZE_ENV', 'ExportError', 'gguf_arch', 'check_rope', 'check_qtype', 'tensor_type', 'tensor_bytes',
-           'gguf_name', 'to_gguf_layout', 'model_tensors', 'tensor_plan', 'tokenizer_kind', 'vocab', 'stop_markers',
-           'special_ids', 'add_hparams', 'add_tokenizer', 'free_path', 'atomic_write', 'write_gguf', 'Reference',
-           'reference', 'Verification', 'read_back', 'load_gguf', 'verify_gguf', 'load_merged', 'estimate_gguf',
-           'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest', 'export_gguf', 'lora_tensors',
-           'write_lora_gguf', 'check_lora_gguf', 'export_lora_gguf', 'chat_parts', 'render_parts', 'parts_exact',
-           'ollama_template', 'modelfile', 'ollama_name', 'write_modelfile', 'push_gguf']
+           'QUANTIZE_ENV', 'ExportError', 'gguf_arch', 'check_rope', 'rope_factors', 'check_qtype', 'tensor_type',
+           'tensor_bytes', 'gguf_name', 'to_gguf_layout', 'model_tensors', 'tensor_plan', 'tokenizer_kind', 'vocab',
+           'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer', 'free_path', 'atomic_write', 'write_tensors',
+           'write_gguf', 'Reference', 'reference', 'Verification', 'read_back', 'load_gguf', 'verify_gguf',
+           'export_name', 'load_merged', 'estimate_gguf', 'lora_updates', 'file_tensors', 'find_llama_quantize',
+           'llama_quantize', 'GGUFExport', 'default_dest', 'export_gguf', 'lora_tensors', 'write_lora_gguf',
+           'check_lora_gguf', 'export_lora_gguf', 'chat_parts', 'render_parts', 'parts_exact', 'ollama_template',
+           'modelfile', 'ollama_name', 'write_modelfile', 'push_gguf']
 
 # %% ../nbs/13_export.ipynb #6f3afb1d
 class ExportError(LoraNbError):
@@ -55,15 +57,25 @@ def _rope(cfg) -> dict:
     if 'full_attention' in rp: rp = rp['full_attention']
     return {'rope_type': 'default', 'rope_theta': getattr(cfg, 'rope_theta', 10000.0), **rp}
 
-def check_rope(cfg):
+def check_rope(cfg, arch:str):
     "Refuse rope scaling that the export can't carry over."
     t = _rope(cfg).get('rope_type') or 'default'
-    if t not in ('default', 'linear'):
+    if t not in ('default', 'linear') and not (t == 'llama3' and arch == 'llama'):
         raise ExportError(f"Rope scaling {t!r} is not carried over to GGUF by lora_nb yet", where='rope_parameters',
                           hint="Merge with `lora-nb export RUN --merge OUT` and convert OUT with llama.cpp's "
                                "convert_hf_to_gguf.py.")
 
-# %% ../nbs/13_export.ipynb #c937608d
+# %% ../nbs/13_export.ipynb #cfdd0aad
+def rope_factors(cfg) -> torch.Tensor|None:
+    "Llama 3.1-style rope scaling as llama.cpp's `rope_freqs`: what each frequency is divided by (None without it)."
+    rope = _rope(cfg)
+    if rope.get('rope_type') != 'llama3': return None
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    scaled = ROPE_INIT_FUNCTIONS['llama3'](cfg, 'cpu')[0].float()
+    dim = 2 * len(scaled)
+    return 1.0 / (float(rope['rope_theta']) ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)) / scaled
+
+# %% ../nbs/13_export.ipynb #73abf803
 QTYPES = {'f32': QT.F32, 'f16': QT.F16, 'bf16': QT.BF16, 'q8_0': QT.Q8_0}
 FTYPES = {'f32': 0, 'f16': 1, 'bf16': 32, 'q8_0': 7}   # llama.cpp's general.file_type
 KQUANTS = ('q2_k', 'q3_k_s', 'q3_k_m', 'q3_k_l', 'q4_0', 'q4_k_s', 'q4_k_m', 'q5_0', 'q5_k_s', 'q5_k_m', 'q6_k')
@@ -86,7 +98,7 @@ def tensor_bytes(shape:tuple, t:QT) -> int:
     block, size = gguf.GGML_QUANT_SIZES[t]
     return int(np.prod(shape)) // block * size
 
-# %% ../nbs/13_export.ipynb #9414ba82
+# %% ../nbs/13_export.ipynb #91d038b8
 def _arch_enum(arch:str):
     return next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
 
@@ -99,7 +111,7 @@ def gguf_name(hf_name:str, arch:str, n_layers:int) -> str:
                           hint="This model has layers llama.cpp's architecture does not know; it can't be exported.")
     return name
 
-# %% ../nbs/13_export.ipynb #43171d34
+# %% ../nbs/13_export.ipynb #1da0f9f5
 def _rope_permute(w:torch.Tensor, n_head:int) -> torch.Tensor:
     "Reorder a q or k projection's rows from transformers' rotate-half rope to llama.cpp's interleaved pairs."
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
@@ -112,23 +124,25 @@ def to_gguf_layout(hf_name:str, t:torch.Tensor, arch:str, cfg) -> torch.Tensor:
     if arch in ('gemma2', 'gemma3') and hf_name.endswith('norm.weight'): return t.float() + 1
     return t
 
-# %% ../nbs/13_export.ipynb #a8d13818
-def model_tensors(model, arch:str) -> list[tuple[str, str, torch.Tensor]]:
-    "`(gguf name, transformers name, tensor)` of each weight of `model`; a tied output head is left out."
+# %% ../nbs/13_export.ipynb #2d2c9d9b
+def _rope_tensor(cfg) -> list[tuple]:
+    f = rope_factors(cfg)
+    return [] if f is None else [('rope_freqs.weight', 'rope_freqs', tuple(f.shape), f)]
+
+def model_tensors(model, arch:str) -> list[tuple[str, str, tuple, torch.Tensor]]:
+    "`(gguf name, transformers name, shape, tensor)` of each weight of `model`; a tied output head is left out."
     cfg, sd = model.config, model.state_dict()
     tied = getattr(cfg.get_text_config(), 'tie_word_embeddings', False)
     n = cfg.get_text_config().num_hidden_layers
-    return [(gguf_name(k, arch, n), k, v) for k, v in sd.items() if not (tied and k == 'lm_head.weight')]
+    return [(gguf_name(k, arch, n), k, tuple(v.shape), v) for k, v in sd.items()
+            if not (tied and k == 'lm_head.weight')] + _rope_tensor(cfg.get_text_config())
 
 def tensor_plan(tensors:list[tuple], qtype:str) -> list[tuple[str, tuple, QT, int]]:
     "`(gguf name, shape, GGML type, bytes)` of each tensor as it will be written."
-    out = []
-    for name, _, t in tensors:
-        typ = tensor_type(tuple(t.shape), qtype)
-        out.append((name, tuple(t.shape), typ, tensor_bytes(tuple(t.shape), typ)))
-    return out
+    return [(name, shape, tensor_type(shape, qtype), tensor_bytes(shape, tensor_type(shape, qtype)))
+            for name, _, shape, _ in tensors]
 
-# %% ../nbs/13_export.ipynb #23cc2bf7
+# %% ../nbs/13_export.ipynb #7126f6a0
 _SPLITS = {   # pre-tokenizer regexes of byte-level vocabularies, by llama.cpp's name for them
     'qwen2': r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
              r"\s+(?!\S)|\s+",
@@ -151,7 +165,7 @@ def _steps(d:dict|None) -> list[dict]:
                                         for p in _steps(s)]
     return [d]
 
-# %% ../nbs/13_export.ipynb #d9e31666
+# %% ../nbs/13_export.ipynb #17107141
 def _byte_level_pre(tj:dict) -> str|None:
     "llama.cpp's name for a byte-level BPE's pre-tokenizer; None when the tokenizer is not byte-level."
     steps = _steps(tj.get('pre_tokenizer'))
@@ -174,7 +188,7 @@ def tokenizer_kind(tok) -> tuple[str, str]:
                       hint="Supported: byte-level BPE (GPT-2, Llama 3, Qwen) and sentencepiece-style BPE with byte "
                            "fallback (Llama 2, Mistral, Gemma, Phi-3).")
 
-# %% ../nbs/13_export.ipynb #52a4803b
+# %% ../nbs/13_export.ipynb #70e137ab
 TT = gguf.TokenType
 
 def _merges(m:dict) -> list[str]:
@@ -186,7 +200,7 @@ def _spm_scores(tokens:list[str], merges:list[str]) -> list[float]:
     for i, mg in enumerate(merges): rank.setdefault(mg.replace(' ', ''), i)
     return [-float(rank[t]) if t in rank else -float(len(merges) + i) for i, t in enumerate(tokens)]
 
-# %% ../nbs/13_export.ipynb #2ac88402
+# %% ../nbs/13_export.ipynb #f591fd7d
 def _token_types(tj:dict, tokens:list, kind:str) -> list[int]:
     types = [TT.NORMAL] * len(tokens)
     for a in tj.get('added_tokens', []): types[a['id']] = TT.CONTROL if a['special'] else TT.USER_DEFINED
@@ -214,7 +228,7 @@ def vocab(tok, n_vocab:int) -> dict:
     if kind == 'llama': out['scores'] = _spm_scores(tokens, merges)
     return out
 
-# %% ../nbs/13_export.ipynb #4df7d322
+# %% ../nbs/13_export.ipynb #3df5237a
 def stop_markers(tok) -> list[str]:
     "The texts generation must stop on: the EOS token and the chat template's end-of-turn marker."
     marks = [tok.eos_token] if tok.eos_token else []
@@ -228,7 +242,7 @@ def _token_id(tok, text:str) -> int|None:
     i = tok.convert_tokens_to_ids(text)
     return i if isinstance(i, int) and i != tok.unk_token_id else None
 
-# %% ../nbs/13_export.ipynb #7de67ca0
+# %% ../nbs/13_export.ipynb #25e3d45d
 def special_ids(tok, cfg=None) -> dict:
     "BOS, EOS, end-of-turn, padding and unknown ids, and whether BOS/EOS start/end every text."
     ids = tok('a', add_special_tokens=True)['input_ids']
@@ -248,7 +262,7 @@ def _space_prefix(tok) -> bool:
             any(s['type'] == 'Metaspace' and s.get('prepend_scheme', 'always') != 'never'
                 for s in _steps(tj.get('pre_tokenizer'))))
 
-# %% ../nbs/13_export.ipynb #0caa509d
+# %% ../nbs/13_export.ipynb #bf265591
 def add_hparams(w:gguf.GGUFWriter, cfg, arch:str):
     "Write the architecture's hyper-parameters."
     cfg = cfg.get_text_config()
@@ -269,7 +283,7 @@ def add_hparams(w:gguf.GGUFWriter, cfg, arch:str):
     w.add_vocab_size(cfg.vocab_size)
     _add_arch_extras(w, cfg, arch, rope)
 
-# %% ../nbs/13_export.ipynb #cec302f7
+# %% ../nbs/13_export.ipynb #dcb9c466
 def _add_arch_extras(w:gguf.GGUFWriter, cfg, arch:str, rope:dict):
     "Linear rope scaling, sliding windows and Gemma's soft-capping."
     if rope.get('rope_type') == 'linear':
@@ -281,7 +295,7 @@ def _add_arch_extras(w:gguf.GGUFWriter, cfg, arch:str, rope:dict):
     if arch in ('gemma2', 'gemma3') and getattr(cfg, 'final_logit_softcapping', None):
         w.add_final_logit_softcapping(cfg.final_logit_softcapping)
 
-# %% ../nbs/13_export.ipynb #aad7600b
+# %% ../nbs/13_export.ipynb #b0ca9374
 def add_tokenizer(w:gguf.GGUFWriter, tok, cfg):
     "Write the tokenizer, its special tokens, the stop tokens and the chat template."
     v, s = vocab(tok, cfg.vocab_size), special_ids(tok, cfg)
@@ -299,7 +313,7 @@ def add_tokenizer(w:gguf.GGUFWriter, tok, cfg):
     w.add_add_eos_token(s['add_eos'])
     if isinstance(tok.chat_template, str): w.add_chat_template(tok.chat_template)
 
-# %% ../nbs/13_export.ipynb #6a4958ec
+# %% ../nbs/13_export.ipynb #4cda197c
 def _chunks(t:torch.Tensor, typ:QT, rows:int):
     "The bytes of `t` as `typ`, `rows` rows at a time."
     t2 = t.reshape(-1, t.shape[-1]) if t.dim() > 1 else t.reshape(1, -1)
@@ -320,7 +334,7 @@ def _write_tensor(fout, t:torch.Tensor, typ:QT, nbytes:int):
 
 def _pad(fout, align:int): fout.write(b'\0' * (-fout.tell() % align))
 
-# %% ../nbs/13_export.ipynb #206e7af9
+# %% ../nbs/13_export.ipynb #2d083930
 def free_path(dest:str|Path, overwrite:bool=False) -> Path:
     "`dest` as a file to write; an existing one is refused unless `overwrite`."
     p = Path(dest).expanduser()
@@ -337,7 +351,7 @@ def _disk_error(e:OSError, p:Path) -> ExportError:
     return ExportError(f"Writing {p.name} failed: {e.strerror or e}", where=str(p),
                        hint=hint + "; nothing was left under that name.")
 
-# %% ../nbs/13_export.ipynb #cfcab195
+# %% ../nbs/13_export.ipynb #af754ab2
 def atomic_write(dest:Path, write) -> Path:
     "Run `write(tmp_path)`, then rename the file to `dest`; on any error nothing is left under either name."
     tmp = dest.with_name(f'.{dest.name}.partial')
@@ -353,9 +367,9 @@ def atomic_write(dest:Path, write) -> Path:
         raise
     return dest
 
-# %% ../nbs/13_export.ipynb #603007e5
+# %% ../nbs/13_export.ipynb #c11c1a83
 def _write(dest:Path, w:gguf.GGUFWriter, items:list[tuple[str, object]], plan:list[tuple], progress=None) -> Path:
-    "Write the metadata in `w` and the tensors `items` (name, tensor or a function making it) to `dest`, atomically."
+    "Write the metadata in `w` and the tensors `items` (name, function making it) to `dest`, atomically."
     for n, shape, typ, nb in plan: w.add_tensor_info(n, shape, np.float32, nb, raw_dtype=typ)
     def write(tmp):
         w.write_header_to_file(path=tmp)
@@ -365,33 +379,39 @@ def _write(dest:Path, w:gguf.GGUFWriter, items:list[tuple[str, object]], plan:li
         try:
             for i, ((n, t), (_, _, typ, nb)) in enumerate(zip(items, plan)):
                 _pad(fout, w.data_alignment)
-                with torch.no_grad(): _write_tensor(fout, (t() if callable(t) else t).detach(), typ, nb)
+                with torch.no_grad(): _write_tensor(fout, t().detach(), typ, nb)
                 if progress: progress(i + 1, len(plan), n)
             _pad(fout, w.data_alignment)
         finally: w.close()
     return atomic_write(dest, write)
 
-# %% ../nbs/13_export.ipynb #b360bd8e
-def write_gguf(model, tok, dest:str|Path, qtype:str='q8_0', name:str|None=None,
-               overwrite:bool=False, progress=None) -> Path:
-    "Write `model` (a plain transformers model, merged) and `tok` to the GGUF file `dest` as `qtype`."
+# %% ../nbs/13_export.ipynb #3c374754
+def write_tensors(tensors:list[tuple], cfg, tok, dest:str|Path, qtype:str='q8_0', name:str='model',
+                  overwrite:bool=False, progress=None) -> Path:
+    "Write `tensors` (gguf name, transformers name, shape, tensor or a function loading it) with `cfg` and `tok`."
     qtype = check_qtype(qtype)
     if qtype not in QTYPES:
         raise SettingsError(f"{qtype} needs llama-quantize", where='qtype', hint="Use `export_gguf`, which runs it.")
-    dest, cfg = free_path(dest, overwrite), model.config
-    arch = gguf_arch(cfg)
-    check_rope(cfg)
-    tensors = model_tensors(model, arch)
+    dest, arch = free_path(dest, overwrite), gguf_arch(cfg)
+    check_rope(cfg.get_text_config(), arch)
     w = gguf.GGUFWriter(None, arch)
-    w.add_name(name or Path(getattr(model, 'name_or_path', '') or 'model').name)
+    w.add_name(name)
     w.add_file_type(FTYPES[qtype])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_hparams(w, cfg, arch)
     add_tokenizer(w, tok, cfg.get_text_config())
-    items = [(n, lambda hf=hf, t=t: to_gguf_layout(hf, t, arch, cfg)) for n, hf, t in tensors]
+    items = [(n, lambda hf=hf, t=t: to_gguf_layout(hf, t() if callable(t) else t, arch, cfg))
+             for n, hf, _, t in tensors]
     return _write(dest, w, items, tensor_plan(tensors, qtype), progress)
 
-# %% ../nbs/13_export.ipynb #9cd5dbdd
+def write_gguf(model, tok, dest:str|Path, qtype:str='q8_0', name:str|None=None,
+               overwrite:bool=False, progress=None) -> Path:
+    "Write `model` (a plain transformers model, merged) and `tok` to the GGUF file `dest` as `qtype`."
+    name = name or Path(getattr(model, 'name_or_path', '') or 'model').name
+    return write_tensors(model_tensors(model, gguf_arch(model.config)), model.config, tok, dest, qtype, name,
+                         overwrite, progress)
+
+# %% ../nbs/13_export.ipynb #0ba61896
 PROMPTS = ('What does a Python list hold?', 'Write a function that adds two numbers.', 'Name three data types.')
 
 @dataclass
@@ -403,8 +423,9 @@ class Reference:
     seq:torch.Tensor   # the first prompt and `n_tokens` greedy tokens after it
     pred:torch.Tensor   # the model's greedy token at each of those positions
     special:bool=True   # whether the tokenizer added its special tokens (when there is no chat template)
+    config:object=None   # the model's config
 
-# %% ../nbs/13_export.ipynb #3f8d661a
+# %% ../nbs/13_export.ipynb #96513964
 def _prompt_text(tok, p:str) -> str:
     if not getattr(tok, 'chat_template', None): return p
     return tok.apply_chat_template([{'role': 'user', 'content': p}], tokenize=False, add_generation_prompt=True)
@@ -420,9 +441,9 @@ def reference(model, tok, prompts=PROMPTS, n_tokens:int=256) -> Reference:
         seq = model.generate(ids[0], max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False,
                              pad_token_id=pad, top_p=None, top_k=None, temperature=None)
         pred = model(seq).logits[0, ids[0].shape[1] - 1:-1].argmax(-1)
-    return Reference(texts, ids, logits, seq, pred, special)
+    return Reference(texts, ids, logits, seq, pred, special, model.config)
 
-# %% ../nbs/13_export.ipynb #edcf42e7
+# %% ../nbs/13_export.ipynb #af1c89b8
 LOGIT_TOLERANCE = {'f32': 1e-4, 'f16': 1e-2, 'bf16': 5e-2}   # max |Δ logit| ÷ max |logit| that counts as near-identical
 GREEDY_AGREEMENT = 0.99   # quantized files: share of greedy tokens that must be the merged model's
 
@@ -445,7 +466,7 @@ class Verification:
         if self.qtype in LOGIT_TOLERANCE: return self.logit_diff <= LOGIT_TOLERANCE[self.qtype]
         return self.greedy_agreement >= GREEDY_AGREEMENT
 
-# %% ../nbs/13_export.ipynb #177f6fda
+# %% ../nbs/13_export.ipynb #d9ed5f25
 def _verification_str(self:Verification) -> str:
     parts = [f"{self.tensors} tensors read back",
              None if self.logit_diff is None else f"logits within {self.logit_diff:.1e} of the merged model's",
@@ -457,7 +478,7 @@ def _verification_str(self:Verification) -> str:
 
 Verification.__str__ = _verification_str
 
-# %% ../nbs/13_export.ipynb #77c387e9
+# %% ../nbs/13_export.ipynb #bbd4139f
 def _field(r:gguf.GGUFReader, key:str):
     f = r.get_field(key)
     return None if f is None else f.contents()
@@ -479,14 +500,18 @@ def read_back(path:str|Path, plan:list[tuple]|None, tok=None) -> tuple[int, list
                 problems.append(f"the {key} token id differs")
     return len(got), problems
 
-# %% ../nbs/13_export.ipynb #9acad3b6
-def load_gguf(path:str|Path):
+# %% ../nbs/13_export.ipynb #f39f1c5b
+def load_gguf(path:str|Path, config=None):
     "The GGUF at `path` as a float32 transformers model (dequantized) by transformers' own GGUF loader."
     from transformers.utils import logging as tlog
     p = Path(path)
     tlog.disable_progress_bar()
-    try: return AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32).eval()
+    try: g = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32).eval()
     finally: tlog.enable_progress_bar()
+    if config is not None and rope_factors(config.get_text_config()) is not None:   # the loader ignores rope_freqs
+        g.config.rope_parameters = config.get_text_config().rope_parameters
+        g.model.rotary_emb = type(g.model.rotary_emb)(config=g.config)
+    return g
 
 def _same_tokenizer(path:Path, ref:Reference) -> bool|None:
     "Whether transformers' tokenizer built from the file encodes the prompts the same (None: it can't build one)."
@@ -494,12 +519,12 @@ def _same_tokenizer(path:Path, ref:Reference) -> bool|None:
     except Exception: return None
     return all(gt(t, add_special_tokens=ref.special)['input_ids'] == i[0].tolist() for t, i in zip(ref.texts, ref.ids))
 
-# %% ../nbs/13_export.ipynb #5ee7c210
+# %% ../nbs/13_export.ipynb #b9325fc5
 def verify_gguf(path:str|Path, ref:Reference, plan:list[tuple]|None, qtype:str, tok=None) -> Verification:
     "Read the GGUF back, load it with transformers, and compare its logits and greedy tokens with `ref`."
     path = Path(path)
     v = Verification(qtype, *read_back(path, plan, tok))
-    try: g = load_gguf(path)
+    try: g = load_gguf(path, ref.config)
     except Exception as e:
         v.problems.append(f"transformers could not load it: {type(e).__name__}: {str(e)[:200]}")
         return v
@@ -511,7 +536,7 @@ def verify_gguf(path:str|Path, ref:Reference, plan:list[tuple]|None, qtype:str, 
     v.tokenizer_same = _same_tokenizer(path, ref)
     return v
 
-# %% ../nbs/13_export.ipynb #c39a6eba
+# %% ../nbs/13_export.ipynb #ded9a2dc
 def _is_adapter(p:Path) -> bool:
     return (p/'adapter_config.json').exists() or (p/'adapter'/'adapter_config.json').exists()
 
@@ -525,20 +550,28 @@ def _missing_base(e:ModelLoadError, base:str|None) -> ExportError:
                        hint="Pass the base model's folder or hub id (`base=`, CLI: --base); an adapter only fits the "
                             "model it was trained on.")
 
-# %% ../nbs/13_export.ipynb #6d9ecc38
+# %% ../nbs/13_export.ipynb #656440c1
+def export_name(source:str|Path|None) -> str:
+    "The name of an export of `source`: the run's, the model folder's, or the embedded model's."
+    if source is None: return 'lora-nb-tiny-base'
+    p = Path(source).expanduser()
+    if not _is_adapter(p): return p.name
+    d = adapter_dir(p)
+    return (d.parent if d.name == 'adapter' else d).name
+
 def load_merged(source:str|Path|None, base:str|None=None, dtype:str='float32'):
     "`(model, tokenizer, name)`: an adapter (run or adapter folder) merged into its base, or a model folder as it is."
     if source is None or not _is_adapter(Path(source).expanduser()):
         lm = load_model(None if source is None else str(source), quantization='none', dtype=dtype)
-        return lm.model, lm.tokenizer, Path(str(source or 'lora-nb-tiny-base')).name
+        return lm.model, lm.tokenizer, export_name(source)
     d = adapter_dir(source)
     b = _base_of(d, base)
     try: lm = load_model(b, quantization='none', dtype=dtype)
     except ModelLoadError as e: raise _missing_base(e, b) from None
     model = PeftModel.from_pretrained(lm.model, str(d)).merge_and_unload().eval()
-    return model, lm.tokenizer, (d.parent if d.name == 'adapter' else d).name
+    return model, lm.tokenizer, export_name(source)
 
-# %% ../nbs/13_export.ipynb #065ed139
+# %% ../nbs/13_export.ipynb #05de2133
 def _model_folder(source:str|Path|None, base:str|None=None) -> Path|None:
     "The folder with the weights an export of `source` starts from (None when they are not on this machine)."
     if source is not None and _is_adapter(Path(source).expanduser()): source = _base_of(adapter_dir(source), base)
@@ -555,7 +588,7 @@ def _header_shapes(f:Path) -> dict[str, tuple]:
         head = json.loads(fh.read(int.from_bytes(fh.read(8), 'little')))
     return {k: tuple(v['shape']) for k, v in head.items() if k != '__metadata__'}
 
-# %% ../nbs/13_export.ipynb #01ab1ad0
+# %% ../nbs/13_export.ipynb #2919a516
 KQUANT_BITS = dict(q2_k=3.0, q3_k_s=3.5, q3_k_m=3.9, q3_k_l=4.3, q4_0=4.55, q4_k_s=4.6, q4_k_m=4.9, q5_0=5.55,
                    q5_k_s=5.55, q5_k_m=5.7, q6_k=6.6)   # about the bits per weight of llama-quantize's mixes
 
@@ -577,99 +610,7 @@ def estimate_gguf(source:str|Path|None=None, qtype:str='q8_0', base:str|None=Non
     if qtype in KQUANT_BITS: n = int(n * KQUANT_BITS[qtype] / 16)
     return n + _metadata_bytes(AutoTokenizer.from_pretrained(folder), cfg.vocab_size)
 
-# %% ../nbs/13_export.ipynb #f7776f3a
-QUANTIZE_ENV = 'LORA_NB_LLAMA_QUANTIZE'
-
-def find_llama_quantize() -> str:
-    "The `llama-quantize` binary ($LORA_NB_LLAMA_QUANTIZE, else PATH), or an `ExportError` that says how to get it."
-    exe = os.environ.get(QUANTIZE_ENV) or shutil.which('llama-quantize')
-    if exe and Path(exe).is_file() and os.access(exe, os.X_OK): return exe
-    raise ExportError("K-quants (Q4_K_M and friends) need llama.cpp's `llama-quantize`, which is not on this machine",
-                      where=exe or 'PATH',
-                      hint="Install llama.cpp (`brew install llama.cpp`, a release from github.com/ggml-org/llama.cpp,"
-                           " or build it: `cmake -B build && cmake --build build --target llama-quantize`), then put "
-                           f"llama-quantize on PATH or set {QUANTIZE_ENV}=/path/to/llama-quantize. Or export q8_0, "
-                           "which needs nothing else.")
-
-def llama_quantize(src:Path, dest:Path, qtype:str):
-    "Quantize the GGUF `src` into `dest` as the K-quant `qtype` with llama-quantize."
-    exe = find_llama_quantize()
-    r = subprocess.run([exe, str(src), str(dest), qtype.upper()], capture_output=True, text=True)
-    if r.returncode:
-        raise ExportError(f"llama-quantize failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}",
-                          where=exe, hint="Check that llama-quantize is recent enough for this architecture.")
-
-# %% ../nbs/13_export.ipynb #e6c5f8f4
-@dataclass
-class GGUFExport:
-    "What an export wrote, how big, how fast, and how it compares with the merged model."
-    path:Path
-    qtype:str
-    bytes:int
-    estimate:int|None
-    seconds:float   # loading, merging and writing (not the check)
-    stops:list[str]
-    verification:Verification|None=None
-    modelfile:Path|None=None
-    ollama_command:str|None=None
-
-    def __str__(self):
-        est = f", estimated {self.estimate/2**20:,.1f} MiB" if self.estimate else ''
-        lines = [f"wrote {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB{est}) in {self.seconds:.1f} s"]
-        if self.stops: lines.append(f"stops on {', '.join(map(repr, self.stops))}")
-        if self.verification: lines.append(str(self.verification))
-        if self.modelfile: lines.append(f"Ollama: {self.ollama_command}")
-        return '\n'.join(lines)
-
-# %% ../nbs/13_export.ipynb #e86265bf
-def _write_any(model, tok, dest:Path, qtype:str, name:str, overwrite:bool, progress) -> list[tuple]|None:
-    "Write `dest` as `qtype` (a K-quant through an F16 file and llama-quantize); the plan to check it against."
-    if qtype in QTYPES:
-        write_gguf(model, tok, dest, qtype, name, overwrite, progress)
-        return tensor_plan(model_tensors(model, gguf_arch(model.config)), qtype)
-    f16 = dest.with_name(f'.{dest.stem}.f16.gguf')
-    try:
-        write_gguf(model, tok, f16, 'f16', name, True, progress)
-        atomic_write(free_path(dest, overwrite), lambda tmp: llama_quantize(f16, tmp, qtype))
-    finally: f16.unlink(missing_ok=True)
-    return None
-
-def default_dest(source, name:str, qtype:str) -> Path:
-    "`<run>/export/<name>-<qtype>.gguf` for a run, else `<name>-<qtype>.gguf` in the current folder."
-    p = Path(source).expanduser() if source is not None else None
-    if p is None or not _is_adapter(p): return Path(f'{name}-{qtype}.gguf')
-    return (p if (p/'adapter').exists() else p.parent)/'export'/f'{name}-{qtype}.gguf'
-
-# %% ../nbs/13_export.ipynb #b1c4fa7c
-def export_gguf(source:str|Path|None=None, # a run or adapter folder (merged), a model folder, or None: embedded
-                dest:str|Path|None=None, # the .gguf file (default: <run>/export/<name>-<qtype>.gguf)
-                qtype:str='q8_0', # f32, f16, bf16, q8_0, or a K-quant such as q4_k_m (needs llama-quantize)
-                base:str|None=None, # the adapter's base model, where it is not where the adapter says
-                verify:bool=True, # read the file back and compare it with the merged model
-                overwrite:bool=False, # replace existing files
-                n_tokens:int=256, # greedy tokens compared when verifying
-                ollama:bool=False, # also write an Ollama Modelfile next to it
-                progress=None # called with (tensors written, tensors, tensor name)
-               ) -> GGUFExport:
-    "Merge, write one GGUF with tokenizer, chat template and stop tokens, then check it against the merged model."
-    qtype = check_qtype(qtype)
-    if qtype not in QTYPES: find_llama_quantize()   # before anything slow
-    estimate, t0 = estimate_gguf(source, qtype, base), time.time()
-    model, tok, name = load_merged(source, base)
-    dest = free_path(dest or default_dest(source, name, qtype), overwrite)
-    t1 = time.time()
-    ref = reference(model, tok, n_tokens=n_tokens) if verify else None
-    t2 = time.time()
-    plan = _write_any(model, tok, dest, qtype, name, overwrite, progress)
-    out = GGUFExport(dest, qtype, dest.stat().st_size, estimate, time.time() - t2 + t1 - t0, stop_markers(tok))
-    del model
-    gc.collect()
-    if verify: out.verification = verify_gguf(dest, ref, plan, qtype, tok)
-    if ollama: out.modelfile, out.ollama_command = write_modelfile(dest.parent, tok, dest.name, name=name,
-                                                                   overwrite=overwrite)
-    return out
-
-# %% ../nbs/13_export.ipynb #06d7e179
+# %% ../nbs/13_export.ipynb #94d7ddd8
 _LORA_KEY = re.compile(r'^(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight$')
 
 def _adapter_tensors(d:Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -693,7 +634,7 @@ def _lora_scale(cfg:dict, module:str, r:int) -> float:
     alpha = pat.get(get_pattern_key(list(pat), module), cfg['lora_alpha'])
     return alpha / (r ** 0.5 if cfg.get('use_rslora') else r)
 
-# %% ../nbs/13_export.ipynb #e1039c31
+# %% ../nbs/13_export.ipynb #c9f86b02
 def _check_lora_config(cfg:dict, d:Path):
     "Refuse what llama.cpp's LoRA loader can't apply."
     bad = [k for k in ('use_dora', 'modules_to_save', 'trainable_token_indices', 'layers_to_transform') if cfg.get(k)]
@@ -701,7 +642,143 @@ def _check_lora_config(cfg:dict, d:Path):
     if bad: raise ExportError(f"llama.cpp can't apply this adapter as a LoRA GGUF ({', '.join(bad)})", where=str(d),
                               hint="Export the merged model instead (leave out --adapter-only).")
 
-def lora_tensors(adapter:str|Path, config) -> tuple[list[tuple[str, str, torch.Tensor]], float]:
+# %% ../nbs/13_export.ipynb #46a06c1e
+def _read(f:Path, key:str) -> torch.Tensor:
+    "One tensor from a safetensors file (the file is unmapped again after)."
+    with safe_open(str(f), 'pt') as fh: return fh.get_tensor(key)
+
+def lora_updates(adapter:Path) -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
+    "`{module: (A, B, scale)}` of a plain LoRA adapter; an `ExportError` for one PEFT must merge itself."
+    cfg = json.loads((adapter/'adapter_config.json').read_text())
+    _check_lora_config(cfg, adapter)
+    return {m: (ab['A'].float(), ab['B'].float(), _lora_scale(cfg, m, ab['A'].shape[0]))
+            for m, ab in _adapter_tensors(adapter).items()}
+
+# %% ../nbs/13_export.ipynb #f1a6d92d
+def file_tensors(folder:Path, cfg, updates:dict|None=None) -> list[tuple[str, str, tuple, object]]:
+    "The model's tensors to write, each read from the checkpoint in `folder` with its LoRA update when written."
+    idx = {k: (f, s) for f in sorted(folder.glob('*.safetensors')) for k, s in _header_shapes(f).items()}
+    text, arch, updates = cfg.get_text_config(), gguf_arch(cfg), updates or {}
+    tied = getattr(text, 'tie_word_embeddings', False)
+    keys = [k for k in idx if not k.endswith('rotary_emb.inv_freq') and not (tied and k == 'lm_head.weight')]
+    if missing := sorted(set(updates) - {k.removesuffix('.weight') for k in keys}):
+        raise ExportError(f"The adapter updates layers the checkpoint does not have: {missing[:3]}", where=str(folder))
+    def get(k):
+        t, up = _read(idx[k][0], k), updates.get(k.removesuffix('.weight'))
+        return t if up is None else t.float() + up[2] * (up[1] @ up[0])
+    return ([(gguf_name(k, arch, text.num_hidden_layers), k, idx[k][1], lambda k=k: get(k)) for k in keys]
+            + _rope_tensor(text))
+
+# %% ../nbs/13_export.ipynb #81d6a437
+def _file_source(source:str|Path|None, base:str|None) -> tuple[Path, dict]|None:
+    "The checkpoint folder and LoRA updates an export of `source` can stream, or None when it must load the model."
+    p = None if source is None else Path(source).expanduser()
+    folder = _model_folder(source, base)
+    if folder is None or not any(folder.glob('*.safetensors')): return None
+    try: return folder, (lora_updates(adapter_dir(p)) if p is not None and _is_adapter(p) else {})
+    except ExportError: return None   # DoRA, trainable tokens, …: PEFT merges those
+
+# %% ../nbs/13_export.ipynb #b2eb0074
+QUANTIZE_ENV = 'LORA_NB_LLAMA_QUANTIZE'
+
+def find_llama_quantize() -> str:
+    "The `llama-quantize` binary ($LORA_NB_LLAMA_QUANTIZE, else PATH), or an `ExportError` that says how to get it."
+    exe = os.environ.get(QUANTIZE_ENV) or shutil.which('llama-quantize')
+    if exe and Path(exe).is_file() and os.access(exe, os.X_OK): return exe
+    raise ExportError("K-quants (Q4_K_M and friends) need llama.cpp's `llama-quantize`, which is not on this machine",
+                      where=exe or 'PATH',
+                      hint="Install llama.cpp (`brew install llama.cpp`, a release from github.com/ggml-org/llama.cpp,"
+                           " or build it: `cmake -B build && cmake --build build --target llama-quantize`), then put "
+                           f"llama-quantize on PATH or set {QUANTIZE_ENV}=/path/to/llama-quantize. Or export q8_0, "
+                           "which needs nothing else.")
+
+def llama_quantize(src:Path, dest:Path, qtype:str):
+    "Quantize the GGUF `src` into `dest` as the K-quant `qtype` with llama-quantize."
+    exe = find_llama_quantize()
+    r = subprocess.run([exe, str(src), str(dest), qtype.upper()], capture_output=True, text=True)
+    if r.returncode:
+        raise ExportError(f"llama-quantize failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}",
+                          where=exe, hint="Check that llama-quantize is recent enough for this architecture.")
+
+# %% ../nbs/13_export.ipynb #4f247952
+@dataclass
+class GGUFExport:
+    "What an export wrote, how big, how fast, and how it compares with the merged model."
+    path:Path
+    qtype:str
+    bytes:int
+    estimate:int|None
+    seconds:float   # merging and writing (not the check)
+    stops:list[str]
+    verification:Verification|None=None
+    modelfile:Path|None=None
+    ollama_command:str|None=None
+
+    def __str__(self):
+        est = f", estimated {self.estimate/2**20:,.1f} MiB" if self.estimate else ''
+        lines = [f"wrote {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB{est}) in {self.seconds:.1f} s"]
+        if self.stops: lines.append(f"stops on {', '.join(map(repr, self.stops))}")
+        if self.verification: lines.append(str(self.verification))
+        if self.modelfile: lines.append(f"Ollama: {self.ollama_command}")
+        return '\n'.join(lines)
+
+# %% ../nbs/13_export.ipynb #51c1200d
+def _write_any(tensors:list, cfg, tok, dest:Path, qtype:str, name:str, overwrite:bool, progress) -> list[tuple]|None:
+    "Write `dest` as `qtype` (a K-quant through an F16 file and llama-quantize); the plan to check it against."
+    if qtype in QTYPES:
+        write_tensors(tensors, cfg, tok, dest, qtype, name, overwrite, progress)
+        return tensor_plan(tensors, qtype)
+    f16 = dest.with_name(f'.{dest.stem}.f16.gguf')
+    try:
+        write_tensors(tensors, cfg, tok, f16, 'f16', name, True, progress)
+        atomic_write(free_path(dest, overwrite), lambda tmp: llama_quantize(f16, tmp, qtype))
+    finally: f16.unlink(missing_ok=True)
+    return None
+
+def default_dest(source, name:str, qtype:str) -> Path:
+    "`<run>/export/<name>-<qtype>.gguf` for a run, else `<name>-<qtype>.gguf` in the current folder."
+    p = Path(source).expanduser() if source is not None else None
+    if p is None or not _is_adapter(p): return Path(f'{name}-{qtype}.gguf')
+    return (p if (p/'adapter').exists() else p.parent)/'export'/f'{name}-{qtype}.gguf'
+
+# %% ../nbs/13_export.ipynb #3b46d18d
+def export_gguf(source:str|Path|None=None, # a run or adapter folder (merged), a model folder, or None: embedded
+                dest:str|Path|None=None, # the .gguf file (default: <run>/export/<name>-<qtype>.gguf)
+                qtype:str='q8_0', # f32, f16, bf16, q8_0, or a K-quant such as q4_k_m (needs llama-quantize)
+                base:str|None=None, # the adapter's base model, where it is not where the adapter says
+                verify:bool=True, # read the file back and compare it with the merged model (merged by PEFT)
+                overwrite:bool=False, # replace existing files
+                n_tokens:int=256, # greedy tokens compared when verifying
+                ollama:bool=False, # also write an Ollama Modelfile next to it
+                progress=None # called with (tensors written, tensors, tensor name)
+               ) -> GGUFExport:
+    "Merge, write one GGUF with tokenizer, chat template and stop tokens, then check it against the merged model."
+    qtype = check_qtype(qtype)
+    if qtype not in QTYPES: find_llama_quantize()   # before anything slow
+    estimate, t0, files = estimate_gguf(source, qtype, base), time.time(), _file_source(source, base)
+    if files is None: model, tok, name = load_merged(source, base)   # loaded and merged by PEFT
+    else: model, tok, name = None, load_tokenizer(str(files[0])), export_name(source)
+    cfg = AutoConfig.from_pretrained(files[0]) if files else model.config
+    dest = free_path(dest or default_dest(source, name, qtype), overwrite)
+    tensors = file_tensors(files[0], cfg, files[1]) if files else model_tensors(model, gguf_arch(cfg))
+    plan = _write_any(tensors, cfg, tok, dest, qtype, name, overwrite, progress)
+    out = GGUFExport(dest, qtype, dest.stat().st_size, estimate, time.time() - t0, stop_markers(tok))
+    if verify: out.verification = _check(dest, model, tok, plan, qtype, source, base, n_tokens)
+    if ollama: out.modelfile, out.ollama_command = write_modelfile(dest.parent, tok, dest.name, name=name,
+                                                                   overwrite=overwrite)
+    return out
+
+# %% ../nbs/13_export.ipynb #5c065c4f
+def _check(dest:Path, model, tok, plan, qtype:str, source, base, n_tokens:int) -> Verification:
+    "Compare the file with the merged model (merged by PEFT here if the export streamed), one model in memory at once."
+    model = model if model is not None else load_merged(source, base)[0]
+    ref = reference(model, tok, n_tokens=n_tokens)
+    del model
+    gc.collect()
+    return verify_gguf(dest, ref, plan, qtype, tok)
+
+# %% ../nbs/13_export.ipynb #a96bcce2
+def lora_tensors(adapter:str|Path, config) -> tuple[list[tuple[str, str, tuple, torch.Tensor]], float]:
     "`(gguf name, module, tensor)` of each LoRA matrix as llama.cpp reads them, and the alpha to write."
     d = adapter_dir(adapter)
     cfg = json.loads((d/'adapter_config.json').read_text())
@@ -711,11 +788,12 @@ def lora_tensors(adapter:str|Path, config) -> tuple[list[tuple[str, str, torch.T
         r = ab['A'].shape[0]
         b = ab['B'].float() * (_lora_scale(cfg, mod, r) * r / alpha)   # rsLoRA and alpha patterns, folded into B
         name = gguf_name(mod + '.weight', arch, config.get_text_config().num_hidden_layers)
-        out += [(name + '.lora_a', mod, ab['A'].float()),
-                (name + '.lora_b', mod, to_gguf_layout(mod + '.weight', b, arch, config))]
+        b = to_gguf_layout(mod + '.weight', b, arch, config)
+        out += [(name + '.lora_a', mod, tuple(ab['A'].shape), ab['A'].float()),
+                (name + '.lora_b', mod, tuple(b.shape), b)]
     return out, alpha
 
-# %% ../nbs/13_export.ipynb #e324d62e
+# %% ../nbs/13_export.ipynb #07003236
 def write_lora_gguf(adapter:str|Path, config, dest:str|Path, qtype:str='f16', overwrite:bool=False) -> Path:
     "Write the adapter alone as a LoRA GGUF; `config` is its base model's."
     if qtype not in QTYPES: raise SettingsError(f"A LoRA GGUF is f32, f16, bf16 or q8_0, not {qtype}", where='qtype')
@@ -725,14 +803,14 @@ def write_lora_gguf(adapter:str|Path, config, dest:str|Path, qtype:str='f16', ov
     w.add_type(gguf.GGUFType.ADAPTER)
     w.add_string(gguf.Keys.Adapter.TYPE, 'lora')
     w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-    return _write(dest, w, [(n, t) for n, _, t in tensors], tensor_plan(tensors, qtype))
+    return _write(dest, w, [(n, lambda t=t: t) for n, _, _, t in tensors], tensor_plan(tensors, qtype))
 
 def check_lora_gguf(path:str|Path, tensors:list[tuple], alpha:float) -> list[str]:
     "Read a LoRA GGUF back: problems where a matrix or the alpha differs from what was meant to be written."
     r = gguf.GGUFReader(str(path))
     problems = [] if _field(r, gguf.Keys.Adapter.LORA_ALPHA) == alpha else ["adapter.lora.alpha differs"]
     got = {t.name: t for t in r.tensors}
-    for name, _, t in tensors:
+    for name, _, _, t in tensors:
         if (g := got.get(name)) is None:
             problems.append(f"{name} is missing")
             continue
@@ -740,7 +818,7 @@ def check_lora_gguf(path:str|Path, tensors:list[tuple], alpha:float) -> list[str
         if (back - t).abs().max() > 1e-2 * t.abs().max() + 1e-6: problems.append(f"{name} differs")
     return problems
 
-# %% ../nbs/13_export.ipynb #d409079d
+# %% ../nbs/13_export.ipynb #94dfa88d
 def _base_config(adapter:Path, base:str|None):
     "The base model's config, without its weights; a missing base is an `ExportError`."
     b = _base_of(adapter, base)
@@ -766,7 +844,7 @@ def export_lora_gguf(adapter:str|Path, # a run or adapter folder
     if ollama: _ollama_with_adapter(out, d, base, base_qtype, run.name, overwrite)
     return out
 
-# %% ../nbs/13_export.ipynb #e8d7f138
+# %% ../nbs/13_export.ipynb #254a4f88
 _S, _U1, _A1, _U2 = 'LORANBSYS', 'LORANBASK1', 'LORANBREPLY1', 'LORANBASK2'
 
 def _msgs(system:bool, n:int=3) -> list[dict]:
@@ -787,7 +865,7 @@ def _between(text:str, marks:list[str]) -> list[str]:
         out, cur = out + [text[cur:p]], p + len(m)
     return out + [text[cur:]]
 
-# %% ../nbs/13_export.ipynb #aa23d43a
+# %% ../nbs/13_export.ipynb #5fea02a9
 def _common_suffix(a:str, b:str) -> str: return os.path.commonprefix([a[::-1], b[::-1]])[::-1]
 
 def _system_parts(tok, u_pre:str) -> dict:
@@ -803,7 +881,7 @@ def _user_post(tok, x1:str, tail:str) -> str:
     if gp and tail.endswith(gp) and x1.endswith(gp) and tail[:-len(gp)] == x1[:-len(gp)]: return tail[:-len(gp)]
     return os.path.commonprefix([x1, tail])
 
-# %% ../nbs/13_export.ipynb #ba91b0d1
+# %% ../nbs/13_export.ipynb #e7d5310e
 def chat_parts(tok) -> dict:
     "The text a chat template writes around each role's message, found by rendering probe chats."
     seg0, tail = _between(_render(tok, _msgs(False, 1)), [_U1])
@@ -824,7 +902,7 @@ def render_parts(parts:dict, messages:list[dict]) -> str:
         if last and m['role'] != 'assistant': out += parts['generation']
     return out
 
-# %% ../nbs/13_export.ipynb #1ca5a02c
+# %% ../nbs/13_export.ipynb #c6a3fcc1
 def parts_exact(tok, parts:dict) -> bool:
     "Whether `parts` write probe chats exactly as the chat template does."
     five = _msgs(False) + [{'role': 'assistant', 'content': 'LORANBREPLY2'}, {'role': 'user', 'content': 'LORANBASK3'}]
@@ -845,7 +923,7 @@ def ollama_template(parts:dict) -> str:
     return (head + '{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}' + system
             + branch('user', user) + branch('assistant', asst) + '{{ end }}')
 
-# %% ../nbs/13_export.ipynb #cdaf2abf
+# %% ../nbs/13_export.ipynb #b3c80448
 def modelfile(tok, model:str, adapter:str|None=None) -> str:
     "An Ollama Modelfile: FROM the GGUF (and ADAPTER), the chat template as TEMPLATE, a stop per end-of-turn marker."
     try: parts = chat_parts(tok) if getattr(tok, 'chat_template', None) else None
@@ -862,7 +940,7 @@ def ollama_name(name:str) -> str:
     "`name` as an Ollama model name."
     return re.sub(r'[^a-z0-9._-]+', '-', name.lower()).strip('-._') or 'lora-nb-model'
 
-# %% ../nbs/13_export.ipynb #5cbec773
+# %% ../nbs/13_export.ipynb #8bd0aa08
 def write_modelfile(folder:str|Path, tok, model:str, adapter:str|None=None, name:str|None=None,
                     overwrite:bool=False) -> tuple[Path, str]:
     "Write `<gguf>.Modelfile` next to the GGUF file(s) in `folder`; returns it and the `ollama create` command."
@@ -882,7 +960,7 @@ def _ollama_with_adapter(out:GGUFExport, d:Path, base:str|None, base_qtype:str, 
     out.modelfile, out.ollama_command = write_modelfile(out.path.parent, tok, base_file.name, out.path.name, name,
                                                         overwrite)
 
-# %% ../nbs/13_export.ipynb #c8ded586
+# %% ../nbs/13_export.ipynb #7d20551a
 def _check_push(repo:str, token:str|None, folder:Path) -> str:
     "The token to push with, or an `ExportError` at once: a bad repository id, no token, no network."
     from huggingface_hub import get_token
@@ -899,7 +977,7 @@ def _check_push(repo:str, token:str|None, folder:Path) -> str:
                           hint=f"Push again when online; the export stays in {folder}.")
     return token
 
-# %% ../nbs/13_export.ipynb #cc904d91
+# %% ../nbs/13_export.ipynb #4213f116
 def push_gguf(files:list[str|Path], # exported files: GGUF, Modelfile, …
               repo:str, # 'user/name'
               token:str|None=None, private:bool=False) -> str:

@@ -95,17 +95,20 @@ def family_tokenizer(style):
              and a not in kw.values()]
     return PreTrainedTokenizerFast(tokenizer_object=t, additional_special_tokens=sorted(extra), **kw)
 
-FAMILIES = {'llama': ('llama3', {}), 'mistral': ('mistral', dict(sliding_window=None)), 'qwen2': ('qwen', {}),
-            'qwen3': ('qwen', dict(head_dim=128)), 'phi3': ('phi3', {}),
-            'gemma2': ('gemma', dict(head_dim=256, query_pre_attn_scalar=256)),
-            'gemma3_text': ('gemma', dict(head_dim=256, query_pre_attn_scalar=256))}
+LLAMA31_ROPE = dict(rope_type='llama3', rope_theta=5e5, factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                    original_max_position_embeddings=16)   # so short that the scaling shows in a short test
+FAMILIES = {'llama': ('llama', 'llama3', {}), 'llama3.1': ('llama', 'llama3', dict(rope_parameters=LLAMA31_ROPE)),
+            'mistral': ('mistral', 'mistral', dict(sliding_window=None)), 'qwen2': ('qwen2', 'qwen', {}),
+            'qwen3': ('qwen3', 'qwen', dict(head_dim=128)), 'phi3': ('phi3', 'phi3', {}),
+            'gemma2': ('gemma2', 'gemma', dict(head_dim=256, query_pre_attn_scalar=256)),
+            'gemma3': ('gemma3_text', 'gemma', dict(head_dim=256, query_pre_attn_scalar=256))}
 # head dims: transformers' GGUF loader does not read Qwen3's and Gemma's head_dim or Gemma 2's query scale from the
 # file (it keeps the config class defaults), so the test models use the defaults, as the real models do.
 
-def family_model(model_type, folder):
-    "A tiny random model of `model_type` with its family's tokenizer (vocabulary padded to a multiple of 64)."
+def family_model(family, folder):
+    "A tiny random model of `family` with its family's tokenizer (vocabulary padded to a multiple of 64)."
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    style, extra = FAMILIES[model_type]
+    model_type, style, extra = FAMILIES[family]
     tok = family_tokenizer(style)
     cfg = AutoConfig.for_model(model_type, vocab_size=(len(tok) + 63) // 64 * 64, hidden_size=64, intermediate_size=128,
                                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -143,10 +146,10 @@ def make_run(root, run_id='run-1', **kw):
 # --- round trips ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize('model_type', list(FAMILIES))
-def test_family_round_trip(model_type, tmp_path):
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_family_round_trip(family, tmp_path):
     "F16 and Q8_0 files of a tiny random model of each family load in transformers with the merged model's logits."
-    model, tok = family_model(model_type, tmp_path/'model')
+    model, tok = family_model(family, tmp_path/'model')
     ref = reference(model, tok, n_tokens=32)
     for q, bound in (('f16', 1e-2), ('q8_0', 0.1)):   # random weights: Q8_0 errors add up more than in trained ones
         f = write_gguf(model, tok, tmp_path/f'm-{q}.gguf', q)
@@ -172,7 +175,7 @@ def test_rslora_and_alpha_pattern_fold_into_lora_b(tmp_path):
     lm = load_model(None, quantization='none')
     pm = PeftModel.from_pretrained(lm.model, str(ad))
     tensors, alpha = lora_tensors(ad, lm.model.config)
-    got = {n: t for n, _, t in tensors}
+    got = {n: t for n, _, _, t in tensors}
     for mod, gname, heads in (('model.layers.1.self_attn.q_proj', 'blk.1.attn_q.weight', 4),
                               ('model.layers.1.self_attn.v_proj', 'blk.1.attn_v.weight', None)):
         want = pm.base_model.model.get_submodule(mod).get_delta_weight('default')
@@ -181,6 +184,24 @@ def test_rslora_and_alpha_pattern_fold_into_lora_b(tmp_path):
         torch.testing.assert_close(alpha / a.shape[0] * b @ a, want, rtol=1e-4, atol=1e-6)
     e = export_lora_gguf(ad, tmp_path/'lora.gguf')
     assert e.verification.passed and e.verification.tensors == len(tensors)
+
+def test_streamed_merge_writes_what_peft_merges(tmp_path):
+    "Merging tensor by tensor from the checkpoint gives the file PEFT's merged model gives; DoRA takes PEFT's path."
+    import gguf
+    from lora_nb.export import _file_source, load_merged
+    run = make_run(tmp_path, use_rslora=True)
+    assert _file_source(run, None) is not None
+    streamed = export_gguf(run, tmp_path/'streamed.gguf', 'f16', verify=False).path
+    merged, tok, _ = load_merged(run)
+    loaded = write_gguf(merged, tok, tmp_path/'loaded.gguf', 'f16')
+    a = {t.name: t.data for t in gguf.GGUFReader(str(streamed)).tensors}
+    b = {t.name: t.data for t in gguf.GGUFReader(str(loaded)).tensors}
+    assert a.keys() == b.keys()
+    assert max(abs(a[k].astype('float32') - b[k].astype('float32')).max() for k in a) <= 1e-3
+    dora = make_run(tmp_path, 'dora', use_dora=True)
+    assert _file_source(dora, None) is None
+    e = export_gguf(dora, qtype='f16', n_tokens=16)
+    assert e.verification.passed, str(e.verification)
 
 def test_kquant_through_llama_quantize(tmp_path, monkeypatch):
     "A K-quant goes through an F16 file and llama-quantize (here a stand-in that copies), then is checked."
@@ -315,14 +336,14 @@ def _llama_cpp_greedy(llama_cpp, model, tok, f, lora=None, n=16):
     return want, got, same_tokens
 
 @pytest.mark.slow
-@pytest.mark.parametrize('model_type', ['embedded', *FAMILIES])
-def test_llama_cpp_generates_the_same_greedy_tokens(model_type, tmp_path):
+@pytest.mark.parametrize('family', ['embedded', *FAMILIES])
+def test_llama_cpp_generates_the_same_greedy_tokens(family, tmp_path):
     "llama.cpp (llama-cpp-python, compiled from PyPI) loads the F16 GGUF, tokenizes and greedy-decodes as transformers."
     llama_cpp = pytest.importorskip('llama_cpp', reason='pip install llama-cpp-python (compiles llama.cpp)')
-    if model_type == 'embedded':
+    if family == 'embedded':
         lm = load_model(None, quantization='none')
         model, tok = lm.model, lm.tokenizer
-    else: model, tok = family_model(model_type, tmp_path/'model')
+    else: model, tok = family_model(family, tmp_path/'model')
     want, got, same_tokens = _llama_cpp_greedy(llama_cpp, model, tok, write_gguf(model, tok, tmp_path/'m.gguf', 'f16'))
     assert got == want and same_tokens
 

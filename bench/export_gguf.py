@@ -45,7 +45,7 @@ arch = X.gguf_arch(model.config)
 w = gguf.GGUFWriter(sys.argv[2], arch)
 X.add_hparams(w, model.config, arch)
 X.add_tokenizer(w, tok, model.config)
-for n, hf, t in X.model_tensors(model, arch):   # the usual way: every tensor converted and quantized in memory first
+for n, hf, _, t in X.model_tensors(model, arch):   # the usual way: every tensor converted and quantized in memory first
     a = X.to_gguf_layout(hf, t, arch, model.config).detach().float().numpy()
     typ = X.tensor_type(a.shape, 'q8_0')
     w.add_tensor(n, gguf.quants.quantize(a, typ), raw_dtype=typ)

@@ -651,13 +651,15 @@ class Studio:
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
         self.compare = ComparePanel(st)
         self.adapters = AdaptersPanel(st, on_loaded=self.compare.refresh)
+        from lora_nb.panels.export import ExportPanel   # here: that module builds on this one
+        self.export = ExportPanel(st.root)
         self.code = W.Textarea(layout=W.Layout(width='100%', height='260px'))
         self.code_btn = W.Button(description='Show as code', icon='code')
         self.code_btn.on_click(self.on_code)
         self.model.load_btn.on_click(lambda _: self._after_load())
-        panels = [self.model, self.data, self.train, self.compare, self.adapters]
+        panels = [self.model, self.data, self.train, self.compare, self.adapters, self.export]
         self.tabs = W.Tab(children=[*(p.widget for p in panels), W.VBox([self.code_btn, self.code])],
-                          titles=('Model', 'Data', 'Train', 'Compare', 'Adapters', 'Code'))
+                          titles=('Model', 'Data', 'Train', 'Compare', 'Adapters', 'Export', 'Code'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.widget = self.tabs
 
@@ -671,10 +673,11 @@ def _after_load(self:Studio):
 
 @patch
 def on_tab(self:Studio, change):
-    "Refresh Compare and Adapters when either tab opens."
+    "Refresh Compare and Adapters when either tab opens, and the runs to export when Export opens."
     if change['new'] in (3, 4):
         self.compare.refresh()
         self.adapters.refresh()
+    if change['new'] == 5: self.export.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #7b3e9d06
 @patch

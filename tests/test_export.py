@@ -1,14 +1,14 @@
 """GGUF export: round trips for every supported family, bad input, out of disk, the CLI (hand-written)."""
-import json, os, shutil, subprocess, sys, textwrap, time
+import json, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 import torch
 
 from lora_nb.export import (ExportError, QUANTIZE_ENV, chat_parts, export_gguf, export_lora_gguf, gguf_arch,
-                            lora_tensors, parts_exact, push_gguf, read_back, reference, special_ids, stop_markers,
-                            tensor_plan, model_tensors, verify_gguf, write_gguf, write_modelfile)
+                            lora_tensors, parts_exact, push_gguf, reference, special_ids, stop_markers, tensor_plan,
+                            model_tensors, verify_gguf, write_gguf, write_modelfile)
 from lora_nb.models import load_model
-from lora_nb.settings import DEMO_DATA, EMBEDDED_MODEL
+from lora_nb.settings import DEMO_DATA
 
 LORA_NB = str(Path(sys.executable).parent/'lora-nb')
 

@@ -1,5 +1,5 @@
 """GGUF export: round trips for every supported family, bad input, out of disk, the CLI (hand-written)."""
-import json, subprocess, sys, textwrap, time
+import itertools, json, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 import torch
@@ -360,3 +360,25 @@ def test_llama_cpp_applies_the_lora_gguf_as_the_merged_model(tmp_path):
     want, got, _ = _llama_cpp_greedy(llama_cpp, merged, tok, base, lora)
     base_want, _, _ = _llama_cpp_greedy(llama_cpp, lm.model, tok, base)
     assert got == want and want != base_want   # the adapter changes the answer, and llama.cpp applies it
+
+QUANTIZE_WITH_LLAMA_CPP = '''
+import sys, llama_cpp
+p = llama_cpp.llama_model_quantize_default_params()
+p.ftype = getattr(llama_cpp, 'LLAMA_FTYPE_MOSTLY_' + sys.argv[3])
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), p))
+'''
+
+@pytest.mark.slow
+def test_real_k_quant_loads_and_runs(tmp_path, monkeypatch):
+    "A real Q4_K_M (llama.cpp's quantizer, through llama-cpp-python as a llama-quantize stand-in) reads back and runs."
+    llama_cpp = pytest.importorskip('llama_cpp', reason='pip install llama-cpp-python (compiles llama.cpp)')
+    exe = tmp_path/'llama-quantize'
+    exe.write_text(f"#!{sys.executable}\n{QUANTIZE_WITH_LLAMA_CPP}")
+    exe.chmod(0o755)
+    monkeypatch.setenv(QUANTIZE_ENV, str(exe))
+    e = export_gguf(None, tmp_path/'m.gguf', 'q4_k_m', n_tokens=64)
+    assert e.verification.passed and e.verification.greedy_agreement > 0.5, str(e.verification)
+    assert e.bytes < 0.5 * export_gguf(None, tmp_path/'f16.gguf', 'f16', verify=False).bytes
+    assert abs(e.bytes / e.estimate - 1) < 0.25   # K-quants mix types: a rougher estimate
+    llm = llama_cpp.Llama(str(e.path), n_ctx=64, verbose=False)
+    assert len(list(itertools.islice(llm.generate([3], top_k=1, temp=0.0), 8))) == 8   # llama.cpp runs it

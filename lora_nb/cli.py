@@ -150,10 +150,41 @@ def _new_folder(out:str) -> Path:
     if p.exists(): p.rmdir()
     return p
 
+# %% ../nbs/80_cli.ipynb #e17a0002
+def _add_gguf_options(x):
+    g = x.add_argument_group('GGUF (with --gguf)')
+    g.add_argument('--out', metavar='FILE', help='the .gguf file (default: <run>/export/<run>-<type>.gguf)')
+    g.add_argument('--adapter-only', action='store_true', help='the adapter alone as a LoRA GGUF (llama.cpp --lora)')
+    g.add_argument('--ollama', action='store_true', help='also write an Ollama Modelfile (TEMPLATE, stops, ADAPTER)')
+    g.add_argument('--base', help="the adapter's base model, where it is not where the adapter says")
+    g.add_argument('--no-verify', action='store_true', help='skip loading the file back and comparing it')
+    g.add_argument('--overwrite', action='store_true', help='replace files that exist')
+    g.add_argument('--push', metavar='REPO', help='then upload the files to this Hub repository')
+
+# %% ../nbs/80_cli.ipynb #e17a0003
+def _progress(i:int, n:int, name:str):
+    if i == n or i % max(1, n // 10) == 0: print(f"  {i}/{n} tensors", file=sys.stderr, flush=True)
+
+def _export_gguf(args, ad:Path) -> int:
+    "`lora-nb export RUN --gguf TYPE`: write, check, and say how to run it; 1 when the check fails."
+    from lora_nb import export as ex
+    q = ex.check_qtype(args.gguf)
+    if args.adapter_only:
+        r = ex.export_lora_gguf(ad, args.out, q if q in ex.QTYPES else 'f16', args.base, args.overwrite,
+                                args.ollama, q)
+    else:
+        if est := ex.estimate_gguf(ad, q, args.base): print(f"estimated size: {est/2**20:,.1f} MiB", flush=True)
+        r = ex.export_gguf(ad, args.out, q, args.base, not args.no_verify, args.overwrite, ollama=args.ollama,
+                           progress=_progress)
+    print(r)
+    if args.push: print(f"pushed to {ex.push_gguf([p for p in (r.path, r.modelfile) if p], args.push)}")
+    return 0 if r.verification is None or r.verification.passed else 1
+
 # %% ../nbs/80_cli.ipynb #6759cc52
 def cmd_export(args) -> int:
     "Copy a run's adapter, or merge it into a full-precision copy of its base model."
     ad = _adapter_of(args.run, args.runs_root)
+    if args.gguf: return _export_gguf(args, ad)
     dest = _new_folder(args.merge or args.adapter)
     if args.adapter:
         tmp = dest.with_name(f'.{dest.name}.tmp')
@@ -168,15 +199,18 @@ def cmd_export(args) -> int:
     return 0
 
 def _add_export(sub):
-    x = sub.add_parser('export', help="copy a run's adapter, or merge it into a full-precision base model")
+    x = sub.add_parser('export', help="copy a run's adapter, merge it into its base, or write a GGUF")
     _root_arg(x)
     x.add_argument('run', help='run id')
     g = x.add_mutually_exclusive_group(required=True)
     g.add_argument('--merge', metavar='OUT',
                    help='merge into a full-precision copy of the base and save model + tokenizer to OUT')
     g.add_argument('--adapter', metavar='OUT', help='copy the adapter folder (with its model card) to OUT')
+    g.add_argument('--gguf', metavar='TYPE', type=str.lower,
+                   help='one GGUF file for llama.cpp/Ollama: f16, bf16, q8_0, or a K-quant (q4_k_m …)')
     x.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'],
                    help='dtype of the merged model')
+    _add_gguf_options(x)
     x.set_defaults(func=cmd_export)
 
 # %% ../nbs/80_cli.ipynb #51b77e2b

@@ -50,7 +50,7 @@ def test_panel_state_has_no_widgets():
     assert 'ipywidgets' not in src and 'plotly' not in src and 'IPython' not in src
 
 ENGINE = ('errors', 'settings', 'models', 'estimate', 'templates', 'data', 'runs', 'threads', 'distributed', 'train',
-          'compare', 'chat', 'votes', 'adapters', 'config')
+          'compare', 'chat', 'votes', 'adapters', 'export', 'config')
 FACES = ('ipywidgets', 'IPython', 'plotly', 'anywidget', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.lab')
 HEAVY = ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')
 

@@ -967,11 +967,13 @@ class Studio:
         self.model, self.data, self.train = ModelPanel(st), DataPanel(st), TrainPanel(st)
         self.compare, self.chat = ComparePanel(st), ChatPanel(st)
         self.adapters = AdaptersPanel(st, on_loaded=self._after_adapters)
+        from lora_nb.panels.export import ExportPanel   # here: that module builds on this one
+        self.export = ExportPanel(st.root)
         self.code, self.code_btn = CodeView(st), None
         self.model.load_btn.on_click(lambda _: self._after_load())
-        panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.code]
+        panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.export, self.code]
         self.tabs = W.Tab(children=[p.widget for p in panels],
-                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Code'))
+                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.pickup = PickUp(st, self._picked)
         self.widget = W.VBox([self.pickup.widget, self.tabs])
@@ -1017,10 +1019,11 @@ def _picked(self:Studio):
 
 @patch
 def on_tab(self:Studio, change):
-    "Refresh Compare, Chat and Adapters when one of their tabs opens."
+    "Refresh Compare, Chat and Adapters when one of their tabs opens, and the runs to export when Export opens."
     if change['new'] in (3, 4, 5):
         self._after_adapters()
         self.adapters.refresh()
+    if change['new'] == 6: self.export.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #7b3e9d06
 @patch

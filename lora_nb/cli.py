@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_cli.ipynb #50bc0da7
 from __future__ import annotations
-import argparse, json, os, shlex, shutil, sys, time
+import argparse, contextlib, json, os, shlex, shutil, signal, sys, threading, time
 from pathlib import Path
 from .errors import LoraNbError
 
@@ -82,29 +82,54 @@ def _report(s, cfg_path) -> int:
     print(f"run {s.run.id} {s.status} at step {step}/{info.get('total_steps')}, loss {loss:.4f}\n"
           f"  folder:  {s.run.path}")
     if s.status == 'completed': print(f"  adapter: {s.run.path/'adapter'}")
+    elif 'resume_checkpoint' in info and not info['resume_checkpoint']: print(f"  {info.get('hint')}")
     else: print(f"  resume:  {_resume_command(cfg_path, s.run)}" + (f"   ({info['hint']})" if info.get('hint') else ''))
     return 130 if s.status == 'interrupted' else 0
 
 
 # %% ../nbs/80_cli.ipynb #79404e47
-def _follow(s) -> bool:
-    "Follow the run through Ctrl-Cs: 1st stop and save, 2nd say it is saving, 3rd mark it interrupted (True: exit now)."
-    say = (lambda m: print(m, flush=True)) if s.is_main else (lambda m: None)
-    presses = 0
-    while True:
-        try:
-            if presses == 0: s.follow(sys.stdout if s.is_main else None)
-            while s.running: s.wait(0.2)
-            return False
-        except KeyboardInterrupt:
-            presses += 1
-            if presses == 1:
-                say("\nlora-nb: stopping at the next step boundary (a checkpoint is saved)…")
-                s._stop.set()
-            elif presses == 2:
-                say("lora-nb: still saving the checkpoint… (Ctrl-C again to quit now: the run is marked interrupted "
-                    "and resumes from its last whole checkpoint)")
-            elif s.interrupt() == 'interrupted': return True
+class _CtrlC:
+    "Ctrl-C in `lora-nb train`: 1st stop and save, 2nd say it is still saving, 3rd mark the run interrupted and exit."
+    def __init__(self, cfg_path): self.s, self.cfg_path, self.presses, self.done = None, cfg_path, 0, 0
+
+    def __call__(self, signum, frame):
+        "The SIGINT handler: before training, a plain interrupt; then it only counts (`tick` acts on the presses)."
+        training = self.s.running if self.s else any(t.name.startswith('lora_nb-train-') for t in threading.enumerate())
+        if self.s is None and not training: raise KeyboardInterrupt   # loading the model or the data
+        self.presses += 1
+        if self.presses >= 3 and not training: os._exit(130)          # the run ended: nothing left to save
+
+    def say(self, msg:str):
+        if self.s.is_main: print(msg, flush=True)
+
+    def tick(self):
+        "Act on new presses (called by `follow` in the main thread, where printing is safe)."
+        while self.done < self.presses:
+            self.done += 1
+            if self.done == 1:
+                self.say("\nlora-nb: stopping at the next step boundary (a checkpoint is saved)…")
+                self.s._stop.set()
+            elif self.done == 2:
+                self.say("\nlora-nb: still saving the checkpoint… (Ctrl-C again to quit now: the run is marked "
+                         "interrupted and resumes from its last whole checkpoint)")
+            elif self.s.interrupt() == 'interrupted': self.exit()
+
+    def exit(self):
+        "End the process now, without waiting for the training thread (no interpreter shutdown meets it in torch)."
+        code = _report(self.s, self.cfg_path) if self.s.is_main else 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+@contextlib.contextmanager
+def _ctrl_c(cfg_path):
+    "`_CtrlC` as the SIGINT handler (in the main thread), the previous one back after, unless Ctrl-C was pressed."
+    c = _CtrlC(cfg_path)
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, c) if main else None
+    try: yield c
+    finally:
+        if main and not c.presses: signal.signal(signal.SIGINT, old)   # pressed: keep counting until the exit
 
 def cmd_train(args) -> int:
     "Train from a YAML run config."
@@ -115,15 +140,12 @@ def cmd_train(args) -> int:
         cfg, notes = resume_config(cfg, args.resume, args.set or [])
         for n in notes: print(f"lora-nb: {n}", flush=True)
     else: cfg = cfg.with_overrides(args.set or [])
-    s = run_config(cfg, background=True, resume=args.resume)
-    if s.is_main:
-        processes = f"{s.world} process{'es' if s.world > 1 else ''}"
-        print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
-    if _follow(s):                                  # interrupted: end now, without waiting for the training thread
-        code = _report(s, args.config) if s.is_main else 130
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    with _ctrl_c(args.config) as c:     # from before the thread starts: a press can't miss the handler
+        c.s = s = run_config(cfg, background=True, resume=args.resume)
+        if s.is_main:
+            processes = f"{s.world} process{'es' if s.world > 1 else ''}"
+            print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
+        s.follow(sys.stdout if s.is_main else None, tick=c.tick)
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
     return _report(s, args.config) if s.is_main else 0
 

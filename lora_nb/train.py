@@ -348,10 +348,13 @@ def progress_line(e:Event, width:int=24) -> str:
 
 # %% ../nbs/05_train.ipynb #07e61c59
 @patch
-def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
+def follow(self:Session, out=sys.stdout, every:float=0.2,
+           tick:Callable[[], None]|None=None # called every round, in this thread (the CLI acts on Ctrl-C there)
+          ) -> str:
     "Draw the progress bar on `out` (None: draw nothing) until training ends; return the status."
     seen = 0
     while self.running or seen < len(self.events):
+        if tick is not None: tick()
         new = self.events[seen:]
         seen += len(new)
         for e in new:
@@ -360,6 +363,7 @@ def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
         if self.running: time.sleep(every)
     if out is not None: print(file=out, flush=True)
     return self.status
+
 
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "

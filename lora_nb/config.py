@@ -13,7 +13,7 @@ from .errors import SettingsError
 from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
 from .models import load_model
 from .data import _looks_like_hub_id, prepare, read_source, fingerprint
-from .runs import Run
+from .runs import Run, writable_root
 from .train import Session
 
 # %% auto #0
@@ -361,6 +361,7 @@ def run_config(cfg:RunConfig, # the run
               ) -> Session:
     "Load the model, prepare the data and start (or resume) the session; returns it."
     if resume: cfg, _ = resume_config(cfg, resume)
+    else: writable_root(cfg.runs_root)    # a clear error before the model is loaded
     lm = load_model(settings=cfg.model)
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)

@@ -12,10 +12,10 @@ from fastcore.basics import patch
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'RunError', 'runs_root', 'new_run_id', 'run_path',
-           'sync_folder', 'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'sync_tree',
-           'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive', 'last_write', 'mark_stale',
-           'summarize', 'list_runs', 'saved_adapters']
+__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'RunError', 'runs_root', 'writable_root',
+           'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl',
+           'sync_tree', 'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive', 'last_write',
+           'mark_stale', 'summarize', 'list_runs', 'saved_adapters']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -28,6 +28,22 @@ RUN_FILES = dict(run='run.json', metrics='metrics.jsonl', samples='samples.jsonl
 def runs_root(root:str|Path|None=None) -> Path:
     "The runs root: `root`, else `$LORA_NB_RUNS`, else `runs/` under the current directory."
     return Path(root or os.environ.get(RUNS_ENV) or Path.cwd()/'runs').expanduser().resolve()
+
+# %% ../nbs/04_runs.ipynb #ef57f8de
+def writable_root(root:str|Path|None=None) -> Path:
+    "The runs root, made if missing; a clear `RunError` if it can't be made or written (say, before training starts)."
+    root = runs_root(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix='.write-test-')
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RunError(f"The runs root {root} can't be written ({e.strerror or e})", where=str(root),
+                       hint="Choose a writable folder: `runs_root` in the config (or `--set runs_root=…`), the "
+                            "`root` argument, or $LORA_NB_RUNS.") from None
+    return root
+
 
 # %% ../nbs/04_runs.ipynb #6b18e40d
 _RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
@@ -63,6 +79,7 @@ def write_atomic(path:str|Path, text:str|bytes):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), 0o644)     # mkstemp makes it private; a run folder is read by the sidebar's server
             f.write(text.encode('utf-8') if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
@@ -310,7 +327,10 @@ def lock(self:Run, token:str|None=None) -> str:
         h = self.holder()
         alive = None if h is None else holder_alive(h)
         if h is not None and h.get('token') != token and alive is not False: raise _busy(self, h, alive)
-        write_json(self.path/RUN_FILES['lock'], _holder(token))
+        try: write_json(self.path/RUN_FILES['lock'], _holder(token))
+        except OSError as e:
+            raise RunError(f"Run {self.id} can't be written ({e.strerror or e})", where=str(self.path),
+                           hint="Training needs a writable run folder: check its permissions and free space.") from None
     return token
 
 @patch

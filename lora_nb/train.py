@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
+import errno, importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,7 @@ from .settings import LoraSettings, TrainSettings, check
 from .models import LoadedModel, all_targets, find_target_modules, same_model
 from .compare import compare, BASE
 from .data import Prepared
-from .runs import Run, publish_folder, run_path
+from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .distributed import ReadOnlyRun, dist_info, sharded
 
@@ -280,6 +280,7 @@ def start(self:Session, background:bool=True) -> Session:
         raise TrainError(f"This session has already run (status {self.status!r})",
                          hint="Start a new Session, or `Session.resume(run_id, …)`.")
     _check_context(self)
+    if self.run is None and self.is_main: writable_root(self.root)   # before the model is touched
     _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
     if self.run is None: self.run = _create_run(self)
@@ -368,6 +369,27 @@ def follow(self:Session, out=sys.stdout, every:float=0.2,
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
              "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
+_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_WORDS = ('no space left', 'file too large', 'quota exceeded', 'file write failed')   # torch's writer says so
+
+def _out_of_space(e:BaseException) -> bool:
+    "Whether `e` says the disk (or the quota, or the file size limit) is full."
+    if isinstance(e, OSError) and e.errno in _DISK: return True
+    return any(w in str(e).lower() for w in _DISK_WORDS)
+
+def _halt_on_disk(self:Session, e:BaseException):
+    "Stop with what was full and the checkpoint to resume from."
+    ckpt = last_complete_checkpoint(self.run.path/'checkpoints')
+    resume = (f"Resume the run: it continues from {Path(ckpt).name}, which is whole." if ckpt else
+              "No checkpoint was saved yet: start the run again.")
+    self._halt('disk', f"Out of disk space while writing to the run folder {self.run.path}: {e}",
+               f"Free some space (or raise the quota or the file size limit). {resume}")
+
+def _halt_runtime(self:Session, e:RuntimeError):
+    "A RuntimeError: out of memory (CUDA, the CPU allocator) becomes advice; anything else is kept as it is."
+    oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))
+    self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
+               _OOM_HINT if oom else None)
 
 def _final_eval(self:Session):
     "Evaluate at the end of a finished run, unless the last step just did."
@@ -393,15 +415,13 @@ def _main(self:Session):
     except (torch.OutOfMemoryError, MemoryError) as e:
         self._halt('oom', f"Out of memory: {e}", _OOM_HINT)
         self.status = 'failed'
-    except RuntimeError as e:
-        oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))   # CUDA, CPU allocator
-        self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
-                   _OOM_HINT if oom else None)
-        self.status = 'failed'
     except Exception as e:
-        self._halt('error', f"{type(e).__name__}: {e}")
         self.status = 'failed'
-        self.traceback = traceback.format_exc()
+        if _out_of_space(e): _halt_on_disk(self, e)
+        elif isinstance(e, RuntimeError): _halt_runtime(self, e)
+        else:
+            self._halt('error', f"{type(e).__name__}: {e}")
+            self.traceback = traceback.format_exc()
     finally:
         self.lm.model.config.use_cache = True
         _record_end(self)
@@ -409,10 +429,12 @@ def _main(self:Session):
         self._emit('end', self.trainer.state.global_step, end)
 
 def _record_end(self:Session):
-    "Write the end into run.json, clear a pending stop and release the run (unless `interrupt` already did)."
+    "Write the end into run.json (if the disk lets it), clear a pending stop, release the run; once (see `interrupt`)."
     with self._end_lock:
         if self._ended: return
-        self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error, hint=self.hint)
+        try: self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error,
+                             hint=self.hint)
+        except OSError as e: self.listener_errors.append(f"run.json not updated: {e}")   # a full disk
         self.run.clear_stop()
         self.run.unlock(self._token)
         self._ended = True

@@ -233,3 +233,46 @@ def test_a_killed_run_shows_crashed_at_once_and_resumes(tmp_path):
                        timeout=300)
     assert r.returncode == 0 and 'completed at step 12/12' in r.stdout, r.stderr[-3000:]
     assert _statuses(run)['runs'] == 'completed' and run.holder() is None
+
+# --- disk full, read-only root ---------------------------------------------------------------------------------------
+
+def test_a_runs_root_that_cant_be_written_is_refused_before_training(lm, data, tmp_path, capsys):
+    from lora_nb.cli import main
+    from lora_nb.runs import RunError
+    for bad in ('/proc/lora-nb-runs', tmp_path/'a-file'):
+        (tmp_path/'a-file').write_text('not a folder')
+        with pytest.raises(RunError, match="can't be written"): _session(lm, data, bad).start()
+        assert not hasattr(lm.model, 'peft_config')                   # the model was not touched
+    cfg = _config(tmp_path)
+    t0 = time.time()
+    assert main(['train', str(cfg), '--set', 'runs_root=/proc/lora-nb-runs']) == 2
+    assert "can't be written" in capsys.readouterr().err and time.time() - t0 < 5   # before the model is loaded
+
+EFBIG = textwrap.dedent('''
+    import json, resource, sys
+    sys.path.insert(0, {tests!r})
+    from test_faults import RECS
+    from lora_nb.data import prepare
+    from lora_nb.models import load_model
+    from lora_nb.train import Session
+    lm = load_model(quantization='none')
+    data = prepare(RECS, lm.tokenizer, eval_size=4)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))   # a full disk, for files over 64 KiB
+    s = Session.resume(sys.argv[2], lm, data, root=sys.argv[1], background=False)
+    print(json.dumps(dict(status=s.status, error=s.error, hint=s.hint)))
+''')
+
+@pytest.mark.slow
+def test_out_of_space_while_saving_a_checkpoint_stops_with_the_last_whole_one_intact(lm, data, tmp_path):
+    s = _stopped_run(lm, data, tmp_path, max_steps=6)
+    before = {p.name: p.read_bytes() for p in (s.run.path/'checkpoints'/'checkpoint-2').iterdir()}
+    r = subprocess.run([sys.executable, '-c', EFBIG.format(tests=str(Path(__file__).parent)), str(tmp_path),
+                        s.run.id], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    end = json.loads(r.stdout.splitlines()[-1])
+    assert end['status'] == 'failed' and 'Out of disk space' in end['error'] and 'checkpoint-2' in end['hint'], end
+    info = s.run.info()
+    assert (info['status'], info['reason']) == ('failed', 'disk') and s.run.holder() is None
+    assert {p.name: p.read_bytes() for p in (s.run.path/'checkpoints'/'checkpoint-2').iterdir()} == before
+    assert [p.name for p in checkpoints(s.run.path/'checkpoints')] == ['checkpoint-2']   # no half checkpoint-4
+    assert Session.resume(s.run.id, load_model(quantization='none'), data, root=tmp_path).wait(180) == 'completed'

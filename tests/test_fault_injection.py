@@ -32,7 +32,8 @@ ZYGOTE = textwrap.dedent('''
                                   logging_steps=1, probe_steps=3, max_new_tokens=4)
             s = Session(lm, data, LoraSettings(r=4), train, probes=['Reverse the word for.'], root=root).start()
         else: s = Session.resume(run_id, lm, data, root=root)
-        open(ready, 'w').write(s.run.id)
+        with open(ready + '.tmp', 'w') as f: f.write(s.run.id)
+        os.replace(ready + '.tmp', ready)      # whole, or not there yet
         def side():      # a person voting and a panel noting things in run.json while it trains
             i = 0
             while s.running:
@@ -100,7 +101,8 @@ def _logged(run:Run) -> int:
 def test_sigkill_at_random_points_never_loses_more_than_a_save_interval(tmp_path):
     rng, z = random.Random(13), Zygote()
     trials, figures, run = 0, dict(trials=0, killed=0, completed=0, readable=0, max_steps_lost=0, half_adapters=0,
-                                   half_checkpoints=0, torn_metric_lines=0, corrupt_votes=0, statuses={}), None
+                                   half_checkpoints=0, torn_metric_lines=0, corrupt_votes=0, statuses={},
+                                   mid_checkpoint=0, mid_adapter=0), None
     t0 = time.time()
     try:
         while trials < 32 and time.time() - t0 < 600:
@@ -131,6 +133,8 @@ def test_sigkill_at_random_points_never_loses_more_than_a_save_interval(tmp_path
             assert row['status'] in (('crashed', 'completed', 'created') if killed else ('completed',)), row
             assert row['status'] != 'running'
             adapter = _adapter_state(run)
+            figures['mid_checkpoint'] += (run.path/'checkpoints'/'.staging').exists()   # killed while saving one
+            figures['mid_adapter'] += (run.path/'.adapter.tmp').exists()
             figures['half_adapters'] += adapter == 'half'
             figures['half_checkpoints'] += sum(checkpoint_problem(p) is not None
                                                for p in checkpoints(run.path/'checkpoints'))
@@ -145,3 +149,58 @@ def test_sigkill_at_random_points_never_loses_more_than_a_save_interval(tmp_path
         assert trials >= 30 and figures['readable'] == trials
         assert figures['half_adapters'] == figures['half_checkpoints'] == figures['corrupt_votes'] == 0
     finally: z.close()
+
+@pytest.mark.slow
+def test_two_trainings_in_one_root_while_four_readers_poll_the_server(tmp_path):
+    import threading
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'tools'))
+    from labtest import Jupyter
+    from lora_nb.data import prepare
+    from lora_nb.models import load_model
+    from lora_nb.runs import RunBusyError
+    from lora_nb.train import Session
+    root = tmp_path/'runs'
+    stop, polls, errors, seen = threading.Event(), [0], [], set()
+    def reader(srv):
+        while not stop.is_set():
+            try:
+                code, page = srv.json('GET', 'lora-nb/runs')
+                assert code == 200, (code, page)
+                for r in page['runs']:
+                    seen.add((r['id'], r['status']))
+                    code, d = srv.json('GET', f"lora-nb/runs/{r['id']}")
+                    assert code == 200, (code, d)
+                polls[0] += 1
+            except Exception as e: errors.append(repr(e))
+    with Jupyter('server', tmp_path, env={'LORA_NB_RUNS': ''}) as srv:
+        z = Zygote()
+        readers = [threading.Thread(target=reader, args=(srv,)) for _ in range(4)]
+        try:
+            for t in readers: t.start()
+            pids = [z.ask(cmd='start', root=str(root), ready=str(tmp_path/f'ready-{i}'))['pid'] for i in range(2)]
+            deadline = time.time() + 120
+            while not all((tmp_path/f'ready-{i}').exists() for i in range(2)):
+                assert time.time() < deadline, 'the training processes did not start'
+                time.sleep(0.01)
+            ids = [(tmp_path/f'ready-{i}').read_text() for i in range(2)]
+            lm = load_model(quantization='none')
+            data = prepare([{'instruction': f'Reverse the word {w}.', 'output': w[::-1]}
+                            for w in ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda'] * 2],
+                           lm.tokenizer, eval_size=2)
+            refused = 0
+            for rid in ids:      # a second writer for each, while it trains
+                with pytest.raises(RunBusyError, match='being written by process'):
+                    Session.resume(rid, lm, data, root=root)
+                refused += 1
+            codes = [z.ask(cmd='reap', pid=pid)['status'] for pid in pids]
+        finally:
+            stop.set()
+            for t in readers: t.join(60)
+            z.close()
+    print('concurrency:', json.dumps(dict(writers_refused=refused, reader_polls=polls[0], reader_errors=len(errors))))
+    assert not errors, errors[:3]
+    assert codes == [0, 0] and polls[0] >= 8
+    assert {s for i, s in seen if i in ids} <= {'created', 'running', 'completed'}   # never crashed or stale
+    for rid in ids:
+        steps = [m['step'] for m in Run(root/rid).read('metrics').records if 'loss' in m]
+        assert steps == list(range(1, MAX_STEPS + 1)) and Run(root/rid).info()['status'] == 'completed'

@@ -431,7 +431,9 @@ def _main(self:Session):
 def _record_end(self:Session):
     "Write the end into run.json (if the disk lets it), clear a pending stop, release the run; once (see `interrupt`)."
     with self._end_lock:
-        if self._ended: return
+        if self._ended:                   # `interrupt` recorded the end; the process is exiting
+            self.status = 'interrupted'
+            return
         try: self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error,
                              hint=self.hint)
         except OSError as e: self.listener_errors.append(f"run.json not updated: {e}")   # a full disk

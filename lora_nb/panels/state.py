@@ -13,8 +13,8 @@ from ..errors import LoraNbError
 from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, Pasted, TrainSettings
 
 # %% auto #0
-__all__ = ['explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values', 'TrainState', 'LiveLog',
-           'CompareState', 'StudioState']
+__all__ = ['RESUMABLE', 'explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values', 'TrainState',
+           'LiveLog', 'CompareState', 'StudioState']
 
 # %% ../../nbs/10_panels.state.ipynb #ce939f7e
 def explanations(cls) -> dict[str, str]:
@@ -382,6 +382,16 @@ def resume(self:StudioState, run_id:str, log:LiveLog|None=None):
     s = self.action(lambda: self._listen(Session.resume(run_id, self.lm, self.prepared, root=self.root), log))
     if s is not None: self.session = s
     return s
+
+# %% ../../nbs/10_panels.state.ipynb #efbea0d3
+RESUMABLE = ('stopped', 'interrupted', 'crashed', 'stale', 'failed')
+
+@patch
+def resumable_runs(self:StudioState) -> list[dict]:
+    "The runs under the Studio's runs root that can be resumed (stopped, interrupted, crashed, …), newest first."
+    from lora_nb.runs import list_runs
+    return [r for r in list_runs(self.root) if r['status'] in RESUMABLE]
+
 
 # %% ../../nbs/10_panels.state.ipynb #d25b62cf
 @patch

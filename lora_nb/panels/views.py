@@ -231,7 +231,7 @@ class TrainPanel:
         self.settings = self._settings()
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
         self.stop_btn = W.Button(description='Stop', button_style='warning', icon='stop')
-        self.resume_id = W.Text(placeholder='run id to resume')
+        self.resume_id = W.Combobox(placeholder='run id to resume', ensure_option=False)   # offers resumable runs
         self.resume_btn = W.Button(description='Resume', icon='repeat')
         self.start_btn.on_click(self.on_start)
         self.stop_btn.on_click(self.on_stop)
@@ -242,6 +242,7 @@ class TrainPanel:
         self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]), self.plot_box,
                               self.samples])
         self.on_change()
+        self.refresh_runs()
 
     @property
     def fig(self):
@@ -316,6 +317,11 @@ def on_start(self:TrainPanel, _=None): self._begin(self.st.start)
 def on_resume(self:TrainPanel, _=None): self._begin(lambda log: self.st.resume(self.resume_id.value.strip(), log))
 
 @patch
+def refresh_runs(self:TrainPanel):
+    "Offer the runs that can be resumed (a crashed one as soon as its process died) in the Resume box."
+    self.resume_id.options = [r['id'] for r in self.st.resumable_runs()]
+
+@patch
 def _begin(self:TrainPanel, fn):
     "Start (or resume) through the state with a fresh live log; show the outcome."
     log = LiveLog(every=self.every)
@@ -348,6 +354,7 @@ def on_event(self:TrainPanel, ev):
         how = f": {d['error']}\n{d['hint'] or ''}" if d.get('error') else f" — run {self.st.session.run.id}"
         show_banner(self.banner, f"Training {d['status']}" + how, ok=not d.get('error'))
         self.on_change()
+        self.refresh_runs()
 
 # %% ../../nbs/11_panels.views.ipynb #9f0a3c68
 @patch

@@ -86,7 +86,6 @@ def _report(s, cfg_path) -> int:
     else: print(f"  resume:  {_resume_command(cfg_path, s.run)}" + (f"   ({info['hint']})" if info.get('hint') else ''))
     return 130 if s.status == 'interrupted' else 0
 
-
 # %% ../nbs/80_cli.ipynb #79404e47
 class _CtrlC:
     "Ctrl-C in `lora-nb train`: 1st stop and save, 2nd say it is still saving, 3rd mark the run interrupted and exit."
@@ -158,7 +157,6 @@ def _add_train(sub):
                    help='continue this stopped, interrupted or crashed run from its last checkpoint, with its own '
                         'settings')
     t.set_defaults(func=cmd_train)
-
 
 # %% ../nbs/80_cli.ipynb #1b7d08f4
 def _fmt(v, spec='.4f') -> str: return '-' if v is None else format(v, spec) if isinstance(v, float) else str(v)

@@ -315,7 +315,6 @@ def _run_values(st:dict) -> dict:
 def _cfg_value(cfg:RunConfig, path:tuple):
     return _plain(getattr(getattr(cfg, path[0]), path[1]))
 
-
 # %% ../nbs/08_config.ipynb #a065940c
 def _refuse_contradictions(cfg:RunConfig, run_id:str, kept:dict, items:list[str]):
     "Refuse `--set`s in `items` that ask for another value of a setting run `run_id` keeps."
@@ -337,7 +336,6 @@ def _with_run_settings(cfg:RunConfig, st:dict) -> RunConfig:
     out.lines = cfg.lines
     return out
 
-
 # %% ../nbs/08_config.ipynb #a9bc70ae
 def resume_config(cfg:RunConfig, # the config given with --resume (its data source and runs root are used)
                   run_id:str, # the run to continue
@@ -353,7 +351,6 @@ def resume_config(cfg:RunConfig, # the config given with --resume (its data sour
     note = f"run {run_id} keeps its own settings; the config's differ and are not used: {'; '.join(diff)}"
     return _with_run_settings(cfg, st), [note] if diff else []
 
-
 # %% ../nbs/08_config.ipynb #60375e98
 def run_config(cfg:RunConfig, # the run
                background:bool=True, # train in a background thread (False: here, returning when done)
@@ -367,4 +364,3 @@ def run_config(cfg:RunConfig, # the run
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)
     s = Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root)
     return s.start(background=background)
-

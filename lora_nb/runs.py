@@ -44,7 +44,6 @@ def writable_root(root:str|Path|None=None) -> Path:
                             "`root` argument, or $LORA_NB_RUNS.") from None
     return root
 
-
 # %% ../nbs/04_runs.ipynb #6b18e40d
 _RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
 
@@ -89,7 +88,6 @@ def write_atomic(path:str|Path, text:str|bytes):
         raise
     sync_folder(path.parent)
 
-
 # %% ../nbs/04_runs.ipynb #a786ca99
 def write_json(path:str|Path, obj):
     "Write `obj` as JSON, atomically."
@@ -112,7 +110,6 @@ def append_jsonl(path:str|Path, *records:dict, sync:bool=True):
         f.write((b'\n' if _ends_torn(f) else b'') + _lines(records))
         f.flush()
         if sync: os.fsync(f.fileno())
-
 
 # %% ../nbs/04_runs.ipynb #b1df7b3b
 @dataclass
@@ -161,7 +158,6 @@ def publish_folder(src:str|Path, dest:str|Path):
     os.replace(src, dest)
     sync_folder(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
-
 
 # %% ../nbs/04_runs.ipynb #f438f0a5
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds')
@@ -244,7 +240,6 @@ def log(self:Run, kind:str, *records:dict):
 @patch
 def read(self:Run, kind:str) -> Lines: return read_jsonl(self.path/RUN_FILES[kind])
 
-
 # %% ../nbs/04_runs.ipynb #edc58f6a
 @patch
 def request_stop(self:Run):
@@ -272,7 +267,6 @@ def process_start(pid:int) -> str|None:
     fields = stat.rsplit(')', 1)[-1].split()
     return None if fields[0] in 'ZX' else fields[19]   # a zombie has exited; field 22 of stat is the start time
 
-
 # %% ../nbs/04_runs.ipynb #de7899a7
 def _holder(token:str) -> dict:
     "What `LOCK` says about this process as the writer."
@@ -292,7 +286,6 @@ def holder_alive(h:dict) -> bool|None:
     except (PermissionError, OSError): pass
     return True
 
-
 # %% ../nbs/04_runs.ipynb #6584e20c
 @patch
 def holder(self:Run) -> dict|None:
@@ -307,7 +300,6 @@ def writer_alive(self:Run) -> bool|None:
     "Whether the run's writer lives (True/False), or None: no lock, or a writer on another machine."
     h = self.holder()
     return None if h is None else holder_alive(h)
-
 
 # %% ../nbs/04_runs.ipynb #c927c86c
 def _busy(run:Run, h:dict, alive:bool|None) -> RunBusyError:
@@ -339,7 +331,6 @@ def unlock(self:Run, token:str):
     with _guarded(self.path):
         if (self.holder() or {}).get('token') == token: (self.path/RUN_FILES['lock']).unlink(missing_ok=True)
 
-
 # %% ../nbs/04_runs.ipynb #dec5853a
 SUMMARY_TAIL = 16384      # bytes of metrics.jsonl a summary reads: enough for the last few dozen log lines
 STALE_AFTER = 600.0       # seconds without a write after which a 'running' run whose writer can't be checked is 'stale'
@@ -360,7 +351,6 @@ def mark_stale(s:dict, last:float, stale_after:float, alive:bool|None=None) -> d
         return {**s, 'status': 'stale', 'active': False}
     return s
 
-
 # %% ../nbs/04_runs.ipynb #919ef8c5
 def summarize(run:Run, stale_after:float=STALE_AFTER, check_writer:bool=True) -> dict:
     """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. With `check_writer`, a 'running' run
@@ -380,7 +370,6 @@ def summarize(run:Run, stale_after:float=STALE_AFTER, check_writer:bool=True) ->
              metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=losses[-40:])
     if not check_writer or status not in ('running', 'created'): return s
     return mark_stale(s, last_write(run), stale_after, run.writer_alive())
-
 
 # %% ../nbs/04_runs.ipynb #1514ae3d
 def list_runs(root:str|Path|None=None) -> list[dict]:

@@ -269,7 +269,6 @@ def _make_trainer(self:Session, model) -> Trainer:
     for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
     return tr
 
-
 # %% ../nbs/05_train.ipynb #a4a3dad0
 @patch
 def start(self:Session, background:bool=True) -> Session:
@@ -307,7 +306,6 @@ def _prepare_start(self:Session, model):
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
-
 
 # %% ../nbs/05_train.ipynb #97af7f54
 def context_length(model) -> int|None:
@@ -364,7 +362,6 @@ def follow(self:Session, out=sys.stdout, every:float=0.2,
         if self.running: time.sleep(every)
     if out is not None: print(file=out, flush=True)
     return self.status
-
 
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
@@ -441,7 +438,6 @@ def _record_end(self:Session):
         self.run.unlock(self._token)
         self._ended = True
 
-
 # %% ../nbs/05_train.ipynb #b4c49e9b
 @patch
 def interrupt(self:Session) -> str:
@@ -456,7 +452,6 @@ def interrupt(self:Session) -> str:
                         resume_checkpoint=Path(ckpt).name if ckpt else None)
         self.run.unlock(self._token)
     return self.status
-
 
 # %% ../nbs/05_train.ipynb #63108612
 @patch
@@ -560,7 +555,6 @@ def save_adapter(self:Session) -> Path:
     publish_folder(tmp, dest)
     return dest
 
-
 # %% ../nbs/05_train.ipynb #bf27c369
 def checkpoint_problem(p:Path) -> str|None:
     "Why checkpoint folder `p` can't be resumed from (None: it can)."
@@ -647,4 +641,3 @@ def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|P
         s.run.unlock(s._token)
         raise
     return s.start(background=background)
-

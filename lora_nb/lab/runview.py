@@ -30,7 +30,6 @@ def _stamp(p:str):
         return (st.st_mtime_ns, st.st_size)
     except OSError: return None
 
-
 # %% ../../nbs/12a_lab.runview.ipynb #74abfec6
 class RunIndex:
     "Summaries of the runs under a runs root, newest first, re-read only for runs whose files changed."

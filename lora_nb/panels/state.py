@@ -392,7 +392,6 @@ def resumable_runs(self:StudioState) -> list[dict]:
     from lora_nb.runs import list_runs
     return [r for r in list_runs(self.root) if r['status'] in RESUMABLE]
 
-
 # %% ../../nbs/10_panels.state.ipynb #d25b62cf
 @patch
 def load_run_adapter(self:StudioState, run_id:str, name:str|None=None):

@@ -122,13 +122,13 @@ class _CtrlC:
 
 @contextlib.contextmanager
 def _ctrl_c(cfg_path):
-    "`_CtrlC` as the SIGINT handler (in the main thread), the previous one back after, unless Ctrl-C was pressed."
+    "`_CtrlC` as the SIGINT handler (in the main thread); after, the previous one, or none if Ctrl-C was pressed."
     c = _CtrlC(cfg_path)
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGINT, c) if main else None
     try: yield c
-    finally:
-        if main and not c.presses: signal.signal(signal.SIGINT, old)   # pressed: keep counting until the exit
+    finally:   # after a press, ignore the rest: Python's shutdown would reset the handler and die of the signal
+        if main: signal.signal(signal.SIGINT, signal.SIG_IGN if c.presses else old)
 
 def cmd_train(args) -> int:
     "Train from a YAML run config."

@@ -88,6 +88,17 @@ def write_atomic(path:str|Path, text:str|bytes):
         raise
     sync_folder(path.parent)
 
+@contextlib.contextmanager
+def _guarded(folder:Path):
+    "Hold an exclusive `flock` on `folder` (released when the process dies, so never stale): one process at a time."
+    try: import fcntl
+    except ImportError: fcntl = None   # Windows: no guard
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl: fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)
+
 # %% ../nbs/04_runs.ipynb #a786ca99
 def write_json(path:str|Path, obj):
     "Write `obj` as JSON, atomically."
@@ -205,23 +216,13 @@ def info(self:Run) -> dict:
 
 @patch
 def update(self:Run, **changes) -> dict:
-    "Merge `changes` into run.json (atomically) and stamp `updated`."
-    info = {**self.info(), **changes, 'updated': _now()}
-    write_json(self.path/RUN_FILES['run'], info)
+    "Merge `changes` into run.json (atomically, one updater at a time) and stamp `updated`."
+    with _guarded(self.path):
+        info = {**self.info(), **changes, 'updated': _now()}
+        write_json(self.path/RUN_FILES['run'], info)
     return info
 
 # %% ../nbs/04_runs.ipynb #229e8ea9
-@contextlib.contextmanager
-def _guarded(folder:Path):
-    "Hold an exclusive `flock` on `folder` (released when the process dies, so never stale): one process at a time."
-    try: import fcntl
-    except ImportError: fcntl = None   # Windows: no guard
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if fcntl: fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally: os.close(fd)
-
 def _rewrite_append(path:Path, *records:dict):
     "Append `records` by writing the whole file anew and renaming it over the old one (for small, precious logs)."
     with _guarded(path.parent):

@@ -116,8 +116,8 @@ def test_checkpoints_and_the_adapter_are_published_whole(lm, data, tmp_path):
 
 BIN = Path(sys.executable).parent
 
-def _config(folder:Path, **train) -> Path:
-    (folder/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in RECS[:8]))
+def _config(folder:Path, records:list=RECS[:8], **train) -> Path:
+    (folder/'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
     cfg = dict(name='cli', runs_root='runs', model=dict(quantization='none'),
                data=dict(source='train.jsonl', eval_size=0), lora=dict(r=4, lora_dropout=0.0),
                train={'max_steps': 8, 'per_device_train_batch_size': 2, 'learning_rate': 1e-3, 'warmup_steps': 0,
@@ -174,7 +174,7 @@ def test_a_second_lora_nb_train_on_a_training_run_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_twice_says_it_is_saving_and_stops_with_a_checkpoint(tmp_path):
-    cfg = _config(tmp_path, max_steps=400, gradient_accumulation_steps=24)   # long steps: the presses land mid-step
+    cfg = _config(tmp_path, RECS, max_steps=400, gradient_accumulation_steps=12)   # long steps: presses land mid-step
     p = _train(cfg)
     try:
         run = _only_run(tmp_path/'runs', p)
@@ -193,7 +193,7 @@ def test_ctrl_c_twice_says_it_is_saving_and_stops_with_a_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_three_times_interrupts_and_the_printed_command_resumes(tmp_path):
-    cfg = _config(tmp_path, gradient_accumulation_steps=24)
+    cfg = _config(tmp_path, RECS, gradient_accumulation_steps=12)
     p = _train(cfg, '--set', 'max_steps=6', '--set', 'lr_scheduler_type=constant', '--set',
                f'runs_root={tmp_path/"elsewhere"}', cwd=tmp_path)
     try:

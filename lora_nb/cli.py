@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_cli.ipynb #50bc0da7
 from __future__ import annotations
-import argparse, json, os, shutil, sys, time
+import argparse, contextlib, json, os, shlex, shutil, signal, sys, threading, time
 from pathlib import Path
 from .errors import LoraNbError
 
@@ -62,8 +62,17 @@ def _add_estimate(sub):
     e.set_defaults(func=cmd_estimate)
 
 # %% ../nbs/80_cli.ipynb #dc5142fd
+def _resume_command(cfg_path, run) -> str:
+    "The command that resumes `run`: the config, the run id, and the runs root when the config alone would not find it."
+    from lora_nb.config import RunConfig
+    from lora_nb.runs import runs_root
+    cmd = f"lora-nb train {shlex.quote(str(cfg_path))} --resume {run.id}"
+    try: same = runs_root(RunConfig.load(cfg_path).runs_root) == run.path.parent
+    except LoraNbError: same = False
+    return cmd if same else cmd + f" --set runs_root={shlex.quote(str(run.path.parent))}"
+
 def _report(s, cfg_path) -> int:
-    "Print how the run ended (rank 0); 0 when it completed or stopped, 2 when it failed."
+    "Print how the run ended (rank 0); 0 when it completed or stopped, 130 when interrupted, 2 when it failed."
     info, step = s.run.info(), s.trainer.state.global_step
     if s.status == 'failed':
         hint = f"\n  → {s.hint}" if s.hint else ''
@@ -72,24 +81,70 @@ def _report(s, cfg_path) -> int:
     loss = next((r['loss'] for r in reversed(s.run.read('metrics').records) if 'loss' in r), float('nan'))
     print(f"run {s.run.id} {s.status} at step {step}/{info.get('total_steps')}, loss {loss:.4f}\n"
           f"  folder:  {s.run.path}")
-    if s.status == 'stopped': print(f"  resume:  lora-nb train {cfg_path} --resume {s.run.id}")
-    else: print(f"  adapter: {s.run.path/'adapter'}")
-    return 0
+    if s.status == 'completed': print(f"  adapter: {s.run.path/'adapter'}")
+    elif 'resume_checkpoint' in info and not info['resume_checkpoint']: print(f"  {info.get('hint')}")
+    else: print(f"  resume:  {_resume_command(cfg_path, s.run)}" + (f"   ({info['hint']})" if info.get('hint') else ''))
+    return 130 if s.status == 'interrupted' else 0
 
 # %% ../nbs/80_cli.ipynb #79404e47
+class _CtrlC:
+    "Ctrl-C in `lora-nb train`: 1st stop and save, 2nd say it is still saving, 3rd mark the run interrupted and exit."
+    def __init__(self, cfg_path): self.s, self.cfg_path, self.presses, self.done = None, cfg_path, 0, 0
+
+    def __call__(self, signum, frame):
+        "The SIGINT handler: before training, a plain interrupt; then it only counts (`tick` acts on the presses)."
+        training = self.s.running if self.s else any(t.name.startswith('lora_nb-train-') for t in threading.enumerate())
+        if self.s is None and not training: raise KeyboardInterrupt   # loading the model or the data
+        self.presses += 1
+        if self.presses >= 3 and not training: os._exit(130)          # the run ended: nothing left to save
+
+    def say(self, msg:str):
+        if self.s.is_main: print(msg, flush=True)
+
+    def tick(self):
+        "Act on new presses (called by `follow` in the main thread, where printing is safe)."
+        while self.done < self.presses:
+            self.done += 1
+            if self.done == 1:
+                self.say("\nlora-nb: stopping at the next step boundary (a checkpoint is saved)…")
+                self.s._stop.set()
+            elif self.done == 2:
+                self.say("\nlora-nb: still saving the checkpoint… (Ctrl-C again to quit now: the run is marked "
+                         "interrupted and resumes from its last whole checkpoint)")
+            elif self.s.interrupt() == 'interrupted': self.exit()
+
+    def exit(self):
+        "End the process now, without waiting for the training thread (no interpreter shutdown meets it in torch)."
+        code = _report(self.s, self.cfg_path) if self.s.is_main else 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+@contextlib.contextmanager
+def _ctrl_c(cfg_path):
+    "`_CtrlC` as the SIGINT handler (in the main thread); after, the previous one, or none if Ctrl-C was pressed."
+    c = _CtrlC(cfg_path)
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, c) if main else None
+    try: yield c
+    finally:   # after a press, ignore the rest: Python's shutdown would reset the handler and die of the signal
+        if main: signal.signal(signal.SIGINT, signal.SIG_IGN if c.presses else old)
+
 def cmd_train(args) -> int:
     "Train from a YAML run config."
-    from lora_nb.config import RunConfig, run_config
+    from lora_nb.config import RunConfig, resume_config, run_config
     from lora_nb.distributed import end_distributed
-    cfg = RunConfig.load(args.config).with_overrides(args.set or [])
-    s = run_config(cfg, background=True, resume=args.resume)
-    if s.is_main:
-        processes = f"{s.world} process{'es' if s.world > 1 else ''}"
-        print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
-    try: s.follow(sys.stdout if s.is_main else None)
-    except KeyboardInterrupt:
-        if s.is_main: print("\nlora-nb: stopping at the next step boundary (a checkpoint is saved)…", flush=True)
-        if s.running: s.stop()
+    cfg = RunConfig.load(args.config)
+    if args.resume:
+        cfg, notes = resume_config(cfg, args.resume, args.set or [])
+        for n in notes: print(f"lora-nb: {n}", flush=True)
+    else: cfg = cfg.with_overrides(args.set or [])
+    with _ctrl_c(args.config) as c:     # from before the thread starts: a press can't miss the handler
+        c.s = s = run_config(cfg, background=True, resume=args.resume)
+        if s.is_main:
+            processes = f"{s.world} process{'es' if s.world > 1 else ''}"
+            print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
+        s.follow(sys.stdout if s.is_main else None, tick=c.tick)
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
     return _report(s, args.config) if s.is_main else 0
 
@@ -98,7 +153,9 @@ def _add_train(sub):
     t.add_argument('config', help='the YAML run config')
     t.add_argument('--set', action='append', metavar='KEY=VALUE',
                    help='override a setting, e.g. learning_rate=1e-4 or lora.r=8 (repeatable)')
-    t.add_argument('--resume', metavar='RUN_ID', help='continue this stopped or crashed run from its last checkpoint')
+    t.add_argument('--resume', metavar='RUN_ID',
+                   help='continue this stopped, interrupted or crashed run from its last checkpoint, with its own '
+                        'settings')
     t.set_defaults(func=cmd_train)
 
 # %% ../nbs/80_cli.ipynb #1b7d08f4
@@ -273,3 +330,6 @@ def main(argv:list[str]|None=None) -> int:
     except LoraNbError as e:
         print(f"lora-nb: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                       # before training started (loading the model, preparing data)
+        print("\nlora-nb: interrupted before training started", file=sys.stderr)
+        return 130

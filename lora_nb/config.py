@@ -13,11 +13,11 @@ from .errors import SettingsError
 from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
 from .models import load_model
 from .data import _looks_like_hub_id, prepare, read_source, fingerprint
-from .runs import Run
+from .runs import Run, writable_root
 from .train import Session
 
 # %% auto #0
-__all__ = ['SECTIONS', 'TOP_KEYS', 'coerce', 'read_yaml', 'RunConfig', 'run_config']
+__all__ = ['SECTIONS', 'TOP_KEYS', 'coerce', 'read_yaml', 'RunConfig', 'resume_config', 'run_config']
 
 # %% ../nbs/08_config.ipynb #d46b305c
 _NUMBER = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
@@ -302,25 +302,63 @@ def from_session(cls:RunConfig,
     return cls.from_dict(json.loads(json.dumps(d, default=str)))
 
 # %% ../nbs/08_config.ipynb #75149c54
-def _check_resumable(cfg:RunConfig, run_id:str):
-    "Refuse to resume `run_id` with LoRA or training settings other than its own."
-    st = Run.open(run_id, cfg.runs_root).info().get('settings', {})
-    mine = json.loads(json.dumps(dict(lora=asdict(cfg.lora), train=asdict(cfg.train)), default=str))
-    diff = [f"{s}.{k} (run {st.get(s, {}).get(k)!r}, config {v!r})" for s in mine for k, v in mine[s].items()
-            if st.get(s, {}).get(k, v) != v]
-    if diff:
-        hint = ("A resumed run keeps its settings: use the config it was started with (and no --set), "
-                "or start a new run.")
-        raise SettingsError(f"Run {run_id} was trained with other settings: {'; '.join(diff[:4])}", where=cfg.where,
-                            hint=hint)
+_PREP = [f.name for f in fields(DataSettings) if f.name not in DATA_SOURCES]
+
+def _plain(v): return json.loads(json.dumps(v, default=str))
+
+def _run_values(st:dict) -> dict:
+    "{(section, key): value} of the settings a run keeps (from its run.json `settings`)."
+    out = {(s, k): v for s in ('model', 'lora', 'train') for k, v in (st.get(s) or {}).items()}
+    out.update({('data', k): v for k, v in (st.get('data') or {}).items() if k in _PREP})
+    return out
+
+def _cfg_value(cfg:RunConfig, path:tuple):
+    return _plain(getattr(getattr(cfg, path[0]), path[1]))
+
+# %% ../nbs/08_config.ipynb #a065940c
+def _refuse_contradictions(cfg:RunConfig, run_id:str, kept:dict, items:list[str]):
+    "Refuse `--set`s in `items` that ask for another value of a setting run `run_id` keeps."
+    for item in items:
+        path, _ = _parse_override(cfg, item)
+        if path in kept and _cfg_value(cfg, path) != _plain(kept[path]):
+            raise SettingsError(f"`--set {item}` contradicts run {run_id}, which trains with "
+                                f"`{'.'.join(path)}={kept[path]!r}`", where=f"--set {item}",
+                                hint="A resumed run keeps its own settings: drop this --set, or start a new run "
+                                     "(without --resume) to train with it.")
+
+def _with_run_settings(cfg:RunConfig, st:dict) -> RunConfig:
+    "`cfg` with the model, LoRA, training and data preparation settings of run settings `st`."
+    d = cfg.to_dict()
+    for s in ('model', 'lora', 'train'): d[s] = {**d[s], **(st.get(s) or {})}
+    d['data'] = {**d['data'], **{k: v for k, v in (st.get('data') or {}).items() if k in _PREP}}
+    if 'report_to' in d['train']: d['report_to'] = d['train']['report_to']
+    out = RunConfig.from_dict(_plain(d), where=cfg.where)
+    out.lines = cfg.lines
+    return out
+
+# %% ../nbs/08_config.ipynb #a9bc70ae
+def resume_config(cfg:RunConfig, # the config given with --resume (its data source and runs root are used)
+                  run_id:str, # the run to continue
+                  overrides:list[str]=() # `--set`s: those that contradict the run are refused
+                 ) -> tuple[RunConfig, list[str]]:
+    "The config that continues `run_id` with its own settings, and notes on what in `cfg` differs and is not used."
+    cfg = cfg.with_overrides(list(overrides))
+    st = Run.open(run_id, cfg.runs_root).info().get('settings') or {}
+    kept = _run_values(st)
+    _refuse_contradictions(cfg, run_id, kept, list(overrides))
+    diff = [f"{'.'.join(p)} (run {v!r}, config {_cfg_value(cfg, p)!r})" for p, v in kept.items()
+            if hasattr(getattr(cfg, p[0]), p[1]) and _cfg_value(cfg, p) != _plain(v)]
+    note = f"run {run_id} keeps its own settings; the config's differ and are not used: {'; '.join(diff)}"
+    return _with_run_settings(cfg, st), [note] if diff else []
 
 # %% ../nbs/08_config.ipynb #60375e98
 def run_config(cfg:RunConfig, # the run
                background:bool=True, # train in a background thread (False: here, returning when done)
-               resume:str|None=None # the id of a stopped or crashed run to continue
+               resume:str|None=None # the id of a stopped or crashed run to continue (with its own settings)
               ) -> Session:
     "Load the model, prepare the data and start (or resume) the session; returns it."
-    if resume: _check_resumable(cfg, resume)
+    if resume: cfg, _ = resume_config(cfg, resume)
+    else: writable_root(cfg.runs_root)    # a clear error before the model is loaded
     lm = load_model(settings=cfg.model)
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)

@@ -36,3 +36,5 @@ class ReadOnlyRun(Run):
     def update(self, **changes) -> dict: return self.info()
     def log(self, kind:str, *records:dict): pass
     def clear_stop(self): pass
+    def lock(self, token:str|None=None) -> str: return token or ''   # rank 0 holds the lock
+    def unlock(self, token:str): pass

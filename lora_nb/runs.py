@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_runs.ipynb #7df63a12
 from __future__ import annotations
-import json, math, os, re, tempfile, time, uuid
+import contextlib, json, math, os, re, shutil, socket, sys, tempfile, time, uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,9 +12,10 @@ from fastcore.basics import patch
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'RunError', 'runs_root', 'new_run_id', 'run_path',
-           'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl', 'Run', 'last_write', 'mark_stale',
-           'summarize', 'list_runs', 'saved_adapters']
+__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'RunError', 'runs_root', 'writable_root',
+           'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl',
+           'sync_tree', 'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive', 'last_write',
+           'mark_stale', 'summarize', 'list_runs', 'saved_adapters']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -22,11 +23,26 @@ class RunError(LoraNbError):
 
 RUNS_ENV = 'LORA_NB_RUNS'
 RUN_FILES = dict(run='run.json', metrics='metrics.jsonl', samples='samples.jsonl', votes='votes.jsonl', stop='STOP',
-                 chats='chats.jsonl')
+                 lock='LOCK', chats='chats.jsonl')
 
 def runs_root(root:str|Path|None=None) -> Path:
     "The runs root: `root`, else `$LORA_NB_RUNS`, else `runs/` under the current directory."
     return Path(root or os.environ.get(RUNS_ENV) or Path.cwd()/'runs').expanduser().resolve()
+
+# %% ../nbs/04_runs.ipynb #ef57f8de
+def writable_root(root:str|Path|None=None) -> Path:
+    "The runs root, made if missing; a clear `RunError` if it can't be made or written (say, before training starts)."
+    root = runs_root(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix='.write-test-')
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RunError(f"The runs root {root} can't be written ({e.strerror or e})", where=str(root),
+                       hint="Choose a writable folder: `runs_root` in the config (or `--set runs_root=…`), the "
+                            "`root` argument, or $LORA_NB_RUNS.") from None
+    return root
 
 # %% ../nbs/04_runs.ipynb #6b18e40d
 _RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
@@ -47,30 +63,64 @@ def run_path(run_id:str, root:str|Path|None=None) -> Path:
     return p
 
 # %% ../nbs/04_runs.ipynb #42ff1c6f
-def write_atomic(path:str|Path, text:str):
-    "Write `text` to `path` so readers see the old file or the new one, never half of it."
+def sync_folder(path:str|Path):
+    "Flush the entries of folder `path` (a new or renamed file in it) to disk; a no-op where folders can't be synced."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def write_atomic(path:str|Path, text:str|bytes):
+    "Write `text` to `path` so readers see the old file or the new one, never half of it (also after a power cut)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), 0o644)     # mkstemp makes it private; a run folder is read by the sidebar's server
+            f.write(text.encode('utf-8') if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_folder(path.parent)
+
+@contextlib.contextmanager
+def _guarded(folder:Path):
+    "Hold an exclusive `flock` on `folder` (released when the process dies, so never stale): one process at a time."
+    try: import fcntl
+    except ImportError: fcntl = None   # Windows: no guard
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl: fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)
 
 # %% ../nbs/04_runs.ipynb #a786ca99
 def write_json(path:str|Path, obj):
     "Write `obj` as JSON, atomically."
     write_atomic(path, json.dumps(obj, indent=2, default=str) + '\n')
 
-def append_jsonl(path:str|Path, *records:dict):
-    "Append `records` as JSON lines in one write."
-    data = ''.join(json.dumps(r, default=str, allow_nan=True) + '\n' for r in records)
-    with open(path, 'a', encoding='utf-8') as f: f.write(data)
+def _lines(records) -> bytes:
+    "`records` as JSON lines, encoded."
+    return ''.join(json.dumps(r, default=str, allow_nan=True) + '\n' for r in records).encode()
+
+def _ends_torn(f) -> bool:
+    "Whether the file `f` (open for reading) ends in a line without its newline."
+    end = f.seek(0, os.SEEK_END)
+    if end == 0: return False
+    f.seek(end - 1)
+    return f.read(1) != b'\n'
+
+def append_jsonl(path:str|Path, *records:dict, sync:bool=True):
+    "Append `records` as JSON lines in one write (after a torn last line: on a new line), synced unless `sync=False`."
+    with open(path, 'a+b') as f:
+        f.write((b'\n' if _ends_torn(f) else b'') + _lines(records))
+        f.flush()
+        if sync: os.fsync(f.fileno())
 
 # %% ../nbs/04_runs.ipynb #b1df7b3b
 @dataclass
@@ -101,6 +151,24 @@ def read_jsonl(path:str|Path, tail:int|None=None) -> Lines:
         try: recs.append(json.loads(line))
         except json.JSONDecodeError: bad.append(i)
     return Lines(recs, bad, partial)
+
+# %% ../nbs/04_runs.ipynb #665f1501
+def sync_tree(folder:str|Path):
+    "fsync every file under `folder`, then the folders themselves."
+    for d, _, names in os.walk(folder):
+        for n in names:
+            with open(os.path.join(d, n), 'rb') as f: os.fsync(f.fileno())
+        sync_folder(d)
+
+def publish_folder(src:str|Path, dest:str|Path):
+    "Move the finished folder `src` to `dest` (replacing it), synced: `dest` is whole or absent, never half."
+    src, dest = Path(src), Path(dest)
+    sync_tree(src)
+    old = dest.with_name(f'.{dest.name}.old-{uuid.uuid4().hex[:6]}')
+    if dest.exists(): os.replace(dest, old)
+    os.replace(src, dest)
+    sync_folder(dest.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/04_runs.ipynb #f438f0a5
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds')
@@ -148,17 +216,27 @@ def info(self:Run) -> dict:
 
 @patch
 def update(self:Run, **changes) -> dict:
-    "Merge `changes` into run.json (atomically) and stamp `updated`."
-    info = {**self.info(), **changes, 'updated': _now()}
-    write_json(self.path/RUN_FILES['run'], info)
+    "Merge `changes` into run.json (atomically, one updater at a time) and stamp `updated`."
+    with _guarded(self.path):
+        info = {**self.info(), **changes, 'updated': _now()}
+        write_json(self.path/RUN_FILES['run'], info)
     return info
 
 # %% ../nbs/04_runs.ipynb #229e8ea9
+def _rewrite_append(path:Path, *records:dict):
+    "Append `records` by writing the whole file anew and renaming it over the old one (for small, precious logs)."
+    with _guarded(path.parent):
+        try: old = path.read_bytes()
+        except FileNotFoundError: old = b''
+        write_atomic(path, old + (b'\n' if old and not old.endswith(b'\n') else b'') + _lines(records))
+
 @patch
 def log(self:Run, kind:str, *records:dict):
-    "Append records to metrics, samples, votes or chats."
+    "Append records to metrics, samples, votes or chats (a person's votes and chats are rewritten whole, renamed)."
     if kind not in ('metrics', 'samples', 'votes', 'chats'): raise ValueError(kind)
-    append_jsonl(self.path/RUN_FILES[kind], *({'time': time.time(), **r} for r in records))
+    recs = ({'time': time.time(), **r} for r in records)
+    if kind in ('votes', 'chats'): _rewrite_append(self.path/RUN_FILES[kind], *recs)
+    else: append_jsonl(self.path/RUN_FILES[kind], *recs)
 
 @patch
 def read(self:Run, kind:str) -> Lines: return read_jsonl(self.path/RUN_FILES[kind])
@@ -175,25 +253,109 @@ def stop_requested(self:Run) -> bool: return (self.path/RUN_FILES['stop']).exist
 @patch
 def clear_stop(self:Run): (self.path/RUN_FILES['stop']).unlink(missing_ok=True)
 
+# %% ../nbs/04_runs.ipynb #b262dedd
+class RunBusyError(RunError):
+    "Another live process (or session) is writing this run."
+
+def _boot_id() -> str|None:
+    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
+    except OSError: return None
+
+def process_start(pid:int) -> str|None:
+    "When process `pid` started (clock ticks since boot), None if there is no such live process or no /proc."
+    try: stat = Path(f'/proc/{pid}/stat').read_text()
+    except (OSError, ValueError): return None
+    fields = stat.rsplit(')', 1)[-1].split()
+    return None if fields[0] in 'ZX' else fields[19]   # a zombie has exited; field 22 of stat is the start time
+
+# %% ../nbs/04_runs.ipynb #de7899a7
+def _holder(token:str) -> dict:
+    "What `LOCK` says about this process as the writer."
+    return dict(pid=os.getpid(), host=socket.gethostname(), boot=_boot_id(), start=process_start(os.getpid()),
+                token=token, since=_now(), command=' '.join(sys.argv)[:200])
+
+def holder_alive(h:dict) -> bool|None:
+    "Whether the writer `h` (a `LOCK`'s contents) still runs: True, False, or None where it can't be told."
+    if not isinstance(h, dict) or not isinstance(h.get('pid'), int): return False   # a damaged lock: stale
+    if h.get('host') != socket.gethostname(): return None    # another machine's process
+    if h.get('boot') and _boot_id() and h['boot'] != _boot_id(): return False   # before a reboot
+    if Path('/proc/self/stat').exists():
+        start = process_start(h['pid'])
+        return start is not None and h.get('start') in (None, start)
+    try: os.kill(h['pid'], 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OSError): pass
+    return True
+
+# %% ../nbs/04_runs.ipynb #6584e20c
+@patch
+def holder(self:Run) -> dict|None:
+    "The contents of the run's `LOCK` (None: no lock; {} a damaged one)."
+    try: h = json.loads((self.path/RUN_FILES['lock']).read_text())
+    except FileNotFoundError: return None
+    except (OSError, ValueError): return {}
+    return h if isinstance(h, dict) else {}
+
+@patch
+def writer_alive(self:Run) -> bool|None:
+    "Whether the run's writer lives (True/False), or None: no lock, or a writer on another machine."
+    h = self.holder()
+    return None if h is None else holder_alive(h)
+
+# %% ../nbs/04_runs.ipynb #c927c86c
+def _busy(run:Run, h:dict, alive:bool|None) -> RunBusyError:
+    where = 'this process (another session)' if h.get('pid') == os.getpid() else f"process {h.get('pid')}"
+    if alive is None: where += f" on {h.get('host')}"
+    hint = ("Wait for it to finish or stop it (Stop in the Studio or the sidebar, Ctrl-C in its terminal); a second "
+            "writer would mix two trainings in one folder.")
+    if alive is None: hint += f" If that machine no longer trains it, delete {run.path/RUN_FILES['lock']}."
+    return RunBusyError(f"Run {run.id} is being written by {where} since {h.get('since')} "
+                        f"({h.get('command') or 'unknown command'})", where=str(run.path/RUN_FILES['lock']), hint=hint)
+
+@patch
+def lock(self:Run, token:str|None=None) -> str:
+    "Become the run's only writer (taking over a stale lock); returns the token that `unlock` needs."
+    token = token or uuid.uuid4().hex
+    with _guarded(self.path):
+        h = self.holder()
+        alive = None if h is None else holder_alive(h)
+        if h is not None and h.get('token') != token and alive is not False: raise _busy(self, h, alive)
+        try: write_json(self.path/RUN_FILES['lock'], _holder(token))
+        except OSError as e:
+            raise RunError(f"Run {self.id} can't be written ({e.strerror or e})", where=str(self.path),
+                           hint="Training needs a writable run folder: check its permissions and free space.") from None
+    return token
+
+@patch
+def unlock(self:Run, token:str):
+    "Stop being the run's writer (a lock held by another token is left alone)."
+    with _guarded(self.path):
+        if (self.holder() or {}).get('token') == token: (self.path/RUN_FILES['lock']).unlink(missing_ok=True)
+
 # %% ../nbs/04_runs.ipynb #dec5853a
 SUMMARY_TAIL = 16384      # bytes of metrics.jsonl a summary reads: enough for the last few dozen log lines
-STALE_AFTER = 600.0       # seconds without a write after which a 'running' run is taken for dead (a killed kernel)
+STALE_AFTER = 600.0       # seconds without a write after which a 'running' run whose writer can't be checked is 'stale'
+STATUSES = ('created', 'running', 'completed', 'stopped', 'interrupted', 'failed', 'crashed', 'stale', 'corrupt')
 
 def last_write(run:Run) -> float:
     "When the run last wrote run.json or metrics.jsonl (seconds since the epoch)."
     ts = [(run.path/RUN_FILES[k]).stat().st_mtime for k in ('run', 'metrics') if (run.path/RUN_FILES[k]).exists()]
     return max(ts, default=0.0)
 
-def mark_stale(s:dict, last:float, stale_after:float) -> dict:
-    "Summary `s`, marked 'stale' (not active) if it is 'running' but wrote nothing since `last` for `stale_after` s."
-    if s.get('status') == 'running' and time.time() - last > stale_after:
+def mark_stale(s:dict, last:float, stale_after:float, alive:bool|None=None) -> dict:
+    """Summary `s` as it stands now: a 'running' or 'created' run whose writer is dead (`alive` False) is 'crashed'; a
+    'running' one whose writer can't be checked (`alive` None) and that wrote nothing since `last` for `stale_after` s
+    is 'stale'. Neither is `active`."""
+    if s.get('status') not in ('running', 'created'): return s
+    if alive is False: return {**s, 'status': 'crashed', 'active': False}
+    if alive is None and s['status'] == 'running' and time.time() - last > stale_after:
         return {**s, 'status': 'stale', 'active': False}
     return s
 
 # %% ../nbs/04_runs.ipynb #919ef8c5
-def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
-    """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. A 'running' run that wrote nothing
-    for `stale_after` seconds is 'stale'; only live running runs are `active`."""
+def summarize(run:Run, stale_after:float=STALE_AFTER, check_writer:bool=True) -> dict:
+    """The sidebar's row for `run`, from run.json and the end of metrics.jsonl. With `check_writer`, a 'running' run
+    whose writer died is 'crashed' and one that can't be checked and wrote nothing for `stale_after` s is 'stale'."""
     try: info = run.info()
     except RunError as e: return dict(id=run.id, status='corrupt', active=False, error=e.what, spark=[])
     m = read_jsonl(run.path/RUN_FILES['metrics'], tail=SUMMARY_TAIL)
@@ -207,7 +369,8 @@ def summarize(run:Run, stale_after:float=STALE_AFTER) -> dict:
              updated=info.get('updated'),
              adapter=(run.path/'adapter'/'adapter_config.json').exists(), stop_requested=run.stop_requested,
              metrics_corrupt_lines=len(m.corrupt), error=info.get('error'), spark=losses[-40:])
-    return mark_stale(s, last_write(run), stale_after) if status == 'running' else s
+    if not check_writer or status not in ('running', 'created'): return s
+    return mark_stale(s, last_write(run), stale_after, run.writer_alive())
 
 # %% ../nbs/04_runs.ipynb #1514ae3d
 def list_runs(root:str|Path|None=None) -> list[dict]:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
+import errno, importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -14,6 +14,7 @@ from .models import quiet_bnb   # before transformers' Trainer and peft, which i
 from transformers import (Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening,
                           DataCollatorForSeq2Seq, set_seed)
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
 from fastcore.basics import patch
@@ -22,7 +23,7 @@ from .settings import LoraSettings, TrainSettings, check
 from .models import LoadedModel, all_targets, find_target_modules, same_model
 from .compare import compare, BASE
 from .data import Prepared
-from .runs import Run, run_path
+from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .distributed import ReadOnlyRun, dist_info, sharded
 
@@ -156,6 +157,7 @@ class Session:
         if run is not None and not self.is_main: run = ReadOnlyRun(run.path)
         self.run, self.thread, self.listeners, self.events = run, None, [], []
         self._stop, self._reason, self._resume_from = threading.Event(), None, None
+        self._end_lock, self._ended, self._token = threading.Lock(), False, None   # how the run's end is recorded
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
 
     @property
@@ -262,12 +264,27 @@ def _collator(self:Session):
     if self.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
 
+class _Trainer(Trainer):
+    "The transformers `Trainer`, whose checkpoints appear whole or not at all (on one process)."
+    def _save_checkpoint(self, model, trial):
+        if self.args.world_size > 1 or sharded(self): return super()._save_checkpoint(model, trial)
+        real = self.args.output_dir
+        stage = os.path.join(real, '.staging')    # not `checkpoint-*`: neither resume nor rotation looks at it
+        shutil.rmtree(stage, ignore_errors=True)
+        self.args.output_dir = stage
+        try: super()._save_checkpoint(model, trial)
+        finally: self.args.output_dir = real
+        name = f'{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}'
+        publish_folder(Path(stage)/name, Path(real)/name)   # synced, then renamed into place
+        shutil.rmtree(stage, ignore_errors=True)
+        rotate_checkpoints(real, self.args.save_total_limit)
+
 def _make_trainer(self:Session, model) -> Trainer:
     train_ds, eval_ds = self.data.to_datasets()
     args = self.train.training_arguments(self.run.path/'checkpoints', eval_ds is not None, run_name=self.run.id)
     if self.train.gradient_checkpointing: args.activation_checkpointing_kwargs = {'use_reentrant': False}
-    tr = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                 data_collator=_collator(self), callbacks=[_Bridge(self)])
+    tr = _Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                  data_collator=_collator(self), callbacks=[_Bridge(self)])
     for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
     return tr
 
@@ -281,17 +298,15 @@ def start(self:Session, background:bool=True) -> Session:
         raise TrainError(f"This session has already run (status {self.status!r})",
                          hint="Start a new Session, or `Session.resume(run_id, …)`.")
     _check_context(self)
+    if self.run is None and self.is_main: writable_root(self.root)   # before the model is touched
     _claim(self)
     model = self.lm.model if self._resume_from else _wrap(self)
     if self.run is None: self.run = _create_run(self)
-    self.run.clear_stop()
-    self._stop.clear()
-    self._reason = None
-    self.padding_free = self.train.padding_free and packing_exact(model)
-    self.run.update(padding_free_used=self.padding_free)
-    self.trainer = _make_trainer(self, model)
-    model.config.use_cache = False
-    self.status = 'running'
+    self._token = self.run.lock(self._token)     # refused while another live writer holds the run
+    try: _prepare_start(self, model)
+    except BaseException:
+        self.run.unlock(self._token)
+        raise
     if not background:
         self._main()
         return self
@@ -299,6 +314,17 @@ def start(self:Session, background:bool=True) -> Session:
     self.thread = threading.Thread(target=self._main, name=f'lora_nb-train-{self.run.id}', daemon=True)
     self.thread.start()
     return self
+
+def _prepare_start(self:Session, model):
+    "Clear an old stop request, build the trainer, mark the session running."
+    self.run.clear_stop()
+    self._stop.clear()
+    self._reason, self._ended = None, False
+    self.padding_free = self.train.padding_free and packing_exact(model)
+    self.run.update(padding_free_used=self.padding_free)
+    self.trainer = _make_trainer(self, model)
+    model.config.use_cache = False
+    self.status = 'running'
 
 # %% ../nbs/05_train.ipynb #97af7f54
 def context_length(model) -> int|None:
@@ -340,10 +366,13 @@ def progress_line(e:Event, width:int=24) -> str:
 
 # %% ../nbs/05_train.ipynb #07e61c59
 @patch
-def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
+def follow(self:Session, out=sys.stdout, every:float=0.2,
+           tick:Callable[[], None]|None=None # called every round, in this thread (the CLI acts on Ctrl-C there)
+          ) -> str:
     "Draw the progress bar on `out` (None: draw nothing) until training ends; return the status."
     seen = 0
     while self.running or seen < len(self.events):
+        if tick is not None: tick()
         new = self.events[seen:]
         seen += len(new)
         for e in new:
@@ -356,38 +385,92 @@ def follow(self:Session, out=sys.stdout, every:float=0.2) -> str:
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
              "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
+_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_WORDS = ('no space left', 'file too large', 'quota exceeded', 'file write failed')   # torch's writer says so
+
+def _out_of_space(e:BaseException) -> bool:
+    "Whether `e` says the disk (or the quota, or the file size limit) is full."
+    if isinstance(e, OSError) and e.errno in _DISK: return True
+    return any(w in str(e).lower() for w in _DISK_WORDS)
+
+def _halt_on_disk(self:Session, e:BaseException):
+    "Stop with what was full and the checkpoint to resume from."
+    ckpt = last_complete_checkpoint(self.run.path/'checkpoints')
+    resume = (f"Resume the run: it continues from {Path(ckpt).name}, which is whole." if ckpt else
+              "No checkpoint was saved yet: start the run again.")
+    self._halt('disk', f"Out of disk space while writing to the run folder {self.run.path}: {e}",
+               f"Free some space (or raise the quota or the file size limit). {resume}")
+
+def _halt_runtime(self:Session, e:RuntimeError):
+    "A RuntimeError: out of memory (CUDA, the CPU allocator) becomes advice; anything else is kept as it is."
+    oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))
+    self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
+               _OOM_HINT if oom else None)
 
 def _final_eval(self:Session):
     "Evaluate at the end of a finished run, unless the last step just did."
     tr = self.trainer
     if tr.eval_dataset is not None and getattr(self, '_evaluated_at', None) != tr.state.global_step: tr.evaluate()
 
+def _finish(self:Session):
+    "After `train()`: 'failed' on a NaN loss; else save the adapter, 'stopped' before the last step, else 'completed'."
+    if self._reason == 'nan':
+        self.status = 'failed'
+        return
+    st = self.trainer.state
+    if self._reason == 'stopped' and st.global_step >= st.max_steps: self._reason = None   # it reached the end
+    if self._reason != 'stopped': _final_eval(self)
+    if self.is_main or sharded(self.trainer): self.save_adapter()
+    self.status = 'stopped' if self._reason == 'stopped' else 'completed'
+
 @patch
 def _main(self:Session):
     try:
         self.trainer.train(resume_from_checkpoint=self._resume_from)
-        if self._reason == 'nan': self.status = 'failed'
-        else:
-            if self._reason != 'stopped': _final_eval(self)
-            if self.is_main or sharded(self.trainer): self.save_adapter()
-            self.status = 'stopped' if self._reason == 'stopped' else 'completed'
+        _finish(self)
     except (torch.OutOfMemoryError, MemoryError) as e:
         self._halt('oom', f"Out of memory: {e}", _OOM_HINT)
         self.status = 'failed'
-    except RuntimeError as e:
-        oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))   # CUDA, CPU allocator
-        self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
-                   _OOM_HINT if oom else None)
-        self.status = 'failed'
     except Exception as e:
-        self._halt('error', f"{type(e).__name__}: {e}")
         self.status = 'failed'
-        self.traceback = traceback.format_exc()
+        if _out_of_space(e): _halt_on_disk(self, e)
+        elif isinstance(e, RuntimeError): _halt_runtime(self, e)
+        else:
+            self._halt('error', f"{type(e).__name__}: {e}")
+            self.traceback = traceback.format_exc()
     finally:
         self.lm.model.config.use_cache = True
-        self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error, hint=self.hint)
+        _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint}
         self._emit('end', self.trainer.state.global_step, end)
+
+def _record_end(self:Session):
+    "Write the end into run.json (if the disk lets it), clear a pending stop, release the run; once (see `interrupt`)."
+    with self._end_lock:
+        if self._ended:                   # `interrupt` recorded the end; the process is exiting
+            self.status = 'interrupted'
+            return
+        try: self.run.update(status=self.status, ended=time.time(), reason=self._reason, error=self.error,
+                             hint=self.hint)
+        except OSError as e: self.listener_errors.append(f"run.json not updated: {e}")   # a full disk
+        self.run.clear_stop()
+        self.run.unlock(self._token)
+        self._ended = True
+
+# %% ../nbs/05_train.ipynb #b4c49e9b
+@patch
+def interrupt(self:Session) -> str:
+    "For a process about to exit while training: mark the run 'interrupted' (resumable), release it; return the status."
+    with self._end_lock:
+        if self._ended or not self.is_main: return self.status
+        ckpt = last_complete_checkpoint(self.run.path/'checkpoints')
+        self.status, self._reason, self._ended = 'interrupted', 'interrupted', True
+        hint = (f"Resume it: it continues from {Path(ckpt).name}." if ckpt else
+                "It had saved no checkpoint yet: start it again.")
+        self.run.update(status='interrupted', ended=time.time(), reason='interrupted', error=None, hint=hint,
+                        resume_checkpoint=Path(ckpt).name if ckpt else None)
+        self.run.unlock(self._token)
+    return self.status
 
 # %% ../nbs/05_train.ipynb #63108612
 @patch
@@ -479,7 +562,7 @@ def model_card(self:Session) -> str:
 # %% ../nbs/05_train.ipynb #706da6b3
 @patch
 def save_adapter(self:Session) -> Path:
-    "Write the adapter and its model card to `<run>/adapter`, atomically."
+    "Write the adapter and its model card to `<run>/adapter`, atomically and durably."
     dest = self.run.path/'adapter'
     tmp = self.run.path/'.adapter.tmp'
     if self.is_main: shutil.rmtree(tmp, ignore_errors=True)
@@ -488,8 +571,7 @@ def save_adapter(self:Session) -> Path:
     else: self.lm.model.save_pretrained(tmp)
     if not self.is_main: return dest
     (tmp/'README.md').write_text(self.model_card())
-    if dest.exists(): shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    publish_folder(tmp, dest)
     return dest
 
 # %% ../nbs/05_train.ipynb #bf27c369
@@ -551,6 +633,12 @@ def _resume_point(run:Run, run_id:str) -> tuple[str, list[str]]:
     return ckpt, names[:names.index(Path(ckpt).name)]   # newer, but not whole
 
 # %% ../nbs/05_train.ipynb #590ec72a
+def _set_aside(run:Run, names:list[str]):
+    "Rename checkpoints that are not whole to `.damaged-…` (kept to look at; neither resume nor rotation reads them)."
+    for n in names:
+        p = run.path/'checkpoints'/n
+        if p.exists(): os.replace(p, p.with_name(f'.damaged-{n}-{int(time.time())}'))
+
 @patch(cls_method=True)
 def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None,
            background:bool=True) -> Session:
@@ -558,11 +646,17 @@ def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|P
     run = Run.open(run_id, root)
     info = run.info()
     _check_resumable(info, run_id, model, data)
-    ckpt, skipped = _resume_point(run, run_id)
     st = info['settings']
     s = cls(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
     _claim(s)
-    _wrap(s)
-    s._resume_from = ckpt
-    s.run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
+    s._token = s.run.lock()         # before anything is written: refused while another process trains this run
+    try:
+        ckpt, skipped = _resume_point(run, run_id)
+        _wrap(s)
+        _set_aside(s.run, skipped)
+        s._resume_from = ckpt
+        s.run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
+    except BaseException:
+        s.run.unlock(s._token)
+        raise
     return s.start(background=background)

@@ -177,12 +177,16 @@ def test_cli_set_and_resume(tmp_path):
     assert 'stopping at the next step boundary' in out and f'--resume {run.id}' in out, err[-2000:]
     st = run.info()['settings']['train']
     assert (st['max_steps'], st['lr_scheduler_type'], run.info()['status']) == (12, 'constant', 'stopped')
-    r = _cli('train', cfg, '--set', 'max_steps=12', '--resume', run.id)        # the resumed run needs the same settings
-    assert r.returncode == 2 and 'lr_scheduler_type' in r.stderr and 'trained with other settings' in r.stderr
-    r = _cli('train', cfg, '--set', 'max_steps=12', '--set', 'lr_scheduler_type=constant', '--resume', run.id)
+    line = next(l for l in out.splitlines() if l.strip().startswith('resume:'))
+    assert line.split() == ['resume:', 'lora-nb', 'train', str(cfg), '--resume', run.id], line
+    r = _cli('train', cfg, '--set', 'lora_alpha=64', '--resume', run.id)          # a --set that contradicts the run
+    assert r.returncode == 2 and '`--set lora_alpha=64` contradicts run' in r.stderr, r.stderr[-2000:]
+    r = _cli('train', cfg, '--resume', run.id)                  # as printed: the run keeps its own settings
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'completed at step 12/12' in r.stdout and run.info()['status'] == 'completed'
+    assert 'train.max_steps (run 12, config 4)' in r.stdout          # what of the file was not used, said once
     assert _losses(run)[-1][0] == 12 and run.info()['resumed_from'].startswith('checkpoint-')
+    assert run.info()['settings']['train']['lr_scheduler_type'] == 'constant'
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):

@@ -184,6 +184,22 @@ def test_stop(srv, runs):
     assert code == 409 and 'nothing to stop' in body['error'] and not done.stop_requested
     assert srv.json('GET', f'lora-nb/runs/{run.id}/stop')[0] == 405
 
+def test_a_run_whose_writer_died_is_crashed_at_once(srv, runs):
+    import subprocess
+    from lora_nb.runs import _holder, write_json
+    run = make_run(runs)
+    write_json(run.path/'LOCK', _holder('live'))                      # this process: alive
+    page = srv.json('GET', 'lora-nb/runs')[1]
+    assert [r['status'] for r in page['runs'] if r['id'] == run.id] == ['running'] and page['active']
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    write_json(run.path/'LOCK', {**_holder('dead'), 'pid': dead.pid})  # a killed kernel's lock
+    page = srv.json('GET', 'lora-nb/runs')[1]
+    assert [r['status'] for r in page['runs'] if r['id'] == run.id] == ['crashed'] and not page['active']
+    assert srv.json('GET', f'lora-nb/runs/{run.id}')[1]['summary']['status'] == 'crashed'
+    code, body = srv.json('POST', f'lora-nb/runs/{run.id}/stop')
+    assert code == 409 and 'crashed' in body['error']
+
 def test_template(srv):
     import nbformat
     code, body = srv.json('GET', 'lora-nb/template')

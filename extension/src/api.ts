@@ -8,7 +8,8 @@
  */
 
 /** `RunStatus`. */
-export type RunStatus = 'created' | 'running' | 'stale' | 'stopped' | 'completed' | 'failed' | 'corrupt';
+export type RunStatus =
+  'created' | 'running' | 'stale' | 'crashed' | 'stopped' | 'interrupted' | 'completed' | 'failed' | 'corrupt';
 
 /**
  * `RunSummary`: a run's row. A run whose run.json can't be read has status `'corrupt'` and only `id`, `status`,

@@ -365,7 +365,7 @@ export class RunsModel extends PollingModel {
 }
 
 /** Statuses after which a run does not change by itself. */
-export const FINISHED = new Set(['completed', 'failed', 'stopped']);
+export const FINISHED = new Set(['completed', 'failed', 'stopped', 'interrupted']);
 
 /** What of a run's list row shows that its detail changed. */
 export function summaryKey(s: IRunSummary | null | undefined): string {

@@ -22,7 +22,7 @@ def json_safe(o):
     return o
 
 # %% ../../nbs/12a_lab.runview.ipynb #4d3e757c
-FINISHED = ('completed', 'stopped', 'failed')
+FINISHED = ('completed', 'stopped', 'interrupted', 'failed')   # statuses a run keeps until it is resumed
 
 def _stamp(p:str):
     try:
@@ -45,9 +45,10 @@ class RunIndex:
         return (run_json, _stamp(j(d, RUN_FILES['metrics'])), os.path.exists(j(d, RUN_FILES['stop'])),
                 os.path.exists(j(d, 'adapter', 'adapter_config.json')))
 
-    def _fresh(self, s:dict, key) -> dict:
-        "`s` with a silent running run marked stale (decided at each poll, from the run's files' times in `key`)."
-        return mark_stale(s, max(k[0] / 1e9 for k in key[:2] if k), self.stale_after)
+    def _fresh(self, s:dict, key, path:str) -> dict:
+        "`s` as it stands at this poll: a running run whose writer died is 'crashed', a silent unchecked one 'stale'."
+        if s.get('status') not in ('running', 'created'): return s
+        return mark_stale(s, max(k[0] / 1e9 for k in key[:2] if k), self.stale_after, Run(path).writer_alive())
 
 # %% ../../nbs/12a_lab.runview.ipynb #81c80d58
 @patch
@@ -70,9 +71,9 @@ def summaries(self:RunIndex) -> list[dict]:
             if key is None: continue
             seen.add(e.name)
             if hit is None or hit[0] != key:
-                hit = (key, summarize(Run(e.path), stale_after=math.inf), dir_key)
+                hit = (key, summarize(Run(e.path), check_writer=False), dir_key)
             self._cache[e.name] = (hit[0], hit[1], dir_key)
-            out.append(self._fresh(hit[1], key))
+            out.append(self._fresh(hit[1], key, e.path))
         for gone in set(self._cache) - seen: del self._cache[gone]
     return sorted(out, key=lambda s: (s.get('created') or '', s['id']), reverse=True)
 

@@ -129,7 +129,9 @@ class LoraNb(ExtensionApp):
                            help="Export the runs root as $LORA_NB_RUNS to the kernels this server starts, "
                                 "so their runs land where the sidebar looks.")
     stale_after = Float(600.0, config=True,
-                        help="Seconds without a write after which a 'running' run is shown as stale (its kernel died).")
+                        help="Seconds without a write after which a 'running' run whose writer can't be checked (no "
+                             "LOCK, or a writer on another machine) is shown as stale. A run whose writer died is "
+                             "shown as crashed at once.")
     max_page = Int(500, config=True, help="Largest page of runs one request may ask for.")
     max_points = Int(600, config=True,
                      help="Points per metric series sent to the run viewer (longer series are downsampled).")

@@ -13,8 +13,8 @@ from ..errors import LoraNbError
 from ..settings import EMBEDDED_MODEL, LoraSettings, ModelSettings, Pasted, TrainSettings
 
 # %% auto #0
-__all__ = ['ADAPTER', 'DATA_COPY', 'explanations', 'check_field', 'Action', 'ModelState', 'DataState', 'default_values',
-           'TrainState', 'LiveLog', 'CompareState', 'ChatState', 'StudioState']
+__all__ = ['ADAPTER', 'DATA_COPY', 'RESUMABLE', 'explanations', 'check_field', 'Action', 'ModelState', 'DataState',
+           'default_values', 'TrainState', 'LiveLog', 'CompareState', 'ChatState', 'StudioState']
 
 # %% ../../nbs/10_panels.state.ipynb #ce939f7e
 def explanations(cls) -> dict[str, str]:
@@ -442,14 +442,13 @@ def stop(self:StudioState):
 def resumable(self:StudioState) -> list[tuple[str, str]]:
     "`(label, run id)` of the runs the loaded model can continue (not completed, not training, with a checkpoint)."
     from lora_nb.models import same_model
-    from lora_nb.runs import Run, list_runs
+    from lora_nb.runs import Run
     if self.lm is None: return []
     def ok(r):
-        if r['status'] == 'completed' or r.get('active') or r['status'] == 'corrupt': return False
         if not same_model(r.get('base_model'), self.lm.summary.model_id): return False
         return any((Run.open(r['id'], self.root).path/'checkpoints').glob('checkpoint-*'))
     return [(f"{r.get('name') or r['id']} · step {r.get('step') or 0}/{r.get('total_steps') or '?'} · {r['status']}",
-             r['id']) for r in list_runs(self.root) if ok(r)]
+             r['id']) for r in self.resumable_runs() if ok(r)]
 
 @patch
 def resume(self:StudioState, run_id:str|None=None, log:LiveLog|None=None):
@@ -534,6 +533,15 @@ def pick_up(self:StudioState, run_id:str):
     self.log.seed(run.read('metrics').records)
     self.picked = run_id
     return run
+
+# %% ../../nbs/10_panels.state.ipynb #efbea0d3
+RESUMABLE = ('stopped', 'interrupted', 'crashed', 'stale', 'failed')
+
+@patch
+def resumable_runs(self:StudioState) -> list[dict]:
+    "The runs under the Studio's runs root that can be resumed (stopped, interrupted, crashed, …), newest first."
+    from lora_nb.runs import list_runs
+    return [r for r in list_runs(self.root) if r['status'] in RESUMABLE]
 
 # %% ../../nbs/10_panels.state.ipynb #d25b62cf
 @patch

@@ -346,6 +346,7 @@ class TrainPanel:
         self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]),
                               self.plot.widget, self.samples])
         self.on_change()
+        self.refresh_resumable()
 
     def _ipython_display_(self): display(self.widget)
 

@@ -568,7 +568,9 @@ def save_adapter(self:Session) -> Path:
     if self.is_main: shutil.rmtree(tmp, ignore_errors=True)
     # every rank gathers its shards; rank 0 writes
     if sharded(getattr(self, 'trainer', None)): self.trainer.save_model(str(tmp))
-    else: self.lm.model.save_pretrained(tmp)
+    # new tokens' rows are in the adapter (trainable tokens): not the whole resized embedding layer as well
+    else: self.lm.model.save_pretrained(tmp, save_embedding_layers='auto' if not getattr(self, 'new_tokens', None)
+                                        else False)
     if not self.is_main: return dest
     (tmp/'README.md').write_text(self.model_card())
     publish_folder(tmp, dest)

@@ -58,6 +58,8 @@ def test_tokens_added_for_a_template_are_trained(tmp_path):
     assert s.run.info()['settings']['new_tokens'] == ['<|im_start|>', '<|im_end|>']
     learned = [p for n, p in lm.model.named_parameters() if 'trainable_tokens_delta' in n]
     assert learned and all(p.requires_grad for p in learned) and lm.model.config.vocab_size >= max(new) + 1
+    size = (s.run.path/'adapter'/'adapter_model.safetensors').stat().st_size
+    assert size < lm.model.config.vocab_size * lm.model.config.hidden_size * 2   # not the whole resized embedding layer
     cfg = json.loads((s.run.path/'adapter'/'adapter_config.json').read_text())
     assert sorted(i for v in cfg['trainable_token_indices'].values() for i in v)[:2] == new
 

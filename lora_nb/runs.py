@@ -377,7 +377,8 @@ def list_runs(root:str|Path|None=None) -> list[dict]:
     "Summaries of every run under the runs root, newest first; [] when the root does not exist."
     root = runs_root(root)
     if not root.is_dir(): return []
-    runs = [Run(p) for p in root.iterdir() if p.is_dir() and _RUN_ID.match(p.name) and (p/RUN_FILES['run']).exists()]
+    runs = [Run(p) for p in root.iterdir() if p.is_dir() and not p.is_symlink() and _RUN_ID.match(p.name)   # a link
+            and (p/RUN_FILES['run']).exists()]                                      # may lead outside
     return sorted(map(summarize, runs), key=lambda s: (s.get('created') or '', s['id']), reverse=True)
 
 # %% ../nbs/04_runs.ipynb #bd232f2c

@@ -4,6 +4,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+WORDS = ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda']
+RECS = [{'instruction': f'Reverse the word {w}.', 'output': w[::-1]} for w in WORDS * 3]   # the tiny model learns it
+
+@pytest.fixture
+def lm():
+    from lora_nb.models import load_model
+    return load_model(quantization='none')
+
+@pytest.fixture
+def data(lm):
+    from lora_nb.data import prepare
+    return prepare(RECS, lm.tokenizer, eval_size=4)
 
 @pytest.fixture(scope='session')
 def embedded():

@@ -1,23 +1,15 @@
 """Nothing lost: one writer per run, torn lines, honest status, durable folders; in this process and in others
 (hand-written). The Ctrl-C, SIGKILL and fault-injection tests run real `lora-nb` processes."""
-import json, os, signal, subprocess, sys, textwrap, time
+import json, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from safetensors import safe_open
-from lora_nb.data import prepare
 from lora_nb.lab.runview import RunIndex, run_detail
 from lora_nb.models import load_model
-from lora_nb.runs import Run, RunBusyError, list_runs, read_jsonl, saved_adapters
+from lora_nb.runs import Run, RunBusyError, list_runs, saved_adapters
 from lora_nb.train import LoraSettings, Session, TrainSettings, checkpoint_problem, checkpoints
+from conftest import RECS
 
-WORDS = ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda']
-RECS = [{'instruction': f'Reverse the word {w}.', 'output': w[::-1]} for w in WORDS * 3]
-
-@pytest.fixture
-def lm(): return load_model(quantization='none')
-
-@pytest.fixture
-def data(lm): return prepare(RECS, lm.tokenizer, eval_size=4)
 
 def _session(lm, data, root, **train):
     return Session(lm, data, LoraSettings(r=4),
@@ -178,11 +170,7 @@ def test_ctrl_c_twice_says_it_is_saving_and_stops_with_a_checkpoint(tmp_path):
     p = _train(cfg)
     try:
         run = _only_run(tmp_path/'runs', p)
-        _wait_step(run, 1, p)
-        for _ in range(2):
-            p.send_signal(signal.SIGINT)
-            time.sleep(0.3)
-        out, err = p.communicate(timeout=180)
+        out, err = _press_ctrl_c(p, run, after=1, times=2)
     finally:
         if p.poll() is None: p.kill()
     assert p.returncode == 0 and 'terminate called' not in err, err[-3000:]
@@ -191,6 +179,14 @@ def test_ctrl_c_twice_says_it_is_saving_and_stops_with_a_checkpoint(tmp_path):
     assert checkpoint_problem(run.path/'checkpoints'/f'checkpoint-{step}') is None
     assert (run.path/'adapter'/'adapter_config.json').exists() and run.holder() is None
 
+def _press_ctrl_c(p, run, after:int, times:int) -> tuple[str, str]:
+    "Press Ctrl-C `times` times once `run` has logged step `after`; the process's output when it has ended."
+    _wait_step(run, after, p)
+    for _ in range(times):
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    return p.communicate(timeout=180)
+
 @pytest.mark.slow
 def test_ctrl_c_three_times_interrupts_and_the_printed_command_resumes(tmp_path):
     cfg = _config(tmp_path, RECS, gradient_accumulation_steps=12)
@@ -198,11 +194,7 @@ def test_ctrl_c_three_times_interrupts_and_the_printed_command_resumes(tmp_path)
                f'runs_root={tmp_path/"elsewhere"}', cwd=tmp_path)
     try:
         run = _only_run(tmp_path/'elsewhere', p)
-        _wait_step(run, 3, p)                              # checkpoint-2 is whole
-        for _ in range(3):
-            p.send_signal(signal.SIGINT)
-            time.sleep(0.3)
-        out, err = p.communicate(timeout=180)
+        out, err = _press_ctrl_c(p, run, after=3, times=3)   # checkpoint-2 is whole
     finally:
         if p.poll() is None: p.kill()
     assert p.returncode == 130 and 'terminate called' not in err, (p.returncode, err[-3000:])

@@ -227,3 +227,38 @@ def test_f_dark_theme(lab):
     dark = bg('.jp-LoraNb-runs'), fg('.jp-LoraNb-run')
     page.screenshot(path=str(OUT/'f-dark.png'))
     assert light[0] > 150 and dark[0] < 100 and dark[1] > light[1], (light, dark)   # dark background, light text
+
+MARKUP = '<img src=x onerror="window.__lnb_xss=1"><script>window.__lnb_xss=2</script>'
+
+def test_g_markup_is_shown_as_text(lab):
+    """Dataset text, model outputs, probe samples and votes holding markup show as text in the sidebar, the viewer and
+    report.html; none of it runs."""
+    from lora_nb.compare import Comparison
+    from lora_nb.demo import report_html
+    page, runs = lab['page'], lab['runs']
+    run = Run.create({'data': {'format': 'instruction'}}, name='markup', root=runs, base_model=MARKUP)
+    run.log('metrics', *({'step': s, 'loss': 2.0 / s} for s in range(1, 4)))
+    run.log('samples', {'step': 3, 'prompt': MARKUP, 'base': MARKUP, 'adapter': MARKUP})
+    run.log('votes', {'prompt': MARKUP, 'a': 'base', 'b': MARKUP, 'left': 'base', 'winner': MARKUP,
+                      'outputs': {'base': MARKUP, MARKUP: MARKUP}})
+    run.update(status='completed', error=MARKUP)
+    page.locator('.jp-LoraNb-refresh').first.click()
+    row(page, run.id).wait_for(timeout=15_000)
+    row(page, run.id).locator('.jp-LoraNb-open').click()
+    viewer = page.locator(f'.jp-LoraNb-viewer[data-run-id="{run.id}"]')
+    viewer.wait_for(timeout=30_000)
+    page.wait_for_function(f"() => (document.querySelector('.jp-LoraNb-viewer[data-run-id=\"{run.id}\"]')"
+                           f"?.textContent || '').includes('onerror=')", timeout=30_000)
+    time.sleep(1)
+    assert page.evaluate('window.__lnb_xss') is None
+    assert viewer.locator('img').count() == 0 and viewer.locator('script').count() == 0
+    page.screenshot(path=str(OUT/'g-markup-viewer.png'))
+    cmp = Comparison([MARKUP], ['base', MARKUP], [{'base': MARKUP, MARKUP: MARKUP}])
+    report = Path(lab['work'])/'report.html'
+    report.write_text(report_html(run, cmp, [MARKUP], {'base': 0.0, MARKUP: 1.0}))
+    other = page.context.new_page()
+    other.goto(report.as_uri())
+    other.wait_for_selector('table', timeout=30_000)
+    time.sleep(1)
+    assert other.evaluate('window.__lnb_xss') is None and 'onerror=' in other.inner_text('table')
+    other.close()

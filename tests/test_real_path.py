@@ -2,7 +2,7 @@
 tokens added for a template getting trained embeddings (hand-written)."""
 import json
 from pathlib import Path
-import pytest, torch, trl
+import torch, trl
 from lora_nb.adapters import load as load_adapter
 from lora_nb.compare import compare, stop_ids
 from lora_nb.data import lint, prepare

@@ -138,6 +138,7 @@ def test_symlink_out_of_the_root_is_refused(srv, runs, tmp_path):
     code, body = srv.json('GET', 'lora-nb/runs/escape')
     assert code == 400 and 'leaves the runs root' in body['error']
     assert srv.json('POST', 'lora-nb/runs/escape/stop')[0] == 400 and not outside.stop_requested
+    assert 'escape' not in [r['id'] for r in srv.json('GET', 'lora-nb/runs')[1]['runs']]   # nor listed
 
 def test_unknown_run_and_bad_paging(srv, runs):
     make_run(runs)
@@ -400,3 +401,19 @@ def test_fixtures_match_the_server(srv, runs):
     assert not differ, (f"The extension's fixtures in {FIXTURES} differ from the server's replies: {differ}.\n"
                         f"If the change is meant, regenerate them with `{REGENERATE}`, review the diff, and keep "
                         f"lora_nb/lab/api.schema.json and extension/src/api.ts in step.\n{diff[:3000]}")
+
+def test_posts_from_a_browser_session_need_the_xsrf_token(srv, runs):
+    "With the login cookie (a browser's session), a POST without the XSRF token is refused; with it, it works."
+    import http.cookiejar, urllib.error, urllib.request
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    browser.open(f'{srv.url}/login?token={srv.token}', timeout=60).read()   # logs in: the session cookie and _xsrf
+    xsrf = next(c.value for c in jar if c.name == '_xsrf')
+    run = make_run(runs)
+    def post(headers):
+        req = urllib.request.Request(f'{srv.url}/lora-nb/runs/{run.id}/stop', data=b'', method='POST', headers=headers)
+        try:
+            with browser.open(req, timeout=60) as r: return r.status
+        except urllib.error.HTTPError as e: return e.code
+    assert post({}) == 403 and not run.stop_requested
+    assert post({'X-XSRFToken': xsrf}) == 200 and run.stop_requested

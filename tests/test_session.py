@@ -1,6 +1,6 @@
 """Training sessions: stop, resume after a crash in a new process, NaN, bad calls, no printing from the thread
 (hand-written)."""
-import json, os, signal, subprocess, sys, textwrap, time
+import signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
 from lora_nb.errors import SettingsError
@@ -8,16 +8,8 @@ from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.runs import Run
 from lora_nb.train import LoraSettings, Session, TrainError, TrainSettings
-from conftest import tree_digest
+from conftest import RECS, tree_digest
 
-WORDS = ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda']
-RECS = [{'instruction': f'Reverse the word {w}.', 'output': w[::-1]} for w in WORDS * 3]
-
-@pytest.fixture
-def lm(): return load_model(quantization='none')
-
-@pytest.fixture
-def data(lm): return prepare(RECS, lm.tokenizer, eval_size=4)
 
 def _session(lm, data, tmp_path, **train):
     return Session(lm, data, LoraSettings(r=4),

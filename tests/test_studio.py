@@ -2,7 +2,6 @@
 the person typed, and disables the button until fixed (hand-written)."""
 import json
 import pytest
-from lora_nb.panels.state import StudioState
 from lora_nb.panels.views import Studio
 
 WORDS = ['loop', 'class', 'yield', 'raise']

@@ -19,6 +19,7 @@ OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'e2e'))
 STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='runs')\n"
           "s.state.train.train.update(max_steps=16, save_steps=4)\ns.train.fields['train.max_steps'].refresh()\ns")
 PICKUP = "from lora_nb.panels.views import Studio\nStudio(root='runs')"
+MARKUP = '<img src=x onerror="window.__lnb_xss=1"><script>window.__lnb_xss=2</script>'
 PLOT_HAS_POINTS = ("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot .scatterlayer .trace')]"
                    ".some(t => t.querySelectorAll('.points path').length > 2)")
 
@@ -97,7 +98,7 @@ def test_a_stop_resume_and_reload(lab):
 def test_b_compare_blind_votes_reach_the_run(lab):
     page = lab['page']
     tab(page, 'Compare')
-    page.locator('.jp-OutputArea textarea:visible').first.fill('Name the type of 3.5\nName the type of True')
+    page.locator('.jp-OutputArea textarea:visible').first.fill(f'Name the type of 3.5\n{MARKUP}')   # markup: text
     button(page, 'Compare').first.click()
     wait_text(page, 'base', timeout=180_000)
     page.wait_for_selector('.jp-OutputArea table:visible th:has-text("run (")', timeout=180_000)
@@ -110,6 +111,7 @@ def test_b_compare_blind_votes_reach_the_run(lab):
     button(page, 'Right is better').first.click()
     wait_text(page, 'All 2 prompts voted')
     shot(page, 'b-blind-revealed')
+    assert page.evaluate('window.__lnb_xss') is None and 'onerror=' in page.inner_text('.jp-OutputArea')
     votes = the_run(lab['runs']).read('votes').records
     assert [v['winner'] != '' for v in votes] == [True, True] and votes[0]['winner'] == 'tie', votes
     code, detail = lab['j'].json('GET', f"lora-nb/runs/{the_run(lab['runs']).id}")

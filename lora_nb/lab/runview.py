@@ -54,7 +54,8 @@ class RunIndex:
 @patch
 def summaries(self:RunIndex) -> list[dict]:
     "Every run's summary, newest first ([] when the root does not exist)."
-    try: entries = [e for e in os.scandir(self.root) if _RUN_ID.match(e.name) and e.is_dir()]
+    try: entries = [e for e in os.scandir(self.root)   # a link may lead outside the root: not a run
+                    if _RUN_ID.match(e.name) and e.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError): entries = []
     out, seen = [], set()
     with self._lock:

@@ -105,7 +105,9 @@ def test_wheel_carries_the_embedded_model_and_entry_points(wheel):
     text = zipfile.ZipFile(wheel).read(ep).decode()
     assert 'lora-nb = lora_nb.cli:main' in text and 'lora_nb._modidx:d' in text
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('METADATA'))).decode()
-    assert 'License-Expression: Apache-2.0' in meta and 'Requires-Dist: anywidget' in meta
+    assert 'License-Expression: Apache-2.0' in meta
+    assert 'Requires-Dist: plotly' in meta and 'Requires-Dist: gguf' in meta
+    assert 'anywidget' not in meta   # the live plot needs no custom widget (Colab and VS Code don't render one)
     assert any(n.endswith('LICENSE') for n in names)
 
 def test_embedded_model_is_small_and_4bit_friendly(embedded):

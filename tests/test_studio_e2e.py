@@ -20,12 +20,13 @@ STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='
           "s.state.train.train.update(max_steps=16, save_steps=4)\ns.train.fields['train.max_steps'].refresh()\ns")
 PICKUP = "from lora_nb.panels.views import Studio\nStudio(root='runs')"
 MARKUP = '<img src=x onerror="window.__lnb_xss=1"><script>window.__lnb_xss=2</script>'
-PLOT_HAS_POINTS = ("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot .scatterlayer .trace')]"
+PLOT_HAS_POINTS = ("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot')]"   # shown ones only
+                   ".filter(p => p.offsetParent !== null).flatMap(p => [...p.querySelectorAll('.scatterlayer .trace')])"
                    ".some(t => t.querySelectorAll('.points path').length > 2)")
 
 def button(page, text:str): return page.locator(f'.jp-OutputArea button.widget-button:visible:has-text("{text}")')
 
-def tab(page, title:str): page.locator(f'.jp-OutputArea .lm-TabBar-tab:has-text("{title}")').first.click()
+def tab(page, title:str): page.locator(f'.jp-OutputArea .lm-TabBar-tab:visible:has-text("{title}")').first.click()
 
 def wait_text(page, text:str, timeout:float=120_000):
     page.wait_for_function("t => [...document.querySelectorAll('.jp-OutputArea .widget-html:not([hidden])')]"
@@ -41,7 +42,7 @@ def steps(run:Run) -> list[int]: return [r['step'] for r in run.read('metrics').
 
 def open_and_run(page, j, name:str):
     page.goto(f'{j.url}/lab/tree/{name}?token={j.token}')
-    page.wait_for_selector('.jp-NotebookPanel .jp-Notebook .jp-Cell', timeout=120_000)
+    page.locator('.jp-NotebookPanel .jp-Notebook .jp-Cell:visible').first.wait_for(timeout=120_000)
     time.sleep(3)                                   # the kernel starts
     page.click('.lm-MenuBar-itemLabel:text-is("Run")', timeout=30_000)
     page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=30_000)

@@ -162,12 +162,14 @@ def test_e_a_new_kernel_picks_the_run_up_and_resumes(lab):
     page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea button.widget-button')]"
                            ".some(b => b.textContent.includes('Start') && !b.disabled)", timeout=180_000)
     button(page, 'Start').first.click()
-    wait_text(page, 'step 2/')
-    button(page, 'Stop').first.click()
-    wait_text(page, 'Training stopped')
-    runs = sorted(lab['runs'].glob('run-*'))
+    t0 = time.time()
+    while len(list(lab['runs'].glob('run-*'))) == n and time.time() - t0 < 60: time.sleep(0.2)
+    runs = sorted(lab['runs'].glob('run-*'), key=lambda p: p.stat().st_mtime)
     assert len(runs) == n + 1, banners(page)
     run = Run(runs[-1])
+    while not [s for s in steps(run) if s >= 2] and time.time() - t0 < 120: time.sleep(0.2)
+    button(page, 'Stop').first.click()
+    wait_text(page, 'Training stopped')
     assert run.info()['status'] == 'stopped'
     open_and_run(page, j, 'pickup.ipynb')            # another kernel: nothing loaded
     page.wait_for_selector('.jp-OutputArea button.widget-button:has-text("Pick up")', timeout=180_000)

@@ -172,7 +172,7 @@ def test_e_a_new_kernel_picks_the_run_up_and_resumes(lab):
     wait_text(page, 'Training stopped')
     assert run.info()['status'] == 'stopped'
     open_and_run(page, j, 'pickup.ipynb')            # another kernel: nothing loaded
-    page.wait_for_selector('.jp-OutputArea button.widget-button:has-text("Pick up")', timeout=180_000)
+    button(page, 'Pick up').first.wait_for(timeout=180_000)
     button(page, 'Pick up').first.click()
     wait_text(page, 'Picked up', timeout=180_000)
     page.wait_for_function(PLOT_HAS_POINTS, timeout=60_000)   # the run's curve is back

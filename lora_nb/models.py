@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_models.ipynb #d53f4df2
 from __future__ import annotations
-import json, logging, os, re, socket, warnings
+import contextlib, json, logging, os, re, socket, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -367,10 +367,22 @@ def check_setting_names(kwargs:dict):
             raise SettingsError(f"Unknown model setting `{k}`", where=k, hint=hint)
 
 # %% ../nbs/01_models.ipynb #9208ab34
+@contextlib.contextmanager
+def _no_progress_bar():
+    "Keep transformers' weight-loading bar out of the cell and the log (the Studio and the CLI say what is loading)."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: hf_logging.enable_progress_bar()
+
 def _read_weights(loc:str, cfg, s:ModelSettings, device_map, dtype:str, compute:str|None, opts:dict) -> nn.Module:
-    try: return AutoModelForCausalLM.from_pretrained(loc, config=cfg, quantization_config=bnb_config(s, compute),
-                                                     dtype='auto' if dtype == 'auto' else _DTYPES[dtype],
-                                                     device_map=device_map, **opts)
+    try:
+        with _no_progress_bar():
+            return AutoModelForCausalLM.from_pretrained(loc, config=cfg, quantization_config=bnb_config(s, compute),
+                                                        dtype='auto' if dtype == 'auto' else _DTYPES[dtype],
+                                                        device_map=device_map, **opts)
     except (OSError, ValueError, RuntimeError) as e:
         oom = 'out of memory' in str(e).lower() or isinstance(e, torch.OutOfMemoryError)
         hint = ("The model does not fit: try `quantization='4bit'`, a smaller model, or `lora-nb estimate` first."

@@ -47,3 +47,11 @@ def test_chat_template_marks_assistant_tokens(tok):
     trained = tok.decode([i for i, m in zip(ids, mask) if m])
     assert trained == 'The for statement.<|end|>'
     assert tok.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True).endswith('<|assistant|>\n')
+
+def test_loading_draws_no_progress_bar_in_the_cell(capfd):
+    "transformers' weight-loading bar stays out of the cell (and is back on for the user's own loads afterwards)."
+    from transformers.utils import logging as hf_logging
+    load_model(quantization='none')
+    err = capfd.readouterr().err
+    assert 'Loading weights' not in err, err[-500:]
+    assert hf_logging.is_progress_bar_enabled()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #9554f7eb
 from __future__ import annotations
-import errno, importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, zipfile
+import contextlib, errno, importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, warnings, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -205,6 +205,13 @@ def _token_modules(model) -> list[str]:
     return [n.rsplit('.', 1)[-1] for m in mods for n, x in model.named_modules() if x is m]
 
 # %% ../nbs/05_train.ipynb #731daad0
+@contextlib.contextmanager
+def _quiet_peft():
+    "Hide the deprecation notice transformers raises when PEFT asks a model `is_gradient_checkpointing` (not ours)."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+        yield
+
 def _wrap(self:Session):
     m = self.lm.model
     if isinstance(m, PeftModel):
@@ -217,7 +224,7 @@ def _wrap(self:Session):
         m.resize_token_embeddings(max(len(self.lm.tokenizer), new[-1] + 1), mean_resizing=False)
         cfg.trainable_token_indices = {name: new for name in _token_modules(m)}
         self.new_tokens = self.lm.tokenizer.convert_ids_to_tokens(new)
-    peft = get_peft_model(m, cfg)
+    with _quiet_peft(): peft = get_peft_model(m, cfg)
     self.lm.model = peft
     return peft
 

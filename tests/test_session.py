@@ -234,3 +234,11 @@ def test_padding_free_falls_back_where_it_is_not_exact(tmp_path):
                 TrainSettings(max_steps=2, save_steps=100), root=tmp_path/'runs')
     assert s.start(background=False).status == 'completed'
     assert s.run.info()['padding_free_used'] is False
+
+def test_training_shows_no_deprecation_notice_from_our_calls(lm, data, tmp_path):
+    "PEFT asking transformers `is_gradient_checkpointing` when the adapter is made is no notice for the user."
+    import warnings
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter('always')
+        assert _session(lm, data, tmp_path).start(background=False).status == 'completed'
+    assert not [w for w in seen if 'is_gradient_checkpointing' in str(w.message)], [str(w.message) for w in seen]

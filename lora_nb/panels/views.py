@@ -517,7 +517,7 @@ class ComparePanel:
                        field('temperature', W.FloatText(value=c.temperature), 'randomness when sampling')])
         self.adapters = W.SelectMultiple(options=[], description='adapters')
         self.adapters.observe(self.on_adapters, 'value')
-        self.from_eval = W.Button(description='Prompts from eval split', icon='list')
+        self.from_eval = W.Button(description='Prompts from eval split', icon='list', layout=W.Layout(width='auto'))
         self.from_eval.on_click(self.on_from_eval)
         self.run_btn = W.Button(description='Compare', button_style='primary', icon='columns')
         self.run_btn.on_click(self.on_run)

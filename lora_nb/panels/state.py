@@ -386,14 +386,17 @@ def _bare(self:StudioState):
     if isinstance(self.lm.model, PeftModel): self.lm.model = self.lm.model.unload()
     self.adapter_runs = {}
 
+def _write_records(path:Path, records:list[dict]):
+    "`records` as a JSON-lines file at `path` (written whole): what `prepare` reads back as the same records."
+    from lora_nb.runs import write_atomic
+    write_atomic(path, ''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in records))
+
 @patch
 def _keep_data(self:StudioState, run):
     "Keep with `run` what prepares its data again: a copy of pasted or uploaded examples, else the file or Hub id."
-    from lora_nb.runs import write_atomic
     d = self.data
     if d.source in ('text', 'upload'):
-        rows = (json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in self.prepared.records)
-        write_atomic(run.path/DATA_COPY, ''.join(rows))
+        _write_records(run.path/DATA_COPY, self.prepared.records)
         src = dict(kind=d.source, copy=DATA_COPY, name=d.upload_name or None)
     elif d.source == 'path': src = dict(kind='path', path=str(Path(d.path.strip()).expanduser().resolve()))
     else: src = dict(kind='hub', id=d.hub.strip(), split=d.split.strip() or None, subset=d.subset.strip() or None)
@@ -739,11 +742,8 @@ def data_file(self:StudioState) -> Path|None:
     run = self.session.run if self.session is not None else None
     kept = run.info().get('data_source') or {} if run is not None else {}
     if kept.get('copy') and kept.get('fingerprint') == self.prepared.fingerprint: return run.path/kept['copy']
-    from lora_nb.runs import write_atomic
     f = self.root/'studio-data'/f"{self.prepared.fingerprint}.jsonl"
-    if not f.exists():
-        f.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(f, ''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in self.prepared.records))
+    if not f.exists(): _write_records(f, self.prepared.records)
     return f
 
 @patch

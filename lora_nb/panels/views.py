@@ -970,7 +970,7 @@ class Studio:
         self.adapters = AdaptersPanel(st, on_loaded=self._after_adapters)
         from lora_nb.panels.export import ExportPanel   # here: that module builds on this one
         self.export = ExportPanel(st.root)
-        self.code, self.code_btn = CodeView(st), None
+        self.code = CodeView(st)
         self.model.load_btn.on_click(lambda _: self._after_load())
         panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.export, self.code]
         self.tabs = W.Tab(children=[p.widget for p in panels],

@@ -12,10 +12,10 @@ from fastcore.basics import patch
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'RunError', 'runs_root', 'writable_root',
-           'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl', 'Lines', 'read_jsonl',
-           'sync_tree', 'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive', 'last_write',
-           'mark_stale', 'summarize', 'list_runs', 'saved_adapters']
+__all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'NAME_MAX', 'RunError', 'runs_root',
+           'writable_root', 'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl',
+           'Lines', 'read_jsonl', 'sync_tree', 'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive',
+           'last_write', 'mark_stale', 'summarize', 'list_runs', 'saved_adapters', 'clean_name']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -387,3 +387,41 @@ def saved_adapters(root:str|Path|None=None) -> list[dict]:
     return [dict(id=r['id'], name=r.get('name'), base_model=r.get('base_model'), status=r['status'],
                  loss=r.get('loss'), path=str(Run.open(r['id'], root).path/'adapter'))
             for r in list_runs(root) if r.get('adapter')]
+
+# %% ../nbs/04_runs.ipynb #d4833b52
+NAME_MAX = 80   # characters of a run's name
+
+def clean_name(name) -> str:
+    "`name` as a run's name (stripped), or a `RunError` that says what a name may be."
+    if not isinstance(name, str) or not name.strip():
+        raise RunError(f"A run's name must be non-empty text, got {name!r}",
+                       hint="Type a short name, e.g. 'short-answers'.")
+    name = name.strip()
+    if len(name) > NAME_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise RunError(f"A run's name must be one line of at most {NAME_MAX} characters, got {len(name)} characters",
+                       hint="Shorten it; keep the details in a notebook cell or the run's model card.")
+    return name
+
+@patch
+def rename(self:Run, name:str) -> dict:
+    "Give the run a new `name` (safe while it trains: run.json is merged, not overwritten); returns run.json."
+    return self.update(name=clean_name(name))
+
+# %% ../nbs/04_runs.ipynb #3b050bc4
+@patch
+def delete(self:Run):
+    "Remove the run folder, adapter and all; refused (`RunBusyError`) while a live process trains it."
+    if summarize(self).get('active'):
+        raise RunBusyError(f"Run {self.id} is training", where=str(self.path),
+                           hint="Stop it first (the Stop button), then delete it.")
+    self.lock()        # no training or resume can start from here on; a writer that just started makes this refuse
+    gone = self.path.with_name(f".deleted-{self.id}-{uuid.uuid4().hex[:8]}")
+    try: os.rename(self.path, gone)
+    except OSError as e:
+        (self.path/RUN_FILES['lock']).unlink(missing_ok=True)
+        raise RunError(f"Run {self.id} can't be deleted ({e.strerror or e})", where=str(self.path),
+                       hint="Check the permissions of the runs folder.") from None
+    shutil.rmtree(gone, ignore_errors=True)
+    if gone.exists():
+        raise RunError(f"Run {self.id} is gone from the list, but some of its files could not be deleted",
+                       where=str(gone), hint=f"Delete {gone} by hand.")

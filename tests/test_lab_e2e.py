@@ -144,6 +144,51 @@ def test_c_stop_from_the_sidebar(lab):
     assert info['status'] == 'stopped' and last_step(run) < 5000
     page.screenshot(path=str(OUT/'c-stopped.png'))
 
+def test_c2_rename_overlay_delete(lab):
+    """From the sidebar: rename a run (the id stays), draw its loss over another run's in the viewer, delete it after a
+    confirmation (its viewer closes, its folder goes); a training run can't be deleted."""
+    from lora_nb.runs import _holder, write_json
+    page, runs = lab['page'], lab['runs']
+    short, long = run_of(runs, 'stoppable'), run_of(runs, 'appears')
+    row(page, short.id).locator('.jp-LoraNb-rename').click()
+    page.locator('.jp-Dialog input').fill('short run')
+    page.locator('.jp-Dialog .jp-mod-accept').click()
+    page.wait_for_function(f"""() => (document.querySelector('.jp-LoraNb-run[data-run-id="{short.id}"] '
+                           + '.jp-LoraNb-runName')?.textContent || '') === 'short run'""", timeout=15_000)
+    assert short.info()['name'] == 'short run' and short.path.name == short.id
+
+    row(page, long.id).locator('.jp-LoraNb-open').click()
+    viewer = page.locator(f'.jp-LoraNb-viewer[data-run-id="{long.id}"]')
+    viewer.wait_for(timeout=30_000)
+    viewer.locator('.jp-LoraNb-overlayPick').focus()
+    viewer.locator('.jp-LoraNb-overlayPick').select_option(short.id)
+    chart = f'.jp-LoraNb-viewer[data-run-id="{long.id}"] .jp-LoraNb-chart'
+    page.wait_for_function(f"document.querySelector('{chart}')?.getAttribute('data-overlay-points') > 2",
+                           timeout=15_000)
+    assert viewer.locator('.jp-LoraNb-overlayLine').count() == 1
+    assert f'loss of short run ({short.id})' in viewer.locator('.jp-LoraNb-legend').inner_text()
+    page.screenshot(path=str(OUT/'c2-overlay.png'))
+
+    busy = Run.create({}, name='busy', root=runs)
+    write_json(busy.path/'LOCK', _holder('e2e'))            # this process writes it: a training run
+    busy.update(status='running')
+    page.locator('.jp-LoraNb-refresh').first.click()
+    row(page, busy.id).wait_for(timeout=15_000)
+    assert row(page, busy.id).locator('.jp-LoraNb-delete').is_disabled()
+
+    row(page, short.id).locator('.jp-LoraNb-open').click()
+    page.locator(f'.jp-LoraNb-viewer[data-run-id="{short.id}"]').wait_for(timeout=30_000)
+    row(page, short.id).locator('.jp-LoraNb-delete').click()
+    dialog = page.locator('.jp-Dialog')
+    assert 'short run' in dialog.inner_text() and 'cannot be undone' in dialog.inner_text()
+    page.screenshot(path=str(OUT/'c2-delete-confirm.png'))
+    page.locator('.jp-Dialog .jp-mod-accept').click()
+    row(page, short.id).wait_for(state='detached', timeout=15_000)
+    page.locator(f'.jp-LoraNb-viewer[data-run-id="{short.id}"]').wait_for(state='detached', timeout=15_000)
+    assert not short.path.exists() and busy.path.exists()
+    (busy.path/'LOCK').unlink()
+    busy.update(status='stopped')
+
 def test_d_quickstart_notebook_trains_with_a_live_plot(lab):
     page = lab['page']
     page.click('.lm-MenuBar-itemLabel:text-is("File")')

@@ -90,14 +90,15 @@ def test_every_handler_is_routed_and_authenticated():
             assert wrapped is not None, f"{h.__name__}.{v} is not @web.authenticated"
 
 def test_403_without_authentication_on_every_route(srv, runs):
-    run = make_run(runs)
     for route, h in server.ROUTES:
         for v in verbs(h):
+            run = make_run(runs, status='completed')
             path = concrete(route, run.id)
             for token in (False, 'wrong-token'):
                 code, body = srv.request(v.upper(), path, token=token)
                 assert code == 403, (v, path, token, code, body[:200])
-            assert srv.request(v.upper(), path)[0] in (200, 409), (v, path)   # and with the token it works
+            assert run.path.exists() and run.info()['name'] == 'run'
+            assert srv.request(v.upper(), path)[0] in (200, 400, 409), (v, path)   # and with the token it works
 
 def test_extension_enabled(srv):
     code, body = srv.json('GET', 'api/status')
@@ -184,6 +185,24 @@ def test_stop(srv, runs):
     code, body = srv.json('POST', f'lora-nb/runs/{done.id}/stop')
     assert code == 409 and 'nothing to stop' in body['error'] and not done.stop_requested
     assert srv.json('GET', f'lora-nb/runs/{run.id}/stop')[0] == 405
+
+def test_rename_and_delete(srv, runs):
+    "Rename changes the name (not the id) and shows in the list; delete removes a finished run, never a training one."
+    live, done = make_run(runs), make_run(runs, status='completed')
+    code, body = srv.json('PATCH', f'lora-nb/runs/{live.id}', {'name': 'short answers'})   # allowed while it trains
+    assert code == 200 and body['summary']['name'] == 'short answers' and body['summary']['id'] == live.id
+    assert [r['name'] for r in srv.json('GET', 'lora-nb/runs')[1]['runs'] if r['id'] == live.id] == ['short answers']
+    for bad in ({'name': ''}, {'name': 'x' * 200}, {'other': 1}, ['a']):
+        code, body = srv.json('PATCH', f'lora-nb/runs/{live.id}', bad)
+        assert code == 400 and body['hint'], (bad, body)
+    assert live.info()['name'] == 'short answers'
+    code, body = srv.json('DELETE', f'lora-nb/runs/{live.id}')
+    assert code == 409 and 'Stop it first' in body['hint'] and live.path.exists()
+    code, body = srv.json('DELETE', f'lora-nb/runs/{done.id}')
+    assert code == 200 and body == {'deleted': done.id} and not done.path.exists()
+    assert done.id not in [r['id'] for r in srv.json('GET', 'lora-nb/runs')[1]['runs']]
+    assert srv.json('DELETE', f'lora-nb/runs/{done.id}')[0] == 404
+    assert sorted(p.name for p in runs.iterdir()) == [live.id]       # nothing left behind, hidden or not
 
 def test_a_run_whose_writer_died_is_crashed_at_once(srv, runs):
     import subprocess
@@ -351,11 +370,16 @@ def exchanges(srv, root:Path) -> dict:
             'run-bad-id': ('GET', run('.hidden')), 'run-unknown': ('GET', run('no-such-run')),
             'stop-done': ('POST', run('tuned') + '/stop'), 'stop-bad-id': ('POST', run('.hidden') + '/stop'),
             'stop-unknown': ('POST', run('no-such-run') + '/stop'),
+            'rename-tuned': ('PATCH', run('tuned'), {'name': 'tuned, lr 2e-4'}),
+            'rename-empty': ('PATCH', run('tuned'), {'name': ' '}), 'rename-unknown': ('PATCH', run('no-such-run'), {}),
+            'delete-bad-id': ('DELETE', run('.hidden')), 'delete-unknown': ('DELETE', run('no-such-run')),
+            'delete-damaged': ('DELETE', run('damaged')),
             'stop-live': ('POST', run('live') + '/stop'),               # last: the pages above show it not stopping yet
+            'delete-live': ('DELETE', run('live')),
             'template': ('GET', 'lora-nb/template')}
     out = {}
-    for name, (verb, path) in asks.items():
-        status, body = srv.json(verb, path)      # checked against the schema on the way
+    for name, (verb, path, *data) in asks.items():
+        status, body = srv.json(verb, path, *data)      # checked against the schema on the way
         ex = dict(request=f'{verb} /{path}', route=route_of(verb, path), status=status, body=body)
         out[name] = normalised(ex, root)
     return out
@@ -381,6 +405,8 @@ def test_replies_cover_every_route_and_status(srv, runs):
     assert votes['others'][0]['wins'] == {'__base__': 0, 'slow': 2}
     assert [s['step'] for s in got['run-damaged']['body']['samples']] == [None, 5]    # only the samples, not the junk
     assert got['stop-live']['body']['summary']['stop_requested'] and got['stop-done']['status'] == 409
+    assert got['rename-tuned']['body']['summary']['name'] == 'tuned, lr 2e-4' and got['delete-live']['status'] == 409
+    assert got['delete-damaged']['body'] == {'deleted': 'damaged-20261123-101500-0000'}
 
 def test_fixtures_match_the_server(srv, runs):
     "extension/src/__tests__/fixtures holds exactly what the server answers now (the jest tests render these)."

@@ -48,6 +48,16 @@ export interface IRunsPage {
   runs: IRunSummary[];
 }
 
+/** `RenameReply`: `PATCH runs/<id>` with `{name}`: the summary under the new name (the id stays). */
+export interface IRenameReply {
+  summary: IRunSummary;
+}
+
+/** `DeleteReply`: `DELETE runs/<id>`: the run whose folder was removed. */
+export interface IDeleteReply {
+  deleted: string;
+}
+
 /** `Series`: one metric as `[step, value]` pairs, finite values only. */
 export type Series = Array<[number, number]>;
 

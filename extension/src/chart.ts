@@ -144,6 +144,10 @@ export interface IChartGeometry {
   evalDots: IPoint[];
   /** Path of the learning rate on the right axis ("" without one). */
   lrPath: string;
+  /** Path of another run's loss drawn over this one, on the same axes ("" without one). */
+  overlayPath: string;
+  /** Number of the other run's loss points drawn. */
+  overlayPoints: number;
   xTicks: ITick[];
   yTicks: ITick[];
   lrTicks: ITick[];
@@ -170,13 +174,15 @@ export const DEFAULT_CHART: IChartOptions = {
 
 /**
  * Lay out the loss chart: loss as a line and eval loss as dots on the left axis (shared scale),
- * the learning rate as a line on the right axis, steps on the x axis.
+ * the learning rate as a line on the right axis, steps on the x axis; `overlay` (another run's loss) on the same axes.
  */
 export function chartGeometry(
   series: { readonly [name: string]: ChartSeries | undefined },
-  opts: IChartOptions = DEFAULT_CHART
+  opts: IChartOptions = DEFAULT_CHART,
+  overlay?: ChartSeries
 ): IChartGeometry {
   const loss = finitePairs(series.loss);
+  const other = finitePairs(overlay);
   const evals = finitePairs(series.eval_loss);
   const lr = finitePairs(series.learning_rate);
   const { width, height, margin } = opts;
@@ -186,14 +192,16 @@ export function chartGeometry(
     y0: margin.top,
     y1: height - margin.bottom
   };
-  const xExt = extent([...loss, ...evals, ...lr].map(p => p[0]));
-  const yExt = extent([...loss, ...evals].map(p => p[1]));
-  const empty = loss.length === 0 && evals.length === 0;
+  const xExt = extent([...loss, ...evals, ...lr, ...other].map(p => p[0]));
+  const yExt = extent([...loss, ...evals, ...other].map(p => p[1]));
+  const empty = loss.length === 0 && evals.length === 0 && other.length === 0;
   const geometry: IChartGeometry = {
     lossPath: '',
     lossPoints: loss.length,
     evalDots: [],
     lrPath: '',
+    overlayPath: '',
+    overlayPoints: other.length,
     xTicks: [],
     yTicks: [],
     lrTicks: [],
@@ -217,6 +225,7 @@ export function chartGeometry(
     const y = linearScale(lo, hi, plot.y1, plot.y0);
     geometry.lossPath = pathFor(loss.map(([s, v]) => ({ x: x(s), y: y(v) })));
     geometry.evalDots = evals.map(([s, v]) => ({ x: x(s), y: y(v) }));
+    geometry.overlayPath = pathFor(other.map(([s, v]) => ({ x: x(s), y: y(v) })));
     geometry.yTicks = niceTicks(lo, hi, 4).map(v => ({
       value: v,
       pos: y(v),

@@ -193,3 +193,14 @@ export function votesText(votes: IVotes | null): string {
   }
   return text + '.';
 }
+
+/** Why a run can't be deleted now, or null when it can (a training run must be stopped first). */
+export function deleteBlocked(run: IRunSummary): string | null {
+  return run.active ? 'Stop the run before deleting it' : null;
+}
+
+/** What people call a run: its name, with the id when the name is not already its start. */
+export function runLabel(run: { id: string; name?: string | null }): string {
+  const name = run.name?.trim();
+  return !name || run.id.startsWith(name) ? run.id : `${name} (${run.id})`;
+}

@@ -1,9 +1,11 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
+  Dialog,
   ICommandPalette,
   InputDialog,
   MainAreaWidget,
   Notification,
+  showDialog,
   showErrorMessage,
   WidgetTracker
 } from '@jupyterlab/apputils';
@@ -13,8 +15,9 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import type { IRunDetail, IStopReply } from './api';
+import type { IDeleteReply, IRenameReply, IRunDetail, IRunSummary, IStopReply } from './api';
 import { describeError } from './api';
+import { runLabel } from './format';
 import { launcherIconUrl, loraRunsIcon } from './icons';
 import { RunModel, RunsModel } from './model';
 import { createQuickstart } from './quickstart';
@@ -109,10 +112,69 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
+    /** Ask for a new name for `run` and rename it (the id stays); false when cancelled or refused. */
+    async function renameRun(run: IRunSummary): Promise<boolean> {
+      const asked = await InputDialog.getText({
+        title: `Rename ${run.id}`,
+        label: 'Name (the run’s id and folder stay the same)',
+        text: run.name ?? '',
+        okLabel: 'Rename'
+      });
+      if (!asked.button.accept || asked.value === null || asked.value.trim() === (run.name ?? '')) {
+        return false;
+      }
+      try {
+        await requestAPI<IRenameReply>(`runs/${encodeURIComponent(run.id)}`, {
+          method: 'PATCH',
+          body: JSON.stringify({ name: asked.value })
+        });
+        return true;
+      } catch (err) {
+        void showErrorMessage(`Cannot rename ${run.id}`, describeError(err));
+        return false;
+      } finally {
+        void runs.refresh();
+        viewers.forEach(w => {
+          if (w.content.model.id === run.id) {
+            void w.content.model.refresh();
+          }
+        });
+      }
+    }
+
+    /** Confirm, then delete `run`'s folder (refused by the server while it trains); false when cancelled or refused. */
+    async function deleteRun(run: IRunSummary): Promise<boolean> {
+      const what = run.adapter ? 'its metrics, samples, votes and saved adapter' : 'its metrics, samples and votes';
+      const answer = await showDialog({
+        title: `Delete ${runLabel(run)}?`,
+        body: `The run folder ${run.id} is removed with ${what}. This cannot be undone.`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      });
+      if (!answer.button.accept) {
+        return false;
+      }
+      try {
+        await requestAPI<IDeleteReply>(`runs/${encodeURIComponent(run.id)}`, { method: 'DELETE' });
+        viewers.forEach(w => {
+          if (w.content.model.id === run.id) {
+            w.dispose();
+          }
+        });
+        return true;
+      } catch (err) {
+        void showErrorMessage(`Cannot delete ${run.id}`, describeError(err));
+        return false;
+      } finally {
+        void runs.refresh();
+      }
+    }
+
     const actions = {
       open: (id: string) => void commands.execute(CommandIDs.openRun, { id }),
       stop: (id: string) => stopRun(id),
-      insert: (id: string) => void commands.execute(CommandIDs.insertCode, { id })
+      insert: (id: string) => void commands.execute(CommandIDs.insertCode, { id }),
+      rename: (run: IRunSummary) => renameRun(run),
+      remove: (run: IRunSummary) => deleteRun(run)
     };
 
     // Sidebar.
@@ -163,7 +225,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         model.follow(runs);
         const content = new RunViewer(model, {
           stop: rid => stopRun(rid),
-          insert: rid => void commands.execute(CommandIDs.insertCode, { id: rid })
+          insert: rid => void commands.execute(CommandIDs.insertCode, { id: rid }),
+          others: () => [...runs.active, ...runs.runs.filter(r => !r.active)],
+          detail: rid => requestAPI<IRunDetail>(`runs/${encodeURIComponent(rid)}`)
         });
         const widget = new MainAreaWidget({ content });
         widget.id = `lora-nb-run-${id}`;

@@ -1,6 +1,6 @@
 /** The runs sidebar: a thin view of RunsModel. */
 
-import { refreshIcon } from '@jupyterlab/ui-components';
+import { deleteIcon, editIcon, LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
@@ -8,7 +8,16 @@ import type { IRunSummary } from './api';
 import { describeError } from './api';
 import { sparkPath } from './chart';
 import { button, h, s } from './dom';
-import { corruptWarning, emptyText, formatEta, formatStep, formatValue, pagerText, progressFraction } from './format';
+import {
+  corruptWarning,
+  deleteBlocked,
+  emptyText,
+  formatEta,
+  formatStep,
+  formatValue,
+  pagerText,
+  progressFraction
+} from './format';
 import { RunsModel } from './model';
 
 /** What the rows' buttons do (commands in the app). */
@@ -17,6 +26,18 @@ export interface IRunActions {
   /** Resolves false when the stop request failed. */
   stop(id: string): Promise<boolean>;
   insert(id: string): void;
+  /** Ask for a new name and rename; resolves false when cancelled or refused. */
+  rename(run: IRunSummary): Promise<boolean>;
+  /** Ask for confirmation and delete; resolves false when cancelled or refused. */
+  remove(run: IRunSummary): Promise<boolean>;
+}
+
+/** A small button showing `icon`, labelled for screen readers and tooltips. */
+function iconButton(className: string, icon: LabIcon, label: string, onClick: () => void): HTMLButtonElement {
+  const b = button(`jp-LoraNb-iconButton ${className}`, '', onClick, label);
+  b.setAttribute('aria-label', label);
+  b.append(icon.element({ tag: 'span' }));
+  return b;
 }
 
 const SPARK_W = 80;
@@ -193,6 +214,20 @@ export class RunsPanel extends Widget {
         )
       );
     }
+    if (run.status !== 'corrupt') {
+      buttons.append(iconButton('jp-LoraNb-rename', editIcon, 'Rename this run', () => void actions.rename(run)));
+    }
+    const blocked = deleteBlocked(run);
+    const remove = iconButton('jp-LoraNb-delete', deleteIcon, blocked ?? 'Delete this run and its adapter', () => {
+      remove.disabled = true;
+      void actions.remove(run).then(ok => {
+        if (!ok) {
+          remove.disabled = false;
+        }
+      });
+    });
+    remove.disabled = blocked !== null;
+    buttons.append(remove);
 
     const row = h(
       'div',

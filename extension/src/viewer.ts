@@ -2,11 +2,11 @@
 
 import { Widget } from '@lumino/widgets';
 
-import type { IMetrics, IRunDetail } from './api';
+import type { IMetrics, IRunDetail, IRunSummary, Series } from './api';
 import { describeError } from './api';
 import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
 import { button, h, s } from './dom';
-import { flattenSettings, metricsLine, votesText } from './format';
+import { flattenSettings, metricsLine, runLabel, votesText } from './format';
 import { RunModel } from './model';
 import { badge } from './sidebar';
 
@@ -14,11 +14,22 @@ export interface IViewerActions {
   /** Resolves false when the stop request failed. */
   stop(id: string): Promise<boolean>;
   insert(id: string): void;
+  /** The other runs whose loss can be drawn over this one's. */
+  others(): IRunSummary[];
+  /** Another run's detail (for its loss curve). */
+  detail(id: string): Promise<IRunDetail>;
 }
 
-/** The `<svg>` loss chart; `data-points` = number of loss points drawn. */
-export function lossChart(metrics: IMetrics | null): SVGElement {
-  const geo: IChartGeometry = chartGeometry(metrics?.series ?? {});
+/** Another run's loss drawn over the chart. */
+export interface IOverlay {
+  id: string;
+  label: string;
+  loss: Series;
+}
+
+/** The `<svg>` loss chart; `data-points` = number of loss points drawn (`data-overlay-points`: the other run's). */
+export function lossChart(metrics: IMetrics | null, overlay: IOverlay | null = null): SVGElement {
+  const geo: IChartGeometry = chartGeometry(metrics?.series ?? {}, DEFAULT_CHART, overlay?.loss);
   const { width, height } = DEFAULT_CHART;
   const { x0, x1, y0, y1 } = geo.plot;
   const svg = s('svg', {
@@ -27,7 +38,8 @@ export function lossChart(metrics: IMetrics | null): SVGElement {
     width: '100%',
     role: 'img',
     'aria-label': 'Loss by step',
-    'data-points': geo.lossPoints
+    'data-points': geo.lossPoints,
+    'data-overlay-points': overlay ? geo.overlayPoints : null
   });
   svg.append(s('rect', { class: 'jp-LoraNb-chartFrame', x: x0, y: y0, width: x1 - x0, height: y1 - y0 }));
   if (geo.empty) {
@@ -64,19 +76,23 @@ export function lossChart(metrics: IMetrics | null): SVGElement {
   if (geo.lossPath) {
     svg.append(s('path', { class: 'jp-LoraNb-lossLine', d: geo.lossPath, fill: 'none' }));
   }
+  if (geo.overlayPath) {
+    svg.append(s('path', { class: 'jp-LoraNb-overlayLine', d: geo.overlayPath, fill: 'none' }));
+  }
   for (const p of geo.evalDots) {
     svg.append(s('circle', { class: 'jp-LoraNb-evalDot', cx: p.x, cy: p.y, r: 3 }));
   }
   return svg;
 }
 
-function legend(metrics: IMetrics | null): HTMLElement {
+function legend(metrics: IMetrics | null, overlay: IOverlay | null): HTMLElement {
   const hasLr = (metrics?.series.learning_rate ?? []).length > 0;
   const hasEval = (metrics?.series.eval_loss ?? []).length > 0;
   return h(
     'div',
     { class: 'jp-LoraNb-legend' },
-    h('span', { class: 'jp-LoraNb-legendLoss' }, 'loss'),
+    h('span', { class: 'jp-LoraNb-legendLoss' }, overlay ? 'loss of this run' : 'loss'),
+    overlay ? h('span', { class: 'jp-LoraNb-legendOverlay' }, `loss of ${overlay.label}`) : null,
     hasEval ? h('span', { class: 'jp-LoraNb-legendEval' }, 'eval loss') : null,
     hasLr ? h('span', { class: 'jp-LoraNb-legendLr' }, 'learning rate (right axis)') : null
   );
@@ -134,6 +150,12 @@ export class RunViewer extends Widget {
     this._error = h('div', { class: 'jp-LoraNb-error', role: 'alert', hidden: true });
     this._warnings = h('div', { class: 'jp-LoraNb-warnings' });
     this._chart = section('jp-LoraNb-chartSection', 'Loss');
+    this._overlayPick = h('select', { class: 'jp-LoraNb-overlayPick', 'aria-label': 'Draw another run’s loss' });
+    this._overlayPick.addEventListener('focus', () => this._fillOverlayPick());
+    this._overlayPick.addEventListener('mousedown', () => this._fillOverlayPick());
+    this._overlayPick.addEventListener('change', () => void this._pickOverlay(this._overlayPick.value));
+    this._fillOverlayPick();
+    this._chartHead = h('label', { class: 'jp-LoraNb-overlay' }, h('span', {}, 'Compare with '), this._overlayPick);
     this._votes = section('jp-LoraNb-votes', 'Blind votes');
     this._samples = section('jp-LoraNb-samples', 'Probe samples');
     this._settings = section('jp-LoraNb-settings', 'Settings');
@@ -162,8 +184,9 @@ export class RunViewer extends Widget {
   private _render(): void {
     const detail = this.model.detail;
     const err = this.model.error;
-    this._error.hidden = err === null;
-    this._error.textContent = err ? `Cannot load ${this.model.id}: ${describeError(err)}` : '';
+    const message = err ? `Cannot load ${this.model.id}: ${describeError(err)}` : this._overlayError;
+    this._error.hidden = !message;
+    this._error.textContent = message;
     if (!detail) {
       this._head.textContent = err ? '' : 'Loading…';
       this._stop.hidden = true;
@@ -196,12 +219,13 @@ export class RunViewer extends Widget {
       this._warnings.replaceChildren(...this._warningItems(detail));
     });
 
-    this._update('chart', detail.metrics, () => {
+    this._update('chart', [detail.metrics, this._overlay], () => {
       const m = detail.metrics;
       this._replaceBody(
         this._chart,
-        legend(m),
-        lossChart(m),
+        this._chartHead,
+        legend(m, this._overlay),
+        lossChart(m, this._overlay),
         m?.downsampled ? h('div', { class: 'jp-LoraNb-note' }, `downsampled from ${m.points} points`) : null
       );
     });
@@ -262,6 +286,39 @@ export class RunViewer extends Widget {
     return out;
   }
 
+  /** The picker's choices: no other run, then every other run the sidebar knows (the chosen one kept). */
+  private _fillOverlayPick(): void {
+    const chosen = this._overlayPick.value;
+    const runs = this._actions.others().filter(r => r.id !== this.model.id && r.status !== 'corrupt');
+    const options = [h('option', { value: '' }, 'no other run')];
+    for (const r of runs) {
+      options.push(h('option', { value: r.id }, runLabel(r)));
+    }
+    if (chosen && !runs.some(r => r.id === chosen) && this._overlay) {
+      options.push(h('option', { value: chosen }, this._overlay.label));
+    }
+    this._overlayPick.replaceChildren(...options);
+    this._overlayPick.value = chosen;
+  }
+
+  /** Draw run `id`'s loss over this one's ('' removes it). */
+  private async _pickOverlay(id: string): Promise<void> {
+    this._overlayError = '';
+    if (!id) {
+      this._overlay = null;
+    } else {
+      try {
+        const other = await this._actions.detail(id);
+        this._overlay = { id, label: runLabel(other.summary), loss: other.metrics.series.loss ?? [] };
+      } catch (err) {
+        this._overlay = null;
+        this._overlayPick.value = '';
+        this._overlayError = `Cannot draw ${id}: ${describeError(err)}`;
+      }
+    }
+    this._render();
+  }
+
   /** Re-render a part only when its data changed (keeps scroll and selection stable). */
   private _update(part: string, data: unknown, render: () => void): void {
     const key = JSON.stringify(data ?? null);
@@ -277,6 +334,10 @@ export class RunViewer extends Widget {
   }
 
   private _keys = new Map<string, string>();
+  private _overlay: IOverlay | null = null;
+  private _overlayError = '';
+  private _overlayPick: HTMLSelectElement;
+  private _chartHead: HTMLElement;
   private _head: HTMLElement;
   private _error: HTMLElement;
   private _warnings: HTMLElement;

@@ -7,10 +7,19 @@ import * as path from 'path';
 
 import Ajv2020 from 'ajv/dist/2020';
 
-import type { Fetcher, IRunDetail, IRunsPage, IStopReply, ITally, ITemplate } from '../api';
+import type { Fetcher, IDeleteReply, IRenameReply, IRunDetail, IRunsPage, IStopReply, ITally, ITemplate } from '../api';
 import { describeError, errorFromResponse } from '../api';
 import { chartGeometry } from '../chart';
-import { corruptWarning, flattenSettings, metricsLine, pagerText, statusBarText, votesText } from '../format';
+import {
+  corruptWarning,
+  deleteBlocked,
+  flattenSettings,
+  metricsLine,
+  pagerText,
+  runLabel,
+  statusBarText,
+  votesText
+} from '../format';
 import { RunModel, RunsModel } from '../model';
 
 const SCHEMA_FILE = path.resolve(__dirname, '../../../lora_nb/lab/api.schema.json');
@@ -173,6 +182,17 @@ describe('rendering the fixtures', () => {
     expect(errorFromResponse(409, 'Conflict', fixture('stop-done').body).message).toMatch(/nothing to stop/);
     expect(body<IStopReply>('stop-live').summary.stop_requested).toBe(true);
     expect(body<ITemplate>('template').name).toBe('lora_nb_quickstart.ipynb');
+  });
+
+  it('renames and deletes runs, never a training one', () => {
+    const renamed = body<IRenameReply>('rename-tuned').summary;
+    expect(runLabel(renamed)).toBe('tuned, lr 2e-4 (tuned-20261123-101500-0000)');
+    expect(errorFromResponse(400, 'Bad Request', fixture('rename-empty').body).message).toMatch(/non-empty/);
+    expect(body<IDeleteReply>('delete-damaged').deleted).toBe('damaged-20261123-101500-0000');
+    const live = body<IRunsPage>('runs').runs.find(r => r.name === 'live');
+    expect(live && deleteBlocked(live)).toBe('Stop the run before deleting it');
+    expect(deleteBlocked(renamed)).toBeNull();
+    expect(describeError(errorFromResponse(409, 'Conflict', fixture('delete-live').body))).toMatch(/Stop it first/);
   });
 });
 

@@ -2,6 +2,7 @@ import { ApiError, describeError, errorFromResponse, parseBody } from '../api';
 import { chartGeometry, extent, linearScale, niceTicks, pathFor, sparkPath, tickLabel } from '../chart';
 import {
   corruptWarning,
+  deleteBlocked,
   emptyText,
   flattenSettings,
   formatEta,
@@ -10,6 +11,7 @@ import {
   metricsLine,
   pagerText,
   progressFraction,
+  runLabel,
   statusBarText
 } from '../format';
 import { freeName, joinPath } from '../quickstart';
@@ -77,6 +79,18 @@ describe('number and text formatting', () => {
     expect(statusBarText([])).toBe('');
     expect(statusBarText([a])).toBe('LoRA a · step 15/60 · loss 2.24 · ETA 0:11');
     expect(statusBarText([a, b, b])).toBe('LoRA a · step 15/60 · loss 2.24 · ETA 0:11 (+2 more)');
+  });
+});
+
+describe('run names', () => {
+  it('shows the name with the id, unless the id already starts with it', () => {
+    expect(runLabel({ id: 'demo-20261123-101500-ab12', name: 'demo' })).toBe('demo-20261123-101500-ab12');
+    expect(runLabel({ id: 'demo-1', name: ' short answers ' })).toBe('short answers (demo-1)');
+    expect(runLabel({ id: 'demo-1', name: null })).toBe('demo-1');
+  });
+  it('keeps a training run from being deleted', () => {
+    expect(deleteBlocked(summary({ active: true, status: 'running' }))).toMatch(/Stop the run/);
+    expect(deleteBlocked(summary({ active: false, status: 'crashed' }))).toBeNull();
   });
 });
 
@@ -186,6 +200,43 @@ describe('chart scaling', () => {
     expect(geo.xTicks.map(t => t.value)).toEqual([0, 20, 40, 60, 80, 100]);
     expect(geo.yTicks.length).toBeGreaterThan(1);
     expect(geo.lrTicks.length).toBeGreaterThan(1);
+  });
+  it('draws another run over the same axes', () => {
+    const opts = { width: 110, height: 120, margin: { top: 10, right: 0, bottom: 10, left: 10 } };
+    const alone = chartGeometry(
+      {
+        loss: [
+          [0, 4],
+          [10, 2]
+        ]
+      },
+      opts
+    );
+    const both = chartGeometry(
+      {
+        loss: [
+          [0, 4],
+          [10, 2]
+        ]
+      },
+      opts,
+      [
+        [0, 6],
+        [20, 1]
+      ]
+    );
+    expect([alone.overlayPath, alone.overlayPoints]).toEqual(['', 0]);
+    expect(both.overlayPoints).toBe(2);
+    // the other run is longer and lower: the axes grow to hold both, so this run's line ends mid-way
+    expect(both.xTicks.map(t => t.value)).toEqual([0, 5, 10, 15, 20]);
+    expect(both.lossPath).not.toBe(alone.lossPath);
+    expect(both.overlayPath).toMatch(/^M10,[\d.]+ L110,[\d.]+$/);
+    expect(
+      chartGeometry({}, opts, [
+        [1, 1],
+        [2, 0.5]
+      ]).empty
+    ).toBe(false);
   });
   it('handles empty and one-point series', () => {
     const empty = chartGeometry({});

@@ -161,29 +161,55 @@ def _add_train(sub):
 # %% ../nbs/80_cli.ipynb #1b7d08f4
 def _fmt(v, spec='.4f') -> str: return '-' if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
+def _name(r:dict) -> str:
+    "A run's name where it says more than its id does."
+    name = r.get('name') or ''
+    return '-' if not name or r['id'].startswith(name) else name
+
 def runs_table(rows:list[dict]) -> str:
     "The runs as a text table, newest first."
-    head = ('id', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created')
-    body = [(r['id'], r.get('status') or '-', f"{_fmt(r.get('step'))}/{_fmt(r.get('total_steps'))}",
+    head = ('id', 'name', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created')
+    body = [(r['id'], _name(r), r.get('status') or '-', f"{_fmt(r.get('step'))}/{_fmt(r.get('total_steps'))}",
              _fmt(r.get('loss')), _fmt(r.get('eval_loss')), 'yes' if r.get('adapter') else 'no',
              _fmt(r.get('created'))) for r in rows]
     w = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     return '\n'.join('  '.join(str(x).ljust(n) for x, n in zip(line, w)).rstrip() for line in [head, *body])
 
 # %% ../nbs/80_cli.ipynb #f1c6e2c0
+def _confirmed(question:str, yes:bool) -> bool:
+    "True with `--yes`; else the answer to `question` on a terminal (no terminal: an error that names `--yes`)."
+    from lora_nb.runs import RunError
+    if yes: return True
+    if not sys.stdin.isatty():
+        raise RunError("Deleting a run needs a confirmation, and there is no terminal to ask on",
+                       hint="Add --yes to delete without asking.")
+    return input(question).strip().lower() in ('y', 'yes')
+
 def cmd_runs(args) -> int:
-    "List the runs under the runs root."
-    from lora_nb.runs import list_runs, runs_root
-    rows = list_runs(args.runs_root)
-    if args.json: print(json.dumps(rows, indent=2, default=str))
-    elif not rows: print(f"no runs under {runs_root(args.runs_root)}")
+    "List the runs under the runs root; or rename or delete one."
+    from lora_nb.runs import Run, list_runs, runs_root
+    if args.rename:
+        info = Run.open(args.rename[0], args.runs_root).rename(args.rename[1])
+        print(f"{info['id']} is now named {info['name']!r}")
+    elif args.delete:
+        run = Run.open(args.delete, args.runs_root)
+        if not _confirmed(f"Delete {run.path} with its metrics, votes and adapter? [y/N] ", args.yes):
+            print("Not deleted.")
+            return 1
+        run.delete()
+        print(f"deleted {run.id}")
+    elif args.json: print(json.dumps(list_runs(args.runs_root), indent=2, default=str))
+    elif not (rows := list_runs(args.runs_root)): print(f"no runs under {runs_root(args.runs_root)}")
     else: print(runs_table(rows))
     return 0
 
 def _add_runs(sub):
-    r = sub.add_parser('runs', help='list the runs')
+    r = sub.add_parser('runs', help='list the runs; rename or delete one')
     _root_arg(r)
     r.add_argument('--json', action='store_true', help='print the rows as JSON')
+    r.add_argument('--rename', nargs=2, metavar=('ID', 'NAME'), help="give run ID a new name (its id stays)")
+    r.add_argument('--delete', metavar='ID', help="delete run ID's folder, adapter included (not while it trains)")
+    r.add_argument('--yes', action='store_true', help='delete without asking')
     r.set_defaults(func=cmd_runs)
 
 # %% ../nbs/80_cli.ipynb #defdc657

@@ -200,8 +200,8 @@ def trained(tmp_path_factory):
 def test_runs_lists_the_run(trained):
     r = _cli('runs', '--runs-root', trained.path.parent)
     head, row = r.stdout.splitlines()
-    assert head.split() == ['id', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created']
-    assert row.split()[:3] == [trained.id, 'completed', '6/6'] and row.split()[5] == 'yes'
+    assert head.split() == ['id', 'name', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created']
+    assert row.split()[:4] == [trained.id, '-', 'completed', '6/6'] and row.split()[6] == 'yes'
     rows = json.loads(_cli('runs', '--json', '--runs-root', trained.path.parent).stdout)
     assert [x['id'] for x in rows] == [trained.id]
     assert _cli('runs', '--runs-root', trained.path.parent/'none').stdout.startswith('no runs under')

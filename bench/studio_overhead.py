@@ -3,8 +3,9 @@
 Each measurement runs in a fresh, real IPython kernel (jupyter_client), so widget and figure updates are serialized
 and sent over the kernel's IOPub channel as they would be to JupyterLab; this client drains them. Headless: a
 `Session` started directly. Studio: the same settings through the Studio's panels (Load, Prepare, Start), with the
-live figure, progress bar and status updated from the training thread. Alternating order, twice each; the best of
-each is compared (a run slowed by another process on this shared 2-core machine shows in `runs_seconds`) (hand-written).
+live figure, progress bar and status updated from the training thread, and the Chat tab open (idle) meanwhile.
+Alternating order, twice each; the best of each is compared (a run slowed by another process on this shared 2-core
+machine shows in `runs_seconds`) (hand-written).
 """
 import json, sys, time
 from pathlib import Path
@@ -33,15 +34,15 @@ STUDIO = r'''
 from lora_nb import Studio
 studio = Studio(root=tempfile.mkdtemp())
 display(studio)
-studio.model.fields[2].w.value = 'none'
+studio.model.fields['quantization'].w.value = 'none'
 studio.model.load_btn.click()
-studio.data.fields[1].w.value = TEXT
-studio.data.fields[7].w.value = 0.0
+studio.data.fields['text'].w.value = TEXT
+studio.data.fields['eval_size'].w.value = 0.0
 studio.data.prep_btn.click()
-for k, v in TRAIN.items():
-    next(f for f in studio.train.fields if f.key == 'train.' + k).w.value = v
-next(f for f in studio.train.fields if f.key == 'lora.r').w.value = 16
+for k, v in TRAIN.items(): studio.train.fields['train.' + k].w.value = v
+studio.train.fields['lora.r'].w.value = 16
 studio.train.start_btn.click()
+studio.tabs.selected_index = 4        # the Chat tab open and idle while it trains (the plot keeps updating)
 s = studio.state.session
 s.wait()
 '''

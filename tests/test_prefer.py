@@ -1,4 +1,4 @@
-"""Preference training: the YAML path, stop, and the bad inputs of the issue (hand-written; real trainer, tiny model)."""
+"""Preference training: the YAML path, stop, and the bad inputs of the issue (hand-written; real trainer)."""
 import json, shutil, threading
 from pathlib import Path
 import pytest

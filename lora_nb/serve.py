@@ -1,11 +1,9 @@
-"""A small OpenAI-compatible chat completions server on lora_nb's own generation (hand-written).
-
-`python -m lora_nb.serve --port 8011` serves the embedded model (or `--model <folder or hub id>`, with `--adapter
-<run or adapter folder>`) at `http://127.0.0.1:8011/v1`: `GET /v1/models` and `POST /v1/chat/completions` (no
-streaming). It lets any OpenAI-compatible client, and `lora_nb.judge.EndpointJudge`, talk to a model loaded here.
-`transformers serve` does the same with more features, but needs the `transformers[serving]` extras (fastapi,
-uvicorn, openai), which lora_nb does not depend on; this one uses only the standard library.
-"""
+"""A small OpenAI-compatible chat completions server on lora_nb's own generation (hand-written)."""
+# `python -m lora_nb.serve --port 8011` serves the embedded model (or `--model <folder or hub id>`, with `--adapter
+# <run or adapter folder>`) at `http://127.0.0.1:8011/v1`: `GET /v1/models` and `POST /v1/chat/completions` (no
+# streaming). It lets any OpenAI-compatible client, and `lora_nb.judge.EndpointJudge`, talk to a model loaded here.
+# `transformers serve` does the same with more features, but needs the `transformers[serving]` extras (fastapi,
+# uvicorn, openai), which lora_nb does not depend on; this one uses only the standard library.
 from __future__ import annotations
 import argparse, json, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,7 +62,7 @@ def make_server(lm, host:str='127.0.0.1', port:int=8011, name:str='lora-nb',
     return ThreadingHTTPServer((host, port), Handler)
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m lora_nb.serve', description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python -m lora_nb.serve', description=__doc__)
     p.add_argument('--model', default=None, help='hub id or folder (default: the embedded tiny base)')
     p.add_argument('--quantization', default='none', choices=['none', '8bit', '4bit'])
     p.add_argument('--adapter', default=None, help='a run or adapter folder to answer with')

@@ -466,7 +466,30 @@ def probe(self:PreferenceSession, step:int):
     self.run.log('samples', *rows)
     self._emit('sample', step, {'samples': rows})
 
-# %% ../nbs/14_prefer.ipynb #3a7584ab
+# %% ../nbs/14_prefer.ipynb #91c45d2b
+@patch(cls_method=True)
+def resume(cls:PreferenceSession, run_id:str, model:LoadedModel, data:PreferenceData, root:str|Path|None=None,
+           background:bool=True) -> PreferenceSession:
+    "Continue preference run `run_id` from its last checkpoint; returns the session."
+    from lora_nb.train import _check_resumable, _resume_point, _set_aside
+    run = Run.open(run_id, root)
+    info = run.info()
+    _check_resumable(info, run_id, model, data)
+    st = info['settings']
+    s = cls(model, data, st['parent'], PreferenceSettings(**st['prefer']), TrainSettings(**st['train']),
+            st.get('probes', []), run=run, root=root)
+    s._token = run.lock()
+    try:
+        ckpt, skipped = _resume_point(run, run_id)
+        _set_aside(run, skipped)
+        s._resume_from = ckpt
+        run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
+    except BaseException:
+        run.unlock(s._token)
+        raise
+    return s.start(background=background)
+
+# %% ../nbs/14_prefer.ipynb #b56d0e39
 def _user_text(prompt) -> str: return _turns(prompt)[-1]['content'] if prompt else ''
 
 def held_out(prompts:list[str], data:PreferenceData|list[dict]) -> list[str]:
@@ -475,7 +498,7 @@ def held_out(prompts:list[str], data:PreferenceData|list[dict]) -> list[str]:
     used = {_user_text(r['prompt']).strip() for r in rows}
     return [p for p in prompts if p.strip() not in used]
 
-# %% ../nbs/14_prefer.ipynb #9de84d8e
+# %% ../nbs/14_prefer.ipynb #857cba99
 def _parent_and_child(session_or_run, model:LoadedModel|None, root) -> tuple:
     "`(model, tokenizer, parent name, child name, child run)`: the session's own model, or both adapters loaded anew."
     if isinstance(session_or_run, PreferenceSession) and 'ref' in getattr(session_or_run.lm.model, 'peft_config', {}):
@@ -493,7 +516,7 @@ def _parent_and_child(session_or_run, model:LoadedModel|None, root) -> tuple:
     model.model = m
     return m, model.tokenizer, 'parent', 'child', run
 
-# %% ../nbs/14_prefer.ipynb #8294f650
+# %% ../nbs/14_prefer.ipynb #82354531
 def did_it_work(session_or_run:PreferenceSession|Run|str, prompts:list[str], model:LoadedModel|None=None,
                 data:PreferenceData|None=None, # its prompts are left out (default: the session's data)
                 max_new_tokens:int=64, do_sample:bool=False, seed:int=0, root:str|Path|None=None) -> BlindTest:

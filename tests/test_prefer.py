@@ -25,6 +25,7 @@ def parent(tmp_path_factory):
     assert s.status == 'completed'
     return root, s.run.id
 
+@pytest.mark.slow
 def test_yaml_dpo_run(parent, tmp_path):
     root, pid = parent
     f = tmp_path/'pairs.jsonl'
@@ -46,12 +47,13 @@ def test_yaml_needs_parent():
     with pytest.raises(SettingsError, match="`method` is 'ppo'"):
         RunConfig.from_dict(dict(method='ppo', parent='x', data=dict(records=[{'text': 'x'}])))
 
-def test_kto_stop_keeps_adapter(parent):
-    "KTO in the background, stopped at a step boundary: the run is 'stopped' with a checkpoint and the adapter."
+@pytest.mark.slow
+def test_kto_stop_resume(parent):
+    "KTO in the background, stopped at a step boundary (a checkpoint and the adapter kept), then resumed to the end."
     root, pid = parent
     lm = load_model(quantization='none')
     data = prepare(PAIRS, lm.tokenizer, format='kto', eval_size=0)
-    s = PreferenceSession(lm, data, pid, train=TrainSettings(max_steps=200, per_device_train_batch_size=4), root=root)
+    s = PreferenceSession(lm, data, pid, train=TrainSettings(max_steps=40, per_device_train_batch_size=4), root=root)
     logged = threading.Event()
     s.add_listener(lambda e: logged.set() if e.kind == 'log' else None)
     s.start()
@@ -60,6 +62,11 @@ def test_kto_stop_keeps_adapter(parent):
     assert (s.run.path/'adapter'/'adapter_model.safetensors').exists()
     assert list((s.run.path/'checkpoints').glob('checkpoint-*'))
     assert s.run.info()['status'] == 'stopped'
+    step = s.trainer.state.global_step
+    again = PreferenceSession.resume(s.run.id, load_model(quantization='none'), data, root=root, background=False)
+    assert again.status == 'completed' and again.trainer.state.global_step == 40 > step
+    assert again.run.info()['resumed_from'] == f'checkpoint-{step}'
+    assert sorted(again.lm.model.peft_config) == ['default', 'ref']
 
 def test_too_few_votes_offers_kto(parent, tmp_path):
     root, pid = parent

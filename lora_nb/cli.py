@@ -19,6 +19,7 @@ def _root_arg(p, help:str='the runs root (default: $LORA_NB_RUNS or ./runs)'):
 # %% ../nbs/80_cli.ipynb #e20557b7
 def cmd_demo(args) -> int:
     "The offline demo: train the embedded model on a skill it lacks, compare base and tuned, write a report."
+    if args.prefer: return _prefer_demo(args)
     from lora_nb.demo import run_demo
     print("lora_nb demo: teaching the embedded tiny model (4-bit, on this machine) "
           "to name the type of a Python literal")
@@ -28,11 +29,26 @@ def cmd_demo(args) -> int:
     print(f"report:  {res['report']}\nadapter: {res['adapter']}")
     return 0
 
+def _prefer_demo(args) -> int:
+    "`demo --prefer`: SFT, blind votes by a scripted voter, DPO/KTO on the same adapter, parent vs child."
+    from lora_nb.prefer_demo import run_prefer_demo
+    print(f"lora_nb demo --prefer: SFT, then a scripted voter's blind votes train {args.method.upper()} on the adapter")
+    r = run_prefer_demo(args.runs_root, method=args.method)
+    lo, hi = r['interval']
+    print(f"child vs parent on {r['n']} held-out questions, judged blind: {r['win_rate']:.0%} "
+          f"(95 % interval {lo:.0%} to {hi:.0%})\n{r['verdict']}")
+    print(f"task score (type named correctly): parent {r['task_parent']:.0%} -> child {r['task_child']:.0%}   "
+          f"({r['seconds']:.0f} s in all)\nruns: {r['sft_run']} (SFT) -> {r['run']} ({args.method.upper()})")
+    return 0
+
 def _add_demo(sub):
     d = sub.add_parser('demo',
                        help='train the embedded model on a new skill and compare (offline, a minute or two on a CPU)')
     d.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
     d.add_argument('--epochs', type=float, default=4)
+    d.add_argument('--prefer', action='store_true',
+                   help='the preference loop: SFT, blind votes by a scripted voter, DPO on the same adapter')
+    d.add_argument('--method', default='dpo', choices=['dpo', 'kto'], help='with --prefer: DPO or KTO')
     _root_arg(d, 'where the run folder goes (default: $LORA_NB_RUNS or ./runs)')
     d.set_defaults(func=cmd_demo)
 

@@ -15,9 +15,10 @@ from .models import load_model
 from .data import _looks_like_hub_id, prepare, read_source, fingerprint
 from .runs import Run, writable_root
 from .train import Session
+from .prefer import PreferenceSession, PreferenceSettings
 
 # %% auto #0
-__all__ = ['SECTIONS', 'TOP_KEYS', 'coerce', 'read_yaml', 'RunConfig', 'resume_config', 'run_config']
+__all__ = ['SECTIONS', 'TOP_KEYS', 'METHODS', 'coerce', 'read_yaml', 'RunConfig', 'resume_config', 'run_config']
 
 # %% ../nbs/08_config.ipynb #d46b305c
 _NUMBER = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
@@ -71,8 +72,10 @@ def read_yaml(text:str, where:str='<config>') -> tuple[object, dict]:
                             where=f"{where}:{m.line + 1}:{m.column + 1}" if m else where, hint=hint) from None
 
 # %% ../nbs/08_config.ipynb #8c2f84d5
-SECTIONS = {'model': ModelSettings, 'data': DataSettings, 'lora': LoraSettings, 'train': TrainSettings}
-TOP_KEYS = ('name', 'runs_root', 'report_to', 'probes')
+SECTIONS = {'model': ModelSettings, 'data': DataSettings, 'lora': LoraSettings, 'train': TrainSettings,
+            'prefer': PreferenceSettings}
+TOP_KEYS = ('name', 'runs_root', 'report_to', 'probes', 'method', 'parent')
+METHODS = ('sft', 'dpo', 'kto') # `method:` SFT, or preference training (DPO/KTO) on the `parent` run's adapter
 
 @dataclass
 class RunConfig:
@@ -84,6 +87,9 @@ class RunConfig:
     probes:list[str]=field(default_factory=list) # prompts generated every `train.probe_steps` steps
     runs_root:str|None=None # where the run folder goes (None: $LORA_NB_RUNS or ./runs)
     name:str='run' # the run's name, the start of its id
+    method:str='sft' # 'sft', or 'dpo'/'kto': preference training that continues run `parent`'s adapter
+    parent:str|None=None # with dpo/kto: the run (id or folder) whose adapter is trained further
+    prefer:PreferenceSettings=field(default_factory=PreferenceSettings) # with dpo/kto: beta, loss, …
     where:str|None=field(default=None, repr=False, compare=False) # the file it was read from
     lines:dict=field(default_factory=dict, repr=False, compare=False) # {key path: line} in that file
 
@@ -161,6 +167,17 @@ def _top(cfg, d):
     if not _exact(list[str], probes):
         _fail(cfg, ('probes',), "`probes` must be a list of prompts (strings)", "Write one `- prompt` line each.")
     cfg.name, cfg.runs_root, cfg.probes = name, root, list(probes)
+    _method(cfg, d)
+
+def _method(cfg, d):
+    "`method` and `parent`: a preference run names the run it continues."
+    cfg.method, cfg.parent = d.get('method', 'sft'), d.get('parent')
+    if cfg.method not in METHODS: _fail(cfg, ('method',), f"`method` is {cfg.method!r}", f"Use one of {list(METHODS)}.")
+    if cfg.method == 'sft': return
+    if not isinstance(cfg.parent, str) or not cfg.parent.strip():
+        _fail(cfg, ('method',), f"`method: {cfg.method}` needs `parent`: the run whose adapter it trains further",
+              "Add `parent: <run id>` (an SFT run that finished; `lora-nb runs` lists them).")
+    cfg.prefer.method = cfg.method
 
 def _train_section(cfg, d):
     "The `train` section with the top-level `report_to` moved into it."
@@ -220,8 +237,10 @@ def to_dict(self:RunConfig) -> dict:
     "The config as plain data (the YAML's shape)."
     data = {k: v for k, v in asdict(self.data).items() if k not in DATA_SOURCES or v is not None}
     train = {k: v for k, v in asdict(self.train).items() if k != 'report_to'}
+    pref = {} if self.method == 'sft' else dict(method=self.method, parent=self.parent,
+                                                prefer={k: v for k, v in asdict(self.prefer).items() if k != 'method'})
     return dict(name=self.name, runs_root=self.runs_root, report_to=self.report_to, model=asdict(self.model),
-                data=data, lora=asdict(self.lora), train=train, probes=list(self.probes))
+                data=data, lora=asdict(self.lora), train=train, probes=list(self.probes), **pref)
 
 @patch
 def to_yaml(self:RunConfig) -> str:
@@ -359,7 +378,14 @@ def run_config(cfg:RunConfig, # the run
     "Load the model, prepare the data and start (or resume) the session; returns it."
     if resume: cfg, _ = resume_config(cfg, resume)
     else: writable_root(cfg.runs_root)    # a clear error before the model is loaded
+    if resume and cfg.method != 'sft':
+        raise SettingsError(f"Resuming a {cfg.method.upper()} run is not supported yet", where='--resume',
+                            hint="Start it again (it continues its parent's adapter, which is unchanged).")
     lm = load_model(settings=cfg.model)
+    if cfg.method != 'sft':
+        data = prepare(cfg.data.read(), lm.tokenizer, **{**cfg.data.prepare_kwargs(), 'format': cfg.method})
+        return PreferenceSession(lm, data, cfg.parent, cfg.prefer, cfg.train, cfg.probes, name=cfg.name,
+                                 root=cfg.runs_root).start(background=background)
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)
     s = Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root)

@@ -207,7 +207,8 @@ def _refuse_preference(keys:set):
                     where='record 1', field='format',
                     hint="Supervised training would learn the rejected or `label: false` answers as good ones. "
                          "Train on the good answers alone (keep the rows you want, then `columns={'instruction': "
-                         "'prompt', 'output': 'chosen'}`), or keep the data for preference training.")
+                         "'prompt', 'output': 'chosen'}`), or train on the preferences: `format='dpo'` (pairs) or "
+                         "`format='kto'`.")
 
 def detect_format(records:list[dict]) -> str:
     "The format whose fields the first record has (preference data is refused)."
@@ -574,6 +575,10 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
             split:str|None=None, subset:str|None=None, revision:str|None=None) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split; the same data and settings again are instant."
     recs = map_columns(read_source(source, split, subset, revision), columns)
+    if format in ('dpo', 'kto'):   # preference data, for DPO/KTO (`lora_nb.prefer`)
+        from lora_nb.prefer import prepare_preference
+        extra = {k: v for k, v in dict(columns=columns, split=split, subset=subset, revision=revision).items() if v}
+        return prepare_preference(recs, tokenizer, format, template, max_length, eval_size, seed, **extra)
     _refuse_preference(set(recs[0]))   # with `format=` too: rejected answers are never trained as good ones
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'

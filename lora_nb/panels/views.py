@@ -971,10 +971,13 @@ class Studio:
         from lora_nb.panels.export import ExportPanel   # here: that module builds on this one
         self.export = ExportPanel(st.root)
         self.code = CodeView(st)
+        from lora_nb.panels.prefer_view import PreferPanel   # here: that module builds on this one
+        self.prefer = PreferPanel(st)
         self.model.load_btn.on_click(lambda _: self._after_load())
-        panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.export, self.code]
+        panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.export, self.code,
+                  self.prefer]
         self.tabs = W.Tab(children=[p.widget for p in panels],
-                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code'))
+                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code', 'Prefer'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.pickup = PickUp(st, self._picked)
         self.widget = W.VBox([self.pickup.widget, self.tabs])
@@ -1025,6 +1028,7 @@ def on_tab(self:Studio, change):
         self._after_adapters()
         self.adapters.refresh()
     if change['new'] == 6: self.export.refresh()
+    if change['new'] == 8: self.prefer.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #7b3e9d06
 @patch

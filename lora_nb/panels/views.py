@@ -15,7 +15,7 @@ from .state import StudioState, LiveLog, explanations, check_field
 __all__ = ['STUDIO_CSS', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel',
            'estimate_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot', 'TrainPanel',
            'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg',
-           'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress']
+           'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -1227,7 +1227,13 @@ def _static_html(self:Studio) -> str:
             "is kept up to date while the kernel runs; <code>Studio(static=True)</code> trains with static "
             "output)</div>")
 
+def widget_bundle(w:W.Widget, **kw) -> dict:
+    "The display bundle of widget `w` (ipywidgets 8 has `_repr_mimebundle_`; 7 builds the same in `_ipython_display_`)."
+    if hasattr(w, '_repr_mimebundle_'): return w._repr_mimebundle_(**kw) or {}
+    return {'text/plain': repr(w), 'application/vnd.jupyter.widget-view+json':
+            {'version_major': 2, 'version_minor': 0, 'model_id': w._model_id}}
+
 @patch
 def _repr_mimebundle_(self:Studio, include=None, exclude=None):
-    data = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+    data = widget_bundle(self.widget, include=include, exclude=exclude)
     return {**data, 'text/html': self._static_html(), 'text/plain': 'lora_nb Studio'}

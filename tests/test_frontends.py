@@ -40,6 +40,13 @@ def frontend_env(name:str) -> Path:
     r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *specs],
                        capture_output=True, text=True)
     if r.returncode: pytest.fail(f"could not build the {name} environment ({' '.join(specs)}):\n{r.stderr[-3000:]}")
+    for sub in ('schemas', 'themes'):                # JupyterLab's own settings schemas and themes, beside its own
+        mine, ours = d/'share'/'jupyter'/'lab'/sub, Path(sys.prefix)/'share'/'jupyter'/'lab'/sub
+        if ours.exists() and not mine.exists(): mine.parent.mkdir(parents=True, exist_ok=True)
+        if ours.exists() and not mine.exists(): mine.symlink_to(ours)
+        elif ours.exists():
+            for item in ours.iterdir():
+                if not (mine/item.name).exists(): (mine/item.name).symlink_to(item)
     (d/'.built').write_text(key)
     return py
 
@@ -258,18 +265,40 @@ def test_jupyterlab_light_and_dark_without_anywidget(browser, tmp_path):
         check_layout(pg, 'dark')
         page.close()
 
+def jupyter_path() -> str:
+    "This environment's labextensions (widgets, plotly, lora-nb), the tree's own lora-nb build first when there is one."
+    paths, built = [str(Path(sys.prefix)/'share'/'jupyter')], ROOT/'lora_nb'/'labextension'
+    if (built/'package.json').exists():
+        link = ENVS/'jupyter'/'labextensions'/'lora-nb'
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists(): link.unlink()
+        link.symlink_to(built)
+        paths.insert(0, str(ENVS/'jupyter'))
+    return os.pathsep.join(paths)
+
 def test_notebook7(browser, tmp_path):
     py = frontend_env('notebook7')
     work = workdir(tmp_path)
-    env = {**kernel_env(work), 'JUPYTER_PATH': str(Path(sys.prefix)/'share'/'jupyter')}   # this env's extensions
-    with Jupyter('notebook', work, env=env, python=str(py)) as j:
+    env = {**kernel_env(work), 'JUPYTER_PATH': jupyter_path(),   # and this environment's server extensions
+           'JUPYTER_CONFIG_PATH': str(Path(sys.prefix)/'etc'/'jupyter')}
+    with Jupyter('notebook', work, env=env, python=str(py), JupyterNotebookApp__expose_app_in_browser=True) as j:
         page = browser.new_page(viewport={'width': 1280, 'height': 1000})
         serve_cdn(page)
         pg = Page(page, 'notebook7', j)
         scenario(pg, work)
+        run_id = next(p.name for p in (work/'runs').iterdir() if (p/'run.json').exists())
+        page.goto(f'{j.url}/notebooks/studio.ipynb?token={j.token}')
+        page.wait_for_function("() => window.jupyterapp && jupyterapp.commands.hasCommand('lora-nb:open-runs')",
+                               timeout=120_000)
+        page.evaluate("() => jupyterapp.commands.execute('lora-nb:open-runs')")
+        page.locator(f'.jp-LoraNb-run[data-run-id="{run_id}"] .jp-LoraNb-open').click(timeout=60_000)
+        viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
+        viewer.wait_for(state='visible', timeout=30_000)                      # the runs panel's Open shows the run
+        assert page.locator('.jp-NotebookPanel:visible').count() == 1        # below the notebook, which stays
+        pg.shot('f-viewer')
         theme(pg, 'JupyterLab Dark')
         pg.tab('Train')
-        pg.shot('f-dark-train')
+        pg.shot('g-dark-train')
         page.close()
 
 def test_classic_notebook_with_ipywidgets_7(browser, tmp_path):

@@ -345,7 +345,7 @@ class TrainPanel:
         self.settings = self._settings()
         self.run_name = W.Text(placeholder='name this run (optional)', layout=W.Layout(width='200px'))
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
-        self.stop_btn = W.Button(description='Stop', button_style='warning', icon='stop')
+        self.stop_btn = W.Button(description='Stop', icon='stop')   # 'warning' orange: white text unreadable on it
         self.resume_run = W.Dropdown(options=[], description='resume', layout=W.Layout(width='420px'))
         self.resume_btn = W.Button(description='Resume', icon='repeat')
         self.start_btn.on_click(self.on_start)
@@ -978,6 +978,8 @@ STUDIO_CSS = """
 .lnb-studio .widget-tab-contents, .lnb-studio .widget-tab > .lm-TabPanel-stackedPanel,
 .lnb-studio .widget-tab > .p-TabPanel-stackedPanel { overflow-x: auto; overflow-y: visible; box-sizing: border-box; }
 .lnb-studio .widget-output, .lnb-studio .js-plotly-plot, .lnb-studio .widget-html-content { max-width: 100%; }
+.lnb-studio .widget-box > .widget-html, .lnb-studio .widget-box > .widget-output, .lnb-studio .widget-box > .widget-textarea {
+  max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }   /* width 100% plus their margins: a 4-px scrollbar */
 .lnb-studio .widget-textarea, .lnb-studio .widget-text { max-width: 100%; }
 .lnb-studio table { color: inherit; }
 .jp-OutputArea-child:has(.lnb-summary), .output_area:has(.lnb-summary) { display: none; }

@@ -978,7 +978,8 @@ STUDIO_CSS = """
 .lnb-studio .widget-tab-contents, .lnb-studio .widget-tab > .lm-TabPanel-stackedPanel,
 .lnb-studio .widget-tab > .p-TabPanel-stackedPanel { overflow-x: auto; overflow-y: visible; box-sizing: border-box; }
 .lnb-studio .widget-output, .lnb-studio .js-plotly-plot, .lnb-studio .widget-html-content { max-width: 100%; }
-.lnb-studio .widget-box > .widget-html, .lnb-studio .widget-box > .widget-output, .lnb-studio .widget-box > .widget-textarea {
+.lnb-studio .widget-box > .widget-html, .lnb-studio .widget-box > .widget-output,
+.lnb-studio .widget-box > .widget-textarea {
   max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }   /* width 100% plus their margins: a 4-px scrollbar */
 .lnb-studio .widget-textarea, .lnb-studio .widget-text { max-width: 100%; }
 .lnb-studio table { color: inherit; }

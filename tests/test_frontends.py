@@ -165,6 +165,8 @@ def _scenario(pg:Page, work:Path):
         text = saved.read_text()
         if 'All 2 prompts voted' in text or ('2 of 2 voted' in text and 'lnb-curve' in text): break
     assert 'lnb-curve' in text and run_id in text and '2 of 2 voted' in text, text[-3000:]
+    report = (work/'runs'/run_id/'report.html').read_text()                # the run's own report, written too
+    assert 'lnb-curve' in report and '2 of 2 voted' in report
     html = work/f'{pg.kind}.html'
     subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'html', str(saved),
                     f'--output={html.stem}', f'--output-dir={work}'], check=True, capture_output=True)

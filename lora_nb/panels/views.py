@@ -5,6 +5,7 @@
 # %% ../../nbs/11_panels.views.ipynb #8c6f2220
 from __future__ import annotations
 import base64, contextlib, dataclasses, html, json, math, sys, time
+from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
 from IPython.display import display, HTML
@@ -1172,6 +1173,7 @@ def _follow_news(self:Studio):
     "Publish the summary after a load, a prepare, a comparison and each vote, and while a run trains."
     for btn in (self.model.load_btn, self.data.prep_btn, self.compare.run_btn, *self.compare.vote_btns):
         btn.on_click(lambda _: self.publish())
+    for btn in (self.compare.run_btn, *self.compare.vote_btns): btn.on_click(lambda _: self._report())
     self.train.start_btn.on_click(self._follow_run)
     self.train.resume_btn.on_click(self._follow_run)
 
@@ -1179,7 +1181,28 @@ def _follow_news(self:Studio):
 def _follow_run(self:Studio, _=None):
     "Publish from the training thread: every few seconds, and when the run ends."
     s = self.state.session
-    if s is not None and s.running: s.add_listener(lambda ev: self.publish(force=ev.kind == 'end'))
+    def news(ev):
+        self.publish(force=ev.kind == 'end')
+        if ev.kind == 'end': self._report()
+    if s is not None and s.running: s.add_listener(news)
+
+@patch
+def write_report(self:Studio, path=None) -> Path|None:
+    "Write the summary as a page of its own: the run's `report.html` (or `path`); None before any run."
+    from lora_nb.runs import write_atomic
+    s = self.state.session
+    if path is None and s is None: return None
+    path = Path(path or s.run.path/'report.html')
+    write_atomic(path, "<!doctype html><html><head><meta charset='utf-8'><title>lora_nb run report</title></head>"
+                 "<body style='font-family:sans-serif;max-width:1000px;margin:2em auto'>"
+                 f"{summary_html(self.state, self.train.plot.snap)}</body></html>")
+    return path
+
+@patch
+def _report(self:Studio):
+    "Keep the run's report.html up to date (a run folder that can't be written keeps its old one, or none)."
+    try: self.write_report()
+    except OSError: pass
 
 # %% ../../nbs/11_panels.views.ipynb #5e0c4a8b
 @patch(cls_method=True)

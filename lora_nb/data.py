@@ -719,7 +719,8 @@ def preview_html(tok, ex:Example) -> str:
     body = ''.join(span(t, on) for t, on in _pieces(tok, ex))
     cut = ', truncated' if ex.truncated else ''
     return (f"<div style='font-family:monospace;font-size:13px;line-height:1.6'>{body}</div>"
-            f"<div style='font-size:12px;color:#555'>example {ex.index}: {len(ex.input_ids)} tokens, "
+            f"<div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>"
+            f"example {ex.index}: {len(ex.input_ids)} tokens, "
             f"{ex.n_trained} trained{cut} &nbsp; {_LEGEND}</div>")
 
 def preview_ansi(tok, ex:Example) -> str:

@@ -237,6 +237,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         widget.title.closable = true;
         void viewers.add(widget);
         shell.add(widget, 'main');
+        if (!widget.isAttached) {
+          // Notebook 7's shell keeps one widget in its main area (the notebook): the viewer goes below it
+          shell.add(widget, 'down');
+        }
         shell.activateById(widget.id);
         model.start();
         return widget;

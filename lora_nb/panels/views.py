@@ -4,7 +4,8 @@
 
 # %% ../../nbs/11_panels.views.ipynb #8c6f2220
 from __future__ import annotations
-import base64, contextlib, dataclasses, html, json, sys, time
+import base64, contextlib, dataclasses, html, json, math, sys, time
+from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
 from IPython.display import display, HTML
@@ -12,12 +13,24 @@ from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
-__all__ = ['banner', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel', 'estimate_html', 'DataPanel',
-           'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot', 'TrainPanel', 'comparison_html', 'ComparePanel',
-           'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'StaticProgress']
+__all__ = ['STUDIO_CSS', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel',
+           'estimate_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot', 'TrainPanel',
+           'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg',
+           'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
+
+def titled(cls, children:list, titles:list, **kw) -> W.Widget:
+    "A `Tab` or `Accordion` of `children` with `titles` (through `set_title`: ipywidgets 7 has no `titles=`)."
+    w = cls(children=list(children), **kw)
+    for i, t in enumerate(titles): w.set_title(i, t)
+    return w
+
+def uploaded(value) -> list[tuple[str, bytes]]:
+    "A `FileUpload` value as (name, content) pairs: ipywidgets 8 gives a tuple of dicts, ipywidgets 7 a dict by name."
+    if isinstance(value, dict): return [(k, bytes(v['content'])) for k, v in value.items()]
+    return [(f['name'], bytes(f['content'])) for f in value]
 
 def show_banner(w:W.HTML, text:str|None, ok:bool=False):
     "Show `text` in the banner (red for errors, green for `ok`), or hide it."
@@ -208,8 +221,8 @@ class DataPanel:
 @patch
 def on_upload(self:DataPanel, change):
     "Keep the uploaded file's name and content in the state."
-    files = change['new']
-    if files: self.st.data.upload_name, self.st.data.upload = files[0]['name'], bytes(files[0]['content'])
+    files = uploaded(change['new'])
+    if files: self.st.data.upload_name, self.st.data.upload = files[0]
     self.on_change()
 
 @patch
@@ -317,12 +330,12 @@ def plot_bundle(spec:dict) -> dict:
 class LivePlot:
     "The loss plot in an `Output` widget, redrawn from a `LiveLog` snapshot (a value change: safe from any thread)."
     def __init__(self, height:int=320):
-        self.height, self.spec = height, None
+        self.height, self.spec, self.snap = height, None, None
         self.widget = W.Output(layout=W.Layout(min_height=f'{height}px', width='100%'))
 
     def update(self, snap:dict):
         "Draw the series of `snap`."
-        self.spec = loss_spec(snap, self.height)
+        self.snap, self.spec = snap, loss_spec(snap, self.height)
         self.widget.outputs = ({'output_type': 'display_data', 'data': plot_bundle(self.spec), 'metadata': {}},)
 
 # %% ../../nbs/11_panels.views.ipynb #2e6b0c59
@@ -333,7 +346,7 @@ class TrainPanel:
         self.settings = self._settings()
         self.run_name = W.Text(placeholder='name this run (optional)', layout=W.Layout(width='200px'))
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
-        self.stop_btn = W.Button(description='Stop', button_style='warning', icon='stop')
+        self.stop_btn = W.Button(description='Stop', icon='stop')   # 'warning' orange: white text unreadable on it
         self.resume_run = W.Dropdown(options=[], description='resume', layout=W.Layout(width='420px'))
         self.resume_btn = W.Button(description='Resume', icon='repeat')
         self.start_btn.on_click(self.on_start)
@@ -373,7 +386,7 @@ def _settings(self:TrainPanel) -> W.Accordion:
     self.probes.observe(self.on_probes, 'value')
     targets = W.HBox([W.Label('target_modules', layout=W.Layout(width='220px')), self.targets])
     folds = [W.VBox([f.box for f in lora] + [targets]), W.VBox([f.box for f in train]), self.probes]
-    return W.Accordion(children=folds, titles=('LoRA', 'Training', 'Probe prompts'))
+    return titled(W.Accordion, folds, ('LoRA', 'Training', 'Probe prompts'), selected_index=None)
 
 # %% ../../nbs/11_panels.views.ipynb #6f3a9d12
 @patch
@@ -681,7 +694,7 @@ class ChatPanel:
         self.send_btn.on_click(self.on_send)
         self.stop_btn.on_click(lambda _: self.st.chat_stop())
         self.clear_btn.on_click(self.on_clear)
-        settings = W.Accordion(children=[W.VBox([f.box for f in self.fields])], titles=('Settings',))
+        settings = titled(W.Accordion, [W.VBox([f.box for f in self.fields])], ('Settings',), selected_index=None)
         self.widget = W.VBox([settings, self.adapter, self.transcript, self.live, self.text,
                               W.HBox([self.send_btn, self.stop_btn, self.clear_btn],
                                      layout=W.Layout(flex_flow='row wrap')),
@@ -958,6 +971,22 @@ class CodeView:
         self.python_links.value = _copy(py) + _download(py, 'train_lora.py')
         self.yaml_links.value = _copy(y) + _download(y, 'run.yaml')
 
+# %% ../../nbs/11_panels.views.ipynb #a15c0f11
+STUDIO_CSS = """
+.lnb-studio { max-width: 100%; box-sizing: border-box; }
+.lnb-studio .widget-button, .lnb-studio .jupyter-button { min-width: fit-content; flex-shrink: 0; }
+.lnb-studio .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+.lnb-studio .widget-tab-contents, .lnb-studio .widget-tab > .lm-TabPanel-stackedPanel,
+.lnb-studio .widget-tab > .p-TabPanel-stackedPanel { overflow-x: auto; overflow-y: visible; box-sizing: border-box; }
+.lnb-studio .widget-output, .lnb-studio .js-plotly-plot, .lnb-studio .widget-html-content { max-width: 100%; }
+.lnb-studio .widget-box > .widget-html, .lnb-studio .widget-box > .widget-output,
+.lnb-studio .widget-box > .widget-textarea {
+  max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }   /* width 100% plus their margins: a 4-px scrollbar */
+.lnb-studio .widget-textarea, .lnb-studio .widget-text { max-width: 100%; }
+.lnb-studio table { color: inherit; }
+.jp-OutputArea-child:has(.lnb-summary), .output_area:has(.lnb-summary) { display: none; }
+"""
+
 # %% ../../nbs/11_panels.views.ipynb #4e9b2d70
 class Studio:
     "Load, prepare, train, compare and mix adapters in one tabbed widget."
@@ -976,11 +1005,14 @@ class Studio:
         self.model.load_btn.on_click(lambda _: self._after_load())
         panels = [self.model, self.data, self.train, self.compare, self.chat, self.adapters, self.export, self.code,
                   self.prefer]
-        self.tabs = W.Tab(children=[p.widget for p in panels],
-                          titles=('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code', 'Prefer'))
+        self.tabs = titled(W.Tab, [p.widget for p in panels],
+                           ('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code', 'Prefer'))
         self.tabs.observe(self.on_tab, 'selected_index')
         self.pickup = PickUp(st, self._picked)
-        self.widget = W.VBox([self.pickup.widget, self.tabs])
+        self.widget = W.VBox([W.HTML(f'<style>{STUDIO_CSS}</style>'), self.pickup.widget, self.tabs])
+        self.widget.add_class('lnb-studio')
+        self._shown, self._published = [], 0.0   # the static summaries under the displays: (display id, parent)
+        self._follow_news()
 
 # %% ../../nbs/11_panels.views.ipynb #2f0b7d94
 @patch
@@ -1020,6 +1052,7 @@ def _picked(self:Studio):
     self.train.log = self.state.log
     self.train.flush()
     self.tabs.selected_index = 2
+    self.publish()
 
 @patch
 def on_tab(self:Studio, change):
@@ -1045,6 +1078,135 @@ def to_yaml(self:Studio) -> str:
 def on_code(self:Studio, _=None):
     "Write the session as Python and as YAML (the Code tab's button)."
     self.code.on_code()
+
+# %% ../../nbs/11_panels.views.ipynb #a15c0f21
+_CURVES = (('loss', 'loss', '#636efa'), ('smooth', 'smoothed', '#ef553b'), ('eval_loss', 'eval loss', '#00cc96'))
+
+def loss_svg(snap:dict, width:int=640, height:int=220) -> str:
+    "The loss curves of a `LiveLog` snapshot as inline SVG (no script: nbconvert HTML and GitHub show it); '' if none."
+    pts = [(x, y) for k, _, _ in _CURVES for x, y in zip(*snap.get(k, ([], []))) if math.isfinite(y)]
+    if not pts: return ''
+    (x0, x1), (y0, y1) = [(min(v), max(v)) for v in zip(*pts)]
+    l, r, t, b = 52, 12, 24, 30
+    def sx(x): return l + (x - x0) / ((x1 - x0) or 1) * (width - l - r)
+    def sy(y): return t + (y1 - y) / ((y1 - y0) or 1) * (height - t - b)
+    def line(k): return ' '.join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(*snap[k]) if math.isfinite(y))
+    parts = [f"<polyline points='{line(k)}' fill='none' stroke='{c}' stroke-width='2'/>"
+             for k, _, c in _CURVES[1:] if snap.get(k, ([], []))[0]]
+    parts += [f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='2' fill='{_CURVES[0][2]}' fill-opacity='0.5'/>"
+              for x, y in zip(*snap.get('loss', ([], []))) if math.isfinite(y)]
+    axes = (f"<path d='M{l},{t} V{height - b} H{width - r}' fill='none' stroke='currentColor' stroke-opacity='0.4'/>"
+            f"<text x='{l - 4}' y='{t + 4}' text-anchor='end'>{y1:.3g}</text>"
+            f"<text x='{l - 4}' y='{height - b}' text-anchor='end'>{y0:.3g}</text>"
+            f"<text x='{l}' y='{height - 10}'>step {x0}</text>"
+            f"<text x='{width - r}' y='{height - 10}' text-anchor='end'>step {x1}</text>")
+    legend = ''.join(f"<tspan fill='{c}'>● </tspan><tspan>{name}   </tspan>" for k, name, c in _CURVES
+                     if snap.get(k, ([], []))[0])
+    return (f"<svg class='lnb-curve' viewBox='0 0 {width} {height}' width='100%' style='max-width:{width}px' "
+            f"fill='currentColor' font-size='11' font-family='sans-serif' role='img' aria-label='loss curve'>"
+            f"{axes}<text x='{l}' y='14'>{legend}</text>{''.join(parts)}</svg>")
+
+# %% ../../nbs/11_panels.views.ipynb #a15c0f24
+def kernel_parent() -> dict|None:
+    "The header of the request the kernel is answering now (the cell being run), or None outside a kernel."
+    from IPython import get_ipython
+    pub = getattr(get_ipython(), 'display_pub', None)
+    if not (hasattr(pub, 'session') and hasattr(pub, 'pub_socket')): return None
+    return dict(pub.parent_header or {}) or None
+
+def publish_update(bundle:dict, display_id:str, parent:dict|None=None):
+    "Replace display `display_id` with `bundle`, as a reply to `parent` (safe from any thread on ipykernel 6 and 7)."
+    from IPython import get_ipython
+    from IPython.display import update_display
+    pub = getattr(get_ipython(), 'display_pub', None)
+    if parent is None or not hasattr(pub, 'session'): return update_display(bundle, raw=True, display_id=display_id)
+    content = {'data': bundle, 'metadata': {}, 'transient': {'display_id': display_id}}
+    pub.session.send(pub.pub_socket, 'update_display_data', content, parent=parent, ident=pub.topic)
+
+# %% ../../nbs/11_panels.views.ipynb #a15c0f25
+def summary_html(st:StudioState, snap:dict|None=None) -> str:
+    "The Studio's state as static HTML: model, data, run, loss curve, comparison and blind votes."
+    rows, parts, s = [], [], st.session
+    if st.lm is not None: rows.append(('model', repr(st.lm.summary)))
+    p = st.prepared
+    if p is not None: rows.append(('data', f"{len(p.train)} train / {len(p.eval)} eval examples, format {p.format}"))
+    if s is not None or st.picked:
+        ls = st.log.status if st.log is not None else {}
+        loss = f", loss {ls['loss']:.4f}" if isinstance(ls.get('loss'), (int, float)) else ''
+        rid, status = (s.run.id, ls.get('status') or s.status) if s is not None else (st.picked, 'picked up')
+        rows.append(('run', f"{rid}: {status}, step {ls.get('step', 0)} of {ls.get('total_steps', '?')}{loss}"))
+    th = "style='text-align:left;vertical-align:top;padding-right:12px'"
+    parts.append('<table>' + ''.join(f"<tr><th {th}>{k}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+                                     for k, v in rows) + '</table>')
+    if snap: parts.append(loss_svg(snap))
+    cmp, bt = st.compare.comparison, st.compare.blind
+    voting = bt is not None and len(bt.votes) < len(bt)
+    if cmp is not None: parts.append('<p><b>Comparison</b></p>' + ('<i>hidden during the blind test</i>' if voting
+                                                                   else comparison_html(cmp)))
+    if bt is not None:
+        parts.append(f"<p><b>Blind test</b>: {len(bt.votes)} of {len(bt)} voted. " +
+                     ('' if voting else html.escape(repr(bt)) + '</p>' + _reveal(bt)))
+    when = time.strftime('%Y-%m-%d %H:%M:%S')
+    return (f"<div class='lnb-summary'><p><b>lora_nb Studio</b> as of {when} (a static copy for readers without "
+            f"a kernel)</p>{''.join(parts)}</div>")
+
+@patch
+def summary_bundle(self:Studio) -> dict:
+    "The static summary's display bundle."
+    return {'text/html': summary_html(self.state, self.train.plot.snap), 'text/plain': 'lora_nb Studio summary'}
+
+@patch
+def publish(self:Studio, force:bool=True):
+    "Bring the summaries under this Studio's displays up to date (at most every 5 s unless `force`)."
+    now = time.monotonic()
+    if not self._shown or (not force and now - self._published < 5): return
+    self._published, bundle = now, self.summary_bundle()
+    for did, parent in list(self._shown): publish_update(bundle, did, parent)
+
+@patch
+def _ipython_display_(self:Studio):
+    "The widget (with an HTML note for views without widgets), then the static summary, kept up to date."
+    display(self._repr_mimebundle_(), raw=True)
+    did = f"lnb-summary-{time.monotonic_ns()}"
+    display(self.summary_bundle(), raw=True, display_id=did)
+    self._shown.append((did, kernel_parent()))
+
+# %% ../../nbs/11_panels.views.ipynb #a15c0f26
+@patch
+def _follow_news(self:Studio):
+    "Publish the summary after a load, a prepare, a comparison and each vote, and while a run trains."
+    for btn in (self.model.load_btn, self.data.prep_btn, self.compare.run_btn, *self.compare.vote_btns):
+        btn.on_click(lambda _: self.publish())
+    for btn in (self.compare.run_btn, *self.compare.vote_btns): btn.on_click(lambda _: self._report())
+    self.train.start_btn.on_click(self._follow_run)
+    self.train.resume_btn.on_click(self._follow_run)
+
+@patch
+def _follow_run(self:Studio, _=None):
+    "Publish from the training thread: every few seconds, and when the run ends."
+    s = self.state.session
+    def news(ev):
+        self.publish(force=ev.kind == 'end')
+        if ev.kind == 'end': self._report()
+    if s is not None and s.running: s.add_listener(news)
+
+@patch
+def write_report(self:Studio, path=None) -> Path|None:
+    "Write the summary as a page of its own: the run's `report.html` (or `path`); None before any run."
+    from lora_nb.runs import write_atomic
+    s = self.state.session
+    if path is None and s is None: return None
+    path = Path(path or s.run.path/'report.html')
+    write_atomic(path, "<!doctype html><html><head><meta charset='utf-8'><title>lora_nb run report</title></head>"
+                 "<body style='font-family:sans-serif;max-width:1000px;margin:2em auto'>"
+                 f"{summary_html(self.state, self.train.plot.snap)}</body></html>")
+    return path
+
+@patch
+def _report(self:Studio):
+    "Keep the run's report.html up to date (a run folder that can't be written keeps its old one, or none)."
+    try: self.write_report()
+    except OSError: pass
 
 # %% ../../nbs/11_panels.views.ipynb #5e0c4a8b
 @patch(cls_method=True)
@@ -1090,15 +1252,18 @@ def start(self:Studio):
 # %% ../../nbs/11_panels.views.ipynb #0c3b7e59
 @patch
 def _static_html(self:Studio) -> str:
-    st, rows = self.state, []
-    rows.append(f"model: {html.escape(repr(st.lm.summary)) if st.lm is not None else 'not loaded'}")
-    p = st.prepared
-    if p is not None: rows.append(f"data: {len(p.train)} train / {len(p.eval)} eval, {p.format}")
-    if st.session is not None: rows.append(f"run {st.session.run.id}: {st.session.status}")
-    return ("<div><b>lora_nb Studio</b> (interactive widgets are not available in this view; "
-            "use <code>Studio(static=True)</code> or the engine API)<pre>" + '\n'.join(rows) + "</pre></div>")
+    "What views without widgets show in the Studio's place (the summary under it says what happened)."
+    return ("<div><b>lora_nb Studio</b> (its interactive widgets are not shown in this view; the summary under it "
+            "is kept up to date while the kernel runs; <code>Studio(static=True)</code> trains with static "
+            "output)</div>")
+
+def widget_bundle(w:W.Widget, **kw) -> dict:
+    "The display bundle of widget `w` (ipywidgets 8 has `_repr_mimebundle_`; 7 builds the same in `_ipython_display_`)."
+    if hasattr(w, '_repr_mimebundle_'): return w._repr_mimebundle_(**kw) or {}
+    return {'text/plain': repr(w), 'application/vnd.jupyter.widget-view+json':
+            {'version_major': 2, 'version_minor': 0, 'model_id': w._model_id}}
 
 @patch
 def _repr_mimebundle_(self:Studio, include=None, exclude=None):
-    data = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+    data = widget_bundle(self.widget, include=include, exclude=exclude)
     return {**data, 'text/html': self._static_html(), 'text/plain': 'lora_nb Studio'}

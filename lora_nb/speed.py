@@ -17,7 +17,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 # %% auto #0
 __all__ = ['PACKED', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'flops_per_token', 'matmul_peak', 'machine_id',
            'shape_key', 'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate',
-           'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run']
+           'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run',
+           'duration_line']
 
 # %% ../nbs/02b_speed.ipynb #d5148dfd
 PACKED = 'lora_nb_packed'   # the attention implementation's registered name
@@ -138,6 +139,7 @@ class TimeEstimate:
 
     def as_dict(self) -> dict: return asdict(self)
 
+_PEAKS = {}
 PEAK_SHARE = 0.25   # model FLOP/s ÷ matmul peak when nothing was measured here yet (measured LoRA runs: 0.2–0.35)
 
 def time_estimate(n_params:int, # parameters of the base model (all of them, as loaded)
@@ -151,7 +153,8 @@ def time_estimate(n_params:int, # parameters of the base model (all of them, as 
     got = measured_throughput(shape)
     if got is None:
         prec = json.loads(shape)[-1]
-        peak = peak or matmul_peak('bfloat16' if prec in ('bfloat16', 'float16') else 'float32', reps=3)
+        dt = 'bfloat16' if prec in ('bfloat16', 'float16') else 'float32'
+        peak = peak or _PEAKS.get(dt) or _PEAKS.setdefault(dt, matmul_peak(dt, reps=3))   # once a process
         got = (peak * PEAK_SHARE, f"{PEAK_SHARE:.0%} of this machine's matmul peak (no run measured here yet)")
     fps, basis = got
     return TimeEstimate(seconds=fpt * tokens / fps, tokens=tokens, flops_per_token=fpt, flops_per_s=fps, basis=basis)
@@ -209,3 +212,10 @@ def record_run(lm, tokens:int, eval_tokens:int, seconds:float, gradient_checkpoi
     flops = flops_per_token(n, gradient_checkpointing) * tokens + 2 * n * eval_tokens
     if seconds > 0 and tokens > 0:
         record_throughput(shape_key(lm.model.config, precision(lm)), flops / seconds, tokens)
+
+# %% ../nbs/02b_speed.ipynb #dd48ff05
+def duration_line(lm, data, train) -> str:
+    "The expected duration in one line: about how long, for how many tokens, at what measured throughput."
+    e = run_estimate(lm, data, train)
+    return (f"about {duration_text(e.seconds)} ({e.tokens:,} training tokens at {e.flops_per_s / 1e9:,.0f} GFLOP/s, "
+            f"from {e.basis})")

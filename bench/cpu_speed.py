@@ -104,6 +104,48 @@ emit(tokens_per_s=tps, model_flops_per_s=4 * n * tps, n_params=n, gc=gc_on, fina
      first_loss=marks[0][2], peak_bytes=peak, estimate_bytes=e.total, tokens=k2 - k1, **extra)
 '''
 
+GEN = r'''
+import sys, time, statistics, warnings
+warnings.filterwarnings('ignore')
+sys.path.insert(0, 'bench'); from harness import emit
+import torch
+from peft import LoraConfig, get_peft_model
+from lora_nb.models import load_model
+from lora_nb.compare import compare, _encode, BASE
+from lora_nb.chat import reply
+folder, new = sys.argv[1], int(sys.argv[2])
+lm = load_model(folder, quantization='none', dtype='bfloat16')
+tok = lm.tokenizer
+m = get_peft_model(lm.model, LoraConfig(r=16, lora_alpha=32, target_modules='all-linear', init_lora_weights=False),
+                   adapter_name='one')
+m.eval()
+prompts = [f"Explain the Python statement number {i} in one paragraph." for i in range(8)]
+gen = dict(max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id, use_cache=True)
+def plain_pair():    # the base, then the adapter: two generate calls
+    enc = _encode(tok, prompts, True)
+    with torch.no_grad():
+        with m.disable_adapter(): m.generate(**enc, **gen)
+        m.set_adapter('one'); m.generate(**enc, **gen)
+def mixed():         # Compare: base and adapter in one batch
+    compare(m, tok, prompts, adapters=['one'], max_new_tokens=new)
+msgs = [{'role': 'user', 'content': prompts[0]}]
+def plain_one():
+    enc = _encode(tok, prompts[:1], True)
+    with torch.no_grad(): m.generate(**enc, **gen)
+def chat():          # Chat: one streamed reply from the adapter
+    reply(m, tok, msgs, adapter='one', max_new_tokens=new, do_sample=False)
+fns = dict(plain_pair=plain_pair, compare_mixed=mixed, plain_one=plain_one, chat_streamed=chat)
+for f in fns.values(): f()
+ts = {k: [] for k in fns}
+for _ in range(3):
+    for k, f in fns.items():
+        t = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t)
+med = {k: statistics.median(v) for k, v in ts.items()}
+tps = dict(plain_pair=16 * new / med['plain_pair'], compare_mixed=16 * new / med['compare_mixed'],
+           plain_one=new / med['plain_one'], chat_streamed=new / med['chat_streamed'])
+emit(seconds=med, tokens_per_s=tps)
+'''
+
 PEAK = r'''
 import sys; sys.path.insert(0, 'bench'); from harness import emit
 from lora_nb.speed import matmul_peak
@@ -147,9 +189,9 @@ def main():
     if a.quick:
         plan = {'quick': (['session-fp32', 'session-bf16', 'trl-fp32'], 3, 4)}
     else:   # model: (variants, steps, batch)
-        plan = {'135m': (['session-fp32', 'session-bf16', 'session-bf16-sdpa', 'session-4bit', 'trl-fp32',
-                          'trl-bf16'], 4, 8),
-                '135m@49152': (['session-bf16', 'trl-bf16'], 4, 8),
+        plan = {'135m': (['session-bf16', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa', 'session-4bit',
+                          'trl-fp32'], 3, 8),
+                '135m@49152': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b@151936': (['session-bf16'], 3, 8)}
     if a.only: plan = {k: v for k, v in plan.items() if k in a.only.split(',')}
@@ -166,8 +208,15 @@ def main():
                     if rep and v.startswith('trl'): continue   # TRL once: it is the slow one
                     r = measure(CHILD, folders[name], v, steps, batch, env=env, timeout=3600)
                     results.setdefault(name, {}).setdefault(v, []).append(r)
-                    print(json.dumps({'progress': name, 'variant': v, 'rep': rep,
-                                      'tokens_per_s': round(r['tokens_per_s'], 1)}), file=sys.stderr, flush=True)
+                    print(json.dumps({'progress': name, 'variant': v, 'rep': rep, **r}), file=sys.stderr, flush=True)
+        gen_model = next(n for n in plan if '@' not in n)
+        g = measure(GEN, folders[gen_model], 16 if a.quick else 32)
+    gt = g['tokens_per_s']
+    generation = dict(model=gen_model, tokens_per_s={k: round(v, 1) for k, v in gt.items()},
+                      compare_mixed_over_plain_pair=ratio(gt['compare_mixed'], gt['plain_pair']),
+                      chat_streamed_over_plain_one=ratio(gt['chat_streamed'], gt['plain_one']),
+                      note='greedy, bf16; plain_pair = base then adapter in two generate calls over 8 prompts; '
+                           'compare_mixed = the same 16 answers in one mixed batch; chat = one streamed reply')
     peak = {k: max(p[k] for p in peaks) for k in ('float32', 'bfloat16')}
     out = {}
     for name, vs in results.items():
@@ -188,7 +237,7 @@ def main():
     emit(bench='cpu_speed', quick=a.quick, reps=reps, threads=__import__('torch').get_num_threads(),
          matmul_peak_gflops={k: round(v / 1e9, 1) for k, v in peak.items()},
          matmul_peak_gflops_each_rep=[{k: round(v / 1e9, 1) for k, v in p.items()} for p in peaks],
-         models=out, time_estimate_over_actual_all=te,
+         models=out, generation=generation, time_estimate_over_actual_all=te,
          time_estimate_within_25pct=all(0.75 <= x <= 1.25 for x in te) if te else None,
          flops_convention='model FLOP/s = 4N x non-pad tokens/s for every variant; gc=True means the trainer '
                           'also recomputed the forward (6N of hardware work)',

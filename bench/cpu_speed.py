@@ -14,8 +14,9 @@ shared machine falls on all variants alike; the figures are medians over repeats
 tokens and wall time between the first logged step and the last. Model FLOP/s = 4N × tokens/s (N: base parameters;
 LoRA's frozen weights get no gradient). TRL's defaults turn gradient checkpointing on, which recomputes the forward:
 its hardware work is 6N a token, but the model FLOP/s reported for it stay 4N (useful work, comparable); `gc` says so.
-The matmul peak (best of large GEMMs on torch's threads, fp32 and bf16) is measured between the children, and the
-best value seen is the reference. Peak memory: VmHWM − anonymous memory after imports, against `estimate`.
+The matmul peak (best of large GEMMs on torch's threads, fp32 and bf16) is measured between the children (the best
+value seen is the reference) and again inside each child just before it trains (the same neighbours' load).
+Peak memory: VmHWM − anonymous memory after imports, against `estimate`.
 Time estimate: every Session run records its throughput in a cache shared by the children of this bench (not the
 user's); from the second repeat on, a run's `run_estimate` made before Start is compared with its wall time.
 """
@@ -57,6 +58,7 @@ if quant == '4bit' and 'bf16c' in variant: kw['bnb_4bit_compute_dtype'] = 'bfloa
 lm = load_model(folder, **kw)
 n = speed.n_params(lm.model)
 marks = []
+peaks = {d: speed.matmul_peak(d, n=2048, reps=5) for d in ('float32', 'bfloat16')}   # under the load of this run
 if kind == 'session':
     from lora_nb.data import prepare
     from lora_nb.train import LoraSettings, Session, TrainSettings
@@ -100,7 +102,7 @@ peak = status('VmHWM') - status('RssFile') - base_rss
 tps = (k2 - k1) / (t2 - t1)
 e = estimate(folder, quantization=quant, dtype='bfloat16' if prec == 'bf16' else 'float32', r=16,
              per_device_train_batch_size=1, seq_len=max(tokens_per_step), gradient_checkpointing=gc_on)
-emit(tokens_per_s=tps, model_flops_per_s=4 * n * tps, n_params=n, gc=gc_on, final_loss=loss,
+emit(tokens_per_s=tps, model_flops_per_s=4 * n * tps, peaks=peaks, n_params=n, gc=gc_on, final_loss=loss,
      first_loss=marks[0][2], peak_bytes=peak, estimate_bytes=e.total, tokens=k2 - k1, **extra)
 '''
 
@@ -176,7 +178,8 @@ def summarise(name, variant, rs):
              peak_mib=round(med([r['peak_bytes'] for r in rs]) / 2**20),
              estimate_mib=round(rs[0]['estimate_bytes'] / 2**20),
              estimate_over_measured_memory=ratio(rs[0]['estimate_bytes'], med([r['peak_bytes'] for r in rs])))
-    timed = [r for r in rs[1:] if 'wall_s' in r]   # the first run of a shape has nothing measured to start from
+    # runs whose estimate came from a throughput measured here before (not from the matmul peak alone)
+    timed = [r for r in rs if 'wall_s' in r and 'matmul peak' not in r['estimate_basis']]
     if timed: s['time_estimate_over_actual'] = [ratio(r['estimate_s'], r['wall_s']) for r in timed]
     return s
 
@@ -185,7 +188,15 @@ def main():
     ap.add_argument('--quick', action='store_true', help='a small shape, a few steps (make bench, CI)')
     ap.add_argument('--reps', type=int, default=None)
     ap.add_argument('--only', default=None, help='comma-separated model names to run (e.g. 135m,0.5b@151936)')
+    ap.add_argument('--summarise', default=None, help="report from the progress lines (stderr) of a cut-short run")
     a = ap.parse_args()
+    if a.summarise:
+        lines = [json.loads(l) for l in Path(a.summarise).read_text().splitlines() if l.startswith('{')]
+        results, peaks, generation = {}, [l['peak'] for l in lines if 'peak' in l], None
+        for l in lines:
+            if 'progress' in l: results.setdefault(l['progress'], {}).setdefault(l['variant'], []).append(l)
+        if not peaks: peaks = [measure(PEAK) for _ in range(3)]   # a run from before peaks were logged: measured now
+        return report(a, results, peaks, generation, reps=max(l.get('rep', 0) for l in lines) + 1)
     if a.quick:
         plan = {'quick': (['session-fp32', 'session-bf16', 'trl-fp32'], 3, 4)}
     else:   # model: (variants, steps, batch)
@@ -203,6 +214,7 @@ def main():
         folders = make_models(Path(d), list(plan))
         for rep in range(reps):
             peaks.append(measure(PEAK))
+            print(json.dumps({'peak': peaks[-1]}), file=sys.stderr, flush=True)
             for name, (variants, steps, batch) in plan.items():
                 for v in variants:
                     if rep and v.startswith('trl'): continue   # TRL once: it is the slow one
@@ -217,13 +229,19 @@ def main():
                       chat_streamed_over_plain_one=ratio(gt['chat_streamed'], gt['plain_one']),
                       note='greedy, bf16; plain_pair = base then adapter in two generate calls over 8 prompts; '
                            'compare_mixed = the same 16 answers in one mixed batch; chat = one streamed reply')
+    report(a, results, peaks, generation, reps)
+
+def report(a, results, peaks, generation, reps):
+    "Print the figures: medians over repeats, ratios, shares of the matmul peak."
     peak = {k: max(p[k] for p in peaks) for k in ('float32', 'bfloat16')}
     out = {}
     for name, vs in results.items():
         rows = {v: summarise(name, v, rs) for v, rs in vs.items()}
         for v, s in rows.items():
-            ref = peak['bfloat16' if ('bf16' in v or v.startswith('trl')) else 'float32']
-            s['share_of_matmul_peak'] = round(s['model_gflops_per_s'] * 1e9 / ref, 3)
+            dt = 'bfloat16' if ('bf16' in v or v.startswith('trl')) else 'float32'
+            s['share_of_matmul_peak'] = round(s['model_gflops_per_s'] * 1e9 / peak[dt], 3)
+            own = [r['model_flops_per_s'] / r['peaks'][dt] for r in vs[v] if 'peaks' in r]
+            if own: s['share_of_peak_measured_in_the_same_process'] = round(med(own), 3)
         best = max((v for v in rows if v.startswith('session')), key=lambda v: rows[v]['tokens_per_s'])
         trl = [v for v in rows if v.startswith('trl')]
         ratios = {f'{best}_over_{t}': ratio(rows[best]['tokens_per_s'], rows[t]['tokens_per_s']) for t in trl}

@@ -27,7 +27,7 @@ from harness import emit, measure, ratio
 
 SHAPES = {   # name: (model_type, config fields)
     '135m': ('llama', dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                           num_key_value_heads=3, max_position_embeddings=2048)),
+                           num_key_value_heads=3, max_position_embeddings=2048, tie_word_embeddings=True)),
     '0.5b': ('qwen2', dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                            num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)),
     'quick': ('llama', dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,

@@ -156,13 +156,22 @@ def cmd_train(args) -> int:
         for n in notes: print(f"lora-nb: {n}", flush=True)
     else: cfg = cfg.with_overrides(args.set or [])
     with _ctrl_c(args.config) as c:     # from before the thread starts: a press can't miss the handler
-        c.s = s = run_config(cfg, background=True, resume=args.resume)
+        c.s = s = run_config(cfg, background=True, resume=args.resume, before_start=_say_duration)
         if s.is_main:
             processes = f"{s.world} process{'es' if s.world > 1 else ''}"
             print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
         s.follow(sys.stdout if s.is_main else None, tick=c.tick)
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
     return _report(s, args.config) if s.is_main else 0
+
+def _say_duration(lm, data, train):
+    "Print how long the run should take on this machine (rank 0), before it starts."
+    from lora_nb.distributed import dist_info
+    from lora_nb.speed import duration_text, run_estimate
+    if dist_info()[0] != 0: return
+    e = run_estimate(lm, data, train)
+    print(f"lora-nb: expected duration about {duration_text(e.seconds)} ({e.tokens:,} training tokens at "
+          f"{e.flops_per_s / 1e9:,.0f} GFLOP/s, from {e.basis})", flush=True)
 
 def _add_train(sub):
     t = sub.add_parser('train', help='train from a YAML run config (also under `accelerate launch`)')

@@ -373,7 +373,8 @@ def resume_config(cfg:RunConfig, # the config given with --resume (its data sour
 # %% ../nbs/08_config.ipynb #60375e98
 def run_config(cfg:RunConfig, # the run
                background:bool=True, # train in a background thread (False: here, returning when done)
-               resume:str|None=None # the id of a stopped or crashed run to continue (with its own settings)
+               resume:str|None=None, # the id of a stopped or crashed run to continue (with its own settings)
+               before_start:typing.Callable|None=None # `before_start(lm, data, train)`: called before a new run starts
               ) -> Session:
     "Load the model, prepare the data and start (or resume) the session; returns it."
     if resume: cfg, _ = resume_config(cfg, resume)
@@ -389,4 +390,5 @@ def run_config(cfg:RunConfig, # the run
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
     if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)
     s = Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root)
+    if before_start is not None: before_start(lm, data, cfg.train)
     return s.start(background=background)

@@ -25,6 +25,7 @@ from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
+from .speed import use_packed_attention, record_run
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
@@ -328,7 +329,9 @@ def _prepare_start(self:Session, model):
     self._stop.clear()
     self._reason, self._ended = None, False
     self.padding_free = self.train.padding_free and packing_exact(model)
-    self.run.update(padding_free_used=self.padding_free)
+    # attention within each packed example, not over the whole row under a mask (lora_nb.speed)
+    self.packed_attention = self.padding_free and use_packed_attention(model)
+    self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention)
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
@@ -429,6 +432,16 @@ def _finish(self:Session):
     if self._reason != 'stopped': _final_eval(self)
     if self.is_main or sharded(self.trainer): self.save_adapter()
     self.status = 'stopped' if self._reason == 'stopped' else 'completed'
+    _record_speed(self)
+
+def _record_speed(self:Session):
+    "Remember this run's throughput on this machine: the next runs' time estimates start from it (lora_nb.speed)."
+    b = next((c for c in self.trainer.callback_handler.callbacks if isinstance(c, _Bridge)), None)
+    if b is None or self.world > 1 or not hasattr(b, 't0'): return
+    evals = sum(e.kind == 'eval' for e in self.events) * sum(len(e.input_ids) for e in self.data.eval)
+    try: record_run(self.lm, self.trainer.state.num_input_tokens_seen - b.tok0, evals, time.perf_counter() - b.t0,
+                    self.train.gradient_checkpointing)
+    except Exception as e: self.listener_errors.append(f"throughput not recorded: {e!r}")
 
 @patch
 def _main(self:Session):
@@ -447,6 +460,7 @@ def _main(self:Session):
             self.traceback = traceback.format_exc()
     finally:
         self.lm.model.config.use_cache = True
+        if getattr(self, 'packed_attention', False): use_packed_attention(self.lm.model, on=False)
         _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint}
         self._emit('end', self.trainer.state.global_step, end)

@@ -398,6 +398,10 @@ def on_change(self:TrainPanel):
     running = self.st.session is not None and self.st.session.running and self.st.session.status == 'running'
     self.start_btn.disabled, self.stop_btn.disabled = bool(errs) or running, not running
     self.resume_btn.disabled = running or not self.resume_run.options
+    if self.st.session is None and not errs and self.st.lm is not None and self.st.prepared is not None:
+        from lora_nb.speed import duration_line   # how long it should take here (lora_nb.speed)
+        line = duration_line(self.st.lm, self.st.prepared, self.st.train.settings()[1])
+        self.status.value = f"Expected duration: {line}"
     return errs
 
 @patch
@@ -1061,6 +1065,7 @@ def on_tab(self:Studio, change):
         self._after_adapters()
         self.adapters.refresh()
     if change['new'] == 6: self.export.refresh()
+    if change['new'] == 2: self.train.on_change()   # the expected duration for the model and data now there
     if change['new'] == 8: self.prefer.refresh()
 
 # %% ../../nbs/11_panels.views.ipynb #7b3e9d06

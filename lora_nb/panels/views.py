@@ -1132,7 +1132,7 @@ def publish_update(bundle:dict, display_id:str, parent:dict|None=None):
 def summary_html(st:StudioState, snap:dict|None=None) -> str:
     "The Studio's state as static HTML: model, data, run, loss curve, comparison and blind votes."
     rows, parts, s = [], [], st.session
-    if st.lm is not None: rows.append(('model', repr(st.lm.summary)))
+    if st.lm is not None: rows.append(('model', '; '.join(f'{k} {v}' for k, v in st.lm.summary.rows())))
     p = st.prepared
     if p is not None: rows.append(('data', f"{len(p.train)} train / {len(p.eval)} eval examples, format {p.format}"))
     if s is not None or st.picked:

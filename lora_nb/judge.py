@@ -14,7 +14,7 @@ from .votes import wilson
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'JudgeError', 'judge_prompt', 'parse_verdict', 'combine', 'EndpointJudge', 'ModelJudge', 'judge_one',
-           'judge_pairs', 'judge_tally', 'agreement']
+           'judge_pairs', 'judge_tally', 'agreement', 'judge_label', 'run_judgments', 'judged_words']
 
 # %% ../nbs/15_judge.ipynb #0bea541f
 class JudgeError(LoraNbError):
@@ -190,3 +190,32 @@ def agreement(judgments:list[dict], votes:list[dict]) -> dict:
     agree = sum(x == y for x, y in both)
     return dict(n=len(both), agree=agree, rate=agree / len(both) if both else None,
                 invalid=sum(1 for j in judgments if key(j) in people and j['winner'] == 'invalid'))
+
+# %% ../nbs/15_judge.ipynb #8750ecce
+def judge_label(identity:dict) -> str:
+    "A judge's identity in words: 'qwen2.5 at http://…/v1' or 'the embedded model, loaded here'."
+    if not isinstance(identity, dict): return 'an unknown judge'
+    if identity.get('kind') == 'endpoint': return f"{identity.get('model')} at {identity.get('base_url')}"
+    name = identity.get('model') or 'the embedded model'
+    return f"{name}{' as ' + identity['adapter'] if identity.get('adapter') else ''}, loaded here"
+
+def run_judgments(run:Run) -> dict|None:
+    "The judge's tally of the last pair judged in `run`, its judge in words and its agreement with the run's votes."
+    js = [j for j in read_jsonl(run.path/'judgments.jsonl').records
+          if isinstance(j, dict) and j.get('a') and j.get('b') and isinstance(j.get('winner'), str)]
+    if not js: return None
+    a, b = js[-1]['a'], js[-1]['b']
+    votes = [v for v in run.read('votes').records if isinstance(v, dict)]
+    agree = agreement([j for j in js if (j['a'], j['b']) == (a, b)], votes)
+    return {**judge_tally(js, a, b), 'judge': judge_label(js[-1].get('judge')),
+            'agreement': {k: agree[k] for k in ('n', 'agree', 'rate')}}
+
+def judged_words(j:dict|None) -> str:
+    "`run_judgments`' result in plain words ('' without judgments)."
+    if not j: return ''
+    bad = f" ({j['invalid']} of its answers could not be read)" if j['invalid'] else ''
+    if not j['n']: return f"Judge {j['judge']}: no answer it gave could be read{bad}."
+    out = f"Judge {j['judge']}: {j['b']} preferred {j['win_rate']:.0%} of the time over {j['n']} judgments{bad}."
+    ag = j['agreement']
+    if ag['n']: out += f" It agrees with people's votes on {ag['agree']} of {ag['n']} pairs ({ag['rate']:.0%})."
+    return out

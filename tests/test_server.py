@@ -325,9 +325,15 @@ def contract_runs(root:Path) -> dict:
                            for s in (6, 12) for p, a in (('Type of 3?', 'int'), ("Type of 'x'?", 'str'))))
     (tuned.path/'adapter').mkdir()
     (tuned.path/'adapter'/'adapter_config.json').write_text('{}')
-    def pair(a, b, *winners): return [dict(prompt=f'q{i}', a=a, b=b, left=a, winner=w) for i, w in enumerate(winners)]
+    def pair(a, b, *winners, **more):
+        return [dict(prompt=f'q{i}', a=a, b=b, left=a, outputs={a: f'{a} {i}', b: f'{b} {i}'}, winner=w, **more)
+                for i, w in enumerate(winners)]
     tuned.log('votes', *pair('__base__', 'slow', 'slow', 'slow'))       # an earlier pair: under `others`
     tuned.log('votes', *pair('slow', 'fast', 'fast', 'fast', 'slow', 'tie', 'fast'))
+    judge = {'kind': 'endpoint', 'base_url': 'http://127.0.0.1:8000/v1', 'model': 'qwen2.5-7b-instruct'}
+    with open(tuned.path/'judgments.jsonl', 'w') as f:       # a judge on the same pairs: agrees on 3 of the 4 decided
+        f.writelines(json.dumps(j) + '\n' for j in pair('slow', 'fast', 'fast', 'slow', 'slow', 'invalid', 'fast',
+                                                         judge=judge))
     tuned.update(status='completed', created='2026-11-23T10:00:00+00:00')
 
     live = Run.create(settings, name='live', root=root, base_model='HuggingFaceTB/SmolLM2-135M', total_steps=60)
@@ -403,6 +409,10 @@ def test_replies_cover_every_route_and_status(srv, runs):
     votes = got['run-tuned']['body']['votes']
     assert (votes['a'], votes['b'], votes['wins'], votes['ties']) == ('slow', 'fast', {'slow': 1, 'fast': 3}, 1)
     assert votes['others'][0]['wins'] == {'__base__': 0, 'slow': 2}
+    judges = got['run-tuned']['body']['judges']
+    assert (judges['wins'], judges['invalid'], judges['agreement']) == ({'slow': 2, 'fast': 2}, 1,
+                                                                        {'n': 4, 'agree': 3, 'rate': 0.75})
+    assert got['run-live']['body']['judges'] is None
     assert [s['step'] for s in got['run-damaged']['body']['samples']] == [None, 5]    # only the samples, not the junk
     assert got['stop-live']['body']['summary']['stop_requested'] and got['stop-done']['status'] == 409
     assert got['rename-tuned']['body']['summary']['name'] == 'tuned, lr 2e-4' and got['delete-live']['status'] == 409

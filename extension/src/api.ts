@@ -109,6 +109,24 @@ export interface IVotes extends ITally {
 
 export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
 
+/** `Judges`: a model's judgments of the last pair judged in the run, and its agreement with people's votes. */
+export interface IJudges {
+  a: string;
+  b: string;
+  /** Valid judgments. */
+  n: number;
+  wins: { [adapter: string]: number };
+  ties: number;
+  /** Answers that could not be read as a verdict: never a win. */
+  invalid: number;
+  win_rate: number | null;
+  interval: [number, number];
+  /** Who judged, in words. */
+  judge: string;
+  /** Pairs both the judge and a person decided, and how many they agreed on. */
+  agreement: { n: number; agree: number; rate: number | null };
+}
+
 /** `RunInfo`: run.json as the engine wrote it (`{}` when it can't be read). */
 export interface IRunInfo {
   [key: string]: JSONValue | undefined;
@@ -124,6 +142,7 @@ export interface IRunDetail {
   metrics: IMetrics;
   samples: ISample[];
   votes: IVotes | null;
+  judges: IJudges | null;
   /** A cell that loads the final adapter; null without one. */
   code: string | null;
 }

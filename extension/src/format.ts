@@ -1,6 +1,6 @@
 /** Pure text helpers shared by the sidebar, viewer and status bar (no DOM). */
 
-import type { IRunSummary, IVotes, JSONValue } from './api';
+import type { IJudges, IRunSummary, IVotes, JSONValue } from './api';
 
 function finite(v: number | null | undefined): v is number {
   return typeof v === 'number' && Number.isFinite(v);
@@ -192,6 +192,24 @@ export function votesText(votes: IVotes | null): string {
     text += `, both bad ${votes.both_bad}`;
   }
   return text + '.';
+}
+
+/** A judge's verdict and its agreement with people, in words ('' without judgments). */
+export function judgesText(j: IJudges | null): string {
+  if (!j) {
+    return '';
+  }
+  const bad = j.invalid ? ` (${j.invalid} answer${j.invalid === 1 ? '' : 's'} it gave could not be read)` : '';
+  let text = `Judge ${j.judge}: `;
+  text += j.n
+    ? `${j.b} preferred in ${formatPercent(j.win_rate)} of ${j.n} judgments${bad}; ` +
+      `${j.b} ${j.wins[j.b] ?? 0}, ${j.a} ${j.wins[j.a] ?? 0}, ties ${j.ties}.`
+    : `no judgment it gave could be read${bad}.`;
+  const ag = j.agreement;
+  if (ag.n) {
+    text += ` It agrees with people's votes on ${ag.agree} of ${ag.n} pairs (${formatPercent(ag.rate)}).`;
+  }
+  return text;
 }
 
 /** Why a run can't be deleted now, or null when it can (a training run must be stopped first). */

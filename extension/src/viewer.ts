@@ -6,7 +6,7 @@ import type { IMetrics, IRunDetail, IRunSummary, Series } from './api';
 import { describeError } from './api';
 import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
 import { button, h, s } from './dom';
-import { flattenSettings, metricsLine, runLabel, votesText } from './format';
+import { flattenSettings, judgesText, metricsLine, runLabel, votesText } from './format';
 import { RunModel } from './model';
 import { badge } from './sidebar';
 
@@ -230,8 +230,13 @@ export class RunViewer extends Widget {
       );
     });
 
-    this._update('votes', detail.votes, () => {
-      this._replaceBody(this._votes, h('p', {}, votesText(detail.votes)));
+    this._update('votes', [detail.votes, detail.judges], () => {
+      const judged = judgesText(detail.judges ?? null);
+      this._replaceBody(
+        this._votes,
+        h('p', {}, votesText(detail.votes)),
+        judged ? h('p', { class: 'jp-LoraNb-judges' }, judged) : null
+      );
     });
 
     this._update('samples', detail.samples, () => {

@@ -8,6 +8,7 @@ import math, os, re, threading, time
 from pathlib import Path
 from fastcore.basics import patch
 from ..runs import _RUN_ID, RUN_FILES, STALE_AFTER, Run, RunError, mark_stale, runs_root, summarize
+from ..judge import run_judgments
 from ..votes import run_votes
 
 # %% auto #0
@@ -146,4 +147,5 @@ def run_detail(run_id:str, root:str|Path|None=None, max_points:int=500, max_samp
                    corrupt_lines=m.corrupt, partial=m.partial)
     samples = probe_samples(run.read('samples').records, max_samples)
     return json_safe(dict(summary=s, info=info, metrics=metrics, samples=samples, votes=run_votes(run),
+                          judges=run_judgments(run),
                           code=adapter_code(run, info) if s.get('adapter') else None))

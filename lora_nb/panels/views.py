@@ -9,6 +9,7 @@ from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
 from IPython.display import display, HTML
+from ..judge import judged_words, run_judgments
 from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
@@ -649,7 +650,10 @@ def show_pair(self:ComparePanel):
     bt = self.st.compare.blind
     if bt is None: return
     if self.i >= len(bt):
-        self.pair.value = f"<p><b>All {len(bt)} prompts voted.</b> {html.escape(repr(bt))}</p>" + _reveal(bt)
+        j = run_judgments(bt.run) if bt.run is not None else None
+        judged = judged_words(j) if j and j['agreement']['n'] else ''   # a judge of these same answers
+        self.pair.value = (f"<p><b>All {len(bt)} prompts voted.</b> {html.escape(repr(bt))}</p>" + _reveal(bt)
+                           + (f"<p>{html.escape(judged)}</p>" if judged else ''))
         self.result.value = ''
         for b in self.vote_btns: b.disabled = True
         return

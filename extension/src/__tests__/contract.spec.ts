@@ -14,6 +14,7 @@ import {
   corruptWarning,
   deleteBlocked,
   flattenSettings,
+  judgesText,
   metricsLine,
   pagerText,
   runLabel,
@@ -182,6 +183,15 @@ describe('rendering the fixtures', () => {
     expect(errorFromResponse(409, 'Conflict', fixture('stop-done').body).message).toMatch(/nothing to stop/);
     expect(body<IStopReply>('stop-live').summary.stop_requested).toBe(true);
     expect(body<ITemplate>('template').name).toBe('lora_nb_quickstart.ipynb');
+  });
+
+  it('says what a judge found and how often it agreed with people', () => {
+    const tuned = body<IRunDetail>('run-tuned');
+    expect(judgesText(tuned.judges)).toBe(
+      'Judge qwen2.5-7b-instruct at http://127.0.0.1:8000/v1: fast preferred in 50% of 4 judgments (1 answer it ' +
+        "gave could not be read); fast 2, slow 2, ties 0. It agrees with people's votes on 3 of 4 pairs (75%)."
+    );
+    expect(judgesText(body<IRunDetail>('run-live').judges)).toBe('');
   });
 
   it('renames and deletes runs, never a training one', () => {

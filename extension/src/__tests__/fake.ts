@@ -71,6 +71,7 @@ export class FakeServer {
         metrics: { series: {}, points: 0, downsampled: false, corrupt_lines: [], partial: false },
         samples: [],
         votes: null,
+        judges: null,
         code: null
       };
       return Promise.resolve(detail as unknown as T);

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from transformers import AttentionInterface
+from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -52,6 +52,9 @@ def _register():
 def use_packed_attention(model, on:bool=True) -> bool:
     "Switch `model` (and its sub-configs) from 'sdpa' to packed attention (`on=False`: back); True if it changed."
     _register()
+    if on and not all(getattr(m, '_supports_attention_backend', False) for m in model.modules()
+                      if isinstance(m, PreTrainedModel)):
+        return False   # its attention doesn't go through transformers' interface (Falcon tests for 'sdpa' itself)
     old, new = ('sdpa', PACKED) if on else (PACKED, 'sdpa')
     cfgs = {id(m.config): m.config for m in model.modules()
             if hasattr(getattr(m, 'config', None), '_attn_implementation')}

@@ -220,7 +220,8 @@ def test_a_killed_run_shows_crashed_at_once_and_resumes(tmp_path):
     assert run.info()['status'] == 'running'
     assert _statuses(run) == dict(runs='crashed', index='crashed', detail='crashed', active=[])
     r = subprocess.run([str(BIN/'lora-nb'), 'runs', '--runs-root', tmp_path/'runs'], capture_output=True, text=True)
-    assert r.stdout.splitlines()[1].split()[:2] == [run.id, 'crashed'], r.stdout
+    row = r.stdout.splitlines()[1].split()
+    assert (row[0], row[2]) == (run.id, 'crashed'), r.stdout          # id, name, status, …
     r = subprocess.run([str(BIN/'lora-nb'), 'train', str(cfg), '--resume', run.id], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and 'completed at step 12/12' in r.stdout, r.stderr[-3000:]

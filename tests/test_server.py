@@ -296,7 +296,8 @@ def test_the_schema_check_can_fail():
         with pytest.raises(AssertionError, match='RunsPage'): check_reply('GET', 'lora-nb/runs', 200, bad)
     torn = dict(id='torn', status='corrupt', active=False, error="run.json can't be read", spark=[])
     metrics = dict(series={}, points=0, downsampled=False, corrupt_lines=[], partial=False)
-    detail = dict(summary=torn, info={}, metrics=metrics, samples=[], votes={**tally, 'others': [tally]}, code=None)
+    detail = dict(summary=torn, info={}, metrics=metrics, samples=[], votes={**tally, 'others': [tally]}, judges=None,
+                  code=None)
     check_reply('GET', 'lora-nb/runs/torn', 200, detail)
     with pytest.raises(AssertionError, match=r"keyed by \['A', 'B'\]"):
         bad = {**tally, 'wins': {'A': 1, 'B': 3}, 'others': []}      # the viewer's old reading of `wins`

@@ -93,6 +93,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return result.button.accept ? result.value : null;
     }
 
+    /** Read the runs list and the open viewer of run `id` again. */
+    function refreshRun(id: string): void {
+      void runs.refresh();
+      viewers.forEach(w => {
+        if (w.content.model.id === id) {
+          void w.content.model.refresh();
+        }
+      });
+    }
+
     async function stopRun(id: string): Promise<boolean> {
       try {
         await requestAPI<IStopReply>(`runs/${encodeURIComponent(id)}/stop`, {
@@ -103,12 +113,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void showErrorMessage(`Cannot stop ${id}`, describeError(err));
         return false;
       } finally {
-        void runs.refresh();
-        viewers.forEach(w => {
-          if (w.content.model.id === id) {
-            void w.content.model.refresh();
-          }
-        });
+        refreshRun(id);
       }
     }
 
@@ -133,12 +138,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void showErrorMessage(`Cannot rename ${run.id}`, describeError(err));
         return false;
       } finally {
-        void runs.refresh();
-        viewers.forEach(w => {
-          if (w.content.model.id === run.id) {
-            void w.content.model.refresh();
-          }
-        });
+        refreshRun(run.id);
       }
     }
 

@@ -17,8 +17,12 @@ its hardware work is 6N a token, but the model FLOP/s reported for it stay 4N (u
 The matmul peak (best of large GEMMs on torch's threads, fp32 and bf16) is measured between the children (the best
 value seen is the reference) and again inside each child just before it trains (the same neighbours' load).
 Peak memory: VmHWM − anonymous memory after imports, against `estimate`.
-Time estimate: every Session run records its throughput in a cache shared by the children of this bench (not the
-user's); from the second repeat on, a run's `run_estimate` made before Start is compared with its wall time.
+Variants: session-{fp32,bf16,4bit} through `Session` (one-pass LoRA layers, packed attention, no dropout); -sdpa:
+SDPA over the whole row under a mask instead of packed attention; -peft: PEFT's own LoRA forward instead of the
+one-pass one; -drop: LoraSettings' default dropout 0.05; trl-*: TRL's SFTTrainer + PEFT with their defaults.
+Time estimate: every Session run records its throughput in a cache of this bench (one per model and variant, as a user
+who trains the same way again; not the user's cache); from the second repeat on, a run's `run_estimate` made before
+Start is compared with its wall time.
 """
 import argparse, json, os, statistics, sys, tempfile
 from pathlib import Path
@@ -64,10 +68,12 @@ if kind == 'session':
     from lora_nb.train import LoraSettings, Session, TrainSettings
     import lora_nb.train as TR
     if 'sdpa' in variant: TR.use_packed_attention = lambda m, on=True: False      # the plain SDPA path
+    if 'peft' in variant: TR.use_one_pass_lora = lambda m, on=True: 0            # PEFT's own LoRA forward
     data = prepare(rows, lm.tokenizer, eval_size=0, max_length=1024)
     train = TrainSettings(max_steps=steps, per_device_train_batch_size=batch, warmup_steps=0, save_steps=10**6,
                           learning_rate=2e-4, logging_steps=1)
-    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), train, root=tempfile.mkdtemp())
+    drop = 0.05 if 'drop' in variant else 0.0   # -drop: LoraSettings' default dropout
+    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=drop), train, root=tempfile.mkdtemp())
     est = speed.run_estimate(lm, data, train)
     def mark(e):
         if e.kind == 'log' and 'loss' in e.data:
@@ -200,15 +206,14 @@ def main():
     if a.quick:
         plan = {'quick': (['session-fp32', 'session-bf16', 'trl-fp32'], 3, 4)}
     else:   # model: (variants, steps, batch)
-        plan = {'135m': (['session-bf16', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa', 'session-4bit',
-                          'trl-fp32'], 3, 8),
+        plan = {'135m': (['session-bf16', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa', 'session-bf16-peft',
+                          'session-bf16-drop', 'session-4bit', 'trl-fp32'], 3, 8),
                 '135m@49152': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b@151936': (['session-bf16'], 3, 8)}
     if a.only: plan = {k: v for k, v in plan.items() if k in a.only.split(',')}
     reps = a.reps or 2
     cache = tempfile.mkdtemp(prefix='lora_nb_bench_cache_')
-    env = {'LORA_NB_CACHE': cache}
     peaks, results = [], {}
     with tempfile.TemporaryDirectory() as d:
         folders = make_models(Path(d), list(plan))
@@ -218,6 +223,7 @@ def main():
             for name, (variants, steps, batch) in plan.items():
                 for v in variants:
                     if rep and v.startswith('trl'): continue   # TRL once: it is the slow one
+                    env = {'LORA_NB_CACHE': os.path.join(cache, name, v)}   # each variant its own throughput record
                     r = measure(CHILD, folders[name], v, steps, batch, env=env, timeout=3600)
                     results.setdefault(name, {}).setdefault(v, []).append(r)
                     print(json.dumps({'progress': name, 'variant': v, 'rep': rep, **r}), file=sys.stderr, flush=True)
@@ -248,6 +254,12 @@ def report(a, results, peaks, generation, reps):
         if 'session-bf16-sdpa' in rows:
             ratios['packed_attention_over_sdpa'] = ratio(rows['session-bf16']['tokens_per_s'],
                                                          rows['session-bf16-sdpa']['tokens_per_s'])
+        if 'session-bf16-peft' in rows:
+            ratios['one_pass_lora_over_peft_forward'] = ratio(rows['session-bf16']['tokens_per_s'],
+                                                              rows['session-bf16-peft']['tokens_per_s'])
+        if 'session-bf16-drop' in rows:
+            ratios['dropout_0.05_over_none'] = ratio(rows['session-bf16-drop']['tokens_per_s'],
+                                                     rows['session-bf16']['tokens_per_s'])
         if 'session-fp32' in rows and 'session-bf16' in rows:
             ratios['bf16_over_fp32'] = ratio(rows['session-bf16']['tokens_per_s'], rows['session-fp32']['tokens_per_s'])
         out[name] = dict(variants=rows, fastest_session=best, ratios=ratios)

@@ -56,8 +56,8 @@ def _add_demo(sub):
 def cmd_estimate(args) -> int:
     "Print the memory estimate for a model folder or config.json."
     from lora_nb.estimate import estimate
-    from lora_nb.models import default_device
-    dtype = args.dtype or ('float32' if default_device() == 'cpu' else 'bfloat16')
+    from lora_nb.models import ModelSettings, default_device, resolve_dtypes
+    dtype = args.dtype or resolve_dtypes(ModelSettings(quantization=args.quantization), default_device())[0]
     e = estimate(args.config, quantization=args.quantization, dtype=dtype, r=args.r,
                  per_device_train_batch_size=args.batch_size, seq_len=args.seq_len,
                  gradient_checkpointing=args.gradient_checkpointing)
@@ -69,8 +69,8 @@ def _add_estimate(sub):
     e.add_argument('config', help='model folder or config.json')
     e.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
     e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
-                   help='activations and unquantized weights (default: float32 on a CPU, bfloat16 on a GPU, as the '
-                        'loader)')
+                   help='activations and unquantized weights (default: as the loader picks: bfloat16 on a GPU or on a CPU '
+                        'that does it natively, else float32)')
     e.add_argument('--r', type=int, default=8)
     e.add_argument('--batch-size', type=int, default=1)
     e.add_argument('--seq-len', type=int, default=512)

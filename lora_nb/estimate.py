@@ -18,7 +18,7 @@ from .models import find_target_modules, all_targets, EMBEDDED_MODEL
 
 # %% auto #0
 __all__ = ['LINEAR', 'read_config', 'meta_model', 'in_out', 'weight_bytes', 'weights_table', 'lora_layers', 'lora_params',
-           'layer_activation_bytes', 'logits_bytes', 'MemoryEstimate', 'estimate']
+           'layer_activation_bytes', 'logits_bytes', 'MemoryEstimate', 'available_memory', 'estimate']
 
 # %% ../nbs/02_estimate.ipynb #170f8ff1
 def read_config(config:dict|str|Path|PretrainedConfig) -> PretrainedConfig:
@@ -158,6 +158,13 @@ def parts(self:MemoryEstimate) -> dict[str, int]:
 def fits(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> bool:
     "Does the total fit in `margin` of `available_bytes`?"
     return self.total <= margin * available_bytes
+
+def available_memory(device:str='cpu') -> int|None:
+    "Bytes free for training on `device`: the GPU's free memory, or the memory Linux says is available; None if unknown."
+    if device != 'cpu': return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
+    try: line = next(l for l in Path('/proc/meminfo').read_text().splitlines() if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration): return None
+    return int(line.split()[1]) * 1024
 
 # %% ../nbs/02_estimate.ipynb #b0eab459
 @patch

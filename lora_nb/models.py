@@ -15,7 +15,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PretrainedConfig
 from fastcore.basics import patch
 from .errors import ModelLoadError, QuantizationError, SettingsError
-from .settings import DTYPE_NAMES, EMBEDDED_MODEL, ModelSettings, default_device
+from .settings import DTYPE_NAMES, EMBEDDED_MODEL, ModelSettings, default_device, default_dtype
 
 # %% auto #0
 __all__ = ['resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm', 'load_tokenizer',
@@ -142,16 +142,12 @@ def load_tokenizer(location:str, trust_remote_code:bool=False, revision:str|None
     return tok
 
 # %% ../nbs/01_models.ipynb #bca9ce60
-def _gpu_half() -> str:
-    "The GPU's half-precision dtype: bfloat16 where it is supported, else float16."
-    return 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
-
 def resolve_dtypes(s:ModelSettings, device:str) -> tuple[str, str|None]:
     "`(dtype, compute_dtype)` for the weights and for 4-bit matmuls."
+    auto = 'float32' if device == 'cpu' else default_dtype(device)   # around 4-bit layers on CPU: float32, as measured
     if s.load_in_8bit and device == 'cpu': dtype = 'float16'
     elif s.dtype is not None: dtype = s.dtype
-    else: dtype = 'float32' if device == 'cpu' else _gpu_half()
-    auto = 'float32' if device == 'cpu' else _gpu_half()
+    else: dtype = auto if s.load_in_4bit else default_dtype(device)
     return dtype, s.bnb_4bit_compute_dtype or (auto if s.load_in_4bit else None)
 
 # %% ../nbs/01_models.ipynb #51843273

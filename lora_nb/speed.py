@@ -8,17 +8,20 @@ import hashlib, json, math, os, platform, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-import torch
+import torch, types
+from torch import nn
 from torch.nn import functional as F
+from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from peft.tuners.lora.layer import Linear as LoraLinear
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 # %% auto #0
-__all__ = ['PACKED', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'flops_per_token', 'matmul_peak', 'machine_id',
-           'shape_key', 'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate',
-           'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run',
-           'duration_line']
+__all__ = ['PACKED', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'use_one_pass_lora', 'flops_per_token',
+           'matmul_peak', 'machine_id', 'shape_key', 'cache_file', 'record_throughput', 'measured_throughput',
+           'TimeEstimate', 'time_estimate', 'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps',
+           'run_estimate', 'record_run', 'duration_line']
 
 # %% ../nbs/02b_speed.ipynb #d5148dfd
 PACKED = 'lora_nb_packed'   # the attention implementation's registered name
@@ -38,12 +41,17 @@ def packed_attention(module, query, key, value, attention_mask, dropout:float=0.
     if st is None or st[-1] >= T:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    gqa, p = key.shape[1] != query.shape[1], dropout if module.training else 0.0
-    bounds = st + [T]
-    outs = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=p,
-                                           scale=scaling, is_causal=True, enable_gqa=gqa)
-            for a, b in zip(bounds[:-1], bounds[1:])]
-    return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+    gqa, p, dt = key.shape[1] != query.shape[1], dropout if module.training else 0.0, query.dtype
+    lens = [b - a for a, b in zip(st, st[1:] + [T])]
+    # split, not sliced: slicing's backward writes a zero tensor of the whole row for every example
+    q, k, v = (_attn_dtype(x).split(lens, dim=2) for x in (query, key, value))
+    outs = [F.scaled_dot_product_attention(*qkv, dropout_p=p, scale=scaling, is_causal=True, enable_gqa=gqa)
+            for qkv in zip(q, k, v)]
+    return torch.cat(outs, dim=2).to(dt).transpose(1, 2).contiguous(), None
+
+def _attn_dtype(x):
+    "16-bit attention runs in float32 on CPU: its flash kernel is faster there (measured 1.3–1.4×, bench/cpu_speed.py)."
+    return x.float() if x.device.type == 'cpu' and x.dtype in (torch.bfloat16, torch.float16) else x
 
 def _register():
     AttentionInterface.register(PACKED, packed_attention)
@@ -61,6 +69,69 @@ def use_packed_attention(model, on:bool=True) -> bool:
     hit = [c for c in cfgs.values() if getattr(c, '_attn_implementation', None) == old]
     for c in hit: c._attn_implementation = new
     return bool(hit)
+
+# %% ../nbs/02b_speed.ipynb #0021ecc8
+def _keep_mask(shape, p:float, device) -> torch.Tensor:
+    "Dropout's keep mask (True with probability 1 − p): four 16-bit draws from each random 64-bit word."
+    n = math.prod(shape)
+    words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    return words.view(torch.int16)[:n].view(shape) >= round(p * 65536) - 32768
+
+class _LoraLinear(torch.autograd.Function):
+    "y = x Wᵀ + bias + s/(1−p) · ((x ⊙ keep) Aᵀ) Bᵀ with W and bias frozen; A and B keep their dtype and get gradients."
+    @staticmethod
+    def forward(ctx, x, weight, bias, A, B, scale:float, p:float):
+        dt, x2 = x.dtype, x.reshape(-1, x.shape[-1])
+        a, b = A.to(dt), (B * (scale / (1 - p))).to(dt)
+        y = x2 @ weight.t() if bias is None else torch.addmm(bias.to(dt), x2, weight.t())
+        keep = _keep_mask(x2.shape, p, x.device) if p > 0 else None
+        xd = x2 if keep is None else torch.where(keep, x2, 0)
+        h = xd @ a.t()
+        y.addmm_(h, b.t())   # the adapter's share, added by the matmul itself
+        ctx.save_for_backward(xd, weight, a, b, h, keep)
+        ctx.meta = (x.shape, A.dtype, B.dtype, scale / (1 - p))
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+    @staticmethod
+    def backward(ctx, g):
+        xd, weight, a, b, h, keep = ctx.saved_tensors
+        shape, adt, bdt, s = ctx.meta
+        g2 = g.reshape(-1, g.shape[-1])
+        gh = g2 @ b
+        gx = gA = gB = None
+        if ctx.needs_input_grad[0]:
+            gx = g2 @ weight
+            if keep is None: gx.addmm_(gh, a)
+            else: gx += torch.where(keep, gh @ a, 0)
+            gx = gx.view(shape)
+        if ctx.needs_input_grad[3]: gA = (gh.t() @ xd).to(adt)
+        if ctx.needs_input_grad[4]: gB = (g2.t() @ h).mul_(s).to(bdt)
+        return gx, None, None, gA, gB, None, None
+
+# %% ../nbs/02b_speed.ipynb #c0dd4f6e
+def _one_pass_forward(self, x, *args, **kwargs):
+    "A LoRA linear layer's forward: one pass where it applies (`_LoraLinear`), else PEFT's own."
+    act, base = self.active_adapters, self.base_layer
+    name = act[0] if len(act) == 1 else None
+    if (args or kwargs or name not in self.lora_A or name in self.lora_variant or self.disable_adapters
+            or self.merged or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad)
+            or x.dtype != base.weight.dtype):
+        return type(self).forward(self, x, *args, **kwargs)
+    drop = self.lora_dropout[name]
+    p = drop.p if isinstance(drop, nn.Dropout) and self.training else 0.0
+    return _LoraLinear.apply(x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight,
+                             float(self.scaling[name]), p)
+
+def use_one_pass_lora(model, on:bool=True) -> int:
+    "Give `model`'s plain LoRA linear layers the one-pass forward (`on=False`: PEFT's again); how many it covers."
+    n = 0
+    for m in model.modules():
+        if type(m) is LoraLinear and type(m.base_layer) is nn.Linear and \
+                m.base_layer.weight.dtype in (torch.float32, torch.bfloat16):
+            if on: m.forward = types.MethodType(_one_pass_forward, m)
+            else: m.__dict__.pop('forward', None)
+            n += 1
+    return n
 
 # %% ../nbs/02b_speed.ipynb #eea112af
 def flops_per_token(n_params:int, gradient_checkpointing:bool=False) -> int:

@@ -25,7 +25,7 @@ from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
-from .speed import use_packed_attention, record_run
+from .speed import use_packed_attention, use_one_pass_lora, record_run
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
@@ -331,7 +331,9 @@ def _prepare_start(self:Session, model):
     self.padding_free = self.train.padding_free and packing_exact(model)
     # attention within each packed example, not over the whole row under a mask (lora_nb.speed)
     self.packed_attention = self.padding_free and use_packed_attention(model)
-    self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention)
+    self.one_pass_lora = use_one_pass_lora(model)   # LoRA layers without the passes PEFT adds (lora_nb.speed)
+    self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention,
+                    one_pass_lora=self.one_pass_lora)
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'

@@ -118,7 +118,7 @@ def quickstart_notebook() -> dict:
     md = lambda s: dict(cell_type='markdown', metadata={}, source=s)
     code = lambda s: dict(cell_type='code', metadata={}, source=s, outputs=[], execution_count=None)
     cells = [md("# LoRA quickstart\n\nRun the cell below: it opens the Studio with lora_nb's tiny embedded model "
-                "loaded in 4-bit "
+                "loaded "
                 "and a small dataset prepared (name the type of a Python literal). Press **Start** on the Train tab "
                 "and watch "
                 "the loss fall; the run also appears in the **LoRA runs** sidebar. Then use the Compare tab to "

@@ -47,12 +47,16 @@ class Action:
         finally: self.busy = False
 
 # %% ../../nbs/10_panels.state.ipynb #cd52c5a5
+def _quant_default():
+    from lora_nb.settings import default_device, default_quantization
+    return default_quantization(default_device())
+
 @dataclass
 class ModelState:
     "The Model panel's choices."
     source:str='embedded' # 'embedded', 'folder' or 'hub'
     model_id:str='' # local folder or hub id (ignored for the embedded model)
-    quantization:str='4bit' # 'none', '8bit' or '4bit'
+    quantization:str=field(default_factory=lambda: _quant_default()) # 'none', '8bit' or '4bit'
     bnb_4bit_quant_type:str='nf4' # 'nf4' or 'fp4'
     bnb_4bit_compute_dtype:str|None=None # None: float32 on CPU, bfloat16 on GPU
     bnb_4bit_use_double_quant:bool=False # quantize the quantization constants too
@@ -92,10 +96,11 @@ def config_path(self:ModelState) -> Path|None:
 def estimate(self:ModelState):
     "The memory estimate for these choices, or None when the config is not on this machine."
     from lora_nb.estimate import estimate
+    from lora_nb.models import resolve_dtypes
     from lora_nb.settings import default_device
     p = self.config_path()
     if p is None or self.errors(): return None
-    dtype = 'float32' if default_device() == 'cpu' else 'bfloat16'
+    dtype = resolve_dtypes(ModelSettings(quantization=self.quantization), default_device())[0]   # as it will load
     return estimate(p, quantization=self.quantization, dtype=dtype, r=self.r,
                     bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant,
                     per_device_train_batch_size=self.per_device_train_batch_size, seq_len=self.max_length)

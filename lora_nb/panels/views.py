@@ -15,9 +15,9 @@ from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
 __all__ = ['STUDIO_CSS', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel',
-           'estimate_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot', 'TrainPanel',
-           'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg',
-           'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress', 'widget_bundle']
+           'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot',
+           'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView',
+           'Studio', 'loss_svg', 'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -152,7 +152,18 @@ def on_change(self:ModelPanel):
     self.fields['model_id'].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
     self.load_btn.disabled = bool(errs)
     e = None if errs else self.st.model.estimate()
-    self.estimate.value = _NO_ESTIMATE if e is None else f"Memory estimate, before loading: {estimate_html(e)}"
+    self.estimate.value = _NO_ESTIMATE if e is None else f"Memory estimate, before loading: {estimate_html(e)}" + \
+        too_big_html(e, self.st.model.quantization)
+
+def too_big_html(e, quantization:str, device:str|None=None) -> str:
+    "A warning when the estimate is more than this machine has free, with the lighter choice to make."
+    from lora_nb.estimate import available_memory
+    from lora_nb.settings import default_device
+    free = available_memory(device or default_device())
+    if free is None or e.fits(free): return ''
+    do = "Choose 4-bit (QLoRA), a smaller model" if quantization != '4bit' else "Choose a smaller model"
+    return (f"<br><b style='color:var(--jp-warn-color1,#b45309)'>More than this machine has free ({free / 2**30:,.1f} GiB).</b> {do}, or "
+            "lower the batch size or the sequence length.")
 
 # %% ../../nbs/11_panels.views.ipynb #8b0d5e3f
 @patch
@@ -1220,7 +1231,7 @@ def _report(self:Studio):
 # %% ../../nbs/11_panels.views.ipynb #5e0c4a8b
 @patch(cls_method=True)
 def quickstart(cls:Studio, root=None, static:bool=False) -> Studio:
-    "A Studio with the embedded model loaded in 4-bit and the demo data prepared, on the Train tab: press Start."
+    "A Studio with the embedded model loaded and the demo data prepared, on the Train tab: press Start."
     from lora_nb.demo import load_demo_data
     s = cls(root, static)
     examples = [{'instruction': r['instruction'], 'output': r['output']} for r in load_demo_data()[0]]

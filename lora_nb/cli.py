@@ -69,8 +69,8 @@ def _add_estimate(sub):
     e.add_argument('config', help='model folder or config.json')
     e.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
     e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
-                   help='activations and unquantized weights (default: as the loader picks: bfloat16 on a GPU or on a CPU '
-                        'that does it natively, else float32)')
+                   help='activations and unquantized weights (default: as the loader picks: bfloat16 on a GPU or '
+                        'on a CPU that does it natively, else float32)')
     e.add_argument('--r', type=int, default=8)
     e.add_argument('--batch-size', type=int, default=1)
     e.add_argument('--seq-len', type=int, default=512)

@@ -160,7 +160,7 @@ def fits(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> bool:
     return self.total <= margin * available_bytes
 
 def available_memory(device:str='cpu') -> int|None:
-    "Bytes free for training on `device`: the GPU's free memory, or the memory Linux says is available; None if unknown."
+    "Bytes free for training on `device`: the GPU's free memory or what Linux calls available; None if unknown."
     if device != 'cpu': return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
     try: line = next(l for l in Path('/proc/meminfo').read_text().splitlines() if l.startswith('MemAvailable:'))
     except (OSError, StopIteration): return None

@@ -81,7 +81,7 @@ class ModelSettings:
     bnb_4bit_quant_type:str='nf4' # 'nf4' (normal float, the usual choice) or 'fp4'
     bnb_4bit_compute_dtype:str|None=None # dtype of the 4-bit matmuls; None picks float32 on CPU, bfloat16 on GPU
     bnb_4bit_use_double_quant:bool=False # also quantize the quantization constants (saves ~0.4 bit/parameter)
-    dtype:str|None=None # dtype of the unquantized weights; None: `default_dtype` of the device, 'auto': the checkpoint's
+    dtype:str|None=None # dtype of the unquantized weights; None: the device's `default_dtype`; 'auto': the checkpoint's
     device_map:str|dict|None=None # None: one GPU if there is one, else the CPU; or 'auto', 'cpu', 'cuda:0', a dict
     trust_remote_code:bool=False # run modelling code shipped with the checkpoint (only for models you trust)
     revision:str|None=None # hub branch, tag or commit

@@ -162,8 +162,9 @@ def too_big_html(e, quantization:str, device:str|None=None) -> str:
     free = available_memory(device or default_device())
     if free is None or e.fits(free): return ''
     do = "Choose 4-bit (QLoRA), a smaller model" if quantization != '4bit' else "Choose a smaller model"
-    return (f"<br><b style='color:var(--jp-warn-color1,#b45309)'>More than this machine has free ({free / 2**30:,.1f} GiB).</b> {do}, or "
-            "lower the batch size or the sequence length.")
+    warn = f"More than this machine has free ({free / 2**30:,.1f} GiB)."
+    return (f"<br><b style='color:var(--jp-warn-color1,#b45309)'>{warn}</b> {do}, or lower the batch size or the "
+            "sequence length.")
 
 # %% ../../nbs/11_panels.views.ipynb #8b0d5e3f
 @patch

@@ -13,9 +13,10 @@ linear layers, no dropout.
 Each variant runs in a fresh process. Throughput is steady-state (non-pad tokens between the first logged step and
 the last); MFU = model FLOP/s ÷ the GPU's datasheet dense bf16 peak, with 4N and with 6N a token (N: base parameters);
 peak memory = `torch.cuda.max_memory_allocated` against `estimate`. Loss parity: first and final loss of every
-variant on the same data. Optional accelerators are measured on and off where installed: Liger kernels
-(`use_liger_kernel`), `torch.compile` (the trainer's `torch_compile`); cut cross-entropy is reported as not wired in
-when it is not installed.
+variant on the same data. lora_nb's one-pass LoRA layers are measured against PEFT's own forward (-peft), packed
+attention against SDPA over the whole row (-sdpa). Optional accelerators are measured on and off where installed:
+Liger kernels (`use_liger_kernel`), `torch.compile` (the trainer's `torch_compile`); cut cross-entropy is reported
+as not wired in when it is not installed.
 """
 import argparse, importlib.util, json, sys, tempfile
 from pathlib import Path
@@ -65,6 +66,7 @@ if kind == 'session':
     from lora_nb.train import LoraSettings, Session, TrainSettings
     import lora_nb.train as TR
     if 'sdpa' in variant: TR.use_packed_attention = lambda m, on=True: False
+    if 'peft' in variant: TR.use_one_pass_lora = lambda m, on=True: 0   # PEFT's own LoRA forward
     if liger or compile_:   # the trainer's own switches, on the arguments a Session builds
         _args = TrainSettings.training_arguments
         def _with(self, *a, **k):
@@ -147,7 +149,7 @@ def datasheet_peak(name:str) -> float | None:
     return next((v for k, v in sorted(DATASHEET_BF16.items(), key=lambda kv: -len(kv[0])) if k in name), None)
 
 def variants(dry:bool) -> list[str]:
-    vs = ['session-lora', 'session-qlora', 'trl-lora', 'trl-qlora', 'session-lora-sdpa']
+    vs = ['session-lora', 'session-qlora', 'trl-lora', 'trl-qlora', 'session-lora-sdpa', 'session-lora-peft']
     if dry: return ['session-lora', 'session-qlora', 'trl-lora']
     if importlib.util.find_spec('liger_kernel'): vs += ['session-lora-liger', 'session-qlora-liger', 'trl-qlora-liger']
     vs += ['session-lora-compile']
@@ -187,7 +189,8 @@ def main():
             tps = {k: v['tokens_per_s'] for k, v in rows.items() if 'tokens_per_s' in v}
             ratios = {f'{s}_over_{t}': ratio(tps[s], tps[t]) for s, t in
                       (('session-lora', 'trl-lora'), ('session-qlora', 'trl-qlora'),
-                       ('session-lora', 'session-lora-sdpa'), ('session-lora-liger', 'session-lora'),
+                       ('session-lora', 'session-lora-sdpa'), ('session-lora', 'session-lora-peft'),
+                       ('session-lora-liger', 'session-lora'),
                        ('session-qlora-liger', 'session-qlora'), ('session-lora-compile', 'session-lora'))
                       if s in tps and t in tps}
             out[shape] = dict(variants=rows, ratios=ratios)

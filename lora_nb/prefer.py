@@ -21,8 +21,9 @@ from .models import LoadedModel, same_model
 from .adapters import adapter_dir, adapter_base, _fit_new_tokens
 from .compare import compare, Comparison, BASE
 from .votes import BlindTest, verdict
-from .train import Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _quiet_peft
-from .threads import release_openmp_team
+from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
+                           _quiet_peft)
+from .speed import use_one_pass_lora
 
 # %% auto #0
 __all__ = ['MIN_PAIRS', 'PreferError', 'from_votes', 'from_chats', 'Preferences', 'collect', 'preference_row', 'PreferenceData',
@@ -410,18 +411,13 @@ def start(self:PreferenceSession, background:bool=True) -> PreferenceSession:
         self._stop.clear()
         self._reason, self._ended = None, False
         self.trainer = self._make_trainer(model)
+        self.run.update(one_pass_lora=use_one_pass_lora(model))   # as SFT does (lora_nb.speed)
         model.config.use_cache = False
         self.status = 'running'
     except BaseException:
         self.run.unlock(self._token)
         raise
-    if not background:
-        self._main()
-        return self
-    release_openmp_team()
-    self.thread = threading.Thread(target=self._main, name=f'lora_nb-{self.prefer.method}-{self.run.id}', daemon=True)
-    self.thread.start()
-    return self
+    return _launch(self, background, f'lora_nb-{self.prefer.method}-{self.run.id}')
 
 # %% ../nbs/14_prefer.ipynb #579c6db9
 @patch

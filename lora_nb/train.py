@@ -315,11 +315,15 @@ def start(self:Session, background:bool=True) -> Session:
     except BaseException:
         self.run.unlock(self._token)
         raise
+    return _launch(self, background, f'lora_nb-train-{self.run.id}')
+
+def _launch(self, background:bool, thread_name:str):
+    "Train here and return when done (`background=False`), or in a daemon thread named `thread_name`."
     if not background:
         self._main()
         return self
     release_openmp_team()
-    self.thread = threading.Thread(target=self._main, name=f'lora_nb-train-{self.run.id}', daemon=True)
+    self.thread = threading.Thread(target=self._main, name=thread_name, daemon=True)
     self.thread.start()
     return self
 

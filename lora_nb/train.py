@@ -467,6 +467,7 @@ def _main(self:Session):
     finally:
         self.lm.model.config.use_cache = True
         if getattr(self, 'packed_attention', False): use_packed_attention(self.lm.model, on=False)
+        use_one_pass_lora(self.lm.model, on=False)   # after training, PEFT's forward as before
         _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint}
         self._emit('end', self.trainer.state.global_step, end)

@@ -223,6 +223,20 @@ def test_defaults_evaluate_and_probe_without_being_asked(lm, data, tmp_path):
     assert evals == [2, 4, 6, 8, 10], evals                      # every fifth of the run, the last at its end
     assert [r['step'] for r in s.run.read('samples').records] == [2, 4, 6, 8, 10]
 
+def test_one_pass_lora_layers_train_and_are_switched_back(lm, data, tmp_path):
+    "Every LoRA linear layer trains through the one-pass forward (run.json counts them); after the run PEFT's is back."
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    s = Session(lm, data, LoraSettings(r=4), TrainSettings(max_steps=3, save_steps=100), root=tmp_path)
+    seen = []
+    s.add_listener(lambda e: seen.append([type(m).__dict__['forward'] is not m.forward.__func__
+                                          for m in s.lm.model.modules() if isinstance(m, LoraLinear)])
+                   if e.kind == 'log' else None)
+    assert s.start(background=False).status == 'completed'
+    layers = [m for m in s.lm.model.modules() if isinstance(m, LoraLinear)]
+    assert s.run.info()['one_pass_lora'] == len(layers) > 0
+    assert seen and all(all(x) for x in seen)                     # one-pass while it trained
+    assert not any('forward' in m.__dict__ for m in layers)      # PEFT's own forward after
+
 def test_padding_free_falls_back_where_it_is_not_exact(tmp_path):
     "OPT's attention ignores position_ids (hazard 14): its run uses padded batches, and run.json says so."
     from lora_nb.models import save_random_model

@@ -72,11 +72,11 @@ def first_loss(run) -> float:
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_trains_compares_merges_and_round_trips(folders, arch, tmp_path):
-    lm = load_model(folders[arch], quantization='none')
+    lm = load_model(folders[arch], quantization='none', dtype='float32')   # float32: compared to 1e-4 below
     data = prepare(RECORDS, lm.tokenizer, eval_size=0)
     runs = {}
     for pf in (False, True):
-        s = Session(load_model(folders[arch], quantization='none'), data, LoraSettings(r=4),
+        s = Session(load_model(folders[arch], quantization='none', dtype='float32'), data, LoraSettings(r=4),
                     TrainSettings(max_steps=3, learning_rate=1e-3, padding_free=pf, save_steps=100), root=tmp_path)
         assert s.start(background=False).status == 'completed', (arch, s.error)
         runs[pf] = s
@@ -112,3 +112,16 @@ def test_dora_trains_with_probes_and_compares(folders, arch, tmp_path):
     both = compare(model, tok, prompts, max_new_tokens=6)
     alone = compare(model, tok, prompts, adapters=[], max_new_tokens=6)
     assert [o[BASE] for o in alone.outputs] == [o[BASE] for o in both.outputs] and both.columns == [BASE, 'default']
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_trains_in_bfloat16(folders, arch, tmp_path):
+    "The CPU default where the CPU has it: bfloat16 weights, every plain LoRA linear layer trained in one pass."
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    lm = load_model(folders[arch], quantization='none', dtype='bfloat16')
+    s = Session(lm, prepare(RECORDS, lm.tokenizer, eval_size=0), LoraSettings(r=4),
+                TrainSettings(max_steps=2, learning_rate=1e-3, save_steps=100), root=tmp_path)
+    assert s.start(background=False).status == 'completed', (arch, s.error)
+    losses = [r['loss'] for r in s.run.read('metrics').records if 'loss' in r]
+    assert losses and all(math.isfinite(x) for x in losses), (arch, losses)
+    plain = [m for m in s.lm.model.modules() if type(m) is LoraLinear and type(m.base_layer) is torch.nn.Linear]
+    assert s.run.info()['one_pass_lora'] == len(plain), arch   # GPT-2's Conv1D layers keep PEFT's forward

@@ -57,7 +57,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     three orders of magnitude of margin and still fails for any real difference (a different batch changes the
     loss by > 1e-2)."""
     cfg = _write_config(tmp_path, probe_steps=2, max_new_tokens=4)
-    text = cfg.read_text() + "probes: [Reverse the word for.]\n"
+    text = cfg.read_text() + "probes: [Reverse the word for.]\nmodel: {dtype: float32}\n"
     cfg.write_text(text)
     r2 = _ddp('train', cfg, '--set', 'runs_root=ddp')
     assert r2.returncode == 0, r2.stderr[-3000:]
@@ -214,7 +214,7 @@ def test_export_merge_gives_the_adapters_outputs(trained, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     merged = AutoModelForCausalLM.from_pretrained(tmp_path/'merged', dtype=torch.float32)
     assert not any('lora' in n for n, _ in merged.named_parameters()) and merged.dtype == torch.float32
-    lm = load_model(quantization='none')
+    lm = load_model(quantization='none', dtype='float32')   # as the merged copy
     tok = lm.tokenizer
     base_out = lambda ids: lm.model.generate(**ids, max_new_tokens=12, do_sample=False)
     ids = tok([tok.apply_chat_template([{'role': 'user', 'content': f'Reverse the word {w}.'}], tokenize=False,

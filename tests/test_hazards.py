@@ -13,7 +13,7 @@ def _lora(model, seed):
 def _dequantized_copy(lm4):
     "The embedded model in float32 with every Linear4bit weight replaced by its dequantized value."
     bnb = import_bnb()
-    ref = load_model(quantization='none').model
+    ref = load_model(quantization='none', dtype='float32').model
     n = 0
     for name, m in lm4.model.named_modules():
         if isinstance(m, bnb.nn.Linear4bit):

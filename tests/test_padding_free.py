@@ -10,7 +10,7 @@ RECS = [{'instruction': 'Reverse the word ' + w + '.', 'output': w[::-1] + ' ' *
         for i, w in enumerate(['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda'])]
 
 def test_flattened_loss_and_grads_equal_padded():
-    lm = load_model(quantization='none')
+    lm = load_model(quantization='none', dtype='float32')   # compared to 1e-4
     torch.manual_seed(0)
     model = get_peft_model(lm.model, LoraConfig(r=4, target_modules='all-linear', init_lora_weights=False))
     model.train()

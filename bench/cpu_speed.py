@@ -19,7 +19,8 @@ value seen is the reference) and again inside each child just before it trains (
 Peak memory: VmHWM − anonymous memory after imports, against `estimate`.
 Variants: session-{fp32,bf16,4bit} through `Session` (one-pass LoRA layers, packed attention, no dropout); -sdpa:
 SDPA over the whole row under a mask instead of packed attention; -peft: PEFT's own LoRA forward instead of the
-one-pass one; -drop: LoraSettings' default dropout 0.05; trl-*: TRL's SFTTrainer + PEFT with their defaults.
+one-pass one; -drop: LoraSettings' default dropout 0.05; -compile: the MLPs and norms compiled (`LORA_NB_COMPILE=1`;
+a Session compiles by itself only runs expected to last minutes); trl-*: TRL's SFTTrainer + PEFT with their defaults.
 Time estimate: every Session run records its throughput in a cache of this bench (one per model and variant, as a user
 who trains the same way again; not the user's cache); from the second repeat on, a run's `run_estimate` made before
 Start is compared with its wall time.
@@ -69,6 +70,7 @@ if kind == 'session':
     import lora_nb.train as TR
     if 'sdpa' in variant: TR.use_packed_attention = lambda m, on=True: False      # the plain SDPA path
     if 'peft' in variant: TR.use_one_pass_lora = lambda m, on=True: 0            # PEFT's own LoRA forward
+    os.environ['LORA_NB_COMPILE'] = '1' if 'compile' in variant else '0'          # short runs: forced either way
     data = prepare(rows, lm.tokenizer, eval_size=0, max_length=1024)
     train = TrainSettings(max_steps=steps, per_device_train_batch_size=batch, warmup_steps=0, save_steps=10**6,
                           learning_rate=2e-4, logging_steps=1)
@@ -206,8 +208,8 @@ def main():
     if a.quick:
         plan = {'quick': (['session-fp32', 'session-bf16', 'trl-fp32'], 3, 4)}
     else:   # model: (variants, steps, batch)
-        plan = {'135m': (['session-bf16', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa', 'session-bf16-peft',
-                          'session-bf16-drop', 'session-4bit', 'trl-fp32'], 3, 8),
+        plan = {'135m': (['session-bf16', 'session-bf16-compile', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa',
+                          'session-bf16-peft', 'session-bf16-drop', 'session-4bit', 'trl-fp32'], 3, 8),
                 '135m@49152': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b': (['session-bf16', 'trl-bf16'], 3, 8),
                 '0.5b@151936': (['session-bf16'], 3, 8)}
@@ -254,6 +256,9 @@ def report(a, results, peaks, generation, reps):
         if 'session-bf16-sdpa' in rows:
             ratios['packed_attention_over_sdpa'] = ratio(rows['session-bf16']['tokens_per_s'],
                                                          rows['session-bf16-sdpa']['tokens_per_s'])
+        if 'session-bf16-compile' in rows:
+            ratios['compiled_over_not'] = ratio(rows['session-bf16-compile']['tokens_per_s'],
+                                                rows['session-bf16']['tokens_per_s'])
         if 'session-bf16-peft' in rows:
             ratios['one_pass_lora_over_peft_forward'] = ratio(rows['session-bf16']['tokens_per_s'],
                                                               rows['session-bf16-peft']['tokens_per_s'])

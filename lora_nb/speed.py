@@ -18,10 +18,11 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 # %% auto #0
-__all__ = ['PACKED', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'use_one_pass_lora', 'flops_per_token',
-           'matmul_peak', 'machine_id', 'shape_key', 'cache_file', 'record_throughput', 'measured_throughput',
-           'TimeEstimate', 'time_estimate', 'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps',
-           'run_estimate', 'record_run', 'duration_line']
+__all__ = ['PACKED', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'use_one_pass_lora',
+           'can_compile', 'compile_elementwise', 'should_compile', 'flops_per_token', 'matmul_peak', 'machine_id',
+           'shape_key', 'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate',
+           'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run',
+           'duration_line']
 
 # %% ../nbs/02b_speed.ipynb #d5148dfd
 PACKED = 'lora_nb_packed'   # the attention implementation's registered name
@@ -132,6 +133,48 @@ def use_one_pass_lora(model, on:bool=True) -> int:
             else: m.__dict__.pop('forward', None)
             n += 1
     return n
+
+# %% ../nbs/02b_speed.ipynb #b193937f
+_ELEMENTWISE = ('MLP', 'RMSNorm')   # class-name endings of the modules compiled
+COMPILE_AFTER_S = 300   # a run expected to take longer than this compiles (on CPU)
+_CAN_COMPILE = None
+
+def can_compile() -> bool:
+    "Whether `torch.compile` works here (its CPU backend needs a C++ compiler): tried once on a tiny function."
+    global _CAN_COMPILE
+    if _CAN_COMPILE is None:
+        try: _CAN_COMPILE = bool(torch.compile(lambda x: x * 2 + 1, dynamic=False)(torch.ones(4)).sum() == 12)
+        except Exception: _CAN_COMPILE = False
+    return _CAN_COMPILE
+
+def _when_training(fast, plain):
+    "A forward that runs `fast` in training steps (grad on, training mode) and `plain` otherwise."
+    def forward(self, *args, **kwargs):
+        return fast(*args, **kwargs) if self.training and torch.is_grad_enabled() else plain(self, *args, **kwargs)
+    return forward
+
+def compile_elementwise(model, on:bool=True) -> int:
+    "Compile (`on=False`: stop compiling) the MLP and norm modules of `model` for training steps; how many."
+    n = 0
+    for m in model.modules():
+        if not type(m).__name__.endswith(_ELEMENTWISE): continue
+        if on:
+            fast = torch.compile(types.MethodType(type(m).forward, m), dynamic=True)
+            m.forward = types.MethodType(_when_training(fast, type(m).forward), m)
+        else: m.__dict__.pop('forward', None)
+        n += 1
+    return n
+
+def should_compile(device:str, expected_s:float) -> tuple[bool, str]:
+    "Whether a run on `device` expected to last `expected_s` seconds compiles, and why (`LORA_NB_COMPILE` first)."
+    force = os.environ.get('LORA_NB_COMPILE')
+    if force in ('0', '1'):
+        if force == '0': return False, 'LORA_NB_COMPILE=0'
+        return (True, 'LORA_NB_COMPILE=1') if can_compile() else (False, "torch.compile doesn't work here")
+    if device != 'cpu': return False, 'compiling is measured on CPU only'
+    if expected_s < COMPILE_AFTER_S: return False, f'expected under {COMPILE_AFTER_S} s: not worth compiling'
+    if not can_compile(): return False, "torch.compile doesn't work here (no C++ compiler?)"
+    return True, 'a long run on CPU'
 
 # %% ../nbs/02b_speed.ipynb #eea112af
 def flops_per_token(n_params:int, gradient_checkpointing:bool=False) -> int:

@@ -25,7 +25,8 @@ from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
-from .speed import use_packed_attention, use_one_pass_lora, record_run
+from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
+                           should_compile, run_estimate)
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
@@ -336,11 +337,19 @@ def _prepare_start(self:Session, model):
     # attention within each packed example, not over the whole row under a mask (lora_nb.speed)
     self.packed_attention = self.padding_free and use_packed_attention(model)
     self.one_pass_lora = use_one_pass_lora(model)   # LoRA layers without the passes PEFT adds (lora_nb.speed)
+    self.compiled, why = _compile_choice(self, model)
     self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention,
-                    one_pass_lora=self.one_pass_lora)
+                    one_pass_lora=self.one_pass_lora, compiled=self.compiled, compiled_why=why)
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
+
+def _compile_choice(self:Session, model) -> tuple[int, str]:
+    "Compile the MLPs and norms for this run when it pays (lora_nb.speed): how many modules, and why (not)."
+    dev = next(model.parameters()).device.type
+    auto = dev == 'cpu' and os.environ.get('LORA_NB_COMPILE') not in ('0', '1')
+    go, why = should_compile(dev, run_estimate(self.lm, self.data, self.train).seconds if auto else 0)
+    return (compile_elementwise(model) if go else 0), why
 
 # %% ../nbs/05_train.ipynb #97af7f54
 def context_length(model) -> int|None:
@@ -468,6 +477,7 @@ def _main(self:Session):
         self.lm.model.config.use_cache = True
         if getattr(self, 'packed_attention', False): use_packed_attention(self.lm.model, on=False)
         use_one_pass_lora(self.lm.model, on=False)   # after training, PEFT's forward as before
+        if getattr(self, 'compiled', 0): compile_elementwise(self.lm.model, on=False)
         _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint}
         self._emit('end', self.trainer.state.global_step, end)

@@ -70,3 +70,24 @@ def test_cpu_bench_quick_run():
     assert set(q['variants']) == {'session-fp32', 'session-bf16', 'trl-fp32'} and q['variants']['trl-fp32']['gc']
     assert all(0 < v['share_of_matmul_peak'] < 1 and v['estimate_mib'] > 0 for v in q['variants'].values()), q
     assert out['matmul_peak_gflops']['bfloat16'] > 0 and any(k.endswith('_over_trl-fp32') for k in q['ratios'])
+
+@pytest.mark.slow
+def test_compiled_run_in_a_thread_learns_as_the_plain_one(tmp_path, monkeypatch):
+    "LORA_NB_COMPILE=1: the MLPs and norms train compiled, in the Session's background thread, to the plain run's loss."
+    from lora_nb.data import prepare
+    from lora_nb.models import load_model
+    from lora_nb.speed import can_compile
+    from lora_nb.train import LoraSettings, Session, TrainSettings
+    losses = {}
+    for flag in ('0', '1'):
+        monkeypatch.setenv('LORA_NB_COMPILE', flag)
+        lm = load_model(quantization='none', dtype='float32')
+        s = Session(lm, prepare(RECS, lm.tokenizer, eval_size=0), LoraSettings(r=4, lora_dropout=0.0),
+                    TrainSettings(max_steps=4, learning_rate=1e-3, save_steps=100), root=tmp_path/flag)
+        assert s.start().wait() == 'completed', s.error
+        info = s.run.info()
+        losses[flag] = [r['loss'] for r in s.run.read('metrics').records if 'loss' in r]
+        compiled = flag == '1' and can_compile()
+        assert (info['compiled'] > 0) is compiled, info['compiled_why']
+        assert not any('forward' in m.__dict__ for m in s.lm.model.modules() if type(m).__name__.endswith('MLP'))
+    assert losses['1'] == pytest.approx(losses['0'], rel=1e-4)

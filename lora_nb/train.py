@@ -346,6 +346,8 @@ def _prepare_start(self:Session, model):
 
 def _compile_choice(self:Session, model) -> tuple[int, str]:
     "Compile the MLPs and norms for this run when it pays (lora_nb.speed): how many modules, and why (not)."
+    if getattr(getattr(self.lm, 'settings', None), 'quant', 'none') != 'none':
+        return 0, 'quantized layers are not compiled (not measured)'
     dev = next(model.parameters()).device.type
     auto = dev == 'cpu' and os.environ.get('LORA_NB_COMPILE') not in ('0', '1')
     go, why = should_compile(dev, run_estimate(self.lm, self.data, self.train).seconds if auto else 0)

@@ -116,7 +116,7 @@ def _one_pass_forward(self, x, *args, **kwargs):
     name = act[0] if len(act) == 1 else None
     if (args or kwargs or name not in self.lora_A or name in self.lora_variant or self.disable_adapters
             or self.merged or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad)
-            or x.dtype != base.weight.dtype):
+            or self.lora_B[name].bias is not None or x.dtype != base.weight.dtype):   # lora_bias: PEFT's
         return type(self).forward(self, x, *args, **kwargs)
     drop = self.lora_dropout[name]
     p = drop.p if isinstance(drop, nn.Dropout) and self.training else 0.0

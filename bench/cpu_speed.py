@@ -210,9 +210,9 @@ def main():
     else:   # model: (variants, steps, batch)
         plan = {'135m': (['session-bf16', 'session-bf16-compile', 'session-fp32', 'trl-bf16', 'session-bf16-sdpa',
                           'session-bf16-peft', 'session-bf16-drop', 'session-4bit', 'trl-fp32'], 3, 8),
-                '135m@49152': (['session-bf16', 'trl-bf16'], 3, 8),
-                '0.5b': (['session-bf16', 'trl-bf16'], 3, 8),
-                '0.5b@151936': (['session-bf16'], 3, 8)}
+                '135m@49152': (['session-bf16', 'session-bf16-compile', 'trl-bf16'], 3, 8),
+                '0.5b': (['session-bf16', 'session-bf16-compile', 'trl-bf16'], 3, 8),
+                '0.5b@151936': (['session-bf16', 'session-bf16-compile'], 3, 8)}
     if a.only: plan = {k: v for k, v in plan.items() if k in a.only.split(',')}
     reps = a.reps or 2
     cache = tempfile.mkdtemp(prefix='lora_nb_bench_cache_')

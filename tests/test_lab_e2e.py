@@ -132,8 +132,9 @@ def test_c_stop_from_the_sidebar(lab):
     run = run_of(lab['runs'], 'stoppable')
     page.wait_for_selector(f'.jp-LoraNb-run[data-run-id="{run.id}"][data-status="running"]', timeout=60_000)
     while (last_step(run) or 0) < 3: time.sleep(0.2)
-    page.wait_for_function(f"() => (document.querySelector('.jp-LoraNb-status')?.textContent || "
-                           f"'').includes('{run.id}')", timeout=10_000)
+    # the status bar polls: wait for a reply that has the run's loss (a first step can be slow, e.g. compiling)
+    page.wait_for_function(f"() => /{run.id} · step \\d+\\/5000 · loss [\\d.]+ · ETA/"
+                           f".test(document.querySelector('.jp-LoraNb-status')?.textContent || '')", timeout=60_000)
     status = page.locator('.jp-LoraNb-status').inner_text()
     assert re.search(r'step \d+/5000 · loss [\d.]+ · ETA', status), status
     page.screenshot(path=str(OUT/'c-running.png'))

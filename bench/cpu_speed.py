@@ -39,6 +39,11 @@ SHAPES = {   # name: (model_type, config fields)
                             num_key_value_heads=2, max_position_embeddings=1024)),
 }
 REAL_VOCAB = {'135m': 49152, '0.5b': 151936}
+PAIRS = {'packed_attention_over_sdpa': ('session-bf16', 'session-bf16-sdpa'),
+         'compiled_over_not': ('session-bf16-compile', 'session-bf16'),
+         'one_pass_lora_over_peft_forward': ('session-bf16', 'session-bf16-peft'),
+         'dropout_0.05_over_none': ('session-bf16-drop', 'session-bf16'),
+         'bf16_over_fp32': ('session-bf16', 'session-fp32')}
 
 CHILD = r'''
 import sys, json, time, tempfile, warnings, os
@@ -253,20 +258,8 @@ def report(a, results, peaks, generation, reps):
         best = max((v for v in rows if v.startswith('session')), key=lambda v: rows[v]['tokens_per_s'])
         trl = [v for v in rows if v.startswith('trl')]
         ratios = {f'{best}_over_{t}': ratio(rows[best]['tokens_per_s'], rows[t]['tokens_per_s']) for t in trl}
-        if 'session-bf16-sdpa' in rows:
-            ratios['packed_attention_over_sdpa'] = ratio(rows['session-bf16']['tokens_per_s'],
-                                                         rows['session-bf16-sdpa']['tokens_per_s'])
-        if 'session-bf16-compile' in rows:
-            ratios['compiled_over_not'] = ratio(rows['session-bf16-compile']['tokens_per_s'],
-                                                rows['session-bf16']['tokens_per_s'])
-        if 'session-bf16-peft' in rows:
-            ratios['one_pass_lora_over_peft_forward'] = ratio(rows['session-bf16']['tokens_per_s'],
-                                                              rows['session-bf16-peft']['tokens_per_s'])
-        if 'session-bf16-drop' in rows:
-            ratios['dropout_0.05_over_none'] = ratio(rows['session-bf16-drop']['tokens_per_s'],
-                                                     rows['session-bf16']['tokens_per_s'])
-        if 'session-fp32' in rows and 'session-bf16' in rows:
-            ratios['bf16_over_fp32'] = ratio(rows['session-bf16']['tokens_per_s'], rows['session-fp32']['tokens_per_s'])
+        for key, (x, y) in PAIRS.items():   # what each change gives, where both variants ran
+            if x in rows and y in rows: ratios[key] = ratio(rows[x]['tokens_per_s'], rows[y]['tokens_per_s'])
         out[name] = dict(variants=rows, fastest_session=best, ratios=ratios)
     te = [x for o in out.values() for s in o['variants'].values() for x in s.get('time_estimate_over_actual', [])]
     emit(bench='cpu_speed', quick=a.quick, reps=reps, threads=__import__('torch').get_num_threads(),

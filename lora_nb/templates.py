@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_templates.ipynb #4c2c2d43
 from __future__ import annotations
-import os, re
+import itertools, os, re
 from jinja2.exceptions import TemplateError as JinjaError
 from .errors import LoraNbError
 
@@ -47,19 +47,79 @@ def turn_end(tok, template:str|None=None) -> str|None:
 def _reply_end(text:str, end:int, marker:str|None) -> int:
     "Where the reply ending at `end` ends with its end-of-turn marker (`marker`, or the special token after it)."
     rest = text[end:]
-    ws = len(rest) - len(rest.lstrip(' '))
+    ws = len(rest) - len(rest.lstrip() if marker else rest.lstrip(' '))
     if marker: return end + ws + len(marker) if rest[ws:].startswith(marker) else end
     m = SPECIAL.match(rest, ws)
     return end + m.end() if m else end
 
-def _find(text:str, m:dict, cur:int) -> tuple[int, str]:
-    "Where message `m`'s text is in `text` after `cur`, and that text (a reply without the `<think>` dropped)."
-    c = m['content'].strip()
-    p = text.find(c, cur)
-    if p < 0 and m['role'] == 'assistant' and '</think>' in c:
-        c = c.rsplit('</think>', 1)[1].strip()
-        p = text.find(c, cur) if c else -1
-    return p, c
+def _keys(messages:list[dict], idx:list[int]) -> dict[int, str]:
+    "A key for each reply in `idx` (message numbers): text that no message holds, so it can't be mistaken for one."
+    held = ' '.join(str(m.get('content')) for m in messages)
+    salt = next(s for s in itertools.count() if f'LORANB{s}X' not in held)
+    return {i: f'LORANB{salt}X{k}R' for k, i in enumerate(idx)}
+
+def _held(messages:list[dict], keys:dict[int, str]) -> list[dict]:
+    "`messages` with each reply in `keys` replaced by its key."
+    return [{**m, 'content': keys[i]} if i in keys else m for i, m in enumerate(messages)]
+
+# %% ../nbs/03a_templates.ipynb #b1e0a7c2
+def _skeleton(tok, messages:list[dict], keys:dict[int, str], template:str|None, **kw) -> list[str]|None:
+    "The template's text around the replies: the chat rendered with every reply as its key, cut at the keys."
+    rest, pieces = render(tok, _held(messages, keys), template, **kw), []
+    for k in keys.values():
+        if rest.count(k) != 1: return None   # the template drops, repeats or reorders a reply
+        head, rest = rest.split(k)
+        pieces.append(head)
+    return pieces + [rest]
+
+def _forms(c:str) -> list[str]:
+    "How templates write a reply: as it is, or trimmed (at both ends or at one)."
+    return list(dict.fromkeys([c, c.strip(), c.rstrip(), c.lstrip()]))
+
+def _fill(text:str, pieces:list[str], forms) -> list[tuple[int, int]]|None:
+    "Each reply's span in `text`, when `text` is `pieces` with one of `forms(k)` as reply `k` between them."
+    if not text.startswith(pieces[0]): return None
+    pos, spans = len(pieces[0]), []
+    for k, after in enumerate(pieces[1:]):
+        f = next((f for f in forms(k) if text.startswith(f + after, pos)), None)
+        if f is None: return None
+        spans.append((pos, pos + len(f)))
+        pos += len(f) + len(after)
+    return spans if pos == len(text) else None
+
+# %% ../nbs/03a_templates.ipynb #b1e0a7c5
+def _words(s:str) -> str: return re.sub(r'\s+', '', s)
+
+def _like(found:str, reply:str) -> bool:
+    "Whether the template's `found` text is the reply, whitespace aside: all of it, or the part it keeps."
+    a, b = _words(found), _words(reply)
+    return bool(a) and (a in b or b in a)
+
+def _as_written(tok, messages:list[dict], keys:dict[int, str], pieces:list[str], k:int, template:str|None,
+                **kw) -> str|None:
+    "How the template writes reply number `k`: the chat rendered with that reply as it is and the others as keys."
+    ks = list(keys.items())
+    one = render(tok, _held(messages, dict(ks[:k] + ks[k + 1:])), template, **kw)
+    a = ''.join(p + key for p, (_, key) in zip(pieces, ks[:k])) + pieces[k]
+    b = pieces[k + 1] + ''.join(key + p for (_, key), p in zip(ks[k + 1:], pieces[k + 2:]))
+    if not (one.startswith(a) and one.endswith(b) and len(one) >= len(a) + len(b)): return None
+    w = one[len(a):len(one) - len(b)]
+    return w if _like(w, messages[ks[k][0]]['content']) else None
+
+# %% ../nbs/03a_templates.ipynb #b1e0a7c6
+def _after_prompt(tok, messages:list[dict], keys:dict[int, str], i:int, text:str, template:str|None,
+                  **kw) -> tuple[int, int]|None:
+    "Reply `i`'s span: from the end of its generation prompt to the text the template writes after it."
+    head = render(tok, messages[:i], template, add_generation_prompt=True, **kw)
+    nxt = next((j for j in keys if j > i), None)
+    upto = messages[:nxt] if nxt else messages
+    tail = render(tok, _held(upto, {i: keys[i]}), template, add_generation_prompt=nxt is not None, **kw)
+    if tail.count(keys[i]) != 1: return None
+    tail = tail.split(keys[i])[1]
+    stop = render(tok, upto, template, add_generation_prompt=True, **kw) if nxt else text
+    e = len(stop) - len(tail)
+    if not (text.startswith(head) and text.startswith(stop) and e >= len(head) and stop.endswith(tail)): return None
+    return (len(head), e) if _like(text[len(head):e], messages[i]['content']) else None
 
 # %% ../nbs/03a_templates.ipynb #75aab1e6
 def _call_span(tok, messages:list[dict], i:int, text:str, template:str|None, marker:str|None,
@@ -75,27 +135,43 @@ def _call_span(tok, messages:list[dict], i:int, text:str, template:str|None, mar
     return len(head), (k + len(marker) if k >= len(head) else len(turn))
 
 # %% ../nbs/03a_templates.ipynb #8935a1f0
+def _replies(messages:list[dict]) -> list[int]:
+    "The numbers of the messages that are replies to train: the assistant's, with text and no tool calls."
+    return [i for i, m in enumerate(messages) if m['role'] == 'assistant' and not m.get('tool_calls')
+            and isinstance(m.get('content'), str) and m['content'].strip()]
+
+def _changed(i:int, tool:bool=False) -> TemplateError:
+    what = 'leaves out the tool result' if tool else 'changes the reply'
+    return TemplateError(f"The chat template {what} of message {i + 1}, so it can't be trained as written",
+                         where='template', hint="Pass another `template=` (the model's own, if it has one), "
+                         "or train on the whole text with `train_on_prompt=True`.")
+
+def _place(tok, messages:list[dict], text:str, template:str|None, **kw) -> dict[int, tuple[int, int]]:
+    "Where each reply is in `text`, the chat's rendering: by the template's text around them, never by a search."
+    idx = _replies(messages)
+    if not idx: return {}
+    keys = _keys(messages, idx)
+    if pieces := _skeleton(tok, messages, keys, template, **kw):
+        def forms(k):
+            yield from _forms(messages[idx[k]]['content'])
+            if (w := _as_written(tok, messages, keys, pieces, k, template, **kw)) is not None: yield w
+        if spans := _fill(text, pieces, forms): return dict(zip(idx, spans))
+    spans = {i: _after_prompt(tok, messages, keys, i, text, template, **kw) for i in idx}
+    if bad := [i for i, s in spans.items() if s is None]: raise _changed(bad[0])
+    return spans
+
 def reply_spans(tok, messages:list[dict], template:str|None=None, marker:str|None=None,
                 **kw) -> tuple[str, list[tuple[int, int]]]:
     "The rendered text and the character spans of each assistant reply with its end-of-turn marker."
-    text, spans, cur = render(tok, messages, template, **kw), [], 0
+    text = render(tok, messages, template, **kw)
     for i, m in enumerate(messages):
-        if m['role'] == 'assistant' and m.get('tool_calls'):
-            s, cur = _call_span(tok, messages, i, text, template, marker, **kw)
-            spans.append((s, cur))
-            continue
-        if not isinstance(m.get('content'), str) or not m['content'].strip(): continue
-        p, c = _find(text, m, cur)
-        if p < 0 and m['role'] in ('assistant', 'tool'):
-            what = 'changes the reply' if m['role'] == 'assistant' else 'leaves out the tool result'
-            raise TemplateError(f"The chat template {what} of message {i + 1}, so it can't be trained as written",
-                                where='template', hint="Pass another `template=` (the model's own, if it has one), "
-                                "or train on the whole text with `train_on_prompt=True`.")
-        if p < 0: continue
-        cur = p + len(c)
-        if m['role'] == 'assistant':
-            cur = _reply_end(text, cur, marker)
-            spans.append((p, cur))
+        if m['role'] == 'tool' and isinstance(c := m.get('content'), str) and c.strip() not in text:
+            raise _changed(i, tool=True)
+    placed, spans = _place(tok, messages, text, template, **kw), []
+    for i, m in enumerate(messages):
+        if i in placed: spans.append((placed[i][0], _reply_end(text, placed[i][1], marker)))
+        elif m['role'] == 'assistant' and m.get('tool_calls'):
+            spans.append(_call_span(tok, messages, i, text, template, marker, **kw))
     return text, spans
 
 # %% ../nbs/03a_templates.ipynb #23c03f0f

@@ -210,21 +210,35 @@ def _confirmed(question:str, yes:bool) -> bool:
                        hint="Add --yes to delete without asking.")
     return input(question).strip().lower() in ('y', 'yes')
 
+def _delete(args) -> int:
+    "`runs --delete ID`: ask (naming the runs that continue it), then delete; 1 when the answer is no."
+    from lora_nb.runs import Run
+    run = Run.open(args.delete, args.runs_root)
+    kids = ', '.join(run.children())
+    note = (f"\n  It is the parent of {kids}: they keep their adapters, but can't be compared with it any more."
+            if kids else '')
+    if not _confirmed(f"Delete {run.path} with its metrics, votes and adapter?{note} [y/N] ", args.yes):
+        print("Not deleted.")
+        return 1
+    run.delete(orphan=True)
+    print(f"deleted {run.id}" + (f" (the parent of {kids}, which keep their adapters)" if kids else ''))
+    return 0
+
+def _no_runs(root) -> str:
+    "What `lora-nb runs` says when it finds none."
+    from lora_nb.runs import runs_root
+    root = runs_root(root)
+    return f"no runs under {root}" + ('' if root.is_dir() else " (the folder does not exist)")
+
 def cmd_runs(args) -> int:
     "List the runs under the runs root; or rename or delete one."
-    from lora_nb.runs import Run, list_runs, runs_root
+    from lora_nb.runs import Run, list_runs
+    if args.delete: return _delete(args)
     if args.rename:
         info = Run.open(args.rename[0], args.runs_root).rename(args.rename[1])
         print(f"{info['id']} is now named {info['name']!r}")
-    elif args.delete:
-        run = Run.open(args.delete, args.runs_root)
-        if not _confirmed(f"Delete {run.path} with its metrics, votes and adapter? [y/N] ", args.yes):
-            print("Not deleted.")
-            return 1
-        run.delete()
-        print(f"deleted {run.id}")
     elif args.json: print(json.dumps(list_runs(args.runs_root), indent=2, default=str))
-    elif not (rows := list_runs(args.runs_root)): print(f"no runs under {runs_root(args.runs_root)}")
+    elif not (rows := list_runs(args.runs_root)): print(_no_runs(args.runs_root))
     else: print(runs_table(rows))
     return 0
 

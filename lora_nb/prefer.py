@@ -13,7 +13,7 @@ from peft import PeftModel
 from fastcore.basics import patch
 from .errors import LoraNbError, SettingsError
 from .settings import LoraSettings, TrainSettings, check
-from .runs import Run, write_atomic, writable_root, publish_folder
+from .runs import Run, find_run, write_atomic, writable_root, publish_folder
 from .data import (DataError, Prepared, Example, _chat_messages, _field, _refusal, chat_template, encode_all,
                           fingerprint, split_indices)
 from .templates import turn_end
@@ -276,9 +276,7 @@ class PreferenceSettings:
 # %% ../nbs/14_prefer.ipynb #9f226af4
 def parent_adapter(parent:str|Path|Run, root:str|Path|None=None) -> tuple[Path, dict]:
     "The adapter folder of `parent` (a run, its id, or an adapter folder) and its run.json (empty if not a run)."
-    if isinstance(parent, Run): run = parent
-    elif Path(str(parent)).expanduser().is_dir(): run = Run(Path(str(parent)).expanduser())
-    else: run = Run.open(str(parent), root)
+    run = find_run(parent, root)   # a path that leads nowhere is named as the missing folder, not as a bad id
     info = run.info() if (run.path/'run.json').exists() else {}
     try: return adapter_dir(run.path), info
     except LoraNbError:

@@ -14,8 +14,8 @@ from .errors import LoraNbError
 # %% auto #0
 __all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'NAME_MAX', 'RunError', 'runs_root',
            'writable_root', 'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl',
-           'Lines', 'read_jsonl', 'sync_tree', 'publish_folder', 'Run', 'RunBusyError', 'process_start', 'holder_alive',
-           'last_write', 'mark_stale', 'summarize', 'list_runs', 'saved_adapters', 'clean_name']
+           'Lines', 'read_jsonl', 'sync_tree', 'publish_folder', 'Run', 'find_run', 'RunBusyError', 'process_start',
+           'holder_alive', 'last_write', 'mark_stale', 'summarize', 'list_runs', 'saved_adapters', 'clean_name']
 
 # %% ../nbs/04_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -201,10 +201,31 @@ def open(cls:Run, run_id:str, root:str|Path|None=None) -> Run:
     if p.is_dir() and not (p/RUN_FILES['run']).exists():
         raise RunError(f"{p} is not a run folder (it has no {RUN_FILES['run']})", where=str(p),
                        hint="Pass the id of a folder made by a training session; `list_runs()` shows them.")
+    if not p.parent.is_dir():
+        raise RunError(f"No run {run_id!r}: the runs root {p.parent} does not exist", where=str(p.parent),
+                       hint="Give the runs root the run was made in (`root=`, `--runs-root`, `runs_root:` in a "
+                            "config, or $LORA_NB_RUNS).")
     if not (p/RUN_FILES['run']).exists():
         raise RunError(f"No run {run_id!r} under {runs_root(root)}", where=str(p),
                        hint="`list_runs()` shows the runs there.")
     return cls(p)
+
+# %% ../nbs/04_runs.ipynb #d0ec341e
+def _missing_part(p:Path) -> Path:
+    "The first folder or file along path `p` that does not exist."
+    return next(a for a in (*reversed(p.parents), p) if not a.exists())
+
+def find_run(ref:str|Path|Run, # a run, its id under the runs root, or the path of its folder
+             root:str|Path|None=None) -> Run:
+    "A run by id under the runs root, or by the path of its folder (a folder without run.json too: an adapter's)."
+    if isinstance(ref, Run): return ref
+    s, p = str(ref), Path(str(ref)).expanduser()
+    is_id = bool(_RUN_ID.match(s)) and '..' not in s
+    if is_id and (runs_root(root)/s/RUN_FILES['run']).exists(): return Run.open(s, root)
+    if p.is_dir(): return Run(p)
+    if is_id: return Run.open(s, root)
+    raise RunError(f"No run folder at {s!r}: {str(_missing_part(p))!r} does not exist", where=str(p.absolute()),
+                   hint="Give the run's id (`lora-nb runs` lists them) or the path of a run folder that exists.")
 
 # %% ../nbs/04_runs.ipynb #b36665d4
 @patch
@@ -408,9 +429,33 @@ def rename(self:Run, name:str) -> dict:
     return self.update(name=clean_name(name))
 
 # %% ../nbs/04_runs.ipynb #3b050bc4
+def _names_run(parent, run:Run) -> bool:
+    "Does a run.json `parent` (an id, a run folder or its adapter folder) name `run`?"
+    if not isinstance(parent, str) or not parent: return False
+    if parent == run.id: return True
+    p = Path(parent).expanduser()
+    return p.is_absolute() and p.resolve() in (run.path.resolve(), (run.path/'adapter').resolve())
+
 @patch
-def delete(self:Run):
-    "Remove the run folder, adapter and all; refused (`RunBusyError`) while a live process trains it."
+def children(self:Run) -> list[str]:
+    "The ids of the runs beside this one whose run.json names it as their `parent`."
+    found = []
+    for p in sorted(self.path.parent.iterdir()):
+        if p == self.path or p.name.startswith('.'): continue
+        try: parent = json.loads((p/RUN_FILES['run']).read_text()).get('parent')
+        except (OSError, ValueError, AttributeError): continue
+        if _names_run(parent, self): found.append(p.name)
+    return found
+
+@patch
+def delete(self:Run, orphan:bool=False # delete it even though child runs name it as their parent
+          ):
+    "Remove the run folder, adapter and all; refused while a live process trains it, or while runs continue it."
+    if not orphan and (kids := self.children()):
+        raise RunError(f"Run {self.id} is the parent of {', '.join(kids)}: they continue its adapter, and comparing "
+                       f"them with it (`did_it_work`) needs it", where=str(self.path),
+                       hint=f"Delete the child runs first, or delete it anyway: `run.delete(orphan=True)` or "
+                            f"`lora-nb runs --delete {self.id}` (which asks).")
     if summarize(self).get('active'):
         raise RunBusyError(f"Run {self.id} is training", where=str(self.path),
                            hint="Stop it first (the Stop button), then delete it.")

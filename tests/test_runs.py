@@ -68,3 +68,48 @@ def test_many_runs_list_quickly(tmp_path):
     rows = list_runs(tmp_path)
     dt = time.perf_counter() - t0
     assert len(rows) == 2000 and dt < 10, dt
+
+LORA_NB = str(Path(sys.executable).parent/'lora-nb')
+
+def test_a_parent_path_that_leads_nowhere_names_the_missing_folder(tmp_path):
+    "A preference run's `parent` given as a folder path that does not exist: the missing folder, not 'Invalid run id'."
+    from lora_nb.prefer import parent_adapter
+    for parent in (tmp_path/'gone'/'sft-1', tmp_path/'gone'):
+        with pytest.raises(RunError) as e: parent_adapter(str(parent), tmp_path)
+        assert f"No run folder at {str(parent)!r}: {str(tmp_path/'gone')!r} does not exist" in str(e.value)
+        assert 'Invalid run id' not in str(e.value)
+
+def test_a_runs_root_that_does_not_exist_is_named(tmp_path):
+    run = Run.create({}, root=tmp_path/'runs')
+    with pytest.raises(RunError, match=r"the runs root \S+/elsewhere does not exist"):
+        Run.open(run.id, tmp_path/'elsewhere')
+    r = subprocess.run([LORA_NB, 'runs', '--runs-root', str(tmp_path/'elsewhere')], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"no runs under {tmp_path/'elsewhere'} (the folder does not exist)"
+
+def _family(root):
+    sft = Run.create({}, name='sft', root=root)
+    return sft, Run.create({}, name='dpo', root=root, parent=sft.id)
+
+def test_deleting_a_parent_run_names_its_children(tmp_path):
+    sft, dpo = _family(tmp_path)
+    with pytest.raises(RunError, match=f"Run {sft.id} is the parent of {dpo.id}"): sft.delete()
+    assert sft.path.exists() and sft.holder() is None
+    r = subprocess.run([LORA_NB, 'runs', '--runs-root', str(tmp_path), '--delete', sft.id, '--yes'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"deleted {sft.id} (the parent of {dpo.id}, which keep their adapters)"
+    assert not sft.path.exists() and dpo.path.exists()
+
+def test_the_delete_question_names_the_children(tmp_path):
+    "On a terminal, `lora-nb runs --delete` asks, and the question says which runs continue this one."
+    import os, pty
+    sft, dpo = _family(tmp_path)
+    main, term = pty.openpty()
+    p = subprocess.Popen([LORA_NB, 'runs', '--runs-root', str(tmp_path), '--delete', sft.id], stdin=term,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.write(main, b'n\n')
+    out, err = p.communicate(timeout=120)
+    os.close(main)
+    os.close(term)
+    assert p.returncode == 1 and f"It is the parent of {dpo.id}" in out and 'Not deleted.' in out, (out, err)
+    assert sft.path.exists()

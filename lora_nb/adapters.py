@@ -10,14 +10,15 @@ from pathlib import Path
 import torch
 from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
+from peft.tuners.lora import LoraLayer
 from .errors import LoraNbError, SettingsError
 from .compare import BASE
 from .models import same_model
 from .runs import Run, list_runs, saved_adapters
 
 # %% auto #0
-__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'check_adapter_name', 'adapter_dir', 'load',
-           'unload', 'loaded', 'mix', 'save', 'merge', 'peft_snippet']
+__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'check_adapter_name', 'adapter_dir', 'run_adapter',
+           'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
 
 # %% ../nbs/09_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
@@ -51,6 +52,65 @@ def adapter_dir(path:str|Path) -> Path:
         if (d/'adapter_config.json').exists(): return d
     raise AdapterError(f"No adapter at {str(path)!r}", where=str(p),
                        hint="Pass a run folder that finished training, or a folder with adapter_config.json.")
+
+# %% ../nbs/09_adapters.ipynb #bd12b7f5
+def _run_of(p:Path) -> Path|None:
+    "The run folder `p` is, or whose `adapter/` it is (None: not in a run)."
+    for r in (p, p.parent if p.name == 'adapter' else None):
+        if r is not None and (r/'run.json').exists(): return r
+    return None
+
+def _whole_checkpoints(run:Path) -> list[Path]:
+    "The run's checkpoints that were written whole, newest first."
+    from lora_nb.train import checkpoint_problem, checkpoints
+    return [c for c in checkpoints(run/'checkpoints') if checkpoint_problem(c) is None]
+
+def _training(run:Path) -> bool:
+    "Whether a live process trains `run` now (status running and not crashed, or a live LOCK)."
+    from lora_nb.runs import summarize
+    return bool(summarize(Run(run)).get('active')) or Run(run).writer_alive() is True
+
+# %% ../nbs/09_adapters.ipynb #6c4e461d
+def _checkpoint(run:Path, name:str) -> Path:
+    "The whole checkpoint `name` of `run` ('latest': the newest one)."
+    whole = _whole_checkpoints(run)
+    pick = whole[:1] if name == 'latest' else [c for c in whole if c.name == name]
+    if pick: return pick[0]
+    raise AdapterError(f"Run {run.name} has no whole checkpoint {name!r}", where=str(run/'checkpoints'),
+                       hint=f"Its whole checkpoints: {[c.name for c in whole] or 'none yet'}; 'latest' is the newest.")
+
+def _by_name(run:Path) -> str:
+    "How to take the newest checkpoint of `run` by name, for a hint."
+    c = next(iter(_whole_checkpoints(run)), None)
+    if c is None: return "It has saved no checkpoint yet."
+    return (f"Or export its newest checkpoint by name: checkpoint={c.name!r} (CLI: --checkpoint {c.name}; "
+            f"Studio: from 'newest checkpoint').")
+
+# %% ../nbs/09_adapters.ipynb #311699fc
+def run_adapter(path:str|Path, # a run folder, its adapter/, or any adapter folder
+                checkpoint:str|None=None # a checkpoint of the run by name ('checkpoint-40'), or 'latest'
+               ) -> Path:
+    "The adapter folder an export or merge of `path` reads; refused while its run trains or when a checkpoint is newer."
+    p = Path(path).expanduser()
+    run = _run_of(p)
+    if run is None and checkpoint:
+        raise AdapterError(f"{str(path)!r} is not a run folder, so it has no checkpoint {checkpoint!r}", where=str(p),
+                           hint="Pass the run's folder (with run.json), or the checkpoint's own folder.")
+    if run is None: return adapter_dir(p)
+    if checkpoint: return _checkpoint(run, checkpoint)
+    if _training(run):
+        raise AdapterError(f"Run {run.name} is still training: its adapter/ is not what it has learnt so far",
+                           where=str(run), hint="Wait for it to end, or stop it (it saves its adapter). "
+                                                + _by_name(run))
+    d = adapter_dir(run)
+    newest = next(iter(_whole_checkpoints(run)), None)
+    if newest is not None and _saved_at(newest) > _saved_at(d):
+        raise AdapterError(f"Run {run.name}'s {newest.name} is newer than its adapter/ (it was resumed and did not "
+                           "finish)", where=str(run), hint=f"Resume it to the end (`lora-nb train CONFIG --resume "
+                           f"{run.name}`). " + _by_name(run))
+    return d
+
+def _saved_at(d:Path) -> float: return (d/'adapter_config.json').stat().st_mtime
 
 # %% ../nbs/09_adapters.ipynb #06abcc74
 def _fit_new_tokens(model, p:Path):
@@ -121,11 +181,38 @@ def _check_mix(model, weights:dict[str, float], name:str, combination_type:str):
     if len(bases) > 1:
         raise AdapterError(f"These adapters come from different base models: {sorted(map(str, bases))}",
                            where='weights', hint="Only adapters of the same base can be mixed.")
+    _check_exact(model, weights, combination_type)
     ranks = {model.peft_config[a].r for a in weights}
     if combination_type in ('linear', 'ties') and len(ranks) > 1:
         raise SettingsError(f"`{combination_type}` needs adapters of equal rank, these have r = {sorted(ranks)}",
                             where='combination_type',
                             hint="Use 'cat' (exact) or 'svd' for adapters of different ranks.")
+
+# %% ../nbs/09_adapters.ipynb #a6a59ccd
+def _check_exact(model, weights:dict[str, float], combination_type:str):
+    "Refuse inputs whose mix PEFT gets wrong: a bias (`lora_bias`), and DoRA but for one adapter at weight 1."
+    cfg = {a: model.peft_config[a] for a in weights}
+    if bias := [a for a, c in cfg.items() if getattr(c, 'lora_bias', False)]:
+        raise AdapterError(f"Adapter(s) {bias} have a bias (lora_bias), which PEFT's mix leaves out", where='weights',
+                           hint="Mix adapters trained without `lora_bias`, or use each on its own.")
+    dora = [a for a, c in cfg.items() if c.use_dora]
+    if dora and not (len(weights) == 1 and float(weights[dora[0]]) == 1.0):
+        raise AdapterError(f"DoRA adapter(s) {dora} can't be mixed with `{combination_type}`: it mixes the low-rank "
+                           "updates, but a DoRA adapter also rescales each output row by a learned magnitude, and "
+                           "those have no weighted sum (the mix would get the base's)", where='weights',
+                           hint="Use a DoRA adapter on its own, or train plain LoRA adapters (use_dora=False) to mix "
+                                "them; `merge` bakes one DoRA adapter into its base.")
+
+# %% ../nbs/09_adapters.ipynb #ad130a6b
+def _fix_mix(model, name:str, sources:list[str]):
+    "Set what PEFT's mix gets wrong on adapter `name`: its scale (√r with rsLoRA), a lone DoRA input's magnitudes."
+    cfg = model.peft_config[name]
+    cfg.use_rslora = False   # the mix's A and B carry every input's scale; the mix's alpha = r makes its own scale 1
+    for m in model.modules():
+        if not isinstance(m, LoraLayer) or name not in m.scaling: continue
+        m.scaling[name] = m.lora_alpha[name] / m.r[name]
+        if cfg.use_dora and name in m.lora_magnitude_vector:   # one DoRA input at weight 1 (`_check_exact`)
+            m.lora_magnitude_vector[name].weight.data.copy_(m.lora_magnitude_vector[sources[0]].weight.data)
 
 # %% ../nbs/09_adapters.ipynb #46f1e13a
 def mix(model, weights:dict[str, float], # adapter name -> weight (negative subtracts)
@@ -138,6 +225,7 @@ def mix(model, weights:dict[str, float], # adapter name -> weight (negative subt
     kw = dict(density=density) if combination_type == 'ties' else {}
     model.add_weighted_adapter(list(weights), [float(w) for w in weights.values()], name,
                                combination_type=combination_type, **kw)
+    _fix_mix(model, name, list(weights))
     return model
 
 # %% ../nbs/09_adapters.ipynb #0cdb9484
@@ -159,26 +247,44 @@ def save(model, name:str, dest:str|Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
+# %% ../nbs/09_adapters.ipynb #c274d4aa
+def writable_folder(folder:str|Path, err=None) -> Path:
+    "`folder`, made if missing, or an error (`err`, default `AdapterError`) saying it can't be written."
+    p = Path(folder).expanduser()
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: why = e.strerror or str(e)
+    else: why = None if os.access(p, os.W_OK) else 'not writable'   # as root: a read-only file system only
+    if why is None: return p
+    raise (err or AdapterError)(f"Can't write to {str(p)!r}: {why}", where=str(p),
+                                hint="Choose a folder you can write to (a path under a file or on a read-only disk "
+                                     "can't hold one).")
+
 # %% ../nbs/09_adapters.ipynb #fda65fe1
 def merge(adapter:str|Path, # an adapter or run folder
           dest:str|Path, # the output folder
           base:str|Path|None=None, # the base model (default: the adapter's)
-          dtype:str='float32' # dtype of the merged weights: 'float32', 'bfloat16' or 'float16'
+          dtype:str='float32', # dtype of the merged weights: 'float32', 'bfloat16' or 'float16'
+          checkpoint:str|None=None # merge this checkpoint of the run ('checkpoint-40', 'latest') instead
          ) -> Path:
     "Merge an adapter into a full-precision copy of its base and save the standalone model and tokenizer to `dest`."
     from lora_nb.models import load_model
-    d = adapter_dir(adapter)
+    d = run_adapter(adapter, checkpoint)
     base = base or adapter_base(d)
     if dtype not in ('float32', 'bfloat16', 'float16'):
         raise SettingsError(f"`dtype` must be float32, bfloat16 or float16, got {dtype!r}", where='dtype')
+    dest = writable_folder(Path(dest).expanduser().parent) / Path(dest).name
     lm = load_model(None if base in (None, 'embedded tiny base') else base, quantization='none', dtype=dtype)
     merged = PeftModel.from_pretrained(lm.model, str(d)).merge_and_unload()
-    dest = Path(dest).expanduser()
     tmp = dest.with_name(f'.{dest.name}.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp))
-    lm.tokenizer.save_pretrained(str(tmp))
-    _replace_dir(tmp, dest)
+    try:
+        merged.save_pretrained(str(tmp))
+        lm.tokenizer.save_pretrained(str(tmp))
+        _replace_dir(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AdapterError(f"Writing {dest.name} failed: {e.strerror or e}", where=str(dest),
+                           hint="Free disk space or choose a folder you can write to.") from None
     return dest
 
 # %% ../nbs/09_adapters.ipynb #9cabbdd4

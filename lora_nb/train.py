@@ -546,9 +546,9 @@ Trained with [lora_nb](https://github.com/lora-nb/lora_nb) on {date}.
 
 ```python
 from peft import PeftModel
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM{base_import}
 base = AutoModelForCausalLM.from_pretrained({base_model_repr})
-model = PeftModel.from_pretrained(base, 'path/to/this/folder')
+model = PeftModel.from_pretrained(base, {adapter_repr})   # this folder (or its Hub repository id, once pushed)
 ```
 
 ## Loss
@@ -592,7 +592,11 @@ def model_card(self:Session) -> str:
     losses = [r for r in metrics if 'loss' in r]
     evals = [r for r in metrics if 'eval_loss' in r]
     every = max(1, len(losses) // 20)
-    return _CARD.format(base_model=info.get('base_model'), base_model_repr=repr(str(info.get('base_model'))),
+    embedded = info.get('base_model') == 'embedded tiny base'   # shipped inside lora_nb: load it by its path there
+    return _CARD.format(base_model=info.get('base_model'),
+                        base_model_repr='EMBEDDED_MODEL' if embedded else repr(str(info.get('base_model'))),
+                        base_import='\nfrom lora_nb.settings import EMBEDDED_MODEL' if embedded else '',
+                        adapter_repr=repr(str(self.run.path/'adapter')),
                         run_id=self.run.id, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
                         facts=_md_rows(self._card_facts(info, losses, evals)),
                         losses=_md_rows((r['step'], f"{r['loss']:.4f}") for r in losses[::every]),

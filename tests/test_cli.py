@@ -21,3 +21,24 @@ def test_errors_exit_2_with_one_message(tmp_path):
     r = subprocess.run([str(Path(sys.executable).parent/'lora-nb'), 'estimate', str(tmp_path/'nope')],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith('lora-nb: No config.json') and 'Traceback' not in r.stderr
+
+LORA_NB = str(Path(sys.executable).parent/'lora-nb')
+
+def _short_run(tmp_path) -> Path:
+    "A real two-step run of the embedded model by `lora-nb train`; its folder."
+    (tmp_path/'run.yaml').write_text("data:\n  records:\n    - {instruction: Say hi., output: hi}\n"
+                                     "    - {instruction: Say yo., output: yo}\n  eval_size: 0\n"
+                                     "lora: {r: 4}\ntrain: {max_steps: 2, save_steps: 10}\nruns_root: runs\n")
+    r = subprocess.run([LORA_NB, 'train', str(tmp_path/'run.yaml')], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return next((tmp_path/'runs').iterdir())
+
+def test_the_model_cards_load_snippet_runs(tmp_path):
+    "The `## Load it` code of a real run's adapter/README.md, run as it is in a fresh process, elsewhere."
+    run = _short_run(tmp_path)
+    card = (run/'adapter'/'README.md').read_text()
+    code = card.split('## Load it', 1)[1].split('```python\n', 1)[1].split('```', 1)[0]
+    code += "print(type(model).__name__, model.active_adapter, model.base_model.model.config.model_type)\n"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600, cwd='/')
+    assert r.returncode == 0, (code, r.stderr[-3000:])
+    assert r.stdout.split() == ['PeftModelForCausalLM', 'default', 'llama'], r.stdout

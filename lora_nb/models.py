@@ -155,10 +155,18 @@ class _NoKernelsNotice(logging.Filter):
     "Drops bitsandbytes' notice that the `kernels` package is missing (shared/DESIGN.md hazards 3 and 20)."
     def filter(self, record): return 'kernels-community' not in record.getMessage()
 
+class _NoTrustCheckNotice(logging.Filter):
+    "Drops `kernels`' notice that it skipped the trust check of kernels-community (each offline bnb import)."
+    def filter(self, record):
+        return not record.getMessage().startswith("Skipping publisher trust check for 'kernels-community/")
+
+_NOTICES = {'bitsandbytes.backends.cpu.ops': _NoKernelsNotice, 'kernels._internals.hf_hub': _NoTrustCheckNotice}
+
 def quiet_bnb():
-    "Silence bitsandbytes' import-time notice about `kernels`, whoever imports it (peft does, on import)."
-    lg = logging.getLogger('bitsandbytes.backends.cpu.ops')
-    if not any(isinstance(f, _NoKernelsNotice) for f in lg.filters): lg.addFilter(_NoKernelsNotice())
+    "Silence bitsandbytes' import-time notices about `kernels`, whoever imports it (peft does, on import)."
+    for name, cls in _NOTICES.items():
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, cls) for f in lg.filters): lg.addFilter(cls())
 
 quiet_bnb()
 

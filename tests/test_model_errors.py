@@ -97,3 +97,24 @@ def test_invalid_settings(kw, match):
 def test_unknown_setting_name():
     msg = _fails(SettingsError, 'Unknown model setting `load_in_3bit`', None, load_in_3bit=True)
     assert 'load_in_4bit' in msg
+
+_OFFLINE_LOAD = """
+import logging
+from lora_nb.models import load_model
+lm = load_model(quantization='4bit')
+logging.getLogger('kernels._internals.hf_hub').warning("Skipping publisher trust check for 'someone/else' (kept)")
+print('loaded', lm.summary.quantized_layers > 0)
+"""
+
+def test_no_trust_check_notice_on_an_offline_load():
+    "An offline 4-bit load prints no 'Skipping publisher trust check for kernels-community/…'; only that is dropped."
+    # bitsandbytes' import asks `kernels` (where installed) for a kernels-community kernel; offline, `kernels` logs it
+    import importlib.util, os, subprocess, sys
+    from lora_nb.models import import_bnb
+    if importlib.util.find_spec('kernels') is None or not import_bnb().functional.has_avx512bf16():
+        pytest.skip("bitsandbytes asks `kernels` only where it is installed, on a CPU with AVX512-BF16")
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    r = subprocess.run([sys.executable, '-c', _OFFLINE_LOAD], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout.split() == ['loaded', 'True'], r.stderr[-3000:]
+    assert "trust check for 'kernels-community/" not in r.stderr, r.stderr
+    assert "Skipping publisher trust check for 'someone/else' (kept)" in r.stderr, r.stderr

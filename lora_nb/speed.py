@@ -19,36 +19,52 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 # %% auto #0
 __all__ = ['PACKED', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'use_one_pass_lora',
-           'can_compile', 'compile_elementwise', 'should_compile', 'flops_per_token', 'matmul_peak', 'machine_id',
-           'shape_key', 'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate',
-           'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run',
-           'duration_line']
+           'pack_rows', 'share_prefixes', 'can_compile', 'compile_elementwise', 'should_compile', 'flops_per_token',
+           'matmul_peak', 'machine_id', 'shape_key', 'cache_file', 'record_throughput', 'measured_throughput',
+           'TimeEstimate', 'time_estimate', 'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps',
+           'run_estimate', 'record_run', 'duration_line']
 
 # %% ../nbs/02b_speed.ipynb #d5148dfd
 PACKED = 'lora_nb_packed'   # the attention implementation's registered name
 
 # %% ../nbs/02b_speed.ipynb #68195bb8
-def _starts(position_ids) -> list[int] | None:
-    "Where each packed example starts in a one-row batch (None: not a packed row of several examples)."
+def _pieces(position_ids) -> list[tuple[int, int, int, int]] | None:
+    "Each piece of a packed one-row batch, `(start, end, its example's start, shared prefix)`; None for one sequence."
     if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1: return None
-    st = torch.nonzero(position_ids[0] == 0).flatten().tolist()
-    return st if len(st) > 1 and st[0] == 0 else None
+    pos = position_ids[0]
+    if pos.numel() < 2 or pos[0] != 0: return None
+    st = [0] + (torch.nonzero(pos[1:] <= pos[:-1]).flatten() + 1).tolist()   # positions restart: a new piece
+    if len(st) == 1: return None
+    firsts, out, ex = pos[st].tolist(), [], 0
+    for a, b, f in zip(st, st[1:] + [pos.numel()], firsts):
+        if f == 0: ex = a   # a new example; else a branch that shares its example's first `f` tokens
+        out.append((a, b, ex, f))
+    return out
+
+def _branch(q, k, v, kp, vp, **kw):
+    "Attention of a branch over its shared prefix (all of it) and itself (causal)."
+    lb, lp = q.shape[2], kp.shape[2]
+    mask = torch.ones(lb, lp + lb, dtype=torch.bool, device=q.device).tril(diagonal=lp)
+    return F.scaled_dot_product_attention(q, torch.cat([kp, k], 2), torch.cat([vp, v], 2), attn_mask=mask, **kw)
 
 def packed_attention(module, query, key, value, attention_mask, dropout:float=0.0, scaling=None, is_causal=None,
                      **kwargs):
-    "SDPA within each example of a packed row (causal); anything else through transformers' SDPA."
+    "SDPA within each example of a packed row (causal; a branch also over its prefix); else transformers' SDPA."
     T = query.shape[2]
-    st = _starts(kwargs.get('position_ids')) if key.shape[2] == T and not kwargs.get('output_attentions') else None
-    if st is None or st[-1] >= T:
+    pcs = _pieces(kwargs.get('position_ids')) if key.shape[2] == T and not kwargs.get('output_attentions') else None
+    if pcs is None or pcs[-1][1] != T:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    gqa, p, dt = key.shape[1] != query.shape[1], dropout if module.training else 0.0, query.dtype
-    lens = [b - a for a, b in zip(st, st[1:] + [T])]
+    kw = dict(dropout_p=dropout if module.training else 0.0, scale=scaling, enable_gqa=key.shape[1] != query.shape[1])
     # split, not sliced: slicing's backward writes a zero tensor of the whole row for every example
-    q, k, v = (_attn_dtype(x).split(lens, dim=2) for x in (query, key, value))
-    outs = [F.scaled_dot_product_attention(*qkv, dropout_p=p, scale=scaling, is_causal=True, enable_gqa=gqa)
-            for qkv in zip(q, k, v)]
-    return torch.cat(outs, dim=2).to(dt).transpose(1, 2).contiguous(), None
+    q, k, v = (_attn_dtype(x).split([b - a for a, b, _, _ in pcs], dim=2) for x in (query, key, value))
+    outs, heads = [], {}
+    for (a, _, ex, f), qi, ki, vi in zip(pcs, q, k, v):
+        if f == 0:
+            heads[a] = ki, vi
+            outs.append(F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, **kw))
+        else: outs.append(_branch(qi, ki, vi, heads[ex][0][:, :, :f], heads[ex][1][:, :, :f], **kw))
+    return torch.cat(outs, dim=2).to(query.dtype).transpose(1, 2).contiguous(), None
 
 def _attn_dtype(x):
     "16-bit attention runs in float32 on CPU: its flash kernel is faster there (measured 1.3–1.4×, bench/cpu_speed.py)."
@@ -133,6 +149,52 @@ def use_one_pass_lora(model, on:bool=True) -> int:
             else: m.__dict__.pop('forward', None)
             n += 1
     return n
+
+# %% ../nbs/02b_speed.ipynb #c3a1d002
+def pack_rows(input_ids, attention_mask, pairs:bool=False):
+    "A right-padded batch as one packed row: ids, positions, and where each batch position's state is in the row."
+    keep, (n, L) = attention_mask.bool(), input_ids.shape
+    lens, rows = keep.sum(1).tolist(), input_ids.tolist()
+    B = n // 2 if pairs and n % 2 == 0 else 0
+    same = (input_ids[:B] == input_ids[B:2 * B]) & keep[:B] & keep[B:2 * B]
+    shared = same.long().cumprod(1).sum(1).tolist()   # the prefix each pair's rows have in common
+    ids, pos, where = [], [], [[-1] * L for _ in range(n)]
+    def put(i:int, lo:int):
+        where[i][lo:lens[i]] = range(len(ids), len(ids) + lens[i] - lo)
+        ids.extend(rows[i][lo:lens[i]])
+        pos.extend(range(lo, lens[i]))
+    for j in list(range(B)) + list(range(2 * B, n)):
+        put(j, 0)
+        if j < B:
+            where[B + j][:shared[j]] = where[j][:shared[j]]
+            put(B + j, shared[j])
+    gather = torch.tensor([[w if w >= 0 else len(ids) for w in r] for r in where], device=input_ids.device)
+    return torch.tensor(ids, device=input_ids.device)[None], torch.tensor(pos, device=input_ids.device)[None], gather
+
+# %% ../nbs/02b_speed.ipynb #c3a1d003
+def _packed_backbone(forward, pairs:bool):
+    "A backbone forward that runs a padded training batch as one packed row and hands back the padded layout."
+    def run(input_ids=None, attention_mask=None, position_ids=None, **kw):
+        if (input_ids is None or attention_mask is None or position_ids is not None or input_ids.dim() != 2
+                or kw.get('use_cache') or kw.get('past_key_values') is not None or attention_mask.dim() != 2):
+            return forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kw)
+        ids, pos, gather = pack_rows(input_ids, attention_mask, pairs)
+        out = forward(input_ids=ids, position_ids=pos, **kw)
+        h = out.last_hidden_state[0]
+        out.last_hidden_state = torch.cat([h, h.new_zeros(1, h.shape[-1])])[gather]
+        return out
+    return run
+
+def share_prefixes(model, on:bool=True, pairs:bool=True) -> bool:
+    "Run `model`'s backbone on padded batches as one packed row (`pairs`: the halves' rows share prefixes)."
+    inner = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    bb = inner.base_model
+    if not on:
+        bb.__dict__.pop('forward', None)
+        return use_packed_attention(model, on=False)
+    if bb is inner or not use_packed_attention(model): return False
+    bb.forward = _packed_backbone(type(bb).forward.__get__(bb), pairs)
+    return True
 
 # %% ../nbs/02b_speed.ipynb #b193937f
 _ELEMENTWISE = ('MLP', 'RMSNorm')   # class-name endings of the modules compiled

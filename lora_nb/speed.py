@@ -152,24 +152,26 @@ def use_one_pass_lora(model, on:bool=True) -> int:
 
 # %% ../nbs/02b_speed.ipynb #c3a1d002
 def pack_rows(input_ids, attention_mask, pairs:bool=False):
-    "A right-padded batch as one packed row: ids, positions, and where each batch position's state is in the row."
-    keep, (n, L) = attention_mask.bool(), input_ids.shape
-    lens, rows = keep.sum(1).tolist(), input_ids.tolist()
+    "A padded batch as one packed row: ids, positions, and where each batch position's state is in the row."
+    n, L = input_ids.shape
+    rows, keep = input_ids.tolist(), attention_mask.bool().tolist()
+    cols = [[c for c in range(L) if keep[i][c]] for i in range(n)]   # padding on either side
+    toks = [[rows[i][c] for c in cols[i]] for i in range(n)]
     B = n // 2 if pairs and n % 2 == 0 else 0
-    same = (input_ids[:B] == input_ids[B:2 * B]) & keep[:B] & keep[B:2 * B]
-    shared = same.long().cumprod(1).sum(1).tolist()   # the prefix each pair's rows have in common
     ids, pos, where = [], [], [[-1] * L for _ in range(n)]
     def put(i:int, lo:int):
-        where[i][lo:lens[i]] = range(len(ids), len(ids) + lens[i] - lo)
-        ids.extend(rows[i][lo:lens[i]])
-        pos.extend(range(lo, lens[i]))
-    for j in list(range(B)) + list(range(2 * B, n)):
+        for k in range(lo, len(toks[i])): where[i][cols[i][k]] = len(ids) + k - lo
+        ids.extend(toks[i][lo:])
+        pos.extend(range(lo, len(toks[i])))
+    for j in [*range(B), *range(2 * B, n)]:
         put(j, 0)
-        if j < B:
-            where[B + j][:shared[j]] = where[j][:shared[j]]
-            put(B + j, shared[j])
-    gather = torch.tensor([[w if w >= 0 else len(ids) for w in r] for r in where], device=input_ids.device)
-    return torch.tensor(ids, device=input_ids.device)[None], torch.tensor(pos, device=input_ids.device)[None], gather
+        if j < B:   # the pair's second row: only what follows the prefix the two have in common
+            s = len(os.path.commonprefix([toks[j], toks[B + j]]))
+            for k in range(s): where[B + j][cols[B + j][k]] = where[j][cols[j][k]]
+            put(B + j, s)
+    dev = input_ids.device
+    gather = torch.tensor([[w if w >= 0 else len(ids) for w in r] for r in where], device=dev)
+    return torch.tensor(ids, device=dev)[None], torch.tensor(pos, device=dev)[None], gather
 
 # %% ../nbs/02b_speed.ipynb #c3a1d003
 def _packed_backbone(forward, pairs:bool):

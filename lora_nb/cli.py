@@ -21,12 +21,21 @@ def cmd_demo(args) -> int:
     "The offline demo: train the embedded model on a skill it lacks, compare base and tuned, write a report."
     if args.prefer: return _prefer_demo(args)
     from lora_nb.demo import run_demo
-    print("lora_nb demo: teaching the embedded tiny model (4-bit, on this machine) "
+    kind = {'none': 'unquantized', '8bit': '8-bit', '4bit': '4-bit'}[args.quantization]
+    print(f"lora_nb demo: teaching the embedded tiny model ({kind}, on this machine) "
           "to name the type of a Python literal")
     res = run_demo(args.runs_root, quantization=args.quantization, num_train_epochs=args.epochs)
+    if res['status'] == 'stopped': return _demo_stopped(res)
     print(f"held-out exact match: base {res['base']:.0%} -> tuned {res['tuned']:.0%}   "
           f"({res['seconds']:.0f} s in all)")
     print(f"report:  {res['report']}\nadapter: {res['adapter']}")
+    return 0
+
+def _demo_stopped(res:dict) -> int:
+    "Say that the demo was stopped, and what it left; 0, as `lora-nb train` for a run stopped on request."
+    left = f"the adapter so far is in {res['adapter']}" if res['adapter'] else "no adapter was saved"
+    print(f"\nlora_nb demo: stopped as asked at step {res['step']}/{res['total_steps']}, before the base and tuned "
+          f"models were compared, so there is no report; {left}.")
     return 0
 
 def _prefer_demo(args) -> int:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from .runs import Run
 from .models import load_model
 from .data import prepare
-from .train import LoraSettings, Session, TrainSettings
+from .train import LoraSettings, Session, TrainError, TrainSettings
 from .compare import compare, BASE
 from .settings import DEMO_DATA
 
@@ -87,8 +87,20 @@ def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
             + _loss_plot(run) + _answers_table(comparison, answers, scores) + "</body></html>")
 
 # %% ../nbs/07_demo.ipynb #d1d4ead6
+def _ended_early(s:Session, t0:float) -> dict:
+    "The result of a demo whose training was stopped (what it has so far); a `TrainError` if it failed."
+    step, total = s.trainer.state.global_step if hasattr(s, 'trainer') else 0, s.run.info().get('total_steps')
+    if s.status != 'stopped':
+        raise TrainError(f"The demo's training {s.status} at step {step}/{total}: {s.error}", where=str(s.run.path),
+                         hint=s.hint or "Run `lora-nb demo` again; the run folder keeps what it logged.")
+    adapter = s.run.path/'adapter'
+    res = dict(run=s.run.id, status='stopped', step=step, total_steps=total, seconds=round(time.time() - t0, 1),
+               adapter=str(adapter) if (adapter/'adapter_config.json').exists() else None)
+    s.run.update(demo=res)
+    return res
+
 def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:float=4, out=sys.stdout) -> dict:
-    "Train, compare and report; returns the scores, times and paths."
+    "Train, compare and report; returns the scores, times and paths (or, if it was stopped, what it has)."
     t0 = time.time()
     train, test = load_demo_data()
     lm = load_model(quantization=quantization)
@@ -98,14 +110,14 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
     s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), train_settings,
                 probes=[test[0]['instruction']], name='demo', root=root)
     s.start().follow(out)
-    if s.status != 'completed': raise RuntimeError(f"training ended {s.status}: {s.error}")
+    if s.status != 'completed': return _ended_early(s, t0)
     t_train = time.time() - t0
     cmp = compare(lm.model, lm.tokenizer, [r['instruction'] for r in test], max_new_tokens=8)
     answers = [r['output'] for r in test]
     scores = {c: exact_match([o[c] for o in cmp.outputs], answers) for c in cmp.columns}
     report = s.run.path/'report.html'
     report.write_text(report_html(s.run, cmp, answers, scores))
-    res = dict(run=s.run.id, base=scores[BASE], tuned=scores[lm.model.active_adapter],
+    res = dict(run=s.run.id, status='completed', base=scores[BASE], tuned=scores[lm.model.active_adapter],
                seconds=round(time.time() - t0, 1), train_seconds=round(t_train, 1), report=str(report),
                adapter=str(s.run.path/'adapter'))
     s.run.update(demo=res)

@@ -42,3 +42,24 @@ def test_the_model_cards_load_snippet_runs(tmp_path):
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600, cwd='/')
     assert r.returncode == 0, (code, r.stderr[-3000:])
     assert r.stdout.split() == ['PeftModelForCausalLM', 'default', 'llama'], r.stdout
+
+def test_demo_stopped_with_a_stop_file_says_so(tmp_path):
+    "A STOP file written into the demo's run folder while it trains: a sentence and status 0, as `lora-nb train`."
+    import time
+    p = subprocess.Popen([LORA_NB, 'demo', '--quantization', 'none', '--runs-root', str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        metrics = list(tmp_path.glob('*/metrics.jsonl'))
+        if metrics and '"loss"' in metrics[0].read_text():
+            (metrics[0].parent/'STOP').write_text('')
+            break
+        time.sleep(0.2)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and 'Traceback' not in err, err[-3000:]
+    run = metrics[0].parent
+    assert "stopped as asked at step" in out and f"the adapter so far is in {run/'adapter'}." in out, out
+    assert 'unquantized' in out.splitlines()[0] and 'report:' not in out
+    demo = json.loads((run/'run.json').read_text())['demo']
+    assert demo['status'] == 'stopped' and 1 <= demo['step'] < demo['total_steps']
+    assert (run/'adapter'/'adapter_config.json').exists() and not (run/'report.html').exists()

@@ -1,6 +1,6 @@
 """The Studio's panels driven headless (no browser): bad input shows a message by the field or a banner, keeps what
 the person typed, and disables the button until fixed (hand-written)."""
-import json
+import json, time
 import pytest
 from lora_nb.panels.views import Studio
 
@@ -126,3 +126,81 @@ def test_data_panel_reads_a_dataset_folder_with_a_column_mapping(tmp_path):
     assert d.settings()['columns'] == {'instruction': 'question', 'output': 'answer'}
     assert 'field=column pairs' in DataState(columns='instruction:question').errors()['columns']
     assert 'org/name' in DataState(source='hub').errors()['hub']
+
+def _trained(studio, name:str, steps:int=2):
+    "Train a short run named `name` from the Train tab; returns its run."
+    studio.train.run_name.value = name
+    _field(studio.train, 'train.max_steps').w.value = steps
+    studio.train.start_btn.click()
+    assert studio.state.session is not None, studio.train.banner.value
+    assert studio.state.session.wait(120) == 'completed'
+    return studio.state.session.run
+
+@pytest.fixture
+def ready(studio):
+    "A Studio with the embedded model loaded (full precision) and the words prepared (2 held out)."
+    studio.model.fields['quantization'].w.value = 'none'
+    studio.model.load_btn.click()
+    studio.data.fields['text'].w.value = TEXT
+    studio.data.fields['eval_size'].w.value = 2.0
+    studio.data.prep_btn.click()
+    assert studio.state.prepared is not None, studio.data.banner.value
+    return studio
+
+def test_save_and_mix_act_on_the_adapter_the_tab_shows(ready, tmp_path):
+    "A run trained from a cell reuses the PEFT name `default`: a Save drawn before is refused, the labels redrawn."
+    st, ap = ready.state, ready.adapters
+    first = _trained(ready, 'first')
+    ready.tabs.selected_index = 5
+    assert ap.save_run.value == 'default' and ap.sliders['default'].description.startswith('first (')
+    second = st.start(name='second')                         # from a cell: the tab is not told
+    assert second.wait(120) == 'completed'
+    second = second.run                                      # `default` is now the second run's adapter
+    assert st.adapter_runs['default'] == second.id != first.id
+    ap.out.value = str(tmp_path/'saved')
+    ap.save_btn.click()                                      # the tab still shows 'first': nothing is saved
+    assert 'changed since this tab was drawn' in ap.banner.value and not (tmp_path/'saved').exists()
+    assert ap.sliders['default'].description.startswith('second (')   # redrawn: every label is the truth now
+    ap.save_btn.click()
+    assert 'Saved “second (' in ap.banner.value and second.id in ap.banner.value, ap.banner.value
+
+def test_a_picked_up_run_offers_its_adapter_and_its_banner_goes(ready, tmp_path):
+    "Pick up in a new Studio: the adapter is offered at once; Resume clears the pick-up line; the end refreshes tabs."
+    st = ready.state
+    _field(ready.train, 'train.save_steps').w.value = 2
+    ready.train.run_name.value = 'longer'
+    _field(ready.train, 'train.max_steps').w.value = 8
+    ready.train.start_btn.click()
+    s = st.session
+    while s.running and not any(r.get('step', 0) >= 3 for r in s.run.read('metrics').records): time.sleep(0.05)
+    ready.train.stop_btn.click()
+    assert s.wait(120) == 'stopped'
+    again = Studio(root=tmp_path)                            # a new kernel
+    again.pickup.on_pick()
+    assert 'Picked up' in again.pickup.banner.value and again.train.run_name.value == 'longer'
+    assert [lab for lab, _ in again.chat.adapter.options][-1].startswith('longer (')   # no load needed
+    again.tabs.selected_index = 4                            # the Chat tab stays open while the run resumes
+    again.train.resume_btn.click()
+    assert again.pickup.banner.value == ''                   # "Resume continues it" is old news now
+    assert again.state.session.wait(120) == 'completed'
+    t0 = time.time()
+    while time.time() - t0 < 10 and not [v for _, v in again.chat.adapter.options if v]: time.sleep(0.1)
+    assert [lab for lab, _ in again.chat.adapter.options][-1].startswith('longer ('), again.chat.adapter.options
+
+def test_prompts_from_the_eval_split_ask_before_replacing_typed_ones(ready):
+    c = ready.compare
+    c.prompts.w.value = 'my own prompt'
+    c.from_eval.click()
+    assert c.prompts.w.value == 'my own prompt' and 'you typed' in c.banner.value   # asked, nothing lost
+    c.from_eval.click()                                      # asked and confirmed
+    assert c.prompts.w.value != 'my own prompt' and c.prompts.w.value.startswith('Reverse the word')
+    c.prompts.w.value = 'another'
+    c.from_eval.click()                                      # typing again: it asks again
+    assert c.prompts.w.value == 'another'
+
+def test_a_quantized_estimate_heavier_than_none_says_why():
+    from lora_nb.panels.state import ModelState
+    e4, e0 = ModelState(quantization='4bit').estimate(), ModelState(quantization='none').estimate()
+    if e4.settings['dtype'] == e0.settings['dtype']: pytest.skip("this CPU loads 'none' in float32 too")
+    note = ModelState(quantization='4bit').heavier_note()
+    assert e4.total > e0.total and e4.settings['dtype'] in note and e0.settings['dtype'] in note, note

@@ -28,7 +28,8 @@ class PreferPanel:
         self.epochs = W.FloatText(value=2, description='epochs')
         self.start_btn = W.Button(description='Train', button_style='primary', icon='play')
         self.stop_btn = W.Button(description='Stop', icon='stop')
-        self.status = W.HTML()
+        self.status, self.last = W.HTML(), {}   # last: the newest logged metrics of the preference run
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width='400px'))
         self.prompts = W.Textarea(placeholder='Held-out prompts, one a line', layout=W.Layout(width='460px'))
         self.test_btn = W.Button(description='Did it work?', icon='balance-scale')
         self.pair = W.HTML()
@@ -41,7 +42,8 @@ class PreferPanel:
         self._wire()
         self.widget = W.VBox([self.banner, W.HBox([self.parent, self.gather_btn]), self.preview,
                               self.method, W.HBox([self.beta, self.lr, self.epochs]),
-                              W.HBox([self.start_btn, self.stop_btn]), self.status, W.HTML('<b>Did it work?</b>'),
+                              W.HBox([self.start_btn, self.stop_btn]), W.HBox([self.progress, self.status]),
+                              W.HTML('<b>Did it work?</b>'),
                               self.prompts, self.test_btn, self.pair, W.HBox(self.choices), self.verdict,
                               W.HBox([self.url, self.judge_model, self.judge_btn])])
         self.refresh()
@@ -81,15 +83,23 @@ def on_gather(self:PreferPanel, _=None):
     self.preview.value = p._repr_html_() if p is not None else ''
 
 @patch
-def on_event(self:PreferPanel, ev):
-    "A training event (in the training thread): only a widget value changes."
-    d = ev.data
-    if ev.kind == 'log' and 'loss' in d:
-        keys = [k for k in ('rewards/margins', 'rewards/accuracies') if k in d]
-        extra = ''.join(f" · {k.split('/')[1]} {d[k]:.3f}" for k in keys)
-        self.status.value = f"step {ev.step}/{d.get('total_steps', '?')} · loss {d['loss']:.4f}{extra}"
-    elif ev.kind == 'end':
-        self.status.value = f"{html.escape(d.get('status', ''))} {html.escape(d.get('error') or '')}"
+def on_event(self:PreferPanel, ev=None):
+    "A training event (in the training thread), or None to draw what the run's live log holds: value changes only."
+    s, log = self.st.session, self.st.studio.log
+    if s is None: return
+    if ev is not None and ev.kind == 'log' and 'loss' in ev.data: self.last = ev.data
+    ls = log.status if log is not None else {}
+    step, total = ls.get('step', 0), ls.get('total_steps') or 0
+    self.progress.max, self.progress.value = max(1, total), min(step, total) if total else 0
+    d, loss = self.last, ls.get('loss')
+    extra = ''.join(f" · {k.split('/')[1]} {d[k]:.3f}" for k in ('rewards/margins', 'rewards/accuracies') if k in d)
+    where = (f"{self.st.method.upper()} run <b>{html.escape(s.run.id)}</b> on {html.escape(str(self.st.parent))}'s "
+             "adapter")
+    news = f"step {step}/{total or '?'}" + (f" · loss {loss:.4f}" if isinstance(loss, (int, float)) else '') + extra
+    end = ev.data if ev is not None and ev.kind == 'end' else None
+    state = (f"{html.escape(end.get('status', ''))}" + (f": {html.escape(end['error'])}" if end.get('error') else '')
+             if end is not None else 'training' if s.running else html.escape(s.status))
+    self.status.value = f"{where}: {state} · {news}"
 
 @patch
 def on_start(self:PreferPanel, _=None):
@@ -99,10 +109,11 @@ def on_start(self:PreferPanel, _=None):
                                                                  self.epochs.value)
     if st.parent != self.parent.value: st.prefs = None
     st.parent = self.parent.value
+    self.last = {}
     s = self._done(st.start())
     if s is not None:
         s.add_listener(self.on_event)
-        self.status.value = f"training {html.escape(s.run.id)} on {html.escape(st.parent)}'s adapter"
+        self.on_event()   # what the run's log already holds (a short run may have ended already)
 
 # %% ../../nbs/16a_panels.prefer_view.ipynb #49419142
 @patch

@@ -100,10 +100,27 @@ def estimate(self:ModelState):
     from lora_nb.settings import default_device
     p = self.config_path()
     if p is None or self.errors(): return None
-    dtype = resolve_dtypes(ModelSettings(quantization=self.quantization), default_device())[0]   # as it will load
+    dtype = resolve_dtypes(self.settings(), default_device())[0]   # as it will load
     return estimate(p, quantization=self.quantization, dtype=dtype, r=self.r,
                     bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant,
                     per_device_train_batch_size=self.per_device_train_batch_size, seq_len=self.max_length)
+
+def _mib(b:int) -> str: return f"{b / 2**30:,.2f} GiB" if b >= 2**30 else f"{b / 2**20:,.0f} MiB"
+
+@patch
+def heavier_note(self:ModelState, e=None) -> str:
+    "Why the quantized estimate `e` is more than the same choices with no quantization ('' when it is not)."
+    e = e or self.estimate()
+    if e is None or self.quantization == 'none': return ''
+    e0 = dataclasses.replace(self, quantization='none').estimate()
+    if e0 is None or e.total <= e0.total: return ''
+    d, d0 = e.settings['dtype'], e0.settings['dtype']
+    why = (f"on this device {self.quantization} runs the layers it does not quantize and the activations in {d}, "
+           f"where 'none' loads {d0}" if d != d0 else "the quantized layers need their scales and a dequantized copy")
+    a, a0 = e.activations + e.logits, e0.activations + e0.logits
+    return (f"More than with no quantization ({_mib(e0.total)}): {why}. The weights shrink from {_mib(e0.weights)} to "
+            f"{_mib(e.weights)}, but activations and logits grow from {_mib(a0)} to {_mib(a)}; on a small model or "
+            "with long sequences they outweigh the saving. Quantize to fit a large model, not a small one.")
 
 # %% ../../nbs/10_panels.state.ipynb #4e1e90ee
 @dataclass
@@ -204,6 +221,7 @@ class TrainState:
     lora:dict=field(default_factory=lambda: _device_defaults()['lora'])
     train:dict=field(default_factory=lambda: _device_defaults()['train'])
     probes:list=field(default_factory=list)
+    name:str='' # the run's name, the start of its id (empty: 'run')
 
     def errors(self) -> dict[str, str]:
         "`section.field` -> message for every invalid value."
@@ -416,7 +434,7 @@ def _began(self:StudioState, s):
 
 @patch
 def start(self:StudioState, log:LiveLog|None=None, name:str|None=None):
-    "Start training with the Train panel's values (a new run named `name`); returns the Session."
+    "Start training with the Train panel's values (a new run named `name`, default its name); returns the Session."
     from lora_nb.train import Session
     if self.session is not None and self.session.running:
         self.action.banner = "Training is already running: Stop it first."
@@ -426,11 +444,12 @@ def start(self:StudioState, log:LiveLog|None=None, name:str|None=None):
     if errs:
         self.action.banner = 'Fix the Train settings first: ' + _listing(errs)
         return None
+    if name is not None: self.train.name = name   # what the Code tab writes and Pick up restores
     self._bare()   # a finished run's adapter or loaded ones: a fresh adapter on the same base, not loaded again
     def go():
         lora, train = self.train.settings()
         s = Session(self.lm, self.prepared, lora, train, probes=list(self.train.probes), root=self.root,
-                    name=(name or '').strip() or 'run')
+                    name=self.train.name.strip() or 'run')
         self._listen(s, log).start()
         self._keep_data(s.run)
         return s
@@ -505,16 +524,34 @@ def _data_choices(run, d:dict, src:dict) -> dict:
 
 # %% ../../nbs/10_panels.state.ipynb #2313b232
 @patch
+def data_source_of(self:StudioState, run) -> dict|None:
+    "Where run `run`'s data is: what it kept, else the Studio's copy of examples with its fingerprint (None: unknown)."
+    info = run.info()
+    if info.get('data_source'): return info['data_source']
+    fp = info.get('data_fingerprint')
+    f = self.root/'studio-data'/f"{fp}.jsonl" if fp else None
+    return dict(kind='path', path=str(f.resolve()), fingerprint=fp) if f is not None and f.exists() else None
+
+@patch
 def recent(self:StudioState, n:int=5) -> list[tuple[str, str]]:
     "`(label, run id)` of the newest `n` runs that can be picked up (those that kept where their data is)."
     from lora_nb.runs import Run, list_runs
     out = []
     for r in list_runs(self.root):
-        if r['status'] == 'corrupt' or not Run.open(r['id'], self.root).info().get('data_source'): continue
+        if r['status'] == 'corrupt' or not self.data_source_of(Run.open(r['id'], self.root)): continue
         out.append((f"{r.get('name') or r['id']} · {r['status']} · step {r.get('step') or 0}"
                     f"/{r.get('total_steps') or '?'} · {r.get('base_model')}", r['id']))
         if len(out) == n: break
     return out
+
+@patch
+def _put_adapter(self:StudioState, run_id:str, name:str):
+    "Load run `run_id`'s final adapter onto the model as `name`, labelled by its run (raises `AdapterError`)."
+    from lora_nb import adapters
+    from lora_nb.runs import Run
+    self.lm.model = adapters.load(self.lm.model, Run.open(run_id, self.root).path, name)
+    self.adapter_runs[name] = run_id
+    return self.lm.model
 
 @patch
 def pick_up(self:StudioState, run_id:str):
@@ -526,7 +563,7 @@ def pick_up(self:StudioState, run_id:str):
     run = self.action(Run.open, run_id, self.root)
     if run is None: return None
     info = run.info()
-    st, src = info.get('settings') or {}, info.get('data_source')
+    st, src = info.get('settings') or {}, self.data_source_of(run)
     if not src:
         self.action.banner = (f"Run {run_id} does not say where its data is (it was not started from the Studio): "
                               "resume it with `Session.resume` or `lora-nb train --resume`.")
@@ -536,7 +573,10 @@ def pick_up(self:StudioState, run_id:str):
     self.train.lora.update(st.get('lora', {}))
     self.train.train.update(st.get('train', {}))
     self.train.probes = list(st.get('probes', []))
+    self.train.name = info.get('name') or ''
     if self.load() is None or self.prepare() is None: return None
+    saved = (run.path/'adapter'/'adapter_config.json').exists()   # offered in Compare, Chat and Save at once
+    if saved and self.action(self._put_adapter, run_id, ADAPTER) is None: return None
     self.log = LiveLog()
     self.log.seed(run.read('metrics').records)
     self.picked = run_id
@@ -555,16 +595,8 @@ def resumable_runs(self:StudioState) -> list[dict]:
 @patch
 def load_run_adapter(self:StudioState, run_id:str, name:str|None=None):
     "Load the final adapter of run `run_id` onto the model as `name` (default: a name made from the run id)."
-    from lora_nb import adapters
-    from lora_nb.runs import Run
     if not self._need('model'): return None
-    name = name or 'run-' + run_id.split('-')[-1]
-    def go():
-        m = adapters.load(self.lm.model, Run.open(run_id, self.root).path, name)
-        self.lm.model = m
-        self.adapter_runs[name] = run_id
-        return m
-    return self.action(go)
+    return self.action(self._put_adapter, run_id, name or 'run-' + run_id.split('-')[-1])
 
 @patch
 def loaded_adapters(self:StudioState) -> list[str]:
@@ -761,8 +793,8 @@ def config_dict(self:StudioState) -> dict:
     data, f = self.data.settings(), self.data_file()
     if f is not None: data = {**{k: v for k, v in data.items() if k not in ('text', 'source')}, 'source': _short(f)}
     elif 'source' in data and self.data.source == 'path': data['source'] = _short(data['source'])
-    return dict(model=model, data=data, lora=dict(self.train.lora), train=dict(self.train.train),
-                probes=list(self.train.probes), runs_root=_short(self.root))
+    return dict(name=self.train.name.strip() or 'run', model=model, data=data, lora=dict(self.train.lora),
+                train=dict(self.train.train), probes=list(self.train.probes), runs_root=_short(self.root))
 
 @patch
 def to_yaml(self:StudioState) -> str:
@@ -772,10 +804,18 @@ def to_yaml(self:StudioState) -> str:
     c = self.config_dict()
     d = json.loads(json.dumps(RunConfig.from_dict(c).to_dict(), default=str))
     d['runs_root'] = c['runs_root']   # relative to the working directory, as in the Python cell
+    d = {'name': d.pop('name'), **d}
     if c['data'].get('source') and d['data'].get('source'): d['data']['source'] = c['data']['source']
     return yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120)
 
 # %% ../../nbs/10_panels.state.ipynb #d1a5c7e0
+def _keep_line(kind:str, source, d:dict) -> str:
+    "The cell's line that writes where its data is into run.json, as the Studio does: its Pick up prepares it again."
+    if kind == 'hub':
+        where = f"{{'kind': 'hub', 'id': {source!r}, 'split': {d.get('split')!r}, 'subset': {d.get('subset')!r}, "
+    else: where = f"{{'kind': 'path', 'path': str(Path({source!r}).resolve()), "
+    return f"session.run.update(data_source={where}'fingerprint': data.fingerprint}})   # for the Studio's Pick up\n"
+
 @patch
 def to_code(self:StudioState) -> str:
     "A self-contained Python cell that reproduces this session with the engine API."
@@ -784,12 +824,14 @@ def to_code(self:StudioState) -> str:
     src = f"Pasted({d.pop('text')!r})" if 'text' in d else repr(d.pop('source'))   # pasted: never a path
     kw = ', '.join(f"{k}={v!r}" for k, v in d.items())
     mkw = ', '.join(f"{k}={v!r}" for k, v in c['model'].items())
-    return (f"from lora_nb.models import load_model\nfrom lora_nb.data import prepare\n"
+    keep = '' if 'text' in c['data'] else _keep_line(self.data.source, c['data']['source'], c['data'])
+    return (("from pathlib import Path\n" if 'Path(' in keep else '') +
+            f"from lora_nb.models import load_model\nfrom lora_nb.data import prepare\n"
             + ("from lora_nb.settings import Pasted\n" if src.startswith('Pasted(') else '') +
             f"from lora_nb.train import LoraSettings, Session, TrainSettings\n\n"
             f"lm = load_model({mkw})\n"
             f"data = prepare({src}, lm.tokenizer, {kw})\n"
             f"session = Session(lm, data, LoraSettings(**{c['lora']!r}),\n"
             f"                  TrainSettings(**{c['train']!r}),\n"
-            f"                  probes={c['probes']!r}, root={c['runs_root']!r})\n"
-            f"session.start().wait()\nprint(session.status, session.run.path)\n")
+            f"                  probes={c['probes']!r}, root={c['runs_root']!r}, name={c['name']!r})\n"
+            f"session.start()\n{keep}session.wait()\nprint(session.status, session.run.path)\n")

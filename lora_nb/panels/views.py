@@ -34,12 +34,13 @@ def uploaded(value) -> list[tuple[str, bytes]]:
     return [(f['name'], bytes(f['content'])) for f in value]
 
 def show_banner(w:W.HTML, text:str|None, ok:bool=False):
-    "Show `text` in the banner (red for errors, green for `ok`), or hide it."
+    "Show `text` in the banner (a red tint for errors, green for `ok`; the theme's text colour), or hide it."
     if not text:
         w.value = ''
         return
-    bg, fg = ('#e6f4ea', '#137333') if ok else ('#fce8e6', '#a50e0e')
-    style = f"background:{bg};color:{fg};padding:6px 10px;border-radius:4px;white-space:pre-wrap"
+    bg, bar = ('rgba(52,168,83,0.16)', '#34a853') if ok else ('rgba(217,48,37,0.14)', '#d93025')
+    style = (f"background:{bg};border-left:4px solid {bar};color:inherit;padding:6px 10px;border-radius:4px;"
+             "white-space:pre-wrap")
     w.value = f"<div style='{style}'>{html.escape(text)}</div>"
 
 # %% ../../nbs/11_panels.views.ipynb #98481556
@@ -91,7 +92,7 @@ class Field:
 
     def set_error(self, msg:str|None):
         "Show `msg` under the field (nothing for None): red once touched, a grey hint before."
-        colour = '#c5221f' if self.touched else 'var(--jp-ui-font-color2,#666)'
+        colour = 'var(--jp-error-color1,#c5221f)' if self.touched else 'var(--jp-ui-font-color2,#666)'
         self.err.value = f"<span style='color:{colour}'>{html.escape(msg)}</span>" if msg else ''
 
 class Fields(list):
@@ -152,8 +153,9 @@ def on_change(self:ModelPanel):
     self.fields['model_id'].box.layout.display = 'none' if self.st.model.source == 'embedded' else ''
     self.load_btn.disabled = bool(errs)
     e = None if errs else self.st.model.estimate()
+    note = self.st.model.heavier_note(e) if e is not None else ''
     self.estimate.value = _NO_ESTIMATE if e is None else f"Memory estimate, before loading: {estimate_html(e)}" + \
-        too_big_html(e, self.st.model.quantization)
+        (f"<br><i>{html.escape(note)}</i>" if note else '') + too_big_html(e, self.st.model.quantization)
 
 def too_big_html(e, quantization:str, device:str|None=None) -> str:
     "A warning when the estimate is more than this machine has free, with the lighter choice to make."
@@ -313,8 +315,10 @@ def loss_spec(snap:dict, height:int=320) -> dict:
     data = [dict(type='scatter', name=name, x=list(snap[k][0]), y=list(snap[k][1]), **kw) for k, name, kw in _TRACES]
     layout = dict(height=height, margin=dict(l=50, r=60, t=30, b=40), paper_bgcolor='rgba(0,0,0,0)',
                   plot_bgcolor='rgba(0,0,0,0)', font=dict(color='#888'), legend=dict(orientation='h', y=1.15),
-                  xaxis=dict(title=dict(text='step'), **_AXIS), yaxis=dict(title=dict(text='loss'), **_AXIS),
-                  yaxis2=dict(title=dict(text='learning rate'), overlaying='y', side='right', showgrid=False))
+                  xaxis=dict(title=dict(text='step'), rangemode='nonnegative', **_AXIS),
+                  yaxis=dict(title=dict(text='loss'), **_AXIS),
+                  yaxis2=dict(title=dict(text='learning rate'), overlaying='y', side='right', showgrid=False,
+                              rangemode='nonnegative', exponentformat='e'))
     return dict(data=data, layout=layout, config=dict(responsive=True, displaylogo=False))
 
 def _fmt_s(s): return '–' if s is None else f"{int(s // 60)}:{int(s % 60):02d}"
@@ -357,7 +361,9 @@ class TrainPanel:
     def __init__(self, st:StudioState, every:float=0.3):
         self.st, self.every = st, every
         self.settings = self._settings()
-        self.run_name = W.Text(placeholder='name this run (optional)', layout=W.Layout(width='200px'))
+        self.run_name = W.Text(value=st.train.name, placeholder='name this run (optional)',
+                               layout=W.Layout(width='200px'))
+        self.run_name.observe(self.on_name, 'value')
         self.start_btn = W.Button(description='Start', button_style='success', icon='play')
         self.stop_btn = W.Button(description='Stop', icon='stop')   # 'warning' orange: white text unreadable on it
         self.resume_run = W.Dropdown(options=[], description='resume', layout=W.Layout(width='420px'))
@@ -448,7 +454,10 @@ def refresh_resumable(self:TrainPanel):
 
 # %% ../../nbs/11_panels.views.ipynb #3c8e6a15
 @patch
-def on_start(self:TrainPanel, _=None): self._begin(lambda log: self.st.start(log, name=self.run_name.value))
+def on_start(self:TrainPanel, _=None): self._begin(lambda log: self.st.start(log))
+
+@patch
+def on_name(self:TrainPanel, change): self.st.train.name = change['new']
 
 @patch
 def on_resume(self:TrainPanel, _=None): self._begin(lambda log: self.st.resume(self.resume_run.value, log))
@@ -549,6 +558,7 @@ class ComparePanel:
         self.adapters.observe(self.on_adapters, 'value')
         self.from_eval = W.Button(description='Prompts from eval split', icon='list', layout=W.Layout(width='auto'))
         self.from_eval.on_click(self.on_from_eval)
+        self._replace = False   # the typed prompts may be replaced
         self.run_btn = W.Button(description='Compare', button_style='primary', icon='columns')
         self.run_btn.on_click(self.on_run)
         self.table, self.banner = W.HTML(), banner()
@@ -585,6 +595,7 @@ def on_change(self:ComparePanel):
     errs = self.st.compare.errors()
     for f in self.fields: f.set_error(errs.get(f.name))
     self.run_btn.disabled = bool(errs)
+    self._replace, self.from_eval.description = False, 'Prompts from eval split'   # typing: ask again
 
 @patch
 def on_adapters(self:ComparePanel, change):
@@ -593,10 +604,17 @@ def on_adapters(self:ComparePanel, change):
 
 @patch
 def on_from_eval(self:ComparePanel, _=None):
-    "Take the prompts from the eval split."
+    "Take the prompts from the eval split; prompts typed in the box are replaced only on a second click."
     ps = self.st.eval_prompts()
-    if ps: self.prompts.w.value = '\n'.join(ps)
-    else: show_banner(self.banner, "No eval split yet: prepare data with eval_size > 0 (Data tab).")
+    if not ps: return show_banner(self.banner, "No eval split yet: prepare data with eval_size > 0 (Data tab).")
+    typed = self.st.compare.prompt_list()
+    if typed and typed != ps and not self._replace:
+        show_banner(self.banner, f"The box holds {len(typed)} prompt(s) you typed: click “Replace typed prompts” to "
+                                 f"put the eval split's {len(ps)} in their place, or edit them to keep them.", ok=True)
+        self._replace, self.from_eval.description = True, 'Replace typed prompts'
+        return
+    self.prompts.w.value = '\n'.join(ps)
+    show_banner(self.banner, None)
 
 # %% ../../nbs/11_panels.views.ipynb #6f5a1d08
 @patch
@@ -740,6 +758,8 @@ def on_change(self:ChatPanel):
     for f in self.fields: f.set_error(None)
 
 # %% ../../nbs/11_panels.views.ipynb #73c14087
+_RATED = {'up': 'rated good', 'down': 'rated bad', 'edited': 'edited'}
+
 @patch
 def _reply_row(self:ChatPanel, i:int, m:dict) -> W.Widget:
     "Reply `i` with its author and Good / Bad / Edit."
@@ -750,7 +770,12 @@ def _reply_row(self:ChatPanel, i:int, m:dict) -> W.Widget:
     up.on_click(lambda _: self.on_rate(i, 'up'))
     down.on_click(lambda _: self.on_rate(i, 'down'))
     edit.on_click(lambda _: self.on_edit(i))
-    return W.VBox([text, W.HBox([up, down, edit])])
+    r = m.get('rating')
+    for b, k, style in ((up, 'up', 'success'), (down, 'down', 'danger'), (edit, 'edited', 'info')):
+        if r == k: b.button_style = style
+    said = _RATED.get(r, '')
+    rated = W.HTML(f"<span class='lnb-rated'>✓ {said}, saved with the run</span>" if said else '')
+    return W.VBox([text, W.HBox([up, down, edit, rated])])
 
 @patch
 def show(self:ChatPanel):
@@ -823,7 +848,7 @@ class AdaptersPanel:
         self.load_btn = W.Button(description='Load adapter', icon='plus')
         self.load_btn.on_click(self.on_load)
         self.runs.observe(self.on_run_choice, 'value')
-        self.sliders, self.slider_box = {}, W.VBox()
+        self.sliders, self.slider_box, self.drawn = {}, W.VBox(), {}   # drawn: name -> its run when drawn
         self.combo = W.Dropdown(options=_COMBINE, value='cat', description='combine', layout=W.Layout(width='auto'))
         self.mix_name = W.Text(placeholder='name of the mix', description='mix as')
         self.mix_btn = W.Button(description='Mix', icon='sliders')
@@ -859,14 +884,18 @@ def refresh(self:AdaptersPanel):
     keep = self.runs.value
     self.runs.options = [(_run_label(a), i) for i, a in self.saved.items()]
     self.runs.value = keep if keep in self.saved else next(iter(self.saved), None)
-    names = self.st.loaded_adapters()
-    def slider(n): return W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, description=self.st.label(n),
-                                        style={'description_width': 'initial'})
-    self.sliders = {n: self.sliders.get(n) or slider(n) for n in names}
+    names, was = self.st.loaded_adapters(), self.drawn
+    now = {n: self.st.adapter_runs.get(n) for n in names}   # a PEFT name can come to hold another run's adapter
+    def slider(n): return W.FloatSlider(value=1.0, min=-1.0, max=2.0, step=0.05, style={'description_width': 'initial'})
+    self.sliders = {n: self.sliders[n] if n in self.sliders and was.get(n) == now[n] else slider(n) for n in names}
+    for n, s in self.sliders.items(): s.description = self.st.label(n)
     self.slider_box.children = list(self.sliders.values())
-    keep = self.save_run.value
+    shown = self.save_run.value   # keep the adapter shown: the same run's, under whatever name it has now
+    same = [n for n in names if (now[n] == was.get(shown) if was.get(shown) else n == shown and not now[n])]
+    same.sort(key=lambda n: n != shown)
     self.save_run.options = [(self.st.label(n), n) for n in names]
-    self.save_run.value = keep if keep in names else (names[-1] if names else None)
+    self.save_run.value = same[0] if same else (names[-1] if names else None)
+    self.drawn = now
     if self.runs.value: self.snippet.value = self._snippet(self.saved[self.runs.value]['path'])
 
 # %% ../../nbs/11_panels.views.ipynb #5a9f2e70
@@ -889,6 +918,16 @@ def _done(self:AdaptersPanel, ok_text=None):
     if self.on_loaded: self.on_loaded()
 
 @patch
+def _changed(self:AdaptersPanel, names) -> bool:
+    "Whether an adapter of `names` now holds another run's adapter than the tab shows (then redraw and say so)."
+    moved = [n for n in names if self.st.adapter_runs.get(n) != self.drawn.get(n)]
+    if not moved: return False
+    self.refresh()
+    show_banner(self.banner, f"The adapters on the model changed since this tab was drawn ({', '.join(moved)} now "
+                             "holds another run's adapter): check the choice, then press the button again.")
+    return True
+
+@patch
 def on_load(self:AdaptersPanel, _=None):
     "Load the chosen run's adapter under the name given."
     if not self.runs.value:
@@ -902,6 +941,7 @@ def on_load(self:AdaptersPanel, _=None):
 def on_mix(self:AdaptersPanel, _=None):
     "Mix the loaded adapters with the sliders' weights (0 leaves one out)."
     w = {n: s.value for n, s in self.sliders.items() if s.value != 0}
+    if self._changed(w): return
     with busy(self.mix_btn, 'Mixing…'): m = self.st.mix_adapters(w, self.mix_name.value.strip(), self.combo.value)
     self._done(None if m is None else f"Added {self.mix_name.value.strip()!r}: use it in Compare")
 
@@ -917,8 +957,11 @@ def on_save(self:AdaptersPanel, _=None):
     if not self.st._need('model'):
         self._done()
         return
-    with busy(self.save_btn, 'Saving…'): p = self.st.action(adapters.save, self.st.lm.model, self.save_run.value, out)
-    self._done(None if p is None else f"Saved to {p}")
+    name = self.save_run.value
+    if self._changed([name]): return
+    what = f"“{self.st.label(name)}”" + (f" (run {rid})" if (rid := self.st.adapter_runs.get(name)) else '')
+    with busy(self.save_btn, 'Saving…'): p = self.st.action(adapters.save, self.st.lm.model, name, out)
+    self._done(None if p is None else f"Saved {what} to {p}")
 
 @patch
 def on_merge(self:AdaptersPanel, _=None):
@@ -929,7 +972,7 @@ def on_merge(self:AdaptersPanel, _=None):
         return
     with busy(self.merge_btn, 'Merging…'):
         p = self.st.action(adapters.merge, self.saved[self.runs.value]['path'], self.out.value.strip())
-    self._done(None if p is None else f"Merged (full precision) into {p}")
+    self._done(None if p is None else f"Merged run {self.runs.value}'s adapter (full precision) into {p}")
 
 # %% ../../nbs/11_panels.views.ipynb #16bd5da0
 class PickUp:
@@ -1004,6 +1047,11 @@ STUDIO_CSS = """
   max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }   /* width 100% plus their margins: a 4-px scrollbar */
 .lnb-studio .widget-textarea, .lnb-studio .widget-text { max-width: 100%; }
 .lnb-studio table { color: inherit; }
+.lnb-studio span[style*="background:#c8f7c5"] { background: rgba(52,168,83,0.3) !important; color: inherit !important; }
+.lnb-studio span[style*="background:#eee"] { background: rgba(128,128,128,0.16) !important;
+  color: var(--jp-ui-font-color2, #666) !important; }
+.lnb-studio span[title="trained"], .lnb-studio span[title="masked"] {
+  border-right-color: var(--jp-layout-color1, #fff) !important; }   /* token chips: readable in dark themes too */
 .jp-OutputArea-child:has(.lnb-summary), .output_area:has(.lnb-summary) { display: none; }
 """
 
@@ -1055,6 +1103,7 @@ def _show_state(self:Studio):
     for panel in (self.model, self.data, self.train):
         for f in panel.fields: f.refresh()
     self.train.probes.value = '\n'.join(self.state.train.probes)
+    self.train.run_name.value = self.state.train.name
     self.model.on_change()
     self.data.on_change()
     self.train.on_change()
@@ -1073,6 +1122,18 @@ def _picked(self:Studio):
     self.train.flush()
     self.tabs.selected_index = 2
     self.publish()
+
+@patch
+def _news(self:Studio, _=None):
+    "Something was done (a load, a prepare, a start, …): the line about the last pick-up is old news."
+    show_banner(self.pickup.banner, None)
+
+@patch
+def _run_ended(self:Studio):
+    "A run ended (in the training thread): Compare, Chat and Adapters offer its adapter, whichever tab is open."
+    show_banner(self.pickup.banner, None)
+    self._after_adapters()
+    self.adapters.refresh()
 
 @patch
 def on_tab(self:Studio, change):
@@ -1199,17 +1260,27 @@ def _follow_news(self:Studio):
     for btn in (self.model.load_btn, self.data.prep_btn, self.compare.run_btn, *self.compare.vote_btns):
         btn.on_click(lambda _: self.publish())
     for btn in (self.compare.run_btn, *self.compare.vote_btns): btn.on_click(lambda _: self._report())
+    for btn in (self.model.load_btn, self.data.prep_btn, self.train.start_btn, self.train.resume_btn,
+                self.compare.run_btn, self.adapters.load_btn): btn.on_click(self._news)
     self.train.start_btn.on_click(self._follow_run)
     self.train.resume_btn.on_click(self._follow_run)
+    self.prefer.start_btn.on_click(self._follow_prefer)
 
 @patch
 def _follow_run(self:Studio, _=None):
     "Publish from the training thread: every few seconds, and when the run ends."
     s = self.state.session
     def news(ev):
+        if ev.kind == 'end': self._run_ended()
         self.publish(force=ev.kind == 'end')
         if ev.kind == 'end': self._report()
     if s is not None and s.running: s.add_listener(news)
+
+@patch
+def _follow_prefer(self:Studio, _=None):
+    "When the Prefer tab's run ends, the other tabs offer its adapter (and its parent's, as `ref`)."
+    s = self.prefer.st.session
+    if s is not None and s.running: s.add_listener(lambda ev: self._run_ended() if ev.kind == 'end' else None)
 
 @patch
 def write_report(self:Studio, path=None) -> Path|None:

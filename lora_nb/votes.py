@@ -109,8 +109,9 @@ def verdict(s:dict) -> str:
     rest = [count(s['wins'][a], 'loss', 'losses'), count(s['ties'], 'tie', 'ties')]
     if s.get('both_bad'): rest.append(f"{s['both_bad']} where both were bad")
     lo, hi = s['interval']
+    half = "ties and 'both bad' counting half" if s.get('both_bad') else 'ties counting half'   # each half a win
     return (f"{b} won {s['wins'][b]} of {n} against {a} ({', '.join(rest)}): preferred {s['win_rate']:.0%} of the "
-            f"time, ties counting half (95 % interval {lo:.0%} to {hi:.0%}).")
+            f"time, {half} (95 % interval {lo:.0%} to {hi:.0%}).")
 
 @patch
 def __repr__(self:BlindTest): return verdict(self.summary())

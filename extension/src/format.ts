@@ -175,7 +175,7 @@ export function formatPercent(v: number | null | undefined): string {
 
 /**
  * The sentence describing the blind votes: "fast preferred in 70% of 5 votes (95% interval 31–92%): fast 3, slow 1,
- * ties 1." (and ", both bad N" when some votes found both bad). `wins` is keyed by the adapter names in `a` and `b`.
+ * ties 1." (and ", both bad N (counted half, as ties are)" when some votes found both bad). `wins` is keyed by the adapter names in `a` and `b`.
  */
 export function votesText(votes: IVotes | null): string {
   if (!votes || !votes.n) {
@@ -189,7 +189,7 @@ export function votesText(votes: IVotes | null): string {
   }
   text += `: ${votes.b} ${winsB}, ${votes.a} ${winsA}, ties ${votes.ties ?? 0}`;
   if (votes.both_bad) {
-    text += `, both bad ${votes.both_bad}`;
+    text += `, both bad ${votes.both_bad} (counted half, as ties are)`;
   }
   return text + '.';
 }

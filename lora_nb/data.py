@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #69753527
 from __future__ import annotations
-import contextlib, dataclasses, gzip, hashlib, html, io, itertools, json, pickle, random, re, statistics
+import contextlib, dataclasses, gzip, hashlib, html, io, itertools, json, math, pickle, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,29 +14,43 @@ from .templates import TemplateError, render, reply_spans, tokenize_spans, turn_
 from .settings import Pasted
 
 # %% auto #0
-__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'DataError', 'load_hub', 'read_source', 'detect_format',
-           'record_tools', 'conversational', 'to_messages', 'chat_template', 'Example', 'encode_all', 'encode',
-           'Prepared', 'fingerprint', 'split_indices', 'map_columns', 'prepare', 'LintReport', 'lint', 'preview_html',
-           'preview_ansi']
+__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'MAX_DROPPED', 'DataError', 'load_hub', 'read_source',
+           'detect_format', 'record_tools', 'conversational', 'to_messages', 'chat_template', 'Example', 'encode_all',
+           'encode', 'Prepared', 'fingerprint', 'split_indices', 'check_dropped', 'map_columns', 'prepare',
+           'LintReport', 'lint', 'preview_html', 'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
     "A dataset can't be read or doesn't have the shape its format needs."
 
 # %% ../nbs/03_data.ipynb #b9663d26
-def _jsonl(text:str, where:str) -> list[dict]:
-    "The records of JSON-lines `text`; a bad line is reported at `where:line:column`."
-    recs = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
+_BLANK = re.compile(r'\s*')
+
+def _json_line(dec, text:str, pos:int, end:int, i:int, where:str) -> dict:
+    "The object on line `i` of `text` (`text[pos:end]`), decoded in place: a huge line is not copied."
+    start = _BLANK.match(text, pos, end).end()
+    try:
+        r, stop = dec.raw_decode(text, start)
+        if stop > end or _BLANK.match(text, stop, end).end() != end: raise ValueError
+    except ValueError:   # the line alone says what is wrong, and where
+        try: r = json.loads(text[pos:end])
         except json.JSONDecodeError as e:
             raise DataError(f"Line {i} is not valid JSON ({e.msg})", where=f"{where}:{i}:{e.colno}",
                             hint="Each line of a .jsonl file must be one JSON object. Fix or delete that line.") from e
-        if not isinstance(r, dict):
-            raise DataError(f"Line {i} is a {type(r).__name__}, not an object", where=f"{where}:{i}",
-                            hint='Write each example as {"field": "value", ...}.')
-        recs.append(r)
+    if not isinstance(r, dict):
+        raise DataError(f"Line {i} is a {type(r).__name__}, not an object", where=f"{where}:{i}",
+                        hint='Write each example as {"field": "value", ...}.')
+    return r
+
+def _jsonl(text:str, where:str) -> list[dict]:
+    "The records of JSON-lines `text`; a bad line is reported at `where:line:column`."
+    dec, recs, pos, i = json.JSONDecoder(), [], 0, 0
+    while pos < len(text):
+        i += 1
+        end = text.find('\n', pos)
+        end = len(text) if end < 0 else end
+        if _BLANK.match(text, pos, end).end() < end: recs.append(_json_line(dec, text, pos, end, i, where))
+        pos = end + 1
     return recs
 
 # %% ../nbs/03_data.ipynb #a29a98a8
@@ -103,7 +117,7 @@ def _read_file(p:Path) -> list[dict]:
     suf = _suffix(p)
     if suf == '.jsonl': return _jsonl(_read_text(p), str(p))
     if suf == '.json': return _read_json(p)
-    if suf == '.txt': return _read_pasted(_read_text(p))
+    if suf == '.txt': return _read_lines(_read_text(p))
     if suf in READERS: return _table(p, suf)
     raise DataError(f"Unknown file type {suf or p.name!r}", where=str(p),
                     hint=f"Use one of {', '.join(READERS)} (optionally .gz), or convert the file.")
@@ -115,6 +129,11 @@ def _looks_like_path(s:str) -> bool:
     if '\n' in s or len(s) > 4096 or not s: return False
     if _suffix(Path(s)) in READERS or s.startswith(('/', './', '~/', '../')): return True
     return bool(re.search(r'\.[A-Za-z]\w{0,9}(\.gz)?$', s)) and ' ' not in s   # an unknown suffix: a path, mistyped
+
+def _read_lines(t:str) -> list[dict]:
+    "A text file: one example per paragraph when blank lines separate them, else one per line (a document a line)."
+    if re.search(r'\n\s*\n', t.strip()): return _read_pasted(t)
+    return [{'text': line.strip()} for line in t.splitlines() if line.strip()]
 
 def _read_pasted(t:str) -> list[dict]:
     "Pasted JSON lines, or plain-text examples separated by blank lines."
@@ -170,11 +189,19 @@ def _is_dir(source) -> bool:
     try: return Path(source).expanduser().is_dir()
     except OSError: return False
 
+def _read_folder(p:Path, split:str|None, subset:str|None, revision:str|None) -> list[dict]:
+    "A dataset folder: one `Dataset.save_to_disk` wrote (a split slice like 'train[:100]' applies), or `datasets`'."
+    if not ((p/'state.json').exists() and (p/'dataset_info.json').exists()): return load_hub(str(p), split, subset,
+                                                                                             revision)
+    import datasets
+    first = _FIRST_N.match(split or '')
+    ds = datasets.load_from_disk(str(p))
+    return ds.select(range(min(int(first[2]), len(ds)))).to_list() if first else ds.to_list()
+
 def read_source(source, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
     "Records (dicts) from a path, a Hub id or dataset folder, records, a DataFrame, a `datasets.Dataset`, or text."
     if isinstance(source, Pasted): recs = _read_pasted(source)
-    elif _is_dir(source): recs = load_hub(str(source), split,
-                                                                                                  subset, revision)
+    elif _is_dir(source): recs = _read_folder(Path(source).expanduser(), split, subset, revision)
     elif isinstance(source, str) and _looks_like_hub_id(source): recs = load_hub(source, split, subset, revision)
     elif isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         p = Path(source).expanduser()
@@ -193,27 +220,57 @@ def read_source(source, split:str|None=None, subset:str|None=None, revision:str|
     if not recs: raise DataError("The dataset is empty", hint="Add at least one example.")
     return recs
 
+# %% ../nbs/03_data.ipynb #104f9701
+_IMAGE_NAMES = ('image', 'images', 'img', 'imgs', 'pixel_values')
+
+def _is_image(v) -> bool:
+    "Whether `v` is an image: a PIL image, `datasets`' undecoded `{'bytes', 'path'}`, or a list of them."
+    if isinstance(v, list): return bool(v) and all(_is_image(x) for x in v)
+    if isinstance(v, dict): return 'bytes' in v and set(v) <= {'bytes', 'path'}
+    return hasattr(v, 'getpixel')
+
+def _image_columns(recs:list[dict], most:int=100) -> list[str]:
+    "The columns of the first `most` records that hold images."
+    return sorted({k for r in recs[:most] for k, v in r.items()
+                   if (str(k).lower() in _IMAGE_NAMES and v not in (None, '', [])) or _is_image(v)})
+
+def _refuse_images(recs:list[dict], source):
+    "Refuse records with a column of images, with the call that trains their text alone."
+    cols = _image_columns(recs)
+    if not cols: return
+    src = repr(str(source)) if isinstance(source, (str, Path)) and not isinstance(source, Pasted) else 'source'
+    drop = f"[{{k: v for k, v in r.items() if k not in {cols!r}}} for r in read_source({src})]"
+    raise DataError(f"Column(s) {', '.join(f'`{c}`' for c in cols)} hold images: this is a text model, which can't "
+                    "train on them", where=f"column {cols[0]}", field='source',
+                    hint=f"Use a vision-language model, or train on the text alone (placeholders like <image> stay in "
+                         f"it): `prepare({drop}, tokenizer, ...)`.")
+
 # %% ../nbs/03_data.ipynb #af738ce5
 FORMATS = {'instruction': ('instruction', 'output'), 'chat': ('messages',), 'sharegpt': ('conversations',),
            'prompt_completion': ('prompt', 'completion'), 'text': ('text',)}
 
-PREFERENCE = {'paired': ('chosen', 'rejected'), 'unpaired': ('completion', 'label')} # DPO- and KTO-style data
+PREFERENCE = { # DPO- and KTO-style data, in the shapes tools write (`lora_nb.prefer` reads them all)
+    'paired': (('chosen', 'rejected'), ('chosen_messages', 'rejected_messages'),
+               ('preferred_output', 'non_preferred_output')),
+    'unpaired': (('completion', 'label'), ('messages', 'label'), ('conversations', 'label'))}
 
 def _refuse_preference(keys:set):
     "Preference data is not instruction data: training it as such would teach the rejected answers too."
-    kind = next((k for k, need in PREFERENCE.items() if set(need) <= keys), None)
+    kind = next((k for k, shapes in PREFERENCE.items() for need in shapes if set(need) <= keys), None)
     if kind is None: return
+    fmt = 'dpo' if kind == 'paired' else 'kto'
+    sft = (" Or train on the good answers alone: keep the rows you want, then `columns={'instruction': 'prompt', "
+           "'output': 'chosen'}`." if {'prompt', 'chosen'} <= keys else '')
     raise DataError(f"This is {kind} preference data (fields {sorted(keys)}), not examples to imitate",
                     where='record 1', field='format',
                     hint="Supervised training would learn the rejected or `label: false` answers as good ones. "
-                         "Train on the good answers alone (keep the rows you want, then `columns={'instruction': "
-                         "'prompt', 'output': 'chosen'}`), or train on the preferences: `format='dpo'` (pairs) or "
-                         "`format='kto'`.")
+                         f"Train on the preferences: `format='{fmt}'`" + (" (or `format='kto'`)." if fmt == 'dpo'
+                                                                          else '.') + sft)
 
 def detect_format(records:list[dict]) -> str:
     "The format whose fields the first record has (preference data is refused)."
     keys = set(records[0])
-    _refuse_preference(keys)
+    _refuse_preference(set().union(*records))
     for fmt, need in FORMATS.items():
         if set(need) <= keys: return 'chat' if fmt == 'sharegpt' else fmt
     raise DataError(f"Can't tell the format from the fields {sorted(keys)}", where='record 1',
@@ -372,6 +429,7 @@ class Example:
     labels:list[int]
     truncated:bool=False
     index:int=0
+    length:int=0 # tokens before truncation (a long text is first cut near `max_length`: then at least this)
 
     @property
     def n_trained(self) -> int: return sum(l != -100 for l in self.labels)
@@ -472,7 +530,7 @@ def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_o
         idx = list(range(start + b, start + b + len(part)))
         for i, (ids, labels) in zip(idx, _encode_items(tok, part, tools[b:b + batch], idx, template, train_on_prompt,
                                                        marker)):
-            exs.append(Example(ids[:max_length], labels[:max_length], len(ids) > max_length, i))
+            exs.append(Example(ids[:max_length], labels[:max_length], len(ids) > max_length, i, len(ids)))
     return exs
 
 def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
@@ -491,6 +549,8 @@ class Prepared:
     fingerprint:str
     settings:dict
     turn_end:str|None=None # what ends each reply of a chat (`<|im_end|>`, `<|eot_id|>`, …); generation stops on it
+    dropped:dict=field(default_factory=dict) # {record number: why it will not train}; left out of train and eval
+    left_out:list[Example]=field(default_factory=list) # the examples of those records (lint and previews see them)
 
     def to_datasets(self):
         "The train and eval splits as `datasets.Dataset` with input_ids and labels."
@@ -498,10 +558,24 @@ class Prepared:
         f = lambda xs: Dataset.from_dict({'input_ids': [x.input_ids for x in xs], 'labels': [x.labels for x in xs]})
         return f(self.train), (f(self.eval) if self.eval else None)
 
+    def drops(self, most:int=1000) -> dict:
+        "What will not train, for run.json: how many of how many records, and which by reason (the first `most`)."
+        by = {}
+        for i, why in sorted(self.dropped.items()): by.setdefault(why, []).append(i)
+        return dict(count=len(self.dropped), of=len(self.records), rows={w: xs[:most] for w, xs in by.items()})
+
+    def __repr__(self):
+        s = (f"{type(self).__name__}: {len(self.train)} train / {len(self.eval)} eval examples, format "
+             f"{self.format!r}, fingerprint {self.fingerprint}")
+        return s + (f"; {_reasons(self.dropped)}, left out" if self.dropped else '')
+
 # %% ../nbs/03_data.ipynb #0670c15e
 def fingerprint(records:list[dict]) -> str:
     "A short content hash of the records (for run.json and the model card)."
-    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    h, step = hashlib.sha256(), 1 << 20   # json.dumps' text, hashed a MiB at a time (a huge record is not copied whole)
+    for part in json.JSONEncoder(sort_keys=True, default=str).iterencode(records):
+        for k in range(0, len(part), step): h.update(part[k:k + step].encode())
+    return h.hexdigest()[:16]
 
 def split_indices(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     "Shuffled train and eval indices."
@@ -530,6 +604,46 @@ def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
                "(pass `format=`).")
         raise DataError("Every label is masked: no example has a token to train on",
                         hint=(why if cut else '') + fix)
+
+# %% ../nbs/03_data.ipynb #95ce3402
+MAX_DROPPED = 0.2 # `prepare` refuses data where a larger share of the examples would not train
+
+def _reasons(dropped:dict) -> str:
+    "How many examples go, by reason: '3 cut at max_length=64 before their answer, 1 …'."
+    n = Counter(dropped.values())
+    return ', '.join(f"{k} {why}" for why, k in n.most_common())
+
+def check_dropped(dropped:dict, # {record number: why it will not train}
+                  n:int, # how many records there are
+                  max_dropped:float, # the share that may go
+                  fix, # how to keep them (an argument that works; or a function that says it, called on refusal)
+                  setting:str='max_length'):
+    "Refuse data where more than `max_dropped` of `n` records would not train."
+    k = len(dropped)
+    if k <= max_dropped * n: return
+    allow, fix = math.ceil(k / n * 100) / 100, fix() if callable(fix) else fix
+    raise DataError(f"{k} of {n} examples ({k / n:.0%}) would not train, more than `max_dropped={max_dropped:g}`: "
+                    f"{_reasons(dropped)} (examples {_few(sorted(dropped))})", where=f"record {min(dropped)}",
+                    field=setting, hint=f"{fix}, or train without them: `max_dropped={allow:g}`.")
+
+def _not_trained(exs:list[Example], max_length:int) -> dict:
+    "{record number: why} of the examples with no trained token."
+    why = lambda e: (f"cut at max_length={max_length} before their answer" if e.truncated
+                     else "have nothing to train (an empty answer)")
+    return {e.index: why(e) for e in exs if not e.n_trained}
+
+def _keep_them(tok, recs:list[dict], exs:list[Example], dropped:dict, fmt:str, template, train_on_prompt:bool,
+               marker, max_length:int) -> str:
+    "How to keep `dropped`: the `max_length` that keeps the cut ones (tokenized whole again), answers for empty ones."
+    cut = [e.index for e in exs if e.index in dropped and e.truncated]
+    fix = []
+    if cut:
+        whole = encode_all(tok, [recs[i - 1] for i in cut], fmt, template, train_on_prompt, 64 * max_length, marker)
+        need = max(e.length for e in whole)
+        fix.append(f"raise `max_length` to {need} (their longest)" if not any(e.truncated for e in whole) else
+                   f"raise `max_length` (their longest has more than {64 * max_length} tokens)")
+    if len(cut) < len(dropped): fix.append("give the empty ones an answer")
+    return ' and '.join(fix).capitalize()
 
 # %% ../nbs/03_data.ipynb #79e49312
 def map_columns(recs:list[dict], columns:dict|None) -> list[dict]:
@@ -572,27 +686,38 @@ def _remember(key:str|None, p:Prepared, keep:int=2) -> Prepared:
 # %% ../nbs/03_data.ipynb #0650c9a1
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
             max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None,
-            split:str|None=None, subset:str|None=None, revision:str|None=None) -> Prepared:
+            split:str|None=None, subset:str|None=None, revision:str|None=None,
+            max_dropped:float=MAX_DROPPED, # refuse data where a larger share of the examples would not train
+           ) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split; the same data and settings again are instant."
-    recs = map_columns(read_source(source, split, subset, revision), columns)
+    recs = read_source(source, split, subset, revision)
+    _refuse_images(recs, source)
+    recs = map_columns(recs, columns)
     if format in ('dpo', 'kto'):   # preference data, for DPO/KTO (`lora_nb.prefer`)
         from lora_nb.prefer import prepare_preference
         extra = {k: v for k, v in dict(columns=columns, split=split, subset=subset, revision=revision).items() if v}
-        return prepare_preference(recs, tokenizer, format, template, max_length, eval_size, seed, **extra)
-    _refuse_preference(set(recs[0]))   # with `format=` too: rejected answers are never trained as good ones
+        return prepare_preference(recs, tokenizer, format, template, max_length, eval_size, seed,
+                                  max_dropped=max_dropped, **extra)
+    _refuse_preference(set().union(*recs))   # with `format=` too: rejected answers are never trained as good ones
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
                     eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}),
-                    **{k: v for k, v in dict(split=split, subset=subset, revision=revision).items() if v})
+                    **{k: v for k, v in dict(split=split, subset=subset, revision=revision).items() if v},
+                    **({'max_dropped': max_dropped} if max_dropped != MAX_DROPPED else {}))
     key = _cache_key(recs, tokenizer, settings)
     if key in _PREPARED: return _remember(None, _PREPARED[key])
     chat = fmt in ('chat', 'instruction') or (fmt == 'prompt_completion' and conversational(recs[0]))
     marker = turn_end(tokenizer, chat_template(tokenizer, template)) if chat else None
     exs = encode_all(tokenizer, recs, fmt, template, train_on_prompt, max_length, marker)
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
-    tr, ev = split_indices(len(exs), eval_size, seed)
-    p = Prepared([exs[i] for i in tr], [exs[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker)
+    gone = _not_trained(exs, max_length)
+    fix = lambda: _keep_them(tokenizer, recs, exs, gone, fmt, template, train_on_prompt, marker, max_length)
+    if gone: check_dropped(gone, len(exs), max_dropped, fix)
+    kept = [e for e in exs if e.index not in gone]
+    tr, ev = split_indices(len(kept), eval_size, seed)
+    p = Prepared([kept[i] for i in tr], [kept[i] for i in ev], fmt, recs, fingerprint(recs), settings, marker, gone,
+                 [e for e in exs if e.index in gone])
     return _remember(key, p)
 
 # %% ../nbs/03_data.ipynb #c90c33d6
@@ -609,7 +734,7 @@ class LintReport:
 
 # %% ../nbs/03_data.ipynb #45de96a2
 _PROBLEMS = {  # field -> what those examples do, and what follows from it
-    'no_trained': ("have no trained token", ": they teach nothing; check the format or raise max_length."),
+    'no_trained': ("have no trained token", ": they are left out of training; check the format or raise max_length."),
     'missing_eos': ("end without the EOS token", ": the model won't learn to stop."),
     'truncated': ("are longer than max_length and were cut", ": the first max_length tokens are kept and the rest "
                                                                "is not trained; raise max_length or shorten them."),
@@ -674,7 +799,7 @@ def _check_rerendering(p:Prepared, tok, rep:LintReport, most:int=64):
 
 def lint(p:Prepared, tokenizer) -> LintReport:
     "Look for examples that would train badly."
-    exs = sorted(p.train + p.eval, key=lambda e: e.index)
+    exs = sorted(p.train + p.eval + p.left_out, key=lambda e: e.index)
     rep, end = LintReport(), _end_ids(p, tokenizer)
     seen = set()
     for e in exs:

@@ -223,6 +223,7 @@ class DataSettings:
     train_on_prompt:bool=False # train on every token, not only the answers
     max_length:int=1024 # longer examples are cut (the lint report lists them)
     eval_size:float|int=0.1 # held-out fraction (< 1) or count
+    max_dropped:float=0.2 # refuse data where a larger share of the examples would not train (they are named)
     seed:int=42 # seed of the train/eval split
     columns:dict|None=None # {format field: your column}, e.g. {'instruction': 'question', 'output': 'answer'}
     split:str|None=None # of a Hub dataset or dataset folder: 'train' (default), or a slice like 'train[:2000]'

@@ -244,7 +244,7 @@ def _create_run(self:Session) -> Run:
     lm, data = self.lm, self.data
     run = Run.create(self.settings(), name=self.name, root=self.root, base_model=lm.summary.model_id,
                      base_revision=lm.summary.revision, data_fingerprint=data.fingerprint, versions=library_versions(),
-                     train_examples=len(data.train), eval_examples=len(data.eval),
+                     train_examples=len(data.train), eval_examples=len(data.eval), dropped=data.drops(),
                      world_size=self.world) if self.is_main else None
     if self.world == 1: return run
     ids = [run.id if run else None]

@@ -50,6 +50,18 @@ CASES = [
      'have no assistant turn (examples 1)'),
     ('masked.jsonl', json.dumps({'prompt': 'word ' * 80, 'completion': 'x'}) + '\n', {'max_length': 16},
      'Every label is masked'),
+    ('kto_msgs.jsonl', json.dumps({'messages': [{'role': 'user', 'content': 'q'},
+                                                {'role': 'assistant', 'content': 'a'}], 'label': False}) + '\n', None,
+     "format='kto'"),
+    ('openai_dpo.jsonl', json.dumps({'input': {'messages': [{'role': 'user', 'content': 'q'}]},
+                                     'preferred_output': [{'role': 'assistant', 'content': 'a'}],
+                                     'non_preferred_output': [{'role': 'assistant', 'content': 'b'}]}) + '\n', None,
+     "format='dpo'"),
+    ('images.jsonl', json.dumps({'text': 'a cat', 'image': {'bytes': None, 'path': 'cat.png'}}) + '\n', None,
+     '`image` hold images'),
+    ('cut.jsonl', ''.join(json.dumps({'prompt': 'word ' * 80, 'completion': 'x'}) + '\n' for _ in range(2)) +
+     json.dumps({'prompt': 'a', 'completion': 'b'}) + '\n', {'max_length': 16},
+     '2 of 3 examples (67%) would not train'),
     ('split.jsonl', json.dumps({'text': 'a'}) + '\n' + json.dumps({'text': 'b'}) + '\n', {'eval_size': 2},
      'leaves no training examples'),
 ]

@@ -14,8 +14,8 @@ from fastcore.basics import patch
 from .errors import LoraNbError, SettingsError
 from .settings import LoraSettings, TrainSettings, check
 from .runs import Run, find_run, write_atomic, writable_root, publish_folder
-from .data import (DataError, Prepared, Example, _chat_messages, _field, _refusal, chat_template, encode_all,
-                          fingerprint, split_indices)
+from .data import (MAX_DROPPED, DataError, Prepared, Example, _chat_messages, _clip, _few, _field, _refusal,
+                          chat_template, check_dropped, encode_all, fingerprint, split_indices)
 from .templates import turn_end
 from .models import LoadedModel, same_model
 from .adapters import adapter_dir, adapter_base, _fit_new_tokens
@@ -26,8 +26,9 @@ from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _cla
 from .speed import use_one_pass_lora
 
 # %% auto #0
-__all__ = ['MIN_PAIRS', 'PreferError', 'from_votes', 'from_chats', 'Preferences', 'collect', 'preference_row', 'PreferenceData',
-           'prepare_preference', 'PreferenceSettings', 'parent_adapter', 'PreferenceSession', 'held_out', 'did_it_work']
+__all__ = ['MIN_PAIRS', 'MIN_DESIRABLE', 'SAME', 'LONG_PROMPT', 'PreferError', 'from_votes', 'from_chats', 'Preferences',
+           'collect', 'preference_row', 'PreferenceData', 'prepare_preference', 'PreferenceSettings', 'parent_adapter',
+           'PreferenceSession', 'held_out', 'did_it_work']
 
 # %% ../nbs/14_prefer.ipynb #e96626e8
 class PreferError(LoraNbError):
@@ -146,8 +147,11 @@ def collect(*runs:Run|str, root:str|Path|None=None) -> Preferences:
 
 # %% ../nbs/14_prefer.ipynb #f2d858fa
 def _msgs(v, i:int, what:str) -> list[dict]:
-    "Field `what` of row `i` as messages: text is one turn (a user's for the prompt, else the assistant's)."
-    if isinstance(v, list): return _chat_messages({'messages': v}, i)
+    "Field `what` of row `i` as messages (a list, ShareGPT's too, or one message); text is one turn."
+    if isinstance(v, dict) and ('role' in v or 'from' in v): v = [v]
+    if isinstance(v, list):
+        sharegpt = bool(v) and all(isinstance(m, dict) and 'from' in m for m in v)
+        return _chat_messages({'conversations' if sharegpt else 'messages': v}, i)
     text = _field({what: v}, what, i)
     return _turns(text) if what == 'prompt' else _said(text)
 
@@ -165,9 +169,44 @@ def _label(v, i:int) -> bool:
     raise DataError(f"Example {i}: `label` is {v!r}, not true or false", where=f"record {i}",
                     hint="Write `label` as true (a good answer) or false (a bad one).")
 
+# %% ../nbs/14_prefer.ipynb #3e2bdf11
+def _openai(r:dict, i:int) -> dict:
+    "OpenAI's preference row (`input.messages`, `preferred_output`, `non_preferred_output`) as prompt/chosen/rejected."
+    inp = r.get('input')
+    if not isinstance(inp, dict) or not isinstance(inp.get('messages'), list):
+        raise DataError(f"Example {i}: `input` must be an object with `messages`", where=f"record {i}",
+                        hint='Write it as {"input": {"messages": [...]}, "preferred_output": [...], ...}.')
+    if inp.get('tools'):
+        raise DataError(f"Example {i} defines `input.tools`: tool definitions are not read for preference training",
+                        where=f"record {i}", hint="Remove `tools` from `input` (they would be left out of training).")
+    return {'prompt': inp['messages'], 'chosen': r['preferred_output'], 'rejected': r['non_preferred_output']}
+
+def _labelled_chat(r:dict, i:int) -> dict:
+    "A conversation with a `label`: its last assistant turns are the labelled answer, the turns before the prompt."
+    msgs = _msgs(r.get('messages', r.get('conversations')), i, 'messages')
+    k = len(msgs)
+    while k and msgs[k - 1]['role'] == 'assistant': k -= 1
+    if k == len(msgs):
+        raise DataError(f"Example {i}: the conversation does not end with an assistant turn, so there is no answer "
+                        "to label", where=f"record {i}", hint="End each labelled conversation with the answer.")
+    return {'prompt': msgs[:k], 'completion': msgs[k:], 'label': r['label']}
+
+def _canonical(r:dict, i:int) -> dict:
+    "Record `r` in the plain shape (prompt/chosen/rejected or prompt/completion/label), from the shapes tools write."
+    keep = {'system': r['system']} if r.get('system') is not None else {}
+    if 'preferred_output' in r and 'non_preferred_output' in r: return {**keep, **_openai(r, i)}
+    if 'chosen_messages' in r and 'rejected_messages' in r:
+        return {**keep, 'chosen': r['chosen_messages'], 'rejected': r['rejected_messages'], 'prompt': r.get('prompt')}
+    chat = r.get('conversations', r.get('messages'))
+    if 'chosen' in r and 'rejected' in r and r.get('prompt') is None and chat is not None:
+        return {**keep, 'prompt': chat, 'chosen': r['chosen'], 'rejected': r['rejected']}
+    if 'label' in r and 'completion' not in r and chat is not None: return {**keep, **_labelled_chat(r, i)}
+    return r
+
 # %% ../nbs/14_prefer.ipynb #4c18e487
 def preference_row(r:dict, i:int=1) -> tuple[str, dict]:
     "`('paired', {prompt, chosen, rejected})` or `('unpaired', {prompt, completion, label})` in conversational form."
+    r = _canonical(r, i)
     sys_ = [{'role': 'system', 'content': _field(r, 'system', i)}] if r.get('system') is not None else []
     if 'chosen' in r and 'rejected' in r:
         c, rj = _msgs(r['chosen'], i, 'chosen'), _msgs(r['rejected'], i, 'rejected')
@@ -194,8 +233,9 @@ def preference_row(r:dict, i:int=1) -> tuple[str, dict]:
 
 # %% ../nbs/14_prefer.ipynb #979eca28
 MIN_PAIRS = 8 # DPO refuses fewer decisive pairs than this
+MIN_DESIRABLE = 2 # KTO refuses fewer good (`label: true`) answers than this
 
-@dataclass
+@dataclass(repr=False)
 class PreferenceData(Prepared):
     "Preference rows (conversational) split into train and eval, with their SFT-style examples for checks and previews."
     rows_train:list[dict]=field(default_factory=list)
@@ -212,15 +252,31 @@ def _as_kto(paired:list[dict]) -> list[dict]:
     return [{'prompt': r['prompt'], 'completion': r[k], 'label': k == 'chosen'}
             for r in paired for k in ('chosen', 'rejected')]
 
-def _rows(recs:list[dict], method:str) -> list[dict]:
-    "The rows `method` trains on, from records of either shape; every bad record is refused at once."
+def _blank(msgs:list[dict]) -> bool: return not any(m['content'].strip() or m.get('tool_calls') for m in msgs)
+
+def _refuse_empty(got:list[tuple[int, str, dict]]):
+    "Refuse rows whose good answer is empty: preference training would make saying nothing the best answer."
+    empty = [i for i, k, row in got if _blank(row['chosen'] if k == 'paired' else row['completion'])
+             and (k == 'paired' or row['label'])]
+    if not empty: return
+    raise PreferError(f"{len(empty)} of {len(got)} rows have an empty chosen (good) answer (examples {_few(empty)})",
+                      where=f"record {empty[0]}", field='format',
+                      hint="Training would teach the model that saying nothing is the best answer: fill in those "
+                           "answers, or leave those rows out of the data.")
+
+def _rows(recs:list[dict], method:str) -> tuple[list[dict], list[int]]:
+    "The rows `method` trains on, from records of any shape, and each one's record number; bad records are refused."
     got, bad = [], []
     for i, r in enumerate(recs, 1):
-        try: got.append(preference_row(r, i))
+        try: got.append((i, *preference_row(r, i)))
         except DataError as e: bad.append((i, e))
     if bad: raise _refusal(bad, len(recs))
-    paired = [row for k, row in got if k == 'paired']
-    if method == 'kto': return _as_kto(paired) + [row for k, row in got if k == 'unpaired']
+    _refuse_empty(got)
+    paired = [(i, row) for i, k, row in got if k == 'paired']
+    if method == 'kto':
+        rows = [(i, x) for i, row in paired for x in _as_kto([row])]
+        rows += [(i, row) for i, k, row in got if k == 'unpaired']
+        return [r for _, r in rows], [i for i, _ in rows]
     if len(paired) < MIN_PAIRS:
         n = len(got) - len(paired)
         raise PreferError(f"DPO needs at least {MIN_PAIRS} pairs (a preferred and a rejected answer to one prompt); "
@@ -229,31 +285,114 @@ def _rows(recs:list[dict], method:str) -> list[dict]:
                           hint=f"Vote on {MIN_PAIRS - len(paired)} more pairs with a winner, or train KTO "
                                "(`format='kto'` / `method: kto`), which also learns from ties, 'both bad' and single "
                                "thumbs up or down.")
-    return paired
+    return [r for _, r in paired], [i for i, _ in paired]
 
 # %% ../nbs/14_prefer.ipynb #aa3ee383
-def _check_renders(tok, rows:list[dict], template:str|None, max_length:int) -> list[Example]:
-    "Each row rendered with the chat template (a row it can't render is refused, by number); the chosen ones."
+def _check_renders(tok, rows:list[dict], template:str|None, max_length:int) -> tuple[list[Example], list[int]]:
+    "Each row rendered (a row the template can't render is refused, by number): its chosen example, its longest length."
     answer = 'chosen' if 'chosen' in rows[0] else 'completion'
     exs = encode_all(tok, [{'messages': r['prompt'] + r[answer]} for r in rows], 'chat', template,
                      max_length=max_length)
-    if answer == 'chosen':
-        encode_all(tok, [{'messages': r['prompt'] + r['rejected']} for r in rows], 'chat', template,
-                     max_length=max_length)
-    return exs
+    if answer == 'completion': return exs, [e.length for e in exs]
+    other = encode_all(tok, [{'messages': r['prompt'] + r['rejected']} for r in rows], 'chat', template,
+                       max_length=max_length)
+    return exs, [max(a.length, b.length) for a, b in zip(exs, other)]
+
+# %% ../nbs/14_prefer.ipynb #6d0fe4f2
+SAME = "have the same chosen and rejected answer (no gradient)"
+LONG_PROMPT = "have a prompt of max_length tokens or more (TRL drops them)"
+
+def _same(a:list[dict], b:list[dict]) -> bool:
+    "Whether two answers are the same (up to surrounding spaces)."
+    return [(m['role'], m['content'].strip()) for m in a] == [(m['role'], m['content'].strip()) for m in b]
+
+def _same_answers(rows:list[dict], nums:list[int]) -> dict:
+    "{record number: SAME} of the pairs (also those made into two labelled answers) whose answers are the same."
+    if 'chosen' in rows[0]: return {i: SAME for r, i in zip(rows, nums) if _same(r['chosen'], r['rejected'])}
+    by = {}
+    for r, i in zip(rows, nums): by.setdefault(i, []).append(r['completion'])
+    return {i: SAME for i, cs in by.items() if len(cs) == 2 and _same(*cs)}
+
+def _trl_lengths(tok, template:str, row:dict, clip:int) -> tuple[int, int]:
+    "TRL's prompt length for `row` (what its prompt and each answer share), its longest prompt and answer (to ~`clip`)."
+    ids = lambda ms, gen: tok.apply_chat_template(ms, chat_template=template, tokenize=True, return_dict=True,
+                                                  add_generation_prompt=gen)['input_ids']
+    shared, longest, n = [], 0, len(row['prompt'])
+    for k in ('chosen', 'rejected', 'completion'):
+        if k not in row: continue
+        ms = _clip(tok, row['prompt'] + row[k], clip)
+        p, full = ids(ms[:n], True), ids(ms, False)
+        shared.append(next((j for j, (x, y) in enumerate(zip(p, full)) if x != y), min(len(p), len(full))))
+        longest = max(longest, len(full))
+    return min(shared), longest
+
+def _long_prompts(tok, rows, nums, lengths, template, max_length, margin:int=32) -> dict:
+    "{record number: LONG_PROMPT} of the rows TRL would drop."
+    t = chat_template(tok, template)
+    return {i: LONG_PROMPT for r, i, n in zip(rows, nums, lengths)   # a row shorter than max_length: TRL keeps it
+            if n >= max_length - margin and _trl_lengths(tok, t, r, max_length)[0] >= max_length}
+
+def _keep_long(tok, rows, nums, gone, template, max_length) -> str:
+    "The `max_length` that keeps the rows TRL would drop: their longest prompt and answer, tokenized whole."
+    t, big = chat_template(tok, template), 64 * max_length
+    need = max(_trl_lengths(tok, t, r, big)[1] for r, i in zip(rows, nums) if gone.get(i) == LONG_PROMPT)
+    return f"Raise `max_length` to {need} (their longest prompt and answer)" if need < big else (
+        f"Raise `max_length` (their longest prompt and answer has more than {big} tokens)")
+
+# %% ../nbs/14_prefer.ipynb #669fcf0b
+def _refuse_useless(nums:list[int], gone:dict):
+    "Refuse data whose every pair has the same two answers: DPO would run at loss 0.6931 with zero gradients."
+    if not gone or set(gone.values()) != {SAME} or not set(nums) <= set(gone): return
+    raise PreferError(f"Every pair has the same chosen and rejected answer ({len(gone)} pairs): preference training "
+                      "would run at loss 0.6931 (ln 2) with every gradient zero", where='record 1', field='format',
+                      hint="Check that `chosen` and `rejected` are two different answers (map the right columns "
+                           "with `columns={'chosen': ..., 'rejected': ...}`).")
+
+def _check_labels(rows:list[dict]):
+    "Refuse KTO answers that are all good or all bad, or fewer good ones than `MIN_DESIRABLE`."
+    good, n = sum(r['label'] for r in rows), len(rows)
+    if good in (0, n):
+        fix = ("Add bad answers (`label: false`: a thumbs down, a vote's loser), or train the good ones with SFT "
+               "(drop the `label` column)") if good else "Add good answers (`label: true`: a thumbs up, a vote's win)"
+        raise PreferError(f"All {n} answers are labelled {'good' if good else 'bad'}: KTO learns from the difference "
+                          "between good and bad answers", where='label', field='format', hint=fix + '.')
+    if good < MIN_DESIRABLE:
+        raise PreferError(f"KTO needs at least {MIN_DESIRABLE} good answers (`label: true`); this data has {good} "
+                          f"of {n}", where='label', field='format',
+                          hint=f"Add {MIN_DESIRABLE - good} more good answers (a thumbs up, a vote's winner).")
+
+# %% ../nbs/14_prefer.ipynb #4b032771
+def _split(rows:list[dict], exs:list[Example], keep:list[int], method:str, eval_size, seed:int) -> tuple:
+    "The kept rows and their examples, split into train and eval (KTO's train rows shuffled: its KL term pairs them)."
+    tr, ev = split_indices(len(keep), eval_size, seed)
+    if method == 'kto': random.Random(seed).shuffle(tr)   # KTO reads its rows in order
+    pick = lambda xs, ks: [xs[keep[k]] for k in ks]
+    return pick(exs, tr), pick(exs, ev), pick(rows, tr), pick(rows, ev)
 
 def prepare_preference(recs:list[dict], tokenizer, method:str='dpo', template:str|None=None, max_length:int=1024,
-                       eval_size:float|int=0.1, seed:int=42, **settings) -> PreferenceData:
-    "Preference records (either shape) as `PreferenceData` for `method` ('dpo' or 'kto')."
+                       eval_size:float|int=0.1, seed:int=42,
+                       max_dropped:float=MAX_DROPPED, # refuse data where a larger share of the rows would not train
+                       **settings) -> PreferenceData:
+    "Preference records (any shape) as `PreferenceData` for `method` ('dpo' or 'kto'); rows that won't train go, named."
     check(method in ('dpo', 'kto'), 'format', f"is {method!r}", "Use 'dpo' or 'kto' for preference data.")
-    rows = _rows(recs, method)
-    exs = _check_renders(tokenizer, rows, template, max_length)
-    tr, ev = split_indices(len(rows), eval_size, seed)
-    if method == 'kto': random.Random(seed).shuffle(tr)   # KTO reads its rows in order (its KL term pairs them)
+    rows, nums = _rows(recs, method)
+    exs, lengths = _check_renders(tokenizer, rows, template, max_length)
+    gone = _same_answers(rows, nums)
+    _refuse_useless(nums, gone)
+    gone = {**_long_prompts(tokenizer, rows, nums, lengths, template, max_length), **gone}
+    fix = lambda: ' and '.join(([_keep_long(tokenizer, rows, nums, gone, template, max_length)]
+                                if LONG_PROMPT in gone.values() else []) +
+                               (["give the pairs two different answers"] if SAME in gone.values() else [])
+                               ).replace('give', 'Give', 1)
+    if gone: check_dropped(gone, len(recs), max_dropped, fix)
+    keep = [k for k, i in enumerate(nums) if i not in gone]
+    if method == 'kto': _check_labels([rows[k] for k in keep])
+    tr, ev, rows_tr, rows_ev = _split(rows, exs, keep, method, eval_size, seed)
     marker = turn_end(tokenizer, chat_template(tokenizer, template))
-    s = dict(format=method, template=template, max_length=max_length, eval_size=eval_size, seed=seed, **settings)
-    return PreferenceData([exs[i] for i in tr], [exs[i] for i in ev], method, recs, fingerprint(recs), s, marker,
-                          rows_train=[rows[i] for i in tr], rows_eval=[rows[i] for i in ev])
+    s = dict(format=method, template=template, max_length=max_length, eval_size=eval_size, seed=seed, **settings,
+             **({'max_dropped': max_dropped} if max_dropped != MAX_DROPPED else {}))
+    return PreferenceData(tr, ev, method, recs, fingerprint(recs), s, marker, gone,
+                          [e for k, e in enumerate(exs) if nums[k] in gone], rows_train=rows_tr, rows_eval=rows_ev)
 
 # %% ../nbs/14_prefer.ipynb #d01ec595
 @dataclass
@@ -384,7 +523,16 @@ def _make_trainer(self:PreferenceSession, model):
         if bars: datasets.enable_progress_bars()
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
+    _check_kept(tr, train_ds, eval_ds)
     return tr
+
+def _check_kept(tr, train_ds, eval_ds):
+    "Refuse to train when TRL's own preprocessing left out rows that `prepare` kept (it does so without a word)."
+    for name, given, got in (('training', train_ds, tr.train_dataset), ('eval', eval_ds, tr.eval_dataset)):
+        if given is None or got is None or len(got) == len(given): continue
+        raise TrainError(f"TRL left out {len(given) - len(got)} of the {len(given)} {name} rows while preparing them "
+                         "(rows whose prompt reaches `max_length`)", where='max_length', field='max_length',
+                         hint="Prepare the data again with a larger `max_length`.")
 
 # %% ../nbs/14_prefer.ipynb #f6426b18
 @patch
@@ -409,7 +557,8 @@ def start(self:PreferenceSession, background:bool=True) -> PreferenceSession:
         self._stop.clear()
         self._reason, self._ended = None, False
         self.trainer = self._make_trainer(model)
-        self.run.update(one_pass_lora=use_one_pass_lora(model))   # as SFT does (lora_nb.speed)
+        self.run.update(one_pass_lora=use_one_pass_lora(model),   # as SFT does (lora_nb.speed)
+                        trl_rows=len(self.trainer.train_dataset))   # what TRL trains on, after its preprocessing
         model.config.use_cache = False
         self.status = 'running'
     except BaseException:

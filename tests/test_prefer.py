@@ -104,3 +104,22 @@ def test_bad_rows_and_templates():
         PreferenceSession(lm, prepare([{'text': 'x'}] * 4, lm.tokenizer, eval_size=0), 'nope')
     with pytest.raises(PreferError, match='prepared for DPO, not KTO'):
         PreferenceSession(lm, prepare(PAIRS, lm.tokenizer, format='dpo'), 'nope', PreferenceSettings(method='kto'))
+
+def test_rows_are_counted_before_and_after_trl(parent):
+    "run.json names the rows prepare left out and the rows TRL trains on; rows TRL would drop on its own are refused."
+    root, pid = parent
+    lm = load_model(quantization='none')
+    rows = PAIRS + [{**r, 'prompt': 'Think hard. ' * 40 + r['prompt']} for r in PAIRS[:3]]
+    data = prepare(rows, lm.tokenizer, format='dpo', eval_size=0, max_length=64)
+    train = TrainSettings(max_steps=1, per_device_train_batch_size=4)
+    s = PreferenceSession(lm, data, pid, train=train, root=root)
+    s.start(background=False)
+    info = s.run.info()
+    assert s.status == 'completed', s.error
+    assert info['dropped']['count'] == 3 and list(info['dropped']['rows'].values()) == [[21, 22, 23]]
+    assert info['trl_rows'] == info['train_examples'] == len(PAIRS)
+    kept = prepare(rows, lm.tokenizer, format='dpo', eval_size=0, max_length=1024)
+    kept.settings['max_length'] = 64             # TRL would now drop three rows that prepare kept
+    with pytest.raises(TrainError, match='TRL left out 3 of the 23 training rows') as e:
+        PreferenceSession(load_model(quantization='none'), kept, pid, train=train, root=root).start(background=False)
+    assert '`max_length`' in e.value.hint

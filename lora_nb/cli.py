@@ -62,16 +62,30 @@ def _add_demo(sub):
     d.set_defaults(func=cmd_demo)
 
 # %% ../nbs/80_cli.ipynb #e9443ce1
+def _targets(values:list[str]) -> str|list[str]:
+    "`--target-modules q_proj v_proj` or `q_proj,v_proj` as a list of names; 'all-linear' as it is."
+    names = [n for v in values for n in v.split(',') if n]
+    return 'all-linear' if names == ['all-linear'] else names
+
 def cmd_estimate(args) -> int:
-    "Print the memory estimate for a model folder or config.json."
-    from lora_nb.estimate import estimate
+    "Print the memory estimate for a model folder or config.json; with `--fits SIZE`, yes or no (1) with the margin."
+    from lora_nb.errors import SettingsError
+    from lora_nb.estimate import estimate, parse_size
     from lora_nb.models import ModelSettings, default_device, resolve_dtypes
+    if args.double_quant and args.quantization != '4bit':
+        raise SettingsError("`--double-quant` quantizes the scales of 4-bit weights", where='--double-quant',
+                            hint="Add `--quantization 4bit`, or leave out --double-quant.")
+    size = parse_size(args.fits) if args.fits else None      # a bad size is said before the model is built
     dtype = args.dtype or resolve_dtypes(ModelSettings(quantization=args.quantization), default_device())[0]
-    e = estimate(args.config, quantization=args.quantization, dtype=dtype, r=args.r,
+    e = estimate(args.config, quantization=args.quantization, dtype=dtype, bnb_4bit_use_double_quant=args.double_quant,
+                 r=args.r, target_modules=_targets(args.target_modules), lora_dropout=args.lora_dropout,
                  per_device_train_batch_size=args.batch_size, seq_len=args.seq_len,
                  gradient_checkpointing=args.gradient_checkpointing)
     print(e)
-    return 0
+    if size is None: return 0
+    ok, text = e.verdict(size)
+    print(text)
+    return 0 if ok else 1
 
 def _add_estimate(sub):
     e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json alone')
@@ -80,10 +94,18 @@ def _add_estimate(sub):
     e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
                    help='activations and unquantized weights (default: as the loader picks: bfloat16 on a GPU or '
                         'on a CPU that does it natively, else float32)')
+    e.add_argument('--double-quant', action='store_true',
+                   help='double quantization of the 4-bit scales (bnb_4bit_use_double_quant)')
     e.add_argument('--r', type=int, default=8)
+    e.add_argument('--target-modules', nargs='+', default=['all-linear'], metavar='NAME',
+                   help="the Linear layers LoRA adapts: leaf names (q_proj v_proj, or q_proj,v_proj) or all-linear")
+    e.add_argument('--lora-dropout', type=float, default=0.0)
     e.add_argument('--batch-size', type=int, default=1)
     e.add_argument('--seq-len', type=int, default=512)
     e.add_argument('--gradient-checkpointing', action='store_true')
+    e.add_argument('--fits', metavar='SIZE',
+                   help="say whether it fits in SIZE (24GB, 80GiB: a GB is 2**30 bytes, as GPU memory is labelled), "
+                        "with the margin; exit status 1 when it does not")
     e.set_defaults(func=cmd_estimate)
 
 # %% ../nbs/80_cli.ipynb #dc5142fd

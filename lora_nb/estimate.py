@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_estimate.ipynb #cc50c4de
 from __future__ import annotations
-import copy, json
+import copy, json, re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from .models import find_target_modules, all_targets, EMBEDDED_MODEL
 
 # %% auto #0
 __all__ = ['LINEAR', 'read_config', 'meta_model', 'in_out', 'weight_bytes', 'weights_table', 'lora_layers', 'lora_params',
-           'layer_activation_bytes', 'logits_bytes', 'MemoryEstimate', 'available_memory', 'estimate']
+           'layer_activation_bytes', 'logits_bytes', 'MemoryEstimate', 'available_memory', 'parse_size', 'estimate']
 
 # %% ../nbs/02_estimate.ipynb #170f8ff1
 def read_config(config:dict|str|Path|PretrainedConfig) -> PretrainedConfig:
@@ -85,7 +85,8 @@ def weights_table(config, dtype:str='bfloat16') -> dict[str, int]:
 # %% ../nbs/02_estimate.ipynb #0955c799
 def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> list[nn.Module]:
     "The Linear layers LoRA would wrap for `target_modules` (leaf names, or 'all-linear')."
-    names = all_targets(find_target_modules(model)) if target_modules == 'all-linear' else list(target_modules)
+    if target_modules == 'all-linear': names = all_targets(find_target_modules(model))
+    else: names = [target_modules] if isinstance(target_modules, str) else list(target_modules)
     found = [m for n, m in model.named_modules() if isinstance(m, LINEAR) and n.split('.')[-1] in names]
     if not found:
         raise SettingsError(f"`target_modules` {names} match no Linear layer of this model", where='target_modules',
@@ -166,14 +167,40 @@ def available_memory(device:str='cpu') -> int|None:
     except (OSError, StopIteration): return None
     return int(line.split()[1]) * 1024
 
+# %% ../nbs/02_estimate.ipynb #04cac93a
+_UNITS = {'b': 1, 'k': 2**10, 'kb': 2**10, 'kib': 2**10, 'm': 2**20, 'mb': 2**20, 'mib': 2**20,
+          'g': 2**30, 'gb': 2**30, 'gib': 2**30, 't': 2**40, 'tb': 2**40, 'tib': 2**40}
+
+def parse_size(text:str) -> int:
+    "Bytes in a memory size like '24GB', '80 GiB' or '512MB' (a GB is 2**30 bytes, as GPU memory is labelled)."
+    m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]+)\s*', str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise SettingsError(f"{text!r} is not a memory size", where='fits', hint="Write it like 24GB, 80GiB or 512MB.")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+def _gib(b:int) -> str: return f"{b/2**30:,.1f} GiB" if b >= 2**30 else f"{b/2**20:,.0f} MiB"
+
+@patch
+def verdict(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> tuple[bool, str]:
+    "Does it fit in `available_bytes`, and a sentence with the margin (tight where over `margin` of it is needed)."
+    need, share = self.total, self.total / available_bytes
+    head, of = f"fits in {_gib(available_bytes)}: ", f"(needs {_gib(need)}, {share:.0%} of it)"
+    if share > 1: return False, head + f"no, {_gib(need - available_bytes)} short {of}"
+    if share <= margin: return True, head + f"yes, {_gib(available_bytes - need)} to spare {of}"
+    return True, head + (f"yes, but tight: {_gib(available_bytes - need)} to spare {of}; the CUDA context and memory "
+                         f"fragmentation need some of it")
+
 # %% ../nbs/02_estimate.ipynb #b0eab459
 @patch
 def __repr__(self:MemoryEstimate):
     rows = [f"  {k:<12} {v/2**20:>10,.1f} MiB" for k, v in self.parts().items()]
     s = self.settings
     gc = ', gradient checkpointing' if s['gradient_checkpointing'] else ''
+    q = s['quantization'] + (' double quant' if s.get('bnb_4bit_use_double_quant') else '')
+    tm = s.get('target_modules', 'all-linear')
+    tm = '' if tm == 'all-linear' else f", target_modules {tm if isinstance(tm, str) else ','.join(tm)}"
     by_quant = ', '.join(f"{k} {v/2**20:,.1f} MiB" for k, v in self.weights_by_quantization.items())
-    return (f"MemoryEstimate ({s['quantization']}, r={s['r']}, batch {s['batch_size']}×{s['seq_len']}{gc})\n"
+    return (f"MemoryEstimate ({q}, r={s['r']}{tm}, batch {s['batch_size']}×{s['seq_len']}{gc})\n"
             + '\n'.join(rows) + '\n  weights by quantization: ' + by_quant)
 
 # %% ../nbs/02_estimate.ipynb #45f10d46
@@ -200,10 +227,11 @@ def estimate(config:dict|str|Path|PretrainedConfig, # a config dict or object, a
     n = lora_params(model, r, target_modules)
     acts, logits = _peak_activations(cfg, layers, per_device_train_batch_size * seq_len, dtype, r, lora_dropout,
                                      gradient_checkpointing)
-    settings = dict(quantization=quantization, dtype=dtype, r=r, target_modules=target_modules,
-                    lora_dropout=lora_dropout, batch_size=per_device_train_batch_size, seq_len=seq_len,
-                    gradient_checkpointing=gradient_checkpointing)
-    return MemoryEstimate(weights=weight_bytes(model, quantization, dtype, bnb_4bit_use_double_quant),
+    dq = bnb_4bit_use_double_quant and quantization == '4bit'
+    settings = dict(quantization=quantization, bnb_4bit_use_double_quant=dq, dtype=dtype, r=r,
+                    target_modules=target_modules, lora_dropout=lora_dropout, batch_size=per_device_train_batch_size,
+                    seq_len=seq_len, gradient_checkpointing=gradient_checkpointing)
+    return MemoryEstimate(weights=weight_bytes(model, quantization, dtype, dq),
                           lora_params=4 * n, lora_grads=4 * n, optimizer=8 * n, activations=acts,
                           logits=logits, n_lora_params=n, settings=settings,
                           weights_by_quantization=weights_table(model, dtype))

@@ -297,6 +297,7 @@ def test_notebook7(browser, tmp_path):
         viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
         viewer.wait_for(state='visible', timeout=30_000)                      # the runs panel's Open shows the run
         assert page.locator('.jp-NotebookPanel:visible').count() == 1        # below the notebook, which stays
+        assert viewer.bounding_box()['height'] > 300, viewer.bounding_box()  # not a bottom strip of 35 px
         pg.shot('f-viewer')
         theme(pg, 'JupyterLab Dark')
         pg.tab('Train')
@@ -313,4 +314,39 @@ def test_classic_notebook_with_ipywidgets_7(browser, tmp_path):
         page = browser.new_page(viewport={'width': 1280, 'height': 1000})
         serve_cdn(page)                             # plotly.js for the plot's HTML (the classic page has no renderer)
         scenario(Page(page, 'classic', j), work)
+        page.close()
+
+def short_run(work:Path) -> str:
+    "A real two-step run of the embedded model under work/runs; its id."
+    from lora_nb.data import prepare
+    from lora_nb.models import load_model
+    from lora_nb.settings import Pasted
+    from lora_nb.train import LoraSettings, Session, TrainSettings
+    lm = load_model(quantization='none')
+    text = '\n'.join(json.dumps({'instruction': f'Reverse {w}.', 'output': w[::-1]}) for w in ['loop', 'if', 'for'] * 3)
+    s = Session(lm, prepare(Pasted(text), lm.tokenizer, eval_size=0), LoraSettings(r=4),
+                TrainSettings(max_steps=2, logging_steps=1, save_steps=100), root=work/'runs').start()
+    assert s.wait(120) == 'completed'
+    return s.run.id
+
+def test_notebook7_opens_a_run_viewer_tall_enough_to_read(browser, tmp_path):
+    "Notebook 7 keeps its notebook in the main area: the viewer goes below it, given half the height (not 35 px)."
+    py, work = frontend_env('notebook7'), workdir(tmp_path)
+    run_id = short_run(work)
+    env = {**kernel_env(work), 'JUPYTER_PATH': jupyter_path(),
+           'JUPYTER_CONFIG_PATH': str(Path(sys.prefix)/'etc'/'jupyter')}
+    with Jupyter('notebook', work, env=env, python=str(py), JupyterNotebookApp__expose_app_in_browser=True) as j:
+        page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+        page.goto(f'{j.url}/notebooks/studio.ipynb?token={j.token}')
+        page.wait_for_function("() => window.jupyterapp && jupyterapp.commands.hasCommand('lora-nb:open-runs')",
+                               timeout=120_000)
+        page.evaluate("() => jupyterapp.commands.execute('lora-nb:open-runs')")
+        page.locator(f'.jp-LoraNb-run[data-run-id="{run_id}"] .jp-LoraNb-open').click(timeout=60_000)
+        viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
+        viewer.wait_for(state='visible', timeout=30_000)
+        page.wait_for_timeout(1000)
+        box = viewer.bounding_box()
+        page.screenshot(path=str(OUT/'notebook7-viewer.png'))
+        assert box['height'] > 300 and page.locator('.jp-NotebookPanel:visible').count() == 1, box
+        assert viewer.locator('svg').count() > 0                              # its loss chart is there to see
         page.close()

@@ -222,3 +222,17 @@ export function runLabel(run: { id: string; name?: string | null }): string {
   const name = run.name?.trim();
   return !name || run.id.startsWith(name) ? run.id : `${name} (${run.id})`;
 }
+
+/**
+ * Relative sizes with item `i` given `share` of the whole and the others sharing the rest as before (equally when they
+ * had none); `null` when item `i` already has at least `share`.
+ */
+export function grownSizes(sizes: number[], i: number, share: number): number[] | null {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total > 0 && sizes[i] / total >= share) {
+    return null;
+  }
+  const rest = total - sizes[i];
+  const others = sizes.length - 1 || 1;
+  return sizes.map((s, j) => (j === i ? share : rest > 0 ? (s / rest) * (1 - share) : (1 - share) / others));
+}

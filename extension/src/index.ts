@@ -18,6 +18,7 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import type { IDeleteReply, IRenameReply, IRunDetail, IRunSummary, IStopReply } from './api';
 import { describeError } from './api';
 import { runLabel } from './format';
+import { growInSplit } from './layout';
 import { launcherIconUrl, loraRunsIcon } from './icons';
 import { RunModel, RunsModel } from './model';
 import { createQuickstart } from './quickstart';
@@ -238,10 +239,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void viewers.add(widget);
         shell.add(widget, 'main');
         if (!widget.isAttached) {
-          // Notebook 7's shell keeps one widget in its main area (the notebook): the viewer goes below it
+          // Notebook 7's shell keeps one widget in its main area (the notebook): the viewer goes below it, in a bottom
+          // area that opens collapsed to its tab bar, so it is given half the height
           shell.add(widget, 'down');
         }
         shell.activateById(widget.id);
+        growInSplit(widget);
         model.start();
         return widget;
       }

@@ -140,7 +140,9 @@ describe('rendering the fixtures', () => {
     expect(votes?.wins).toEqual({ slow: 1, fast: 3 });
     expect(votesText(votes)).toBe('fast preferred in 70% of 5 votes (95% interval 30%–93%): fast 3, slow 1, ties 1.');
     expect(votesText(body<IRunDetail>('run-damaged').votes)).toBe('No blind votes yet.');
-    expect(votesText({ ...(votes as NonNullable<typeof votes>), n: 6, both_bad: 1 })).toMatch(/, both bad 1 \(counted half, as ties are\)\.$/);
+    expect(votesText({ ...(votes as NonNullable<typeof votes>), n: 6, both_bad: 1 })).toMatch(
+      /, both bad 1 \(counted half, as ties are\)\.$/
+    );
   });
 
   it('describes runs in the list and the status bar', () => {

@@ -8,6 +8,7 @@ import {
   formatEta,
   formatStep,
   formatValue,
+  grownSizes,
   metricsLine,
   pagerText,
   progressFraction,
@@ -283,5 +284,14 @@ describe('quickstart names', () => {
   it('joins paths', () => {
     expect(joinPath('', 'a.ipynb')).toBe('a.ipynb');
     expect(joinPath('x/y/', 'a.ipynb')).toBe('x/y/a.ipynb');
+  });
+});
+
+describe('grownSizes', () => {
+  it('gives the viewer half of a split its area had collapsed to a tab bar', () => {
+    expect(grownSizes([965, 35], 1, 0.5)).toEqual([0.5, 0.5]);
+    expect(grownSizes([0.7, 0.2, 0.1], 2, 0.5)?.map(x => Math.round(x * 100))).toEqual([39, 11, 50]);
+    expect(grownSizes([0, 0], 1, 0.5)).toEqual([0.5, 0.5]);
+    expect(grownSizes([0.4, 0.6], 1, 0.5)).toBeNull(); // already tall enough: left as the person sized it
   });
 });

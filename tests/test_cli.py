@@ -100,3 +100,38 @@ def test_estimate_target_modules_fits_no_and_bad_flags(tmp_path):
                       (['--target-modules', 'nope'], "['nope'] match no Linear layer")):
         r, _ = _estimate(tmp_path, *bad)
         assert r.returncode == 2 and r.stderr.startswith('lora-nb: ') and says in r.stderr, r.stderr
+
+def test_serve_command_answers_with_a_runs_adapter(tmp_path):
+    "`lora-nb serve --adapter RUN_ID`: the run's adapter on its base, at an OpenAI-compatible /v1 (free port)."
+    import signal, urllib.request
+    run = _short_run(tmp_path)
+    p = subprocess.Popen([LORA_NB, 'serve', '--runs-root', str(run.parent), '--adapter', run.name, '--port', '0',
+                          '--name', 'tiny'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line: p.wait(timeout=60)                                   # it ended: say why
+        assert line.startswith('serving tiny at http://127.0.0.1:') and f"(adapter {run/'adapter'})" in line, \
+            (line, p.stderr.read() if p.poll() is not None else '')
+        url = line.split()[3]
+        models = json.load(urllib.request.urlopen(f'{url}/models', timeout=60))
+        assert [m['id'] for m in models['data']] == ['tiny']
+        body = json.dumps({'model': 'tiny', 'messages': [{'role': 'user', 'content': 'Say hi.'}], 'max_tokens': 4})
+        req = urllib.request.Request(f'{url}/chat/completions', body.encode(), {'Content-Type': 'application/json'})
+        reply = json.load(urllib.request.urlopen(req, timeout=120))
+        assert reply['object'] == 'chat.completion' and isinstance(reply['choices'][0]['message']['content'], str)
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)
+    assert p.returncode == 0
+
+def test_serve_refuses_in_one_message(tmp_path):
+    "An adapter that is not there, a port in use: lora_nb's message and status 2, no traceback."
+    import socket
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        for args, says in ((['--adapter', str(tmp_path/'gone'/'run-1')], f"{str(tmp_path/'gone')!r} does not exist"),
+                           (['--port', str(busy.getsockname()[1])], "Can't listen on 127.0.0.1:")):
+            r = subprocess.run([LORA_NB, 'serve', *args], capture_output=True, text=True, timeout=300)
+            assert r.returncode == 2 and r.stderr.startswith('lora-nb: ') and says in r.stderr, r.stderr
+            assert 'Traceback' not in r.stderr

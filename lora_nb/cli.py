@@ -291,12 +291,15 @@ def _adapter_of(run_id:str, root) -> Path:
         raise RunError(f"Run {run_id} has no final adapter (status {run.info().get('status')!r})",
                        where=str(run.path/'adapter'),
                        hint=f"Finish or stop the run first (`lora-nb train CONFIG --resume {run_id}`); stopped runs "
-                            f"save their adapter too.")
+                            f"save their adapter too. `lora-nb export` also takes a checkpoint by name (--checkpoint "
+                            f"latest).")
     return run.path/'adapter'
 
 def _new_folder(out:str) -> Path:
     "`out` as a folder to create: refuse one that holds files, so an export never overwrites anything."
+    from lora_nb.adapters import writable_folder
     p = Path(out).expanduser().resolve()
+    writable_folder(p.parent)   # a parent that is a file, or a read-only disk: said now, not as a traceback later
     if p.exists() and (not p.is_dir() or any(p.iterdir())):
         raise LoraNbError(f"{out!r} already exists and is not an empty folder", where=str(p),
                           hint="Choose a new folder; export never overwrites.")
@@ -324,25 +327,30 @@ def _export_gguf(args, ad:Path) -> int:
     q = ex.check_qtype(args.gguf)
     if args.adapter_only:
         r = ex.export_lora_gguf(ad, args.out, q if q in ex.QTYPES else 'f16', args.base, args.overwrite,
-                                args.ollama, q)
+                                args.ollama, q, verify=not args.no_verify)
     else:
         if est := ex.estimate_gguf(ad, q, args.base): print(f"estimated size: {est/2**20:,.1f} MiB", flush=True)
         r = ex.export_gguf(ad, args.out, q, args.base, not args.no_verify, args.overwrite, ollama=args.ollama,
                            progress=_progress)
     print(r)
     if args.push: print(f"pushed to {ex.push_gguf([p for p in (r.path, r.modelfile) if p], args.push)}")
-    return 0 if r.verification is None or r.verification.passed else 1
+    return 0 if r.passed else 1
 
 # %% ../nbs/80_cli.ipynb #6759cc52
+_TRAINER_FILES = ('optimizer.pt', 'scheduler.pt', 'rng_state*', 'trainer_state.json', 'training_args.bin')
+
 def cmd_export(args) -> int:
     "Copy a run's adapter, or merge it into a full-precision copy of its base model."
-    ad = _adapter_of(args.run, args.runs_root)
+    from lora_nb.adapters import run_adapter
+    from lora_nb.runs import Run
+    if args.checkpoint: ad = run_adapter(Run.open(args.run, args.runs_root).path, args.checkpoint)
+    else: ad = run_adapter(_adapter_of(args.run, args.runs_root))   # refused while the run trains
     if args.gguf: return _export_gguf(args, ad)
     dest = _new_folder(args.merge or args.adapter)
     if args.adapter:
         tmp = dest.with_name(f'.{dest.name}.tmp')
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(ad, tmp)
+        shutil.copytree(ad, tmp, ignore=shutil.ignore_patterns(*_TRAINER_FILES))   # a checkpoint's adapter only
         os.replace(tmp, dest)
         print(f"adapter of {args.run} copied to {dest}")
         return 0
@@ -361,6 +369,8 @@ def _add_export(sub):
     g.add_argument('--adapter', metavar='OUT', help='copy the adapter folder (with its model card) to OUT')
     g.add_argument('--gguf', metavar='TYPE', type=str.lower,
                    help='one GGUF file for llama.cpp/Ollama: f16, bf16, q8_0, or a K-quant (q4_k_m …)')
+    x.add_argument('--checkpoint', metavar='NAME',
+                   help="export this checkpoint of the run ('checkpoint-40', or 'latest') instead of its adapter")
     x.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'],
                    help='dtype of the merged model')
     _add_gguf_options(x)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/13_export.ipynb #a5824c48
 from __future__ import annotations
-import gc, json, os, re, shlex, shutil, subprocess, time
+import gc, json, os, re, shlex, shutil, subprocess, time, uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,18 +21,19 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .errors import LoraNbError, ModelLoadError, SettingsError
 from .templates import TemplateError, render, turn_end
 from .models import load_config, load_model, load_tokenizer, resolve_source
-from .adapters import adapter_base, adapter_dir
+from .adapters import adapter_base, adapter_dir, run_adapter, writable_folder
 
 # %% auto #0
-__all__ = ['ARCHS', 'QTYPES', 'FTYPES', 'KQUANTS', 'TT', 'PROMPTS', 'LOGIT_TOLERANCE', 'GREEDY_AGREEMENT', 'KQUANT_BITS',
-           'QUANTIZE_ENV', 'ExportError', 'gguf_arch', 'check_rope', 'rope_factors', 'check_qtype', 'tensor_type',
-           'tensor_bytes', 'gguf_name', 'to_gguf_layout', 'model_tensors', 'tensor_plan', 'tokenizer_kind', 'vocab',
-           'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer', 'free_path', 'atomic_write', 'write_tensors',
-           'write_gguf', 'Reference', 'reference', 'Verification', 'read_back', 'load_gguf', 'verify_gguf',
-           'export_name', 'load_merged', 'estimate_gguf', 'lora_updates', 'file_tensors', 'find_llama_quantize',
-           'llama_quantize', 'GGUFExport', 'default_dest', 'export_gguf', 'lora_tensors', 'write_lora_gguf',
-           'check_lora_gguf', 'export_lora_gguf', 'chat_parts', 'render_parts', 'parts_exact', 'ollama_template',
-           'modelfile', 'ollama_name', 'write_modelfile', 'push_gguf']
+__all__ = ['ARCHS', 'QTYPES', 'FTYPES', 'KQUANTS', 'TT', 'PROMPTS', 'LOGIT_TOLERANCE', 'GREEDY_AGREEMENT', 'TIE_MARGIN',
+           'KQUANT_BITS', 'QUANTIZE_ENV', 'ExportError', 'gguf_arch', 'check_rope', 'rope_factors', 'check_qtype',
+           'tensor_type', 'tensor_bytes', 'gguf_name', 'to_gguf_layout', 'model_tensors', 'tensor_plan',
+           'tokenizer_kind', 'vocab', 'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer', 'free_path',
+           'atomic_write', 'write_tensors', 'write_gguf', 'Reference', 'reference', 'Verification', 'read_back',
+           'load_gguf', 'verify_gguf', 'export_name', 'load_merged', 'export_source', 'estimate_gguf', 'lora_updates',
+           'file_tensors', 'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest', 'export_gguf',
+           'lora_tensors', 'write_lora_gguf', 'check_lora_gguf', 'export_lora_gguf', 'chat_parts', 'render_parts',
+           'parts_exact', 'ollama_template', 'modelfile', 'ollama_name', 'ollama_command', 'write_modelfile',
+           'check_gguf', 'push_gguf']
 
 # %% ../nbs/13_export.ipynb #6f3afb1d
 class ExportError(LoraNbError):
@@ -342,7 +344,7 @@ def free_path(dest:str|Path, overwrite:bool=False) -> Path:
     if p.exists() and not overwrite:
         raise ExportError(f"{str(dest)!r} already exists", where=str(p),
                           hint="Choose another name, or pass `overwrite=True` (CLI: --overwrite).")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(p.parent, ExportError)
     return p
 
 def _disk_error(e:OSError, p:Path) -> ExportError:
@@ -424,6 +426,7 @@ class Reference:
     pred:torch.Tensor   # the model's greedy token at each of those positions
     special:bool=True   # whether the tokenizer added its special tokens (when there is no chat template)
     config:object=None   # the model's config
+    margin:torch.Tensor|None=None   # at each greedy position: top logit minus the next, ÷ the largest |logit|
 
 # %% ../nbs/13_export.ipynb #96513964
 def _prompt_text(tok, p:str) -> str:
@@ -440,12 +443,15 @@ def reference(model, tok, prompts=PROMPTS, n_tokens:int=256) -> Reference:
         logits = [model(i).logits[0].float() for i in ids]
         seq = model.generate(ids[0], max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False,
                              pad_token_id=pad, top_p=None, top_k=None, temperature=None)
-        pred = model(seq).logits[0, ids[0].shape[1] - 1:-1].argmax(-1)
-    return Reference(texts, ids, logits, seq, pred, special, model.config)
+        lg = model(seq).logits[0, ids[0].shape[1] - 1:-1].float()
+    top2 = lg.topk(2, -1).values
+    margin = (top2[:, 0] - top2[:, 1]) / lg.abs().amax(-1).clamp_min(1e-12)
+    return Reference(texts, ids, logits, seq, lg.argmax(-1), special, model.config, margin)
 
 # %% ../nbs/13_export.ipynb #af1c89b8
 LOGIT_TOLERANCE = {'f32': 1e-4, 'f16': 1e-2, 'bf16': 5e-2}   # max |Δ logit| ÷ max |logit| that counts as near-identical
-GREEDY_AGREEMENT = 0.99   # Q8_0: share of greedy tokens that must be the merged model's (K-quants: reported only)
+GREEDY_AGREEMENT = 0.99   # Q8_0: share of clear greedy positions whose top token must be the merged model's
+TIE_MARGIN = 0.02   # a near-tie: the merged model's top two logits closer than this share of its largest |logit|
 
 @dataclass
 class Verification:
@@ -454,24 +460,34 @@ class Verification:
     tensors:int   # tensors read back
     problems:list[str]   # what did not read back as written
     logit_diff:float|None=None   # max |Δ logit| ÷ max |logit| over the prompts
-    greedy_agreement:float|None=None   # share of greedy tokens the GGUF predicts the same
-    n_tokens:int=0
+    greedy_agreement:float|None=None   # share of the clear greedy positions where the GGUF's top token is the same
+    n_tokens:int=0   # greedy positions compared: clear ones and near-ties
     tokenizer_same:bool|None=None   # transformers' tokenizer from the file encodes the prompts the same
+    near_ties:int=0   # positions whose top two logits are within TIE_MARGIN: not counted in `greedy_agreement`
+    near_tie_diffs:int=0   # near-ties where the GGUF's top token is the other one
 
     @property
     def passed(self) -> bool:
-        "Read back as written, and logits (float types) or greedy tokens (Q8_0) within bounds."
+        "Read back as written, and logits (float types) or the greedy tokens of clear positions (Q8_0) within bounds."
         if self.problems: return False
         if self.logit_diff is None and self.greedy_agreement is None: return True   # read back only
         if self.qtype in LOGIT_TOLERANCE: return self.logit_diff <= LOGIT_TOLERANCE[self.qtype]
-        return self.qtype != 'q8_0' or self.greedy_agreement >= GREEDY_AGREEMENT
+        if self.qtype != 'q8_0': return True
+        return self.greedy_agreement is not None and self.greedy_agreement >= GREEDY_AGREEMENT
 
 # %% ../nbs/13_export.ipynb #d9ed5f25
+def _greedy_str(v:Verification) -> str|None:
+    if not v.n_tokens: return None
+    clear = v.n_tokens - v.near_ties
+    same = 'no clear position' if v.greedy_agreement is None else f"{v.greedy_agreement:.1%} the same"
+    ties = (f"; {v.near_ties} near-ties (top two within {TIE_MARGIN:.0%} of the largest logit), "
+            f"{v.near_tie_diffs} of them the other token" if v.near_ties else '')
+    return f"greedy tokens {same} over {clear} clear positions{ties}"
+
 def _verification_str(self:Verification) -> str:
     parts = [f"{self.tensors} tensors read back",
              None if self.logit_diff is None else f"logits within {self.logit_diff:.1e} of the merged model's",
-             None if self.greedy_agreement is None else
-             f"greedy tokens {self.greedy_agreement:.1%} the same over {self.n_tokens}",
+             _greedy_str(self),
              None if self.tokenizer_same is None else f"tokenizer {'the same' if self.tokenizer_same else 'DIFFERS'}"]
     head = 'verified' if self.passed else 'NOT verified'
     return f"{head}: " + ', '.join(p for p in parts if p) + ''.join(f"\n  ! {p}" for p in self.problems)
@@ -520,10 +536,22 @@ def _same_tokenizer(path:Path, ref:Reference) -> bool|None:
     return all(gt(t, add_special_tokens=ref.special)['input_ids'] == i[0].tolist() for t, i in zip(ref.texts, ref.ids))
 
 # %% ../nbs/13_export.ipynb #b9325fc5
+def _read_back(path:Path, plan:list[tuple]|None, tok=None) -> tuple[int, list[str]]:
+    "`read_back`, with a file gguf's reader can't read as a problem (a truncated file, another format)."
+    try: return read_back(path, plan, tok)
+    except Exception as e: return 0, [f"gguf's reader can't read it: {type(e).__name__}: {str(e)[:200]}"]
+
+def _greedy(v:Verification, pred:torch.Tensor, ref:Reference):
+    "Compare the GGUF's greedy tokens with the reference's where its margin is clear; count near-ties apart."
+    same = pred == ref.pred
+    clear = ref.margin >= TIE_MARGIN if ref.margin is not None else torch.ones_like(same)
+    v.n_tokens, v.near_ties, v.near_tie_diffs = len(same), int((~clear).sum()), int((~clear & ~same).sum())
+    v.greedy_agreement = float(same[clear].float().mean()) if clear.any() else None
+
 def verify_gguf(path:str|Path, ref:Reference, plan:list[tuple]|None, qtype:str, tok=None) -> Verification:
     "Read the GGUF back, load it with transformers, and compare its logits and greedy tokens with `ref`."
     path = Path(path)
-    v = Verification(qtype, *read_back(path, plan, tok))
+    v = Verification(qtype, *_read_back(path, plan, tok))
     try: g = load_gguf(path, ref.config)
     except Exception as e:
         v.problems.append(f"transformers could not load it: {type(e).__name__}: {str(e)[:200]}")
@@ -531,8 +559,7 @@ def verify_gguf(path:str|Path, ref:Reference, plan:list[tuple]|None, qtype:str, 
     with torch.no_grad():
         v.logit_diff = max(float((g(i).logits[0] - lg).abs().max() / lg.abs().max())
                            for i, lg in zip(ref.ids, ref.logits))
-        pred = g(ref.seq).logits[0, ref.ids[0].shape[1] - 1:-1].argmax(-1)
-    v.greedy_agreement, v.n_tokens = float((pred == ref.pred).float().mean()), len(ref.pred)
+        _greedy(v, g(ref.seq).logits[0, ref.ids[0].shape[1] - 1:-1].argmax(-1), ref)
     v.tokenizer_same = _same_tokenizer(path, ref)
     return v
 
@@ -551,13 +578,17 @@ def _missing_base(e:ModelLoadError, base:str|None) -> ExportError:
                             "model it was trained on.")
 
 # %% ../nbs/13_export.ipynb #656440c1
+def _home(d:Path) -> tuple[Path, str]:
+    "Where exports of adapter folder `d` go, and their name: its run's (a checkpoint's: run-checkpoint-N), or its own."
+    if d.parent.name == 'checkpoints' and (d.parent.parent/'run.json').exists():
+        return d.parent.parent, f'{d.parent.parent.name}-{d.name}'
+    return d.parent, (d.parent.name if d.name == 'adapter' else d.name)
+
 def export_name(source:str|Path|None) -> str:
-    "The name of an export of `source`: the run's, the model folder's, or the embedded model's."
+    "The name of an export of `source`: the run's (and checkpoint's), the model folder's, or the embedded model's."
     if source is None: return 'lora-nb-tiny-base'
     p = Path(source).expanduser()
-    if not _is_adapter(p): return p.name
-    d = adapter_dir(p)
-    return (d.parent if d.name == 'adapter' else d).name
+    return _home(adapter_dir(p))[1] if _is_adapter(p) else p.name
 
 def load_merged(source:str|Path|None, base:str|None=None, dtype:str='float32'):
     "`(model, tokenizer, name)`: an adapter (run or adapter folder) merged into its base, or a model folder as it is."
@@ -570,6 +601,14 @@ def load_merged(source:str|Path|None, base:str|None=None, dtype:str='float32'):
     except ModelLoadError as e: raise _missing_base(e, b) from None
     model = PeftModel.from_pretrained(lm.model, str(d)).merge_and_unload().eval()
     return model, lm.tokenizer, export_name(source)
+
+def export_source(source:str|Path|None, checkpoint:str|None=None):
+    "What an export of `source` reads: a run's adapter or its checkpoint by name (`run_adapter`), a model, or None."
+    p = None if source is None else Path(source).expanduser()
+    if p is not None and (_is_adapter(p) or (p/'run.json').exists()): return run_adapter(p, checkpoint)
+    if checkpoint: raise ExportError(f"checkpoint={checkpoint!r} is for a run, and {str(source)!r} is a model",
+                                     where='checkpoint', hint="Pass the run's folder, or leave the checkpoint out.")
+    return source
 
 # %% ../nbs/13_export.ipynb #05de2133
 def _model_folder(source:str|Path|None, base:str|None=None) -> Path|None:
@@ -713,12 +752,21 @@ class GGUFExport:
     verification:Verification|None=None
     modelfile:Path|None=None
     ollama_command:str|None=None
+    base:GGUFExport|None=None   # the base GGUF an adapter's Modelfile runs on (written, or found and checked)
+    kept:bool=False   # found there and checked, not written by this export
+
+    @property
+    def passed(self) -> bool:
+        "Whether the file, and the base it needs, passed their checks (True where nothing was checked)."
+        return all(e.verification is None or e.verification.passed for e in (self, self.base) if e is not None)
 
     def __str__(self):
         est = f", estimated {self.estimate/2**20:,.1f} MiB" if self.estimate else ''
         lines = [f"wrote {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB{est}) in {self.seconds:.1f} s"]
+        if self.kept: lines = [f"kept {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB), which was there"]
         if self.stops: lines.append(f"stops on {', '.join(map(repr, self.stops))}")
         if self.verification: lines.append(str(self.verification))
+        if self.base: lines.append("base: " + str(self.base).replace('\n', '\n  '))
         if self.modelfile: lines.append(f"Ollama: {self.ollama_command}")
         return '\n'.join(lines)
 
@@ -739,7 +787,52 @@ def default_dest(source, name:str, qtype:str) -> Path:
     "`<run>/export/<name>-<qtype>.gguf` for a run, else `<name>-<qtype>.gguf` in the current folder."
     p = Path(source).expanduser() if source is not None else None
     if p is None or not _is_adapter(p): return Path(f'{name}-{qtype}.gguf')
-    return (p if (p/'adapter').exists() else p.parent)/'export'/f'{name}-{qtype}.gguf'
+    return _home(adapter_dir(p))[0]/'export'/f'{name}-{qtype}.gguf'
+
+# %% ../nbs/13_export.ipynb #1c413215
+def _can_make(folder:Path):
+    "Refuse a folder that can't be made or written to, without making it."
+    a = folder.absolute()
+    while not a.exists() and a != a.parent: a = a.parent
+    if a.is_dir() and os.access(a, os.W_OK): return
+    writable_folder(folder, ExportError)   # says why: a file on the way, a read-only disk
+
+def _free_all(paths:list[Path], overwrite:bool):
+    "Refuse, before anything is written, when a folder can't be written or any of an export's files is taken."
+    for p in paths:
+        _can_make(p.parent)
+        if p.is_dir(): raise ExportError(f"{str(p)!r} is a folder", where=str(p), hint="Give a file name.")
+        if p.exists() and not overwrite:
+            raise ExportError(f"{str(p)!r} already exists", where=str(p),
+                              hint="Choose another name, or pass `overwrite=True` (CLI: --overwrite).")
+
+@contextmanager
+def _staging(folder:Path):
+    "A hidden folder in `folder` for an export's parts; removed afterwards (`folder` too if made here and left empty)."
+    made = not folder.exists()
+    stage = writable_folder(folder, ExportError)/f'.lora-nb-export-{uuid.uuid4().hex[:8]}'
+    try:
+        stage.mkdir()
+        yield stage
+    except OSError as e: raise _disk_error(e, folder) from None
+    except ExportError as e:   # name the export's folder, not the staging one that is gone
+        if not (e.where or '').startswith(str(stage)): raise
+        raise ExportError(e.what, where=str(folder/Path(e.where).name), hint=e.hint) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
+
+def _publish(moves:list[tuple[Path, Path]], overwrite:bool):
+    "Move each staged file to its place; when one move fails, those already made are taken back."
+    _free_all([d for _, d in moves], overwrite)   # again: a file may have appeared while this export ran
+    done = []
+    try:
+        for src, dest in moves:
+            os.replace(src, dest)
+            done.append(dest)
+    except OSError as e:
+        for d in done: d.unlink(missing_ok=True)
+        raise _disk_error(e, dest) from None
 
 # %% ../nbs/13_export.ipynb #3b46d18d
 def export_gguf(source:str|Path|None=None, # a run or adapter folder (merged), a model folder, or None: embedded
@@ -750,23 +843,35 @@ def export_gguf(source:str|Path|None=None, # a run or adapter folder (merged), a
                 overwrite:bool=False, # replace existing files
                 n_tokens:int=256, # greedy tokens compared when verifying
                 ollama:bool=False, # also write an Ollama Modelfile next to it
-                progress=None # called with (tensors written, tensors, tensor name)
+                progress=None, # called with (tensors written, tensors, tensor name)
+                checkpoint:str|None=None # a run's checkpoint by name ('checkpoint-40', 'latest') instead of adapter/
                ) -> GGUFExport:
-    "Merge, write one GGUF with tokenizer, chat template and stop tokens, then check it against the merged model."
+    "Merge, write one GGUF with tokenizer, chat template and stop tokens, check it; all files or none are written."
     qtype = check_qtype(qtype)
     if qtype not in QTYPES: find_llama_quantize()   # before anything slow
+    source = export_source(source, checkpoint)
+    dest = Path(dest or default_dest(source, export_name(source), qtype)).expanduser()
+    mf = _modelfile_path(dest) if ollama else None
+    _free_all([dest] + [mf] * ollama, overwrite)
+    with _staging(dest.parent) as stage:
+        out, tok = _gguf_into(source, stage/dest.name, qtype, base, verify, n_tokens, progress)
+        if ollama: atomic_write(stage/mf.name, lambda tmp: tmp.write_text(modelfile(tok, dest.name)))
+        _publish([(out.path, dest)] + ([(stage/mf.name, mf)] if ollama else []), overwrite)
+    out.path = dest
+    if ollama: out.modelfile, out.ollama_command = mf, ollama_command(mf)
+    return out
+
+def _gguf_into(source, dest:Path, qtype:str, base, verify:bool, n_tokens:int, progress) -> tuple[GGUFExport, object]:
+    "Write the GGUF of `source` to `dest` (in a staging folder) and check it; the export and the tokenizer."
     estimate, t0, files = estimate_gguf(source, qtype, base), time.time(), _file_source(source, base)
     if files is None: model, tok, name = load_merged(source, base)   # loaded and merged by PEFT
     else: model, tok, name = None, load_tokenizer(str(files[0])), export_name(source)
     cfg = AutoConfig.from_pretrained(files[0]) if files else model.config
-    dest = free_path(dest or default_dest(source, name, qtype), overwrite)
     tensors = file_tensors(files[0], cfg, files[1]) if files else model_tensors(model, gguf_arch(cfg))
-    plan = _write_any(tensors, cfg, tok, dest, qtype, name, overwrite, progress)
+    plan = _write_any(tensors, cfg, tok, dest, qtype, name, True, progress)
     out = GGUFExport(dest, qtype, dest.stat().st_size, estimate, time.time() - t0, stop_markers(tok))
     if verify: out.verification = _check(dest, model, tok, plan, qtype, source, base, n_tokens)
-    if ollama: out.modelfile, out.ollama_command = write_modelfile(dest.parent, tok, dest.name, name=name,
-                                                                   overwrite=overwrite)
-    return out
+    return out, tok
 
 # %% ../nbs/13_export.ipynb #5c065c4f
 def _check(dest:Path, model, tok, plan, qtype:str, source, base, n_tokens:int) -> Verification:
@@ -825,23 +930,39 @@ def _base_config(adapter:Path, base:str|None):
     try: return load_config(resolve_source(b)[1])
     except ModelLoadError as e: raise _missing_base(e, b) from None
 
+def _lora_into(d:Path, cfg, dest:Path, qtype:str) -> GGUFExport:
+    "Write the adapter `d` as a LoRA GGUF to `dest` (in a staging folder) and read it back."
+    t0 = time.time()
+    write_lora_gguf(d, cfg, dest, qtype, True)
+    tensors, alpha = lora_tensors(d, cfg)
+    return GGUFExport(dest, qtype, dest.stat().st_size, None, time.time() - t0, [],
+                      Verification(qtype, len(tensors), check_lora_gguf(dest, tensors, alpha)))
+
 def export_lora_gguf(adapter:str|Path, # a run or adapter folder
                      dest:str|Path|None=None, # the .gguf file (default: <run>/export/<name>-lora-<qtype>.gguf)
                      qtype:str='f16', # f32, f16, bf16 or q8_0
                      base:str|None=None, # the adapter's base model, where it is not where the adapter says
                      overwrite:bool=False, # replace existing files
-                     ollama:bool=False, # also export the base as `base_qtype` and write a Modelfile with ADAPTER
-                     base_qtype:str='q8_0'
+                     ollama:bool=False, # also the base as `base_qtype` (written, or found and checked) and a Modelfile
+                     base_qtype:str='q8_0',
+                     verify:bool=True, # with `ollama`: compare the base GGUF's logits with the base model's
+                     checkpoint:str|None=None, # a run's checkpoint by name ('checkpoint-40', 'latest') instead
+                     n_tokens:int=256 # greedy tokens compared when verifying the base
                     ) -> GGUFExport:
-    "Write a run's adapter alone as a LoRA GGUF, and check it reads back as written."
-    d = adapter_dir(adapter)
-    cfg, run = _base_config(d, base), (d.parent if d.name == 'adapter' else d)
-    dest, t0 = free_path(dest or run/'export'/f'{run.name}-lora-{qtype}.gguf', overwrite), time.time()
-    write_lora_gguf(d, cfg, dest, qtype, overwrite)
-    tensors, alpha = lora_tensors(d, cfg)
-    out = GGUFExport(dest, qtype, dest.stat().st_size, None, time.time() - t0, [],
-                     Verification(qtype, len(tensors), check_lora_gguf(dest, tensors, alpha)))
-    if ollama: _ollama_with_adapter(out, d, base, base_qtype, run.name, overwrite)
+    "Write a run's adapter alone as a LoRA GGUF and check it reads back as written; all files or none are written."
+    d = run_adapter(adapter, checkpoint)
+    cfg, (home, name) = _base_config(d, base), _home(d)
+    dest = Path(dest or home/'export'/f'{name}-lora-{qtype}.gguf').expanduser()
+    mf = _modelfile_path(dest) if ollama else None
+    _free_all([dest] + [mf] * ollama, overwrite)
+    with _staging(dest.parent) as stage:
+        out = _lora_into(d, cfg, stage/dest.name, qtype)
+        moves = [(out.path, dest)]
+        if ollama: moves += _ollama_with_adapter(out, d, base, base_qtype, stage, overwrite, verify, n_tokens)
+        _publish(moves, overwrite)
+    out.path = dest
+    if ollama: out.modelfile, out.ollama_command = mf, ollama_command(mf)
+    if out.base: out.base.path = dest.with_name(out.base.path.name)
     return out
 
 # %% ../nbs/13_export.ipynb #254a4f88
@@ -941,24 +1062,53 @@ def ollama_name(name:str) -> str:
     return re.sub(r'[^a-z0-9._-]+', '-', name.lower()).strip('-._') or 'lora-nb-model'
 
 # %% ../nbs/13_export.ipynb #8bd0aa08
+def _modelfile_path(gguf_file:Path) -> Path: return gguf_file.with_name(f'{gguf_file.stem}.Modelfile')
+
+def ollama_command(mf:Path, name:str|None=None) -> str:
+    "The command that makes an Ollama model of the Modelfile `mf`, named after it: each export gets its own name."
+    return f"cd {shlex.quote(str(mf.parent.resolve()))} && ollama create {ollama_name(name or mf.stem)} -f {mf.name}"
+
 def write_modelfile(folder:str|Path, tok, model:str, adapter:str|None=None, name:str|None=None,
                     overwrite:bool=False) -> tuple[Path, str]:
     "Write `<gguf>.Modelfile` next to the GGUF file(s) in `folder`; returns it and the `ollama create` command."
-    folder = Path(folder)
-    p = free_path(folder/f'{Path(adapter or model).stem}.Modelfile', overwrite)
+    p = free_path(_modelfile_path(Path(folder)/(adapter or model)), overwrite)
     atomic_write(p, lambda tmp: tmp.write_text(modelfile(tok, model, adapter)))
-    cmd = f"ollama create {ollama_name(name or Path(model).stem)} -f {p.name}"
-    return p, f"cd {shlex.quote(str(folder.resolve()))} && {cmd}"
+    return p, ollama_command(p, name)
 
-def _ollama_with_adapter(out:GGUFExport, d:Path, base:str|None, base_qtype:str, name:str, overwrite:bool):
-    "Export the adapter's base beside its LoRA GGUF (kept when it is there) and write a Modelfile with ADAPTER."
-    b = _base_of(d, base)
-    base_file = out.path.parent/f'{Path(b or "lora-nb-tiny-base").name}-{base_qtype}.gguf'
-    if not base_file.exists(): export_gguf(b, base_file, base_qtype, verify=False)
+# %% ../nbs/13_export.ipynb #62462df1
+def check_gguf(path:str|Path, source=None, qtype:str='q8_0', base:str|None=None, verify:bool=True,
+               n_tokens:int=256) -> GGUFExport:
+    "Check a GGUF that is already there against `source` (merged as an export would be); it is kept as it is."
+    path, files = Path(path), _file_source(source, base)
+    tok = load_tokenizer(str(files[0])) if files else load_merged(source, base)[1]
+    cfg = AutoConfig.from_pretrained(files[0]) if files else None
+    plan = tensor_plan(file_tensors(files[0], cfg), qtype) if files and qtype in QTYPES else None
+    v = Verification(qtype, *_read_back(path, plan, tok))
+    if verify and not v.problems: v = _check(path, None, tok, plan, qtype, source, base, n_tokens)
+    return GGUFExport(path, qtype, path.stat().st_size, None, 0.0, stop_markers(tok), v, kept=True)
+
+def _base_gguf(b:str|None, f:Path, qtype:str, stage:Path, overwrite:bool, verify:bool, n_tokens:int) -> GGUFExport:
+    "The base `b` as the GGUF `f`: one that is there is checked and kept; else (or with `overwrite`) written anew."
+    if f.exists():
+        found = check_gguf(f, b, qtype, verify=verify, n_tokens=n_tokens)
+        if found.passed: return found
+        if not overwrite:
+            raise ExportError(f"{f.name} is there but is not {b or 'the embedded model'} as {qtype}: "
+                              + '; '.join(found.verification.problems or ['its check failed']), where=str(f),
+                              hint="Delete or move it, or pass `overwrite=True` (CLI: --overwrite) to write it again.")
+    return _gguf_into(b, stage/f.name, qtype, None, verify, n_tokens, None)[0]
+
+def _ollama_with_adapter(out:GGUFExport, d:Path, base:str|None, base_qtype:str, stage:Path, overwrite:bool,
+                         verify:bool, n_tokens:int) -> list[tuple[Path, Path]]:
+    "The base GGUF beside the LoRA GGUF (checked) and a Modelfile with ADAPTER, staged; the moves that place them."
+    b, folder = _base_of(d, base), out.path.parent
+    name = f'{Path(b or "lora-nb-tiny-base").name}-{base_qtype}.gguf'
+    out.base = _base_gguf(b, stage.parent/name, base_qtype, stage, overwrite, verify, n_tokens)
+    out.stops = out.base.stops
     tok = load_tokenizer(resolve_source(b)[1])
-    out.stops = stop_markers(tok)
-    out.modelfile, out.ollama_command = write_modelfile(out.path.parent, tok, base_file.name, out.path.name, name,
-                                                        overwrite)
+    mf = _modelfile_path(folder/out.path.name)
+    atomic_write(mf, lambda tmp: tmp.write_text(modelfile(tok, name, out.path.name)))
+    return [(mf, stage.parent/mf.name)] + ([] if out.base.kept else [(out.base.path, stage.parent/name)])
 
 # %% ../nbs/13_export.ipynb #7d20551a
 def _check_push(repo:str, token:str|None, folder:Path) -> str:

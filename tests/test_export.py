@@ -279,7 +279,7 @@ def test_out_of_disk_leaves_no_half_file(tmp_path):
     r = subprocess.run([sys.executable, '-c', OUT_OF_DISK, str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-2000:]
     assert 'Writing model.gguf failed' in r.stdout and 'Free disk space' in r.stdout
-    assert list(out.parent.iterdir()) == []
+    assert not out.parent.exists()   # nor the folder it made for it
 
 def test_push_without_token_or_network_fails_at_once_and_keeps_the_export(tmp_path, monkeypatch):
     f = export_gguf(None, tmp_path/'m.gguf', 'f16', verify=False).path
@@ -304,7 +304,7 @@ def test_cli_export_gguf_with_ollama(tmp_path):
     r = subprocess.run([LORA_NB, 'export', 'run-1', '--gguf', 'q8_0', '--ollama', '--runs-root', str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'estimated size:' in r.stdout and 'verified:' in r.stdout and 'ollama create run-1 -f' in r.stdout
+    assert 'estimated size:' in r.stdout and 'verified:' in r.stdout and 'ollama create run-1-q8_0 -f' in r.stdout
     ex = tmp_path/'run-1'/'export'
     assert (ex/'run-1-q8_0.gguf').exists() and 'PARAMETER stop "<|end|>"' in (ex/'run-1-q8_0.Modelfile').read_text()
     r = subprocess.run([LORA_NB, 'export', 'run-1', '--gguf', 'q8_0', '--adapter-only', '--ollama',

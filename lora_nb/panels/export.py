@@ -28,6 +28,7 @@ class ExportState:
     ollama:bool=True   # write an Ollama Modelfile beside the GGUF
     repo:str=''   # push the files to this Hub repository when set
     verify:bool=True
+    checkpoint:str|None=None   # a checkpoint of the run by name ('latest': the newest) instead of adapter/
     done:int=0   # tensors written
     total:int=0
     result:str|None=None
@@ -53,11 +54,15 @@ def _export(self:ExportState, run:Path) -> str:
     "Run the export; its result as text."
     from lora_nb import export as ex
     from lora_nb.adapters import merge
-    if self.kind == 'merge': return f"merged (float32), saved with the tokenizer to {merge(run, run/'export'/'merged')}"
+    ck = self.checkpoint
+    if self.kind == 'merge':
+        return f"merged (float32), saved with the tokenizer to {merge(run, run/'export'/'merged', checkpoint=ck)}"
     if self.kind == 'lora':
         q = self.qtype if self.qtype in ex.QTYPES else 'f16'
-        r = ex.export_lora_gguf(run, qtype=q, ollama=self.ollama, base_qtype=self.qtype)
-    else: r = ex.export_gguf(run, qtype=self.qtype, verify=self.verify, ollama=self.ollama, progress=self._progress)
+        r = ex.export_lora_gguf(run, qtype=q, ollama=self.ollama, base_qtype=self.qtype, verify=self.verify,
+                                checkpoint=ck)
+    else: r = ex.export_gguf(run, qtype=self.qtype, verify=self.verify, ollama=self.ollama, progress=self._progress,
+                             checkpoint=ck)
     pushed = ex.push_gguf([p for p in (r.path, r.modelfile) if p], self.repo) if self.repo else None
     return str(r) + (f"\npushed to {pushed}" if pushed else '')
 
@@ -91,6 +96,7 @@ class ExportPanel:
         self.root, self.st = root, ExportState()
         self.runs = W.Dropdown(description='run')
         self.kind = W.ToggleButtons(options=list(KINDS.items()), value='gguf')
+        self.source = W.Dropdown(options=[('final adapter', None), ('newest checkpoint', 'latest')], description='from')
         from lora_nb.export import KQUANTS, QTYPES
         self.qtype = W.Dropdown(options=[*QTYPES, *KQUANTS], value='q8_0', description='type')
         self.ollama = W.Checkbox(value=True, description='Ollama Modelfile')
@@ -99,7 +105,7 @@ class ExportPanel:
         self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width='300px'))
         self.banner, self.out = banner(), W.HTML()
         self.btn.on_click(self.on_export)
-        self.widget = W.VBox([self.runs, self.kind, W.HBox([self.qtype, self.ollama]), self.repo,
+        self.widget = W.VBox([self.runs, self.source, self.kind, W.HBox([self.qtype, self.ollama]), self.repo,
                               W.HBox([self.btn, self.bar]), self.banner, self.out])
         self.refresh()
 
@@ -129,6 +135,7 @@ def on_export(self:ExportPanel, _=None) -> threading.Thread|None:
     st = self.st
     st.run, st.kind, st.qtype, st.ollama, st.repo = (self.runs.value, self.kind.value, self.qtype.value,
                                                      self.ollama.value, self.repo.value.strip())
+    st.checkpoint = self.source.value
     if errs := st.errors():
         show_banner(self.banner, '; '.join(errs.values()))
         return None

@@ -1,10 +1,16 @@
-"""The preference loop's costs: DPO (and KTO) step time ÷ SFT step time, and judge-vs-voter agreement (hand-written).
+"""The preference loop's costs: DPO (and KTO) step time ÷ the default SFT step time, and judge-vs-voter agreement
+(hand-written).
 
 Same model (the embedded base, fp32 on the CPU), same parent adapter (a short SFT run, r=16), the same 64 prompts
-with answers of the same lengths, batch 8, 8 steps, each trainer in a fresh process. SFT trains on prompt + chosen;
+with answers of the same lengths, batch 8, 8 steps. SFT trains on prompt + chosen with its defaults (padding-free).
 DPO reads prompt + chosen and prompt + rejected and, for the reference, runs the frozen copy of the parent adapter
-(TRL's `ref`) on both unless `precompute_ref_log_probs` did that once before training (its one-off cost is reported
-apart). Step time = the trainer's own `train_runtime` ÷ steps.
+(TRL's `ref`) on both unless `precompute_ref_log_probs` did that once before training. By default lora_nb runs each
+pair as one packed row in which the rejected answer shares the prompt's states (`lora_nb.speed.share_prefixes`);
+`dpo_padded` is TRL's own padded batch (`padding_free=False`). Every variant runs in ONE process, interleaved (a
+fresh model for each run), so the ratios compare like with like on a noisy machine; the figure is the median of the
+repeats. Step time = the trainer's own `train_runtime` ÷ steps; `whole` adds the one-off reference pass of the
+precompute variant. `short` answers are the demo's (a few tokens after a longer prompt); `long` answers are 40-80
+words, where the prompt is a small share and sharing it saves less.
 
 Agreement: the scripted voter of `lora-nb demo --prefer` and a judge (`ModelJudge` on the embedded base model, asked
 in both orders) on the same 16 pairs of sampled answers; the tiny model rarely answers in the judge's format, so the
@@ -26,33 +32,55 @@ PAIRS = [{'prompt': r['instruction'], 'chosen': r['output'] + '.',
           'rejected': rng.choice(sorted(others - {r['output']})) + '.'} for r in recs]
 '''
 
-CHILD = SETUP + r'''
-import sys, time, warnings
+STEPS = SETUP + r'''
+import statistics, sys, time, warnings
 warnings.filterwarnings('ignore')
 sys.path.insert(0, 'bench'); from harness import emit
+import pydoc_data.topics as topics
+import datasets; datasets.disable_progress_bars()
 from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.train import Session, TrainSettings, LoraSettings
 from lora_nb.prefer import PreferenceSession, PreferenceSettings
-mode, parent, root = sys.argv[1], sys.argv[2], sys.argv[3]
-lm = load_model(quantization='none')
-ts = TrainSettings(max_steps=8, per_device_train_batch_size=8, warmup_steps=0, save_steps=1000, logging_steps=1,
-                   padding_free=False)
-t0 = time.perf_counter()
-if mode == 'sft':
-    from lora_nb.adapters import load
-    data = prepare([{'instruction': p['prompt'], 'output': p['chosen']} for p in PAIRS], lm.tokenizer, eval_size=0)
-    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), ts, root=root)
-else:
-    method = 'kto' if mode == 'kto' else 'dpo'
-    data = prepare(PAIRS, lm.tokenizer, format=method, eval_size=0)
-    s = PreferenceSession(lm, data, parent, PreferenceSettings(method=method,
-                          precompute_ref_log_probs=mode == 'dpo_precompute'), ts, root=root)
-s.start(background=False)
-wall = time.perf_counter() - t0
-recs = s.run.read('metrics').records
-runtime = [r for r in recs if 'train_runtime' in r][-1]['train_runtime']
-emit(mode=mode, status=s.status, step_s=runtime / 8, runtime=runtime, wall=wall)
+parent, root, answers, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if answers == 'long':
+    words = ' '.join(sorted(topics.topics.values())).split()
+    long = lambda i: ' '.join(words[i * 97:i * 97 + 40 + i % 41])
+    PAIRS = [{'prompt': p['prompt'], 'chosen': long(2 * i), 'rejected': long(2 * i + 1)} for i, p in enumerate(PAIRS)]
+N = 8
+def run(mode):
+    lm = load_model(quantization='none', dtype='float32')
+    ts = TrainSettings(max_steps=N, per_device_train_batch_size=8, warmup_steps=0, save_steps=1000, logging_steps=1,
+                       padding_free=mode != 'dpo_padded')
+    t0 = time.perf_counter()
+    if mode == 'sft':
+        data = prepare([{'instruction': p['prompt'], 'output': p['chosen']} for p in PAIRS], lm.tokenizer,
+                       eval_size=0)
+        s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), ts, root=root)
+    else:
+        method = 'kto' if mode == 'kto' else 'dpo'
+        data = prepare(PAIRS, lm.tokenizer, format=method, eval_size=0)
+        s = PreferenceSession(lm, data, parent, PreferenceSettings(method=method,
+                              precompute_ref_log_probs=mode == 'dpo_precompute'), ts, root=root)
+    s.start(background=False)
+    wall = time.perf_counter() - t0
+    assert s.status == 'completed', (mode, s.status, s.error)
+    recs = s.run.read('metrics').records
+    runtime = [r for r in recs if 'train_runtime' in r][-1]['train_runtime']
+    return runtime / N, wall - runtime, s.run.info().get('shared_prefixes')
+MODES = ('sft', 'dpo', 'dpo_padded', 'dpo_precompute', 'kto')
+got = {m: [] for m in MODES}
+for _ in range(repeats):
+    for m in MODES: got[m].append(run(m))
+med = {m: statistics.median(x[0] for x in v) for m, v in got.items()}
+# the precompute's one-off reference pass: what its run spends outside training beyond what plain DPO's run does
+once = statistics.median(x[1] for x in got['dpo_precompute']) - statistics.median(x[1] for x in got['dpo'])
+emit(answers=answers, repeats=repeats, step_s={m: round(v, 4) for m, v in med.items()},
+     shared_prefixes=got['dpo'][0][2], dpo_over_sft=round(med['dpo'] / med['sft'], 2),
+     dpo_padded_over_sft=round(med['dpo_padded'] / med['sft'], 2),
+     dpo_precompute_over_sft=round(med['dpo_precompute'] / med['sft'], 2),
+     dpo_precompute_whole_over_sft=round((med['dpo_precompute'] + max(once, 0) / N) / med['sft'], 2),
+     kto_over_sft=round(med['kto'] / med['sft'], 2), shared_speedup=round(med['dpo_padded'] / med['dpo'], 2))
 '''
 
 AGREE = SETUP + r'''
@@ -97,16 +125,9 @@ emit(parent=s.run.id, status=s.status)
 '''
 
 if __name__ == '__main__':
+    quick = '--quick' in sys.argv
     root = tempfile.mkdtemp()
     parent = measure(PARENT, root)['parent']
-    got = {m: measure(CHILD, m, parent, root) for m in ('sft', 'dpo', 'dpo_precompute', 'kto')}
-    agree = measure(AGREE, parent, root)
-    sft = got['sft']['step_s']
-    emit(benchmark='prefer', sft_step_s=round(sft, 3), dpo_step_s=round(got['dpo']['step_s'], 3),
-         dpo_precompute_step_s=round(got['dpo_precompute']['step_s'], 3), kto_step_s=round(got['kto']['step_s'], 3),
-         dpo_over_sft=ratio(got['dpo']['step_s'], sft),
-         dpo_precompute_over_sft=ratio(got['dpo_precompute']['step_s'], sft),
-         kto_over_sft=ratio(got['kto']['step_s'], sft),
-         precompute_one_off_s=round(got['dpo_precompute']['wall'] - got['dpo_precompute']['runtime']
-                                    - (got['dpo']['wall'] - got['dpo']['runtime']), 2),
-         judge_vs_voter=agree)
+    steps = {a: measure(STEPS, parent, root, a, 1 if quick else 3) for a in ('short',) + (() if quick else ('long',))}
+    agree = None if quick else measure(AGREE, parent, root)
+    emit(benchmark='prefer', **{f'{a}_answers': v for a, v in steps.items()}, judge_vs_voter=agree)

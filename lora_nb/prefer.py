@@ -22,8 +22,8 @@ from .adapters import adapter_dir, adapter_base, _fit_new_tokens
 from .compare import compare, Comparison, BASE
 from .votes import BlindTest, verdict
 from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
-                           _quiet_peft)
-from .speed import use_one_pass_lora
+                           _quiet_peft, packing_exact)
+from .speed import use_one_pass_lora, share_prefixes
 
 # %% auto #0
 __all__ = ['MIN_PAIRS', 'MIN_DESIRABLE', 'SAME', 'LONG_PROMPT', 'PreferError', 'from_votes', 'from_chats', 'Preferences',
@@ -557,7 +557,11 @@ def start(self:PreferenceSession, background:bool=True) -> PreferenceSession:
         self._stop.clear()
         self._reason, self._ended = None, False
         self.trainer = self._make_trainer(model)
+        # one packed row a batch, each rejected answer sharing its prompt's states (lora_nb.speed)
+        self.packed_attention = (self.train.padding_free and packing_exact(model)
+                                 and share_prefixes(model, pairs=self.prefer.method == 'dpo'))
         self.run.update(one_pass_lora=use_one_pass_lora(model),   # as SFT does (lora_nb.speed)
+                        shared_prefixes=self.packed_attention,
                         trl_rows=len(self.trainer.train_dataset))   # what TRL trains on, after its preprocessing
         model.config.use_cache = False
         self.status = 'running'

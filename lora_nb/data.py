@@ -570,12 +570,15 @@ class Prepared:
         return s + (f"; {_reasons(self.dropped)}, left out" if self.dropped else '')
 
 # %% ../nbs/03_data.ipynb #0670c15e
+def _hash_json(obj, h, step:int=1 << 20):
+    "`h` fed `json.dumps(obj, sort_keys=True, default=str)` a MiB at a time (a huge record is not copied whole)."
+    for part in json.JSONEncoder(sort_keys=True, default=str).iterencode(obj):
+        for k in range(0, len(part), step): h.update(part[k:k + step].encode())
+    return h
+
 def fingerprint(records:list[dict]) -> str:
     "A short content hash of the records (for run.json and the model card)."
-    h, step = hashlib.sha256(), 1 << 20   # json.dumps' text, hashed a MiB at a time (a huge record is not copied whole)
-    for part in json.JSONEncoder(sort_keys=True, default=str).iterencode(records):
-        for k in range(0, len(part), step): h.update(part[k:k + step].encode())
-    return h.hexdigest()[:16]
+    return _hash_json(records, hashlib.sha256()).hexdigest()[:16]
 
 def split_indices(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     "Shuffled train and eval indices."
@@ -762,7 +765,7 @@ def __repr__(self:LintReport):
 # %% ../nbs/03_data.ipynb #445fb709
 def _empty(v) -> bool:
     "Whether a field's value is blank: an empty string or list, or a chat with an empty message."
-    if isinstance(v, str): return not v.strip()
+    if isinstance(v, str): return not v or v.isspace()
     if isinstance(v, list):
         return not v or any(_empty(m.get('content', m.get('value'))) for m in v
                             if isinstance(m, dict) and not m.get('tool_calls') and m.get('from') != 'function_call')
@@ -808,7 +811,7 @@ def lint(p:Prepared, tokenizer) -> LintReport:
         trained = [l for l in e.labels if l != -100]
         if trained and not _ends_well(trained, end, tokenizer) and not e.truncated: rep.missing_eos.append(e.index)
         if e.truncated: rep.truncated.append(e.index)
-        key = hashlib.sha1(json.dumps(r, sort_keys=True, default=str).encode()).digest()
+        key = _hash_json(r, hashlib.sha1()).digest()
         if key in seen: rep.duplicates.append(e.index)
         seen.add(key)
         if any(_empty(v) for k, v in r.items() if k != 'input'): rep.empty_fields.append(e.index)

@@ -398,7 +398,9 @@ def _check_push(repo:str, ad:Path):
 def cmd_push(args) -> int:
     "Upload a run's adapter folder (with its model card) to a Hugging Face Hub repository."
     from huggingface_hub import HfApi
+    from lora_nb.adapters import run_adapter
     ad = _adapter_of(args.run, args.runs_root)
+    run_adapter(ad.parent)   # not while the run trains, nor when a checkpoint is newer than adapter/
     _check_push(args.repo, ad)
     api = HfApi(token=args.token)
     try:

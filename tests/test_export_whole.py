@@ -173,3 +173,15 @@ def test_each_export_of_a_run_has_its_own_ollama_name(tmp_path):
             export_lora_gguf(run, ollama=True, verify=False).ollama_command]
     names = [c.split('ollama create ')[1].split(' ')[0] for c in cmds]
     assert names == ['run-1-f16', 'run-1-q8_0', 'run-1-lora-f16']
+
+def test_push_of_a_training_run_is_refused_before_any_upload(tmp_path):
+    "`lora-nb push` checks the run as an export does: while it trains, its older adapter/ is not uploaded."
+    run = make_run(tmp_path)
+    _checkpoint(run, 5)
+    Run(run).update(status='running')
+    token = Run(run).lock()
+    r = subprocess.run([LORA_NB, 'push', 'run-1', 'someone/adapter', '--runs-root', str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    Run(run).unlock(token)
+    assert r.returncode == 2 and 'still training' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert '--checkpoint checkpoint-5' in r.stderr

@@ -450,6 +450,6 @@ def main(argv:list[str]|None=None) -> int:
     except LoraNbError as e:
         print(f"lora-nb: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:                       # before training started (loading the model, preparing data)
-        print("\nlora-nb: interrupted before training started", file=sys.stderr)
+    except KeyboardInterrupt:   # where no command catches it (loading a model, preparing data, a second Ctrl-C)
+        print("\nlora-nb: interrupted", file=sys.stderr)
         return 130

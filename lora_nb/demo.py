@@ -109,7 +109,11 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
                                    learning_rate=1e-3, save_steps=1000)
     s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), train_settings,
                 probes=[test[0]['instruction']], name='demo', root=root)
-    s.start().follow(out)
+    s.start()
+    try: s.follow(out)
+    except KeyboardInterrupt:   # Ctrl-C while it trains: stop at the next step boundary, as a STOP file does
+        print("\nstopping at the next step (it saves the adapter)…", file=sys.stderr, flush=True)
+        s.stop()
     if s.status != 'completed': return _ended_early(s, t0)
     t_train = time.time() - t0
     cmp = compare(lm.model, lm.tokenizer, [r['instruction'] for r in test], max_new_tokens=8)

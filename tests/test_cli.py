@@ -135,3 +135,20 @@ def test_serve_refuses_in_one_message(tmp_path):
             r = subprocess.run([LORA_NB, 'serve', *args], capture_output=True, text=True, timeout=300)
             assert r.returncode == 2 and r.stderr.startswith('lora-nb: ') and says in r.stderr, r.stderr
             assert 'Traceback' not in r.stderr
+
+def test_demo_interrupted_with_ctrl_c_stops_and_says_so(tmp_path):
+    "Ctrl-C while the demo trains stops it at the next step boundary: the same sentence as a STOP file, status 0."
+    import signal, time
+    p = subprocess.Popen([LORA_NB, 'demo', '--quantization', 'none', '--runs-root', str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        metrics = list(tmp_path.glob('*/metrics.jsonl'))
+        if metrics and '"loss"' in metrics[0].read_text():
+            p.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.2)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and 'Traceback' not in err and 'before training started' not in err, err[-3000:]
+    assert 'stopping at the next step' in err and 'stopped as asked at step' in out, (out, err)
+    assert (metrics[0].parent/'adapter'/'adapter_config.json').exists()

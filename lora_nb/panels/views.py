@@ -991,8 +991,10 @@ class PickUp:
         "Restore the chosen run, then let the Studio show it."
         if not self.runs.value: return
         with busy(self.btn, 'Loading…'): run = self.st.pick_up(self.runs.value)
-        show_banner(self.banner, self.st.banner or f"Picked up {self.runs.label}: Resume continues it (Train tab).",
-                    ok=run is not None)
+        done = run is not None and run.info().get('status') == 'completed'
+        then = ("its adapter is on the model (Compare, Chat); Start trains a new run with its settings" if done
+                else "Resume continues it (Train tab)")
+        show_banner(self.banner, self.st.banner or f"Picked up {self.runs.label}: {then}.", ok=run is not None)
         if run is not None and self.on_picked: self.on_picked()
 
 # %% ../../nbs/11_panels.views.ipynb #e232ad80

@@ -34,8 +34,8 @@ def cmd_demo(args) -> int:
 def _demo_stopped(res:dict) -> int:
     "Say that the demo was stopped, and what it left; 0, as `lora-nb train` for a run stopped on request."
     left = f"the adapter so far is in {res['adapter']}" if res['adapter'] else "no adapter was saved"
-    print(f"\nlora_nb demo: stopped as asked at step {res['step']}/{res['total_steps']}, before the base and tuned "
-          f"models were compared, so there is no report; {left}.")
+    print(f"\nlora_nb demo: stopped as asked at step {res['step']}/{res['total_steps']} of run {res['run']}, "
+          f"before the models were compared, so there is no report; {left}.")
     return 0
 
 def _prefer_demo(args) -> int:
@@ -43,6 +43,7 @@ def _prefer_demo(args) -> int:
     from lora_nb.prefer_demo import run_prefer_demo
     print(f"lora_nb demo --prefer: SFT, then a scripted voter's blind votes train {args.method.upper()} on the adapter")
     r = run_prefer_demo(args.runs_root, method=args.method)
+    if r['status'] == 'stopped': return _demo_stopped(r)
     lo, hi = r['interval']
     print(f"child vs parent on {r['n']} held-out questions, judged blind: {r['win_rate']:.0%} "
           f"(95 % interval {lo:.0%} to {hi:.0%})\n{r['verdict']}")

@@ -16,7 +16,8 @@ from .compare import compare, BASE
 from .settings import DEMO_DATA
 
 # %% auto #0
-__all__ = ['TYPES', 'make_demo_records', 'load_demo_data', 'exact_match', 'report_html', 'run_demo']
+__all__ = ['TYPES', 'make_demo_records', 'load_demo_data', 'exact_match', 'report_html', 'ended_early', 'follow_or_stop',
+           'run_demo']
 
 # %% ../nbs/07_demo.ipynb #00a98891
 TYPES = ['int', 'float', 'str', 'list', 'tuple', 'dict', 'bool', 'NoneType']
@@ -87,7 +88,7 @@ def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
             + _loss_plot(run) + _answers_table(comparison, answers, scores) + "</body></html>")
 
 # %% ../nbs/07_demo.ipynb #d1d4ead6
-def _ended_early(s:Session, t0:float) -> dict:
+def ended_early(s:Session, t0:float) -> dict:
     "The result of a demo whose training was stopped (what it has so far); a `TrainError` if it failed."
     step, total = s.trainer.state.global_step if hasattr(s, 'trainer') else 0, s.run.info().get('total_steps')
     if s.status != 'stopped':
@@ -99,6 +100,13 @@ def _ended_early(s:Session, t0:float) -> dict:
     s.run.update(demo=res)
     return res
 
+def follow_or_stop(s:Session, out=sys.stdout) -> str:
+    "Follow a session that trains in the background; Ctrl-C stops it at the next step boundary, as a STOP file does."
+    try: return s.follow(out)
+    except KeyboardInterrupt:
+        print("\nstopping at the next step (it saves the adapter)…", file=sys.stderr, flush=True)
+        return s.stop()
+
 def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:float=4, out=sys.stdout) -> dict:
     "Train, compare and report; returns the scores, times and paths (or, if it was stopped, what it has)."
     t0 = time.time()
@@ -109,12 +117,8 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
                                    learning_rate=1e-3, save_steps=1000)
     s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0), train_settings,
                 probes=[test[0]['instruction']], name='demo', root=root)
-    s.start()
-    try: s.follow(out)
-    except KeyboardInterrupt:   # Ctrl-C while it trains: stop at the next step boundary, as a STOP file does
-        print("\nstopping at the next step (it saves the adapter)…", file=sys.stderr, flush=True)
-        s.stop()
-    if s.status != 'completed': return _ended_early(s, t0)
+    follow_or_stop(s.start(), out)
+    if s.status != 'completed': return ended_early(s, t0)
     t_train = time.time() - t0
     cmp = compare(lm.model, lm.tokenizer, [r['instruction'] for r in test], max_new_tokens=8)
     answers = [r['output'] for r in test]

@@ -12,7 +12,7 @@ from .data import prepare
 from .train import LoraSettings, Session, TrainSettings
 from .compare import Comparison, _encode, stop_ids
 from .votes import BlindTest, run_votes, verdict
-from .demo import load_demo_data, TYPES
+from .demo import load_demo_data, TYPES, ended_early, follow_or_stop
 from .prefer import PreferenceSession, PreferenceSettings, collect, did_it_work
 
 # %% auto #0
@@ -85,8 +85,8 @@ def run_prefer_demo(root:str|Path|None=None, method:str='dpo', sft_epochs:float=
                   LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0),
                   TrainSettings(num_train_epochs=sft_epochs, per_device_train_batch_size=16, learning_rate=sft_lr,
                                 save_steps=10_000, seed=seed), name='demo-sft', root=root)
-    sft.start(background=False)
-    if sft.status != 'completed': raise RuntimeError(f"SFT ended {sft.status}: {sft.error}")
+    follow_or_stop(sft.start(), None)
+    if sft.status != 'completed': return ended_early(sft, t0)
     t_sft = time.time() - t0
     say(f"2/4 the scripted voter votes blind on {vote_prompts} pairs of sampled answers")
     asked = [r['instruction'] for r in random.Random(seed).sample(train, vote_prompts)]
@@ -103,8 +103,8 @@ def run_prefer_demo(root:str|Path|None=None, method:str='dpo', sft_epochs:float=
                            train=TrainSettings(num_train_epochs=pref_epochs, per_device_train_batch_size=8,
                                                learning_rate=pref_lr, save_steps=10_000, logging_steps=2, seed=seed),
                            name=f'demo-{method}', root=root)
-    ps.start().follow(out)
-    if ps.status != 'completed': raise RuntimeError(f"{method.upper()} ended {ps.status}: {ps.error}")
+    follow_or_stop(ps.start(), out)
+    if ps.status != 'completed': return ended_early(ps, t0)
     t_pref = time.time() - t0 - t_sft
     say(f"4/4 blind test, parent vs child, on {eval_prompts} held-out questions")
     held = [r['instruction'] for r in test[:eval_prompts]]
@@ -113,7 +113,7 @@ def run_prefer_demo(root:str|Path|None=None, method:str='dpo', sft_epochs:float=
     answers = [truth[p] for p in bt.comparison.prompts]
     score = {c: task_score([o[c] for o in bt.comparison.outputs], answers) for c in ('parent', 'child')}
     last = [r for r in ps.run.read('metrics').records if 'rewards/accuracies' in r]
-    res = dict(sft_run=sft.run.id, run=ps.run.id, method=method, pairs=prefs.counts()['paired'],
+    res = dict(status='completed', sft_run=sft.run.id, run=ps.run.id, method=method, pairs=prefs.counts()['paired'],
                unpaired=prefs.counts()['unpaired'], voted=votes['n'], win_rate=s['win_rate'], interval=s['interval'],
                wins=s['wins']['child'], losses=s['wins']['parent'], ties=s['ties'], both_bad=s['both_bad'],
                n=s['n'], task_parent=score['parent'], task_child=score['child'],

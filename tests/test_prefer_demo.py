@@ -18,3 +18,20 @@ def test_prefer_demo_command(tmp_path):
     assert demo['task_child'] >= demo['task_parent'] - 0.05, demo
     assert (child/'votes.jsonl').exists() and (child/'adapter'/'adapter_model.safetensors').exists()
     assert 'parent' in (child/'adapter'/'README.md').read_text()
+
+def test_prefer_demo_stopped_with_a_stop_file_says_so(tmp_path):
+    "A STOP file while `demo --prefer` trains its SFT run: one sentence, status 0, no RuntimeError."
+    import time
+    lora_nb = Path(sys.executable).parent/'lora-nb'
+    p = subprocess.Popen([str(lora_nb), 'demo', '--prefer', '--runs-root', str(tmp_path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        metrics = list(tmp_path.glob('demo-sft-*/metrics.jsonl'))
+        if metrics and '"loss"' in metrics[0].read_text():
+            (metrics[0].parent/'STOP').write_text('')
+            break
+        time.sleep(0.2)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and 'Traceback' not in err and 'RuntimeError' not in err, err[-3000:]
+    assert 'stopped as asked at step' in out and metrics[0].parent.name in out, out

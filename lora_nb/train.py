@@ -585,6 +585,11 @@ def _card_facts(self:Session, info:dict, losses:list, evals:list) -> list[tuple[
             ('final eval loss', f"{evals[-1]['eval_loss'] if evals else 'n/a'}")]
 
 # %% ../nbs/05_train.ipynb #f5cc23f2
+def _loadable(base) -> str:
+    "How to name `base` so it loads from anywhere: a local folder by its absolute path, a hub id as it is."
+    p = Path(str(base)).expanduser()
+    return str(p.resolve()) if p.is_dir() else str(base)
+
 @patch
 def model_card(self:Session) -> str:
     "The adapter's README.md."
@@ -594,7 +599,7 @@ def model_card(self:Session) -> str:
     every = max(1, len(losses) // 20)
     embedded = info.get('base_model') == 'embedded tiny base'   # shipped inside lora_nb: load it by its path there
     return _CARD.format(base_model=info.get('base_model'),
-                        base_model_repr='EMBEDDED_MODEL' if embedded else repr(str(info.get('base_model'))),
+                        base_model_repr='EMBEDDED_MODEL' if embedded else repr(_loadable(info.get('base_model'))),
                         base_import='\nfrom lora_nb.settings import EMBEDDED_MODEL' if embedded else '',
                         adapter_repr=repr(str(self.run.path/'adapter')),
                         run_id=self.run.id, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),

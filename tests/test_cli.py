@@ -152,3 +152,20 @@ def test_demo_interrupted_with_ctrl_c_stops_and_says_so(tmp_path):
     assert p.returncode == 0 and 'Traceback' not in err and 'before training started' not in err, err[-3000:]
     assert 'stopping at the next step' in err and 'stopped as asked at step' in out, (out, err)
     assert (metrics[0].parent/'adapter'/'adapter_config.json').exists()
+
+def test_the_model_cards_load_snippet_runs_for_a_base_in_a_relative_folder(tmp_path):
+    "A base loaded as `mymodel` (a folder under the working directory): the card names its absolute path."
+    from lora_nb.models import save_random_model
+    save_random_model(tmp_path/'mymodel')
+    (tmp_path/'run.yaml').write_text("model: {model_id: mymodel, quantization: none}\n"
+                                     "data:\n  records:\n    - {instruction: Say hi., output: hi}\n  eval_size: 0\n"
+                                     "lora: {r: 4}\ntrain: {max_steps: 1, save_steps: 10}\nruns_root: runs\n")
+    r = subprocess.run([LORA_NB, 'train', 'run.yaml'], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = next((tmp_path/'runs').iterdir())
+    card = (run/'adapter'/'README.md').read_text()
+    code = card.split('## Load it', 1)[1].split('```python\n', 1)[1].split('```', 1)[0]
+    assert repr(str(tmp_path/'mymodel')) in code, code
+    r = subprocess.run([sys.executable, '-c', code + "print(model.active_adapter)\n"], capture_output=True, text=True,
+                       timeout=600, cwd='/')
+    assert r.returncode == 0 and r.stdout.split() == ['default'], (code, r.stderr[-3000:])

@@ -23,7 +23,7 @@ from .compare import compare, Comparison, BASE
 from .votes import BlindTest, verdict
 from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
                            _quiet_peft, packing_exact)
-from .speed import use_one_pass_lora, share_prefixes
+from .speed import use_one_pass_lora, share_prefixes, fast_label_log_probs
 
 # %% auto #0
 __all__ = ['MIN_PAIRS', 'MIN_DESIRABLE', 'SAME', 'LONG_PROMPT', 'PreferError', 'from_votes', 'from_chats', 'Preferences',
@@ -561,7 +561,7 @@ def start(self:PreferenceSession, background:bool=True) -> PreferenceSession:
         self.packed_attention = (self.train.padding_free and packing_exact(model)
                                  and share_prefixes(model, pairs=self.prefer.method == 'dpo'))
         self.run.update(one_pass_lora=use_one_pass_lora(model),   # as SFT does (lora_nb.speed)
-                        shared_prefixes=self.packed_attention,
+                        shared_prefixes=self.packed_attention, label_log_probs=fast_label_log_probs(model),
                         trl_rows=len(self.trainer.train_dataset))   # what TRL trains on, after its preprocessing
         model.config.use_cache = False
         self.status = 'running'

@@ -18,11 +18,11 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 # %% auto #0
-__all__ = ['PACKED', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention', 'use_one_pass_lora',
-           'pack_rows', 'share_prefixes', 'can_compile', 'compile_elementwise', 'should_compile', 'flops_per_token',
-           'matmul_peak', 'machine_id', 'shape_key', 'cache_file', 'record_throughput', 'measured_throughput',
-           'TimeEstimate', 'time_estimate', 'duration_text', 'precision', 'n_params', 'run_tokens', 'run_steps',
-           'run_estimate', 'record_run', 'duration_line']
+__all__ = ['PACKED', 'CHUNK_TOKENS', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention',
+           'use_one_pass_lora', 'pack_rows', 'share_prefixes', 'fast_label_log_probs', 'can_compile',
+           'compile_elementwise', 'should_compile', 'flops_per_token', 'matmul_peak', 'machine_id', 'shape_key',
+           'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate', 'duration_text',
+           'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run', 'duration_line']
 
 # %% ../nbs/02b_speed.ipynb #d5148dfd
 PACKED = 'lora_nb_packed'   # the attention implementation's registered name
@@ -196,6 +196,81 @@ def share_prefixes(model, on:bool=True, pairs:bool=True) -> bool:
         return use_packed_attention(model, on=False)
     if bb is inner or not use_packed_attention(model): return False
     bb.forward = _packed_backbone(type(bb).forward.__get__(bb), pairs)
+    return True
+
+# %% ../nbs/02b_speed.ipynb #c3a1d006
+CHUNK_TOKENS = 1024   # positions scored at a time: their float32 logits are the memory it needs
+
+def _logits(h, W, b):
+    z = h.to(W.dtype) @ W.t()
+    return (z if b is None else z + b).float()
+
+class _LabelLogProbs(torch.autograd.Function):
+    "log p(target) under softmax(h Wᵀ + b), and (no gradient) entropy, log Σp², mean logit, target is top; by chunks."
+    @staticmethod
+    def forward(ctx, h, W, b, targets):
+        ctx.set_materialize_grads(False)
+        outs, lses = [], []
+        for s in range(0, h.shape[0], CHUNK_TOKENS):
+            z, t = _logits(h[s:s + CHUNK_TOKENS], W, b), targets[s:s + CHUNK_TOKENS, None]
+            lse = z.logsumexp(-1, keepdim=True)
+            lp = (z - lse).exp_()
+            outs.append(((z.gather(1, t) - lse)[:, 0], (lse[:, 0] - (lp * z).sum(-1)),
+                         lp.square_().sum(-1).log_(), z.mean(-1), z.argmax(-1) == t[:, 0]))
+            lses.append(lse)
+        res = [torch.cat(x) for x in zip(*outs)] if outs else [h.new_zeros(0, dtype=torch.float32)] * 5
+        ctx.save_for_backward(h, W, b, targets, torch.cat(lses) if lses else res[0][:, None])
+        ctx.mark_non_differentiable(*res[1:])
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, g, *_):
+        h, W, b, targets, lse = ctx.saved_tensors
+        if g is None: return None, None, None, None
+        gh = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
+        gW = torch.zeros_like(W, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        for s in range(0, h.shape[0], CHUNK_TOKENS):
+            hc, gc = h[s:s + CHUNK_TOKENS], g[s:s + CHUNK_TOKENS, None].float()
+            dz = (_logits(hc, W, b) - lse[s:s + CHUNK_TOKENS]).exp_().mul_(-gc)   # d log p_t / dz = onehot − p
+            dz.scatter_add_(1, targets[s:s + CHUNK_TOKENS, None], gc)
+            if gh is not None: gh[s:s + CHUNK_TOKENS] = (dz.to(W.dtype) @ W).to(h.dtype)
+            if gW is not None: gW.addmm_(dz.t(), hc.float())
+        return gh, None if gW is None else gW.to(W.dtype), None, None   # a trained head bias is left to TRL's head
+
+# %% ../nbs/02b_speed.ipynb #c3a1d007
+_SCALED = ('final_logit_softcapping', 'logit_scale', 'output_multiplier', 'lm_head_multiplier', 'logits_scaling')
+
+def _label_head(model, forward):
+    "A forward whose `fused_lm_head=True` calls score the labelled positions by `_LabelLogProbs`; else `forward`."
+    from trl.trainer.utils import FusedCausalLMOutput
+    def run(*args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kw):
+        if not fused_lm_head or shift_labels is not None or labels is None or kw.get('output_router_logits'):
+            return forward(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
+                           num_items_in_batch=num_items_in_batch, **kw)
+        kw['use_cache'] = False
+        h, lab = model.base_model(*args, **kw).last_hidden_state[:, :-1], labels[:, 1:]
+        mask, head = lab != -100, model.get_output_embeddings()
+        got = _LabelLogProbs.apply(h[mask], head.weight, head.bias, lab[mask])
+        lp, ent, sq, mean, top = (x.new_zeros(mask.shape).masked_scatter(mask, x) for x in got)
+        n = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        return FusedCausalLMOutput(loss=-lp.sum() / n, log_probs=lp, entropy=ent, log_sum_sq_probs=sq,
+                                   mean_logits=mean, is_top1=top, label_mask=mask)
+    return run
+
+def fast_label_log_probs(model, on:bool=True) -> bool:
+    "Score TRL's fused-head calls of `model` on the CPU by `_LabelLogProbs` (`on=False`: TRL's head again)."
+    inner = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    if not on:
+        if '_lora_nb_trl_forward' not in inner.__dict__: return False
+        inner.forward = inner.__dict__.pop('_lora_nb_trl_forward')
+        return True
+    cfg, head = inner.config.get_text_config(), inner.get_output_embeddings()
+    if ('forward' not in inner.__dict__ or '_lora_nb_trl_forward' in inner.__dict__ or inner.device.type != 'cpu'
+            or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _SCALED)
+            or (head.bias is not None and head.bias.requires_grad)):
+        return False   # no TRL head, already on, a GPU (TRL's Triton kernel), logits it scales or caps, a trained bias
+    inner._lora_nb_trl_forward = inner.forward
+    inner.forward = _label_head(inner, inner._lora_nb_trl_forward)
     return True
 
 # %% ../nbs/02b_speed.ipynb #b193937f

@@ -26,7 +26,7 @@ from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
-                           should_compile, run_estimate, share_prefixes)
+                           should_compile, run_estimate, share_prefixes, fast_label_log_probs)
 from .distributed import ReadOnlyRun, dist_info, sharded
 
 # %% auto #0
@@ -478,6 +478,7 @@ def _main(self:Session):
     finally:
         self.lm.model.config.use_cache = True
         if getattr(self, 'packed_attention', False): share_prefixes(self.lm.model, on=False)   # and packed attention
+        fast_label_log_probs(self.lm.model, on=False)   # TRL's own head again, where a preference run replaced it
         use_one_pass_lora(self.lm.model, on=False)   # after training, PEFT's forward as before
         if getattr(self, 'compiled', 0): compile_elementwise(self.lm.model, on=False)
         _record_end(self)

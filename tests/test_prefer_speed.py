@@ -1,6 +1,6 @@
-"""Preference runs in one packed row a batch, each rejected answer sharing its prompt's states: the same losses and
-adapter as TRL's padded batches, recorded in run.json, and the model as it was afterwards (hand-written; real
-trainer)."""
+"""Preference runs in one packed row a batch, each rejected answer sharing its prompt's states, and label
+log-probabilities from the labelled positions only: the same losses and adapter as TRL's padded batches, recorded in
+run.json, and the model as it was afterwards (hand-written; real trainer)."""
 import pytest, torch
 from lora_nb.models import load_model
 from lora_nb.data import prepare
@@ -40,10 +40,12 @@ def test_packed_preference_run_trains_as_the_padded_one(parent, method):
     s0, padded = run(parent, method, padding_free=False)
     s1, packed = run(parent, method, padding_free=True)
     assert s0.run.info()['shared_prefixes'] is False and s1.run.info()['shared_prefixes'] is True
+    assert s0.run.info()['label_log_probs'] is True   # the CPU head, in both (it doesn't depend on packing)
     assert len(packed) == len(padded) == 3 and packed != [0.0] * 3
     assert packed == pytest.approx(padded, abs=2e-4), (packed, padded)
     inner = s1.lm.model.get_base_model() if hasattr(s1.lm.model, 'get_base_model') else s1.lm.model
     assert 'forward' not in inner.base_model.__dict__   # the backbone's own forward again
+    assert '_lora_nb_trl_forward' not in inner.__dict__   # TRL's fused head again
     assert all(getattr(m.config, '_attn_implementation', 'sdpa') != PACKED for m in s1.lm.model.modules()
                if hasattr(m, 'config'))
     w0 = {n: p for n, p in s0.lm.model.named_parameters() if 'lora_' in n and 'default' in n}

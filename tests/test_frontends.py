@@ -6,13 +6,17 @@ ships: the stand-in for its widget stack). Notebook 7 and the classic Notebook r
 under `.frontends/` (git-ignored; a venv over this one with only the frontend's packages on top, rebuilt only when
 their list changes). In each: the Studio renders, trains with a plot that updates while it trains, compares, blind
 votes are cast; the notebook is saved and its nbconvert HTML shows the run's summary with the loss curve, the
-comparison and the votes. In JupyterLab also: text readable in both themes, no truncated buttons and no horizontal
-scrollbars at 1024 and 1440 px. Screenshots go to $LORA_NB_E2E_OUT (default tests/artifacts/frontends).
+comparison and the votes. The classic Notebook has no network: plotly.js comes from the nbextension the wheel
+installs, the CDN is blocked. With widgetsnbextension 3.6.10 (what `pip install "ipywidgets==7.7.1"`, Colab's version,
+brings) the classic Notebook draws no Studio: the summary says so, with the fix. In JupyterLab also: text readable in
+both themes, no truncated buttons and no horizontal scrollbars at 1024 and 1440 px. Screenshots go to
+$LORA_NB_E2E_OUT (default tests/artifacts/frontends).
 """
-import hashlib, json, os, secrets, shutil, subprocess, sys, sysconfig, time
+import hashlib, json, os, re, secrets, shutil, subprocess, sys, sysconfig, time
 from pathlib import Path
 import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'tools'))
+from hatch_build import NBEXT, plotly_js
 from labtest import Jupyter, chromium, chromium_path, free_port, lab_env, notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -20,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'frontends'))
 ENVS = ROOT/'.frontends'
 SPECS = {'notebook7': ['notebook>=7.2,<8'],
-         'classic': ['notebook==6.5.7', 'ipywidgets==7.7.1', 'widgetsnbextension==3.6.1', 'ipykernel==6.29.5']}
+         'classic': ['notebook==6.5.7', 'ipywidgets==7.7.1', 'widgetsnbextension==3.6.1', 'ipykernel==6.29.5'],
+         # Colab's ipywidgets with the widgetsnbextension pip picks for it today: no Output widget in the classic page
+         'classic-wnb3610': ['notebook==6.5.7', 'ipywidgets==7.7.1', 'widgetsnbextension==3.6.10', 'ipykernel==6.29.5']}
 STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='runs')\n"
           "s.state.train.train.update(max_steps=12, save_steps=12)\ns.train.fields['train.max_steps'].refresh()\ns")
 PROMPTS = 'Name the type of 3.5\nReverse the word if.'
@@ -120,6 +126,23 @@ def serve_cdn(page):
     page.route('https://cdn.plot.ly/**', lambda route: route.fulfill(path=str(CDN_PLOTLY),
                                                                      content_type='application/javascript'))
 
+def block_cdn(page) -> list:
+    "No network: requests to CDNs fail (as in a workshop); the list of what was asked for."
+    asked = []
+    def abort(route):
+        asked.append(route.request.url)
+        route.abort()
+    page.route(re.compile(r'^https?://(?!127\.0\.0\.1[:/])'), abort)   # matched in the browser: nothing waits on Python
+    return asked
+
+def classic_env(work:Path) -> dict:
+    "The kernel's environment, and the wheel's nbextension (plotly.js) where the classic Notebook looks for it."
+    dest = ENVS/'jupyter'/NBEXT.removeprefix('share/jupyter/')/'plotly.min.js'
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists() or dest.stat().st_size != plotly_js().stat().st_size:   # a copy: the server serves no link
+        shutil.copyfile(plotly_js(), dest)                                       # out of its folder
+    return {**kernel_env(work), 'JUPYTER_PATH': str(ENVS/'jupyter')}
+
 def scenario(pg:Page, work:Path):
     "Studio → Start (the plot grows while it trains) → Compare → blind votes → save → nbconvert HTML shows it all."
     try: _scenario(pg, work)
@@ -156,6 +179,7 @@ def _scenario(pg:Page, work:Path):
     pg.button('Right is better').click()
     pg.wait_text('All 2 prompts voted')
     pg.shot('d-voted')
+    assert not page.locator(f'{pg.out} .lnb-watch p').count()       # the Studio drew: no word of widgets failing
     run_id = next(p.name for p in (work/'runs').iterdir() if (p/'run.json').exists())
     saved = work/'studio.ipynb'
     t0 = time.time()
@@ -310,10 +334,30 @@ def test_classic_notebook_with_ipywidgets_7(browser, tmp_path):
                                'ipykernel.__version__)'], capture_output=True, text=True, check=True).stdout.split()
     assert versions[0].startswith('7.7') and versions[1].startswith('6.'), versions
     work = workdir(tmp_path)
-    with Classic(work, kernel_env(work), str(py)) as j:
+    with Classic(work, classic_env(work), str(py)) as j:
         page = browser.new_page(viewport={'width': 1280, 'height': 1000})
-        serve_cdn(page)                             # plotly.js for the plot's HTML (the classic page has no renderer)
+        asked = block_cdn(page)                     # plotly.js for the plot's HTML: the nbextension's, offline
         scenario(Page(page, 'classic', j), work)
+        assert not [u for u in asked if 'plot' in u], asked
+        page.close()
+
+def test_classic_notebook_says_when_its_widget_manager_fails(browser, tmp_path):
+    "widgetsnbextension 3.6.10 makes no Output widget: no Studio draws, and the summary says so and what to install."
+    py, work = frontend_env('classic-wnb3610'), workdir(tmp_path)
+    with Classic(work, classic_env(work), str(py)) as j:
+        page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+        block_cdn(page)
+        errors = []
+        page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
+        Page(page, 'classic', j).open_and_run('studio.ipynb')
+        note = page.locator('.output_area .lnb-watch p')
+        note.wait_for(state='visible', timeout=240_000)
+        page.screenshot(path=str(OUT/'classic-wnb3610-note.png'))
+        assert any('_deserialize_state' in e for e in errors), errors[:5]           # the upstream fault, still there
+        assert not page.locator('.output_area .lnb-studio').count()                 # nothing drew ...
+        assert page.locator('.output_area .lnb-summary').is_visible()               # ... but the summary shows
+        text = note.inner_text()
+        assert 'did not draw' in text and 'pip install "ipywidgets==7.7.1" "widgetsnbextension==3.6.1"' in text, text
         page.close()
 
 def short_run(work:Path) -> str:

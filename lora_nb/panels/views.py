@@ -14,10 +14,11 @@ from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
-__all__ = ['STUDIO_CSS', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields', 'ModelPanel',
-           'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle', 'LivePlot',
-           'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView',
-           'Studio', 'loss_svg', 'kernel_parent', 'publish_update', 'summary_html', 'StaticProgress', 'widget_bundle']
+__all__ = ['STUDIO_CSS', 'WIDGETS_FIX', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields',
+           'ModelPanel', 'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle',
+           'LivePlot', 'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp',
+           'CodeView', 'Studio', 'loss_svg', 'kernel_parent', 'publish_update', 'widget_watch', 'summary_html',
+           'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -324,6 +325,8 @@ def loss_spec(snap:dict, height:int=320) -> dict:
 def _fmt_s(s): return '–' if s is None else f"{int(s // 60)}:{int(s % 60):02d}"
 
 # %% ../../nbs/11_panels.views.ipynb #f16c5e0e
+_NBEXT_PLOTLY = 'nbextensions/lora_nb/plotly.min'   # the wheel's plotly.js, under the classic Notebook's base URL
+
 def _plotly_js() -> str:
     "The plotly.js the installed plotly was made with, from its CDN."
     from plotly.offline import get_plotlyjs_version
@@ -333,10 +336,12 @@ def plot_bundle(spec:dict) -> dict:
     "A display bundle of a plotly spec: plotly's JSON, and HTML that draws it with plotly.js where JSON isn't shown."
     uid, js = f"lnb-plot-{time.monotonic_ns()}", _plotly_js()
     args = f"'{uid}', {json.dumps(spec['data'])}, {json.dumps(spec['layout'])}, {json.dumps(spec['config'])}"
-    script = ("(function(){var draw=function(P){P.newPlot(" + args + ");};"
+    # plotly.js 3+ defines no AMD module: under require.js it is the global its script sets
+    script = ("(function(){var draw=function(P){(P || window.Plotly).newPlot(" + args + ");};"
               "if (window.Plotly) { draw(window.Plotly); }"
               f"else if (window.require && window.define && window.define.amd) {{ require.config({{paths: {{lnbplotly: "
-              f"'{js}'}}}}); require(['lnbplotly'], draw); }}"
+              f"[(document.body.dataset.baseUrl || '/') + '{_NBEXT_PLOTLY}', '{js}']}}}});"
+              " require(['lnbplotly'], draw); }"
               f"else {{ var s=document.createElement('script'); s.src='{js}.js';"
               "s.onload=function(){draw(window.Plotly);}; document.head.appendChild(s); }})();")
     height = spec['layout'].get('height', 320)
@@ -1207,6 +1212,28 @@ def publish_update(bundle:dict, display_id:str, parent:dict|None=None):
     content = {'data': bundle, 'metadata': {}, 'transient': {'display_id': display_id}}
     pub.session.send(pub.pub_socket, 'update_display_data', content, parent=parent, ident=pub.topic)
 
+# %% ../../nbs/11_panels.views.ipynb #b7d1c0a2
+WIDGETS_FIX = 'pip install "ipywidgets==7.7.1" "widgetsnbextension==3.6.1"'
+_NO_WIDGETS = ("<p style='color:#c5221f'><b>The Studio's widgets did not draw in this page</b>: the page's widget "
+               "manager could not make them (its errors are in the browser console); below is the Studio's state, kept "
+               "up to date. The classic Notebook with widgetsnbextension 3.6.10 (what <code>pip install "
+               "\"ipywidgets==7.7.*\"</code> installs) fails so. To fix it: <code>" + html.escape(WIDGETS_FIX) +
+               "</code>, restart Jupyter and reload the page; or open the notebook in JupyterLab or Notebook 7. "
+               "If you reopened this notebook, run the cell again.</p>")
+
+def widget_watch(made:float|None=None, # when the kernel displayed it (epoch seconds; default now)
+                 wait_s:float=20) -> str: # how long the Studio's widgets may take to draw
+    "HTML that, in a live notebook page where no Studio drew in its cell within `wait_s`, says so and gives the fix."
+    uid, made = f"lnb-watch-{time.monotonic_ns()}", time.time() if made is None else made
+    js = ("(function(){var id=" + json.dumps(uid) + f", t0=Date.now(), made={made * 1000:.0f};"
+          "if (!((window.Jupyter && Jupyter.notebook) || document.getElementById('jupyter-config-data'))) return;"
+          "if (t0 - made > 600000) return;"
+          "var check=function(){var me=document.getElementById(id), cell=me && me.closest('.cell, .jp-Cell');"
+          "if (cell && cell.querySelector('.lnb-studio')) return;"
+          f"if (Date.now() - t0 < {wait_s * 1000:.0f}) {{ setTimeout(check, 1000); return; }}"
+          "if (me) me.innerHTML=" + json.dumps(_NO_WIDGETS) + ";};setTimeout(check, 1000);})();")
+    return f"<div id='{uid}' class='lnb-watch'></div><script>{js}</script>"
+
 # %% ../../nbs/11_panels.views.ipynb #a15c0f25
 def summary_html(st:StudioState, snap:dict|None=None) -> str:
     "The Studio's state as static HTML: model, data, run, loss curve, comparison and blind votes."
@@ -1237,7 +1264,8 @@ def summary_html(st:StudioState, snap:dict|None=None) -> str:
 @patch
 def summary_bundle(self:Studio) -> dict:
     "The static summary's display bundle."
-    return {'text/html': summary_html(self.state, self.train.plot.snap), 'text/plain': 'lora_nb Studio summary'}
+    return {'text/html': widget_watch() + summary_html(self.state, self.train.plot.snap),
+            'text/plain': 'lora_nb Studio summary'}
 
 @patch
 def publish(self:Studio, force:bool=True):

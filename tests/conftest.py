@@ -26,3 +26,13 @@ def tree_digest(folder: Path) -> dict:
     "name -> sha256 of every file under `folder` (to show an error changed nothing)."
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+def wait_for_loss(proc, root:Path, pattern:str='*/metrics.jsonl', timeout:float=300) -> Path|None:
+    "The metrics file of the first run under `root` (matching `pattern`) to log a loss while `proc` runs (None: none)."
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        metrics = list(Path(root).glob(pattern))
+        if metrics and '"loss"' in metrics[0].read_text(): return metrics[0]
+        time.sleep(0.2)
+    return None

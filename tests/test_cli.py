@@ -2,6 +2,7 @@
 import json, re, subprocess, sys
 import pytest
 from pathlib import Path
+from conftest import wait_for_loss
 
 @pytest.mark.slow
 def test_demo_command(tmp_path):
@@ -45,19 +46,13 @@ def test_the_model_cards_load_snippet_runs(tmp_path):
 
 def test_demo_stopped_with_a_stop_file_says_so(tmp_path):
     "A STOP file written into the demo's run folder while it trains: a sentence and status 0, as `lora-nb train`."
-    import time
     p = subprocess.Popen([LORA_NB, 'demo', '--quantization', 'none', '--runs-root', str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        metrics = list(tmp_path.glob('*/metrics.jsonl'))
-        if metrics and '"loss"' in metrics[0].read_text():
-            (metrics[0].parent/'STOP').write_text('')
-            break
-        time.sleep(0.2)
+    metrics = wait_for_loss(p, tmp_path)
+    if metrics: (metrics.parent/'STOP').write_text('')
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0 and 'Traceback' not in err, err[-3000:]
-    run = metrics[0].parent
+    run = metrics.parent
     assert "stopped as asked at step" in out and f"the adapter so far is in {run/'adapter'}." in out, out
     assert 'unquantized' in out.splitlines()[0] and 'report:' not in out
     demo = json.loads((run/'run.json').read_text())['demo']
@@ -138,20 +133,15 @@ def test_serve_refuses_in_one_message(tmp_path):
 
 def test_demo_interrupted_with_ctrl_c_stops_and_says_so(tmp_path):
     "Ctrl-C while the demo trains stops it at the next step boundary: the same sentence as a STOP file, status 0."
-    import signal, time
+    import signal
     p = subprocess.Popen([LORA_NB, 'demo', '--quantization', 'none', '--runs-root', str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        metrics = list(tmp_path.glob('*/metrics.jsonl'))
-        if metrics and '"loss"' in metrics[0].read_text():
-            p.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.2)
+    metrics = wait_for_loss(p, tmp_path)
+    if metrics: p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0 and 'Traceback' not in err and 'before training started' not in err, err[-3000:]
     assert 'stopping at the next step' in err and 'stopped as asked at step' in out, (out, err)
-    assert (metrics[0].parent/'adapter'/'adapter_config.json').exists()
+    assert (metrics.parent/'adapter'/'adapter_config.json').exists()
 
 def test_the_model_cards_load_snippet_runs_for_a_base_in_a_relative_folder(tmp_path):
     "A base loaded as `mymodel` (a folder under the working directory): the card names its absolute path."

@@ -313,13 +313,7 @@ def test_notebook7(browser, tmp_path):
         pg = Page(page, 'notebook7', j)
         scenario(pg, work)
         run_id = next(p.name for p in (work/'runs').iterdir() if (p/'run.json').exists())
-        page.goto(f'{j.url}/notebooks/studio.ipynb?token={j.token}')
-        page.wait_for_function("() => window.jupyterapp && jupyterapp.commands.hasCommand('lora-nb:open-runs')",
-                               timeout=120_000)
-        page.evaluate("() => jupyterapp.commands.execute('lora-nb:open-runs')")
-        page.locator(f'.jp-LoraNb-run[data-run-id="{run_id}"] .jp-LoraNb-open').click(timeout=60_000)
-        viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
-        viewer.wait_for(state='visible', timeout=30_000)                      # the runs panel's Open shows the run
+        viewer = open_viewer_in_notebook7(page, j, run_id)                   # the runs panel's Open shows the run
         assert page.locator('.jp-NotebookPanel:visible').count() == 1        # below the notebook, which stays
         assert viewer.bounding_box()['height'] > 300, viewer.bounding_box()  # not a bottom strip of 35 px
         pg.shot('f-viewer')
@@ -373,6 +367,17 @@ def short_run(work:Path) -> str:
     assert s.wait(120) == 'completed'
     return s.run.id
 
+def open_viewer_in_notebook7(page, j, run_id:str):
+    "Open the studio notebook in Notebook 7, then run `run_id`'s viewer from the runs panel; the viewer's locator."
+    page.goto(f'{j.url}/notebooks/studio.ipynb?token={j.token}')
+    page.wait_for_function("() => window.jupyterapp && jupyterapp.commands.hasCommand('lora-nb:open-runs')",
+                           timeout=120_000)
+    page.evaluate("() => jupyterapp.commands.execute('lora-nb:open-runs')")
+    page.locator(f'.jp-LoraNb-run[data-run-id="{run_id}"] .jp-LoraNb-open').click(timeout=60_000)
+    viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
+    viewer.wait_for(state='visible', timeout=30_000)
+    return viewer
+
 def test_notebook7_opens_a_run_viewer_tall_enough_to_read(browser, tmp_path):
     "Notebook 7 keeps its notebook in the main area: the viewer goes below it, given half the height (not 35 px)."
     py, work = frontend_env('notebook7'), workdir(tmp_path)
@@ -381,13 +386,7 @@ def test_notebook7_opens_a_run_viewer_tall_enough_to_read(browser, tmp_path):
            'JUPYTER_CONFIG_PATH': str(Path(sys.prefix)/'etc'/'jupyter')}
     with Jupyter('notebook', work, env=env, python=str(py), JupyterNotebookApp__expose_app_in_browser=True) as j:
         page = browser.new_page(viewport={'width': 1280, 'height': 1000})
-        page.goto(f'{j.url}/notebooks/studio.ipynb?token={j.token}')
-        page.wait_for_function("() => window.jupyterapp && jupyterapp.commands.hasCommand('lora-nb:open-runs')",
-                               timeout=120_000)
-        page.evaluate("() => jupyterapp.commands.execute('lora-nb:open-runs')")
-        page.locator(f'.jp-LoraNb-run[data-run-id="{run_id}"] .jp-LoraNb-open').click(timeout=60_000)
-        viewer = page.locator(f'[id="lora-nb-run-{run_id}"]')
-        viewer.wait_for(state='visible', timeout=30_000)
+        viewer = open_viewer_in_notebook7(page, j, run_id)
         page.wait_for_timeout(1000)
         box = viewer.bounding_box()
         page.screenshot(path=str(OUT/'notebook7-viewer.png'))

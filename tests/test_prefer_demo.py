@@ -1,6 +1,7 @@
 """`lora-nb demo --prefer` in a fresh process: SFT, scripted blind votes, DPO, parent vs child (hand-written)."""
 import json, subprocess, sys
 from pathlib import Path
+from conftest import wait_for_loss
 import pytest
 
 @pytest.mark.slow
@@ -21,17 +22,11 @@ def test_prefer_demo_command(tmp_path):
 
 def test_prefer_demo_stopped_with_a_stop_file_says_so(tmp_path):
     "A STOP file while `demo --prefer` trains its SFT run: one sentence, status 0, no RuntimeError."
-    import time
     lora_nb = Path(sys.executable).parent/'lora-nb'
     p = subprocess.Popen([str(lora_nb), 'demo', '--prefer', '--runs-root', str(tmp_path)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        metrics = list(tmp_path.glob('demo-sft-*/metrics.jsonl'))
-        if metrics and '"loss"' in metrics[0].read_text():
-            (metrics[0].parent/'STOP').write_text('')
-            break
-        time.sleep(0.2)
+    metrics = wait_for_loss(p, tmp_path, 'demo-sft-*/metrics.jsonl')
+    if metrics: (metrics.parent/'STOP').write_text('')
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0 and 'Traceback' not in err and 'RuntimeError' not in err, err[-3000:]
-    assert 'stopped as asked at step' in out and metrics[0].parent.name in out, out
+    assert 'stopped as asked at step' in out and metrics.parent.name in out, out

@@ -190,29 +190,27 @@ def _check_mix(model, weights:dict[str, float], name:str, combination_type:str):
 
 # %% ../nbs/09_adapters.ipynb #a6a59ccd
 def _check_exact(model, weights:dict[str, float], combination_type:str):
-    "Refuse inputs whose mix PEFT gets wrong: a bias (`lora_bias`), and DoRA but for one adapter at weight 1."
+    "Refuse inputs whose mix PEFT gets wrong: a bias (`lora_bias`), and DoRA."
     cfg = {a: model.peft_config[a] for a in weights}
     if bias := [a for a, c in cfg.items() if getattr(c, 'lora_bias', False)]:
         raise AdapterError(f"Adapter(s) {bias} have a bias (lora_bias), which PEFT's mix leaves out", where='weights',
                            hint="Mix adapters trained without `lora_bias`, or use each on its own.")
     dora = [a for a, c in cfg.items() if c.use_dora]
-    if dora and not (len(weights) == 1 and float(weights[dora[0]]) == 1.0):
+    if dora:
         raise AdapterError(f"DoRA adapter(s) {dora} can't be mixed with `{combination_type}`: it mixes the low-rank "
                            "updates, but a DoRA adapter also rescales each output row by a learned magnitude, and "
                            "those have no weighted sum (the mix would get the base's)", where='weights',
-                           hint="Use a DoRA adapter on its own, or train plain LoRA adapters (use_dora=False) to mix "
-                                "them; `merge` bakes one DoRA adapter into its base.")
+                           hint="Use a DoRA adapter on its own (it is loaded under its name already), or train "
+                                "plain LoRA adapters (use_dora=False) to mix them; `merge` bakes one into its base.")
 
 # %% ../nbs/09_adapters.ipynb #ad130a6b
 def _fix_mix(model, name:str, sources:list[str]):
-    "Set what PEFT's mix gets wrong on adapter `name`: its scale (√r with rsLoRA), a lone DoRA input's magnitudes."
+    "Set what PEFT's mix gets wrong on adapter `name`: its scale (√r with rsLoRA)."
     cfg = model.peft_config[name]
     cfg.use_rslora = False   # the mix's A and B carry every input's scale; the mix's alpha = r makes its own scale 1
     for m in model.modules():
         if not isinstance(m, LoraLayer) or name not in m.scaling: continue
         m.scaling[name] = m.lora_alpha[name] / m.r[name]
-        if cfg.use_dora and name in m.lora_magnitude_vector:   # one DoRA input at weight 1 (`_check_exact`)
-            m.lora_magnitude_vector[name].weight.data.copy_(m.lora_magnitude_vector[sources[0]].weight.data)
 
 # %% ../nbs/09_adapters.ipynb #46f1e13a
 def mix(model, weights:dict[str, float], # adapter name -> weight (negative subtracts)

@@ -204,7 +204,7 @@ def _check_exact(model, weights:dict[str, float], combination_type:str):
                                 "plain LoRA adapters (use_dora=False) to mix them; `merge` bakes one into its base.")
 
 # %% ../nbs/09_adapters.ipynb #ad130a6b
-def _fix_mix(model, name:str, sources:list[str]):
+def _fix_mix(model, name:str):
     "Set what PEFT's mix gets wrong on adapter `name`: its scale (√r with rsLoRA)."
     cfg = model.peft_config[name]
     cfg.use_rslora = False   # the mix's A and B carry every input's scale; the mix's alpha = r makes its own scale 1
@@ -223,7 +223,7 @@ def mix(model, weights:dict[str, float], # adapter name -> weight (negative subt
     kw = dict(density=density) if combination_type == 'ties' else {}
     model.add_weighted_adapter(list(weights), [float(w) for w in weights.values()], name,
                                combination_type=combination_type, **kw)
-    _fix_mix(model, name, list(weights))
+    _fix_mix(model, name)
     return model
 
 # %% ../nbs/09_adapters.ipynb #0cdb9484

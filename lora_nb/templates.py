@@ -5,11 +5,13 @@
 # %% ../nbs/03a_templates.ipynb #4c2c2d43
 from __future__ import annotations
 import itertools, os, re
+from dataclasses import dataclass, field
 from jinja2.exceptions import TemplateError as JinjaError
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['SPECIAL', 'TemplateError', 'render', 'turn_end', 'reply_spans', 'tokenize_spans', 'encode_chats', 'encode_chat']
+__all__ = ['SPECIAL', 'MARKER', 'TemplateError', 'render', 'turn_end', 'reply_spans', 'tokenize_spans', 'encode_chats',
+           'encode_chat', 'default_system', 'added_text', 'tools_text', 'with_system']
 
 # %% ../nbs/03a_templates.ipynb #ab83ba61
 class TemplateError(LoraNbError):
@@ -218,3 +220,59 @@ def encode_chat(tok, messages:list[dict], template:str|None=None, train_on_promp
                 marker:str|None=None, tools:list|None=None) -> tuple[list[int], list[int]]:
     "Token ids and labels of one chat: only replies and their end-of-turn markers are trained."
     return encode_chats(tok, [messages], template, train_on_prompt, marker, [tools])[0]
+
+# %% ../nbs/03a_templates.ipynb #1dcb01b9
+_ROLES = {'system', 'user', 'assistant', 'model', 'tool', 'ipython', 'human', 'gpt', 'bot', 'developer', 'function'}
+MARKER = re.compile(r'<[^<>\s]{1,60}>|\[/?[A-Za-z_]{2,12}\]') # the template's markers: special tokens, tags like [INST]
+_BLOCK = re.compile(r'<(\w+)>\s*</\1>') # an empty block, as Qwen3 writes `<think>\n\n</think>`
+_LEAD = re.compile(r'^(?:\s*(?:%s)\b:?)+' % '|'.join(_ROLES), re.I) # role names where a turn begins: "user\n"
+
+def _own(s:str) -> list[str]:
+    "The words of `s` that are neither markers nor role names: the template's own."
+    return [w for w in re.findall(r'\w+', MARKER.sub(' ', s)) if w.lower() not in _ROLES]
+
+def _segments(piece:str) -> tuple[list[str], list[str]]:
+    "The template's own text in `piece` (runs of two words or more between markers), and its empty blocks."
+    blocks = [m.group() for m in _BLOCK.finditer(piece)]
+    texts = [_LEAD.sub('', s).strip() for s in MARKER.split(_BLOCK.sub('<x>', piece))]
+    return [t for t in texts if len(_own(t)) >= 2], blocks
+
+def _middle(a:str, b:str) -> str:
+    "What `a` has that `b` hasn't: `a` without the beginning and the end they share."
+    p = len(os.path.commonprefix([a, b]))
+    s = len(os.path.commonprefix([a[p:][::-1], b[p:][::-1]]))
+    return a[p:len(a) - s]
+
+# %% ../nbs/03a_templates.ipynb #873b16cc
+def default_system(tok, template:str|None=None) -> str|None:
+    "The system prompt `template` writes into a chat that has none (None: it writes none, or has no system turn)."
+    ask = _PROBE[0]['content']
+    chat = [{'role': 'user', 'content': ask}]
+    try: bare, empty = render(tok, chat, template), render(tok, [{'role': 'system', 'content': ''}] + chat, template)
+    except TemplateError: return None   # no system turn (Gemma): nothing to compare with
+    if ask not in bare or ask not in empty: return None
+    texts, _ = _segments(_middle(bare[:bare.index(ask)], empty[:empty.index(ask)]))
+    return '\n'.join(texts) or None
+
+# %% ../nbs/03a_templates.ipynb #c7446b0c
+def added_text(tok, messages:list[dict], template:str|None=None, **kw) -> tuple[list[str], list[str]]:
+    "The text `template` writes into `messages` besides them, its markers and role names; and its empty blocks."
+    held = [i for i, m in enumerate(messages) if isinstance(m.get('content'), str) and m['content']]
+    keys = _keys(messages, held)
+    text = render(tok, _held(messages, keys), template, **kw)
+    texts, blocks = [], []
+    for piece in re.split('|'.join(keys.values()), text) if keys else [text]:
+        t, b = _segments(piece)
+        texts, blocks = texts + t, blocks + b
+    return list(dict.fromkeys(texts)), list(dict.fromkeys(blocks))
+
+def tools_text(tok, messages:list[dict], tools:list[dict], template:str|None=None) -> str:
+    "What `template` writes for `tools`: the definitions and what it says about them."
+    return _middle(render(tok, messages, template, tools=tools), render(tok, messages, template)).strip()
+
+# %% ../nbs/03a_templates.ipynb #56c84988
+def with_system(template:str, system:str) -> str:
+    "`template` that puts `system` first in every chat with no system message (inference as trained)."
+    lit = "'" + system.replace('\\', '\\\\').replace("'", "\\'").replace('\n', '\\n').replace('\r', '\\r') + "'"
+    return ("{%- if not messages or messages[0]['role'] != 'system' %}{%- set messages = [{'role': 'system', "
+            f"'content': {lit}}}] + messages %}}{{%- endif %}}" + template)

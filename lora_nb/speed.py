@@ -18,8 +18,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 # %% auto #0
-__all__ = ['PACKED', 'CHUNK_TOKENS', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention', 'use_packed_attention',
-           'use_one_pass_lora', 'pack_rows', 'share_prefixes', 'fast_label_log_probs', 'can_compile',
+__all__ = ['PACKED', 'CHUNK_TOKENS', 'LOSS_CHUNK_BYTES', 'COMPILE_AFTER_S', 'PEAK_SHARE', 'packed_attention',
+           'use_packed_attention', 'use_one_pass_lora', 'pack_rows', 'share_prefixes', 'fast_label_log_probs',
+           'loss_chunk_tokens', 'loss_chunking_pays', 'chunked_nll', 'use_chunked_loss', 'can_compile',
            'compile_elementwise', 'should_compile', 'flops_per_token', 'matmul_peak', 'machine_id', 'shape_key',
            'cache_file', 'record_throughput', 'measured_throughput', 'TimeEstimate', 'time_estimate', 'duration_text',
            'precision', 'n_params', 'run_tokens', 'run_steps', 'run_estimate', 'record_run', 'duration_line']
@@ -272,6 +273,106 @@ def fast_label_log_probs(model, on:bool=True) -> bool:
     inner._lora_nb_trl_forward = inner.forward
     inner.forward = _label_head(inner, inner._lora_nb_trl_forward)
     return True
+
+# %% ../nbs/02b_speed.ipynb #f2bf43f1
+LOSS_CHUNK_BYTES = 64 * 2**20   # the float32 logits of one chunk of tokens (the loss's working set is about 2.5×)
+
+def loss_chunk_tokens(vocab:int, budget:int=LOSS_CHUNK_BYTES) -> int:
+    "Tokens whose float32 logits over `vocab` entries take about `budget` bytes (at least 16)."
+    return max(16, budget // (4 * vocab))
+
+def loss_chunking_pays(vocab:int, tokens:int) -> bool:
+    "Whether the float32 logits of a step of `tokens` tokens would take more than two chunks."
+    return 4 * vocab * tokens > 2 * LOSS_CHUNK_BYTES
+
+class _ChunkedNLL(torch.autograd.Function):
+    "Σ −log softmax(h Wᵀ + b)[target], `rows` at a time; the gradients come from the same pass, no logits are kept."
+    @staticmethod
+    def forward(ctx, h, W, b, targets, rows:int, grads:bool):
+        need = [grads and x for x in ctx.needs_input_grad[:3]]
+        gh, gW, gb = (torch.zeros(x.shape, dtype=torch.float32, device=x.device) if n else None
+                      for x, n in zip((h, W, b), need))
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for s in range(0, h.shape[0], rows):
+            hc, t = h[s:s + rows], targets[s:s + rows, None]
+            z = _logits(hc, W, b)
+            lse = z.logsumexp(-1, keepdim=True)
+            total += (lse - z.gather(1, t)).sum()
+            if not any(need): continue
+            dz = z.sub_(lse).exp_()   # softmax, in the logits' place: d nll / dz = p − onehot
+            dz.scatter_add_(1, t, dz.new_full(t.shape, -1.0))
+            if gh is not None: gh[s:s + rows] = dz.to(W.dtype) @ W
+            if gW is not None: gW.addmm_(dz.t(), hc.float())
+            if gb is not None: gb += dz.sum(0)
+        ctx.save_for_backward(gh, gW, gb)
+        ctx.dtypes = h.dtype, W.dtype, None if b is None else b.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, g):
+        gs = [None if x is None else (x * g).to(dt) for x, dt in zip(ctx.saved_tensors, ctx.dtypes)]
+        return *gs, None, None, None
+
+# %% ../nbs/02b_speed.ipynb #24303931
+def _chunk_nll(head, hc, t): return F.cross_entropy(head(hc).float(), t, reduction='sum')
+
+def chunked_nll(h, # hidden states of the scored positions, [n, hidden]
+                head, # the output layer
+                targets, # the next token of each position, [n]
+                rows:int # positions scored at a time
+               ) -> torch.Tensor:
+    "Σ −log p(target) under `head`, `rows` positions at a time: no [n × vocab] tensor of logits ever exists."
+    if type(head) is nn.Linear:
+        return _ChunkedNLL.apply(h, head.weight, head.bias, targets, rows, torch.is_grad_enabled())
+    # any other head (a LoRA on it, trainable tokens): its own forward, each chunk recomputed in the backward
+    parts = [torch.utils.checkpoint.checkpoint(_chunk_nll, head, h[s:s + rows], targets[s:s + rows],
+                                               use_reentrant=False) for s in range(0, h.shape[0], rows)]
+    return torch.stack(parts).sum() if parts else h.new_zeros((), dtype=torch.float32)
+
+# %% ../nbs/02b_speed.ipynb #a35b31db
+def _chunked_loss_forward(model, forward, rows:int):
+    "A forward whose calls with `labels` return the loss computed `rows` tokens at a time, and no logits."
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+    def run(*args, labels=None, num_items_in_batch=None, **kw):
+        if (args or labels is None or kw.get('shift_labels') is not None or kw.get('use_cache')
+                or kw.get('past_key_values') is not None or kw.get('return_dict') is False):
+            extra = {} if num_items_in_batch is None else {'num_items_in_batch': num_items_in_batch}
+            return forward(*args, labels=labels, **extra, **kw)
+        kw.pop('logits_to_keep', None)
+        kw['use_cache'] = False
+        out = model.base_model(**kw)
+        h = out.last_hidden_state[:, :-1]
+        lab = labels[:, 1:].to(h.device)
+        mask = lab != -100
+        nll = chunked_nll(h[mask], model.get_output_embeddings(), lab[mask], rows)
+        n = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        return CausalLMOutputWithPast(loss=nll / torch.as_tensor(n, device=nll.device), hidden_states=out.hidden_states,
+                                      attentions=out.attentions)
+    return run
+
+def use_chunked_loss(model, tokens:int|None=None, # tokens of a step: chunked only where its logits would be large
+                     on:bool=True, rows:int|None=None # tokens per chunk (None: `loss_chunk_tokens` of the vocabulary)
+                    ) -> int:
+    "Compute `model`'s loss by chunks of tokens (`on=False`: the model's own loss again); tokens per chunk, 0: off."
+    inner = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    if not on:
+        old, rows = inner.__dict__.pop('_lora_nb_loss', (None, 0))
+        if rows:
+            if old is None: inner.__dict__.pop('forward', None)
+            else: inner.forward = old
+        return rows
+    if '_lora_nb_loss' in inner.__dict__: return inner._lora_nb_loss[1]
+    cfg, head = inner.config.get_text_config(), inner.get_output_embeddings()
+    if (head is None or inner.base_model is inner or not type(inner).__name__.endswith('ForCausalLM')
+            or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _SCALED)
+            or getattr(cfg, 'output_router_logits', False)
+            or (tokens is not None and not loss_chunking_pays(cfg.vocab_size, tokens))):
+        return 0   # a head that scales or caps its logits, an auxiliary loss, or logits small enough as they are
+    rows = rows or loss_chunk_tokens(cfg.vocab_size)
+    old = inner.__dict__.get('forward')
+    inner._lora_nb_loss = old, rows
+    inner.forward = _chunked_loss_forward(inner, old or type(inner).forward.__get__(inner), rows)
+    return rows
 
 # %% ../nbs/02b_speed.ipynb #b193937f
 _ELEMENTWISE = ('MLP', 'RMSNorm')   # class-name endings of the modules compiled

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
 from .errors import LoraNbError
-from .templates import TemplateError, render, reply_spans, tokenize_spans, turn_end
+from .templates import (TemplateError, added_text, default_system, render, reply_spans, tokenize_spans,
+                               tools_text, turn_end)
 from .settings import Pasted
 
 # %% auto #0
 __all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'MAX_DROPPED', 'DataError', 'load_hub', 'read_source',
-           'detect_format', 'record_tools', 'conversational', 'to_messages', 'chat_template', 'Example', 'encode_all',
-           'encode', 'Prepared', 'fingerprint', 'split_indices', 'check_dropped', 'map_columns', 'prepare',
-           'LintReport', 'lint', 'preview_html', 'preview_ansi']
+           'detect_format', 'record_tools', 'system_first', 'conversational', 'to_messages', 'chat_template', 'Example',
+           'encode_all', 'encode', 'Prepared', 'fingerprint', 'split_indices', 'check_dropped', 'map_columns',
+           'prepare', 'LintReport', 'identity_names', 'lint', 'preview_html', 'preview_ansi']
 
 # %% ../nbs/03_data.ipynb #e5702def
 class DataError(LoraNbError):
@@ -369,6 +370,11 @@ def _with_system(r:dict, msgs:list[dict], i:int) -> list[dict]:
     if r.get('system') is None or (msgs and msgs[0]['role'] == 'system'): return msgs
     return [{'role': 'system', 'content': _field(r, 'system', i)}, *msgs]
 
+def system_first(msgs:list[dict], system:str|None) -> list[dict]:
+    "`msgs` led by the system prompt `system` when they have none (None: as they are, and the template decides)."
+    if system is None or (msgs and msgs[0]['role'] == 'system'): return msgs
+    return [{'role': 'system', 'content': system}, *msgs]
+
 def conversational(r:dict) -> bool:
     "Whether a prompt/completion record holds messages (TRL's conversational form), not text."
     return isinstance(r.get('prompt'), list) or isinstance(r.get('completion'), list)
@@ -444,8 +450,8 @@ def _refusal(bad:list[tuple[int, LoraNbError]], n:int) -> LoraNbError:
     if len(bad) > 1: what = f"{len(bad)} of {n} examples can't be used (examples {_few([b for b, _ in bad])}). {what}"
     return type(e)(what, hint=e.hint, where=e.where, field=e.field)
 
-def _readable(records:list[dict], fmt:str, start:int=1) -> tuple[list, list]:
-    "Each record's messages or `(prompt, completion)`, and its tools; all records that can't be read are refused."
+def _readable(records:list[dict], fmt:str, start:int=1, system:str|None=None) -> tuple[list, list]:
+    "Each record's messages (led by `system` where they have none) or `(prompt, completion)`, and its tools."
     _known(fmt)
     items, tools, bad = [], [], []
     for i, r in enumerate(records, start):
@@ -453,7 +459,7 @@ def _readable(records:list[dict], fmt:str, start:int=1) -> tuple[list, list]:
         except DataError as e:
             bad.append((i, e))
             continue
-        items.append(item)
+        items.append(system_first(item, system) if isinstance(item, list) else item)
         tools.append(tool)
     if bad: raise _refusal(bad, len(records))
     return items, tools
@@ -520,9 +526,10 @@ def _encode_items(tok, items, tools, idx, template, train_on_prompt, marker) -> 
     return out
 
 def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_on_prompt:bool=False,
-               max_length:int=1024, marker:str|None=None, start:int=1, batch:int=1000) -> list[Example]:
+               max_length:int=1024, marker:str|None=None, start:int=1, batch:int=1000,
+               system:str|None=None) -> list[Example]:
     "Tokenize records with labels (-100 = not trained), in batches; chats train their replies and end-of-turn `marker`."
-    items, tools = _readable(records, fmt, start)
+    items, tools = _readable(records, fmt, start, system)
     if any(tools): _check_tools(tok, chat_template(tok, template), items, tools, start)
     exs = []
     for b in range(0, len(items), batch):
@@ -534,9 +541,9 @@ def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_o
     return exs
 
 def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
-           index:int=1, marker:str|None=None) -> Example:
+           index:int=1, marker:str|None=None, system:str|None=None) -> Example:
     "Tokenize one record (see `encode_all`)."
-    return encode_all(tok, [record], fmt, template, train_on_prompt, max_length, marker, index)[0]
+    return encode_all(tok, [record], fmt, template, train_on_prompt, max_length, marker, index, system=system)[0]
 
 # %% ../nbs/03_data.ipynb #ee502729
 @dataclass
@@ -636,12 +643,13 @@ def _not_trained(exs:list[Example], max_length:int) -> dict:
     return {e.index: why(e) for e in exs if not e.n_trained}
 
 def _keep_them(tok, recs:list[dict], exs:list[Example], dropped:dict, fmt:str, template, train_on_prompt:bool,
-               marker, max_length:int) -> str:
+               marker, max_length:int, system:str|None=None) -> str:
     "How to keep `dropped`: the `max_length` that keeps the cut ones (tokenized whole again), answers for empty ones."
     cut = [e.index for e in exs if e.index in dropped and e.truncated]
     fix = []
     if cut:
-        whole = encode_all(tok, [recs[i - 1] for i in cut], fmt, template, train_on_prompt, 64 * max_length, marker)
+        whole = encode_all(tok, [recs[i - 1] for i in cut], fmt, template, train_on_prompt, 64 * max_length, marker,
+                           system=system)
         need = max(e.length for e in whole)
         fix.append(f"raise `max_length` to {need} (their longest)" if not any(e.truncated for e in whole) else
                    f"raise `max_length` (their longest has more than {64 * max_length} tokens)")
@@ -679,6 +687,12 @@ def _cache_key(recs:list[dict], tok, settings:dict) -> str|None:
     h.update(f"{_tokenizer_key(tok)}{json.dumps(settings, sort_keys=True, default=str)}".encode())
     return h.hexdigest()
 
+def _not_chats(fmt:str) -> DataError:
+    "`system` was given for data that is not chats."
+    return DataError(f"`system` is the system prompt of chats, and this data is {fmt!r} text", field='system',
+                     where='system', hint="Leave `system` out (None), or write the examples as instruction or chat "
+                                          "data (`format='instruction'` for prompt/completion text).")
+
 def _remember(key:str|None, p:Prepared, keep:int=2) -> Prepared:
     "Keep `p` for the next `prepare` of the same data; give a copy whose lists the caller may change."
     if key:
@@ -691,6 +705,7 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
             max_length:int=1024, eval_size:float|int=0.1, seed:int=42, columns:dict|None=None,
             split:str|None=None, subset:str|None=None, revision:str|None=None,
             max_dropped:float=MAX_DROPPED, # refuse data where a larger share of the examples would not train
+            system:str|None=None, # system prompt of chats with none: None keeps the template's own, '' an empty one
            ) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split; the same data and settings again are instant."
     recs = read_source(source, split, subset, revision)
@@ -707,15 +722,17 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
                     eval_size=eval_size, seed=seed, **({'columns': columns} if columns else {}),
                     **{k: v for k, v in dict(split=split, subset=subset, revision=revision).items() if v},
-                    **({'max_dropped': max_dropped} if max_dropped != MAX_DROPPED else {}))
+                    **({'max_dropped': max_dropped} if max_dropped != MAX_DROPPED else {}),
+                    **({'system': system} if system is not None else {}))
     key = _cache_key(recs, tokenizer, settings)
     if key in _PREPARED: return _remember(None, _PREPARED[key])
     chat = fmt in ('chat', 'instruction') or (fmt == 'prompt_completion' and conversational(recs[0]))
+    if system is not None and not chat: raise _not_chats(fmt)
     marker = turn_end(tokenizer, chat_template(tokenizer, template)) if chat else None
-    exs = encode_all(tokenizer, recs, fmt, template, train_on_prompt, max_length, marker)
+    exs = encode_all(tokenizer, recs, fmt, template, train_on_prompt, max_length, marker, system=system)
     _check_trainable(recs, exs, fmt, train_on_prompt, max_length)
     gone = _not_trained(exs, max_length)
-    fix = lambda: _keep_them(tokenizer, recs, exs, gone, fmt, template, train_on_prompt, marker, max_length)
+    fix = lambda: _keep_them(tokenizer, recs, exs, gone, fmt, template, train_on_prompt, marker, max_length, system)
     if gone: check_dropped(gone, len(exs), max_dropped, fix)
     kept = [e for e in exs if e.index not in gone]
     tr, ev = split_indices(len(kept), eval_size, seed)
@@ -734,6 +751,12 @@ class LintReport:
     empty_fields:list[int]=field(default_factory=list)
     rerendered:list[int]=field(default_factory=list)
     lengths:dict=field(default_factory=dict)
+    template_system:str|None=None # the system prompt the chat template puts into chats that have none
+    given_system:list[int]=field(default_factory=list) # the examples it puts it into
+    contradicted:dict=field(default_factory=dict) # {name the replies give that this prompt doesn't: first example}
+    template_text:list[str]=field(default_factory=list) # the template's own text in the examples (dates, preambles)
+    template_blocks:list[str]=field(default_factory=list) # empty blocks it writes before a reply (Qwen3's <think>)
+    tools_text:str='' # what it writes about the tools of the examples that have them
 
 # %% ../nbs/03_data.ipynb #45de96a2
 _PROBLEMS = {  # field -> what those examples do, and what follows from it
@@ -748,11 +771,40 @@ _PROBLEMS = {  # field -> what those examples do, and what follows from it
                    "example (the chat up to it), or leave the reasoning out of the data."),
 }
 
+_CHOICES = ("Choose what to train with: a system prompt of yours (`system='You are …'`), none (`system=''`), or the "
+            "template's (`system=None`, the default; exports write it, so inference runs with it)")
+
+@patch
+def template_lines(self:LintReport) -> list[str]:
+    "What the chat template adds that the data didn't say, one line each."
+    out = []
+    if self.given_system:
+        said = ', '.join(f"{n!r} (example {i})" for n, i in list(self.contradicted.items())[:4])
+        out.append(f"{len(self.given_system)} example(s) have no system message, so the chat template puts its own "
+                   f"into them: {self.template_system!r} (examples {_few(self.given_system)})"
+                   + (f". It contradicts the data: the replies say {said}, where it says "
+                      f"{', '.join(map(repr, sorted(identity_names(self.template_system))))}" if said else '')
+                   + ". The model learns to answer under it, and answers otherwise where inference runs without it "
+                     f"(another template, an app's own system prompt). {_CHOICES}.")
+    out += [f"The chat template writes text of its own into the examples: {t!r}: the model trains with it in every "
+            "prompt, and inference through another template won't have it." for t in self.template_text]
+    out += [f"The chat template writes {b!r} before the reply (not trained): the model learns to answer after it, so "
+            "inference should start the reply with it too." for b in self.template_blocks]
+    if self.tools_text: out.append(f"The chat template writes {len(self.tools_text):,} characters about the tools into "
+                                   f"the examples that have `tools`, beginning {self.tools_text[:60]!r}…")
+    return out
+
+@patch
+def added(self:LintReport) -> list[str]:
+    "The texts the chat template adds (for the preview to mark)."
+    said = self.template_system.split('\n') if self.given_system and self.template_system else []
+    return said + self.template_text + self.template_blocks
+
 @patch
 def problems(self:LintReport) -> list[str]:
-    "One readable line per kind of problem."
+    "One readable line per kind of problem, then what the chat template adds."
     return [f"{len(xs)} example(s) {what} (examples {_few(xs)}){then}"
-            for k, (what, then) in _PROBLEMS.items() if (xs := getattr(self, k))]
+            for k, (what, then) in _PROBLEMS.items() if (xs := getattr(self, k))] + self.template_lines()
 
 @patch
 def __repr__(self:LintReport):
@@ -795,10 +847,50 @@ def _check_rerendering(p:Prepared, tok, rep:LintReport, most:int=64):
     "Note chats (the first `most` with several replies) whose template rewrites earlier replies."
     if p.format not in ('chat', 'prompt_completion') or p.settings.get('train_on_prompt'): return
     template = chat_template(tok, p.settings.get('template'))
-    multi = ((i, m) for i, r in enumerate(p.records, 1) if isinstance(m := to_messages(r, p.format, i), list)
-             and sum(x['role'] == 'assistant' for x in m) > 1)
+    multi = ((i, system_first(m, p.settings.get('system'))) for i, r in enumerate(p.records, 1)
+             if isinstance(m := to_messages(r, p.format, i), list) and sum(x['role'] == 'assistant' for x in m) > 1)
     for i, m in list(itertools.islice(multi, most)):
         if _rerendered(tok, template, m): rep.rerendered.append(i)
+
+_NAMED = re.compile(r"\b(?:[Nn]amed|[Cc]alled|I'm|I am|[Mm]y name is|[Yy]ou are|[Yy]ou're|(?:[Mm]ade|[Cc]reated|"
+                    r"[Tt]rained|[Bb]uilt|[Dd]eveloped|[Dd]esigned) by)\s+([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
+
+def identity_names(text:str) -> set[str]:
+    "The names `text` gives to someone: 'named SmolLM', 'I'm Quill', 'made by Larkspur Labs'."
+    return {m[1] for m in _NAMED.finditer(text)}
+
+def _contradicted(prompt:str, chats:list[tuple[int, list]]) -> dict:
+    "{name the replies give that `prompt` doesn't: the first example giving it}, where `prompt` names someone."
+    own, out = {n.lower() for n in identity_names(prompt)}, {}
+    if not own: return out
+    for i, m in chats:
+        for x in m:
+            if x['role'] != 'assistant' or not isinstance(x.get('content'), str): continue
+            for n in sorted(identity_names(x['content'])):
+                if n.lower() not in own: out.setdefault(n, i)
+    return out
+
+def _chats(p:Prepared) -> list[tuple[int, list]]:
+    "`(number, messages as trained)` of the records of chat data (none for text data)."
+    if not (p.format in ('chat', 'instruction') or (p.format == 'prompt_completion' and conversational(p.records[0]))):
+        return []
+    system = p.settings.get('system')
+    return [(i, system_first(to_messages(r, p.format, i), system)) for i, r in enumerate(p.records, 1)]
+
+def _check_template(p:Prepared, tok, rep:LintReport):
+    "Note what the chat template adds that the data didn't say: its own system prompt, text, blocks, tool preambles."
+    chats = _chats(p)
+    if not chats: return
+    template = chat_template(tok, p.settings.get('template'))
+    bare = [i for i, m in chats if not m or m[0]['role'] != 'system']
+    said = default_system(tok, template) if bare else None
+    if said: rep.template_system, rep.given_system, rep.contradicted = said, bare, _contradicted(said, chats)
+    first = next((m for _, m in chats if not any(x.get('tool_calls') for x in m)), None)
+    with contextlib.suppress(TemplateError):
+        texts, rep.template_blocks = added_text(tok, first, template) if first else ([], [])
+        rep.template_text = [t for t in texts if t not in (said or '').split('\n')]
+    k, tools = next(((k, t) for k, r in enumerate(p.records) if (t := record_tools(r, k + 1))), (0, None))
+    if tools: rep.tools_text = tools_text(tok, chats[k][1], tools, template)
 
 def lint(p:Prepared, tokenizer) -> LintReport:
     "Look for examples that would train badly."
@@ -816,6 +908,7 @@ def lint(p:Prepared, tokenizer) -> LintReport:
         seen.add(key)
         if any(_empty(v) for k, v in r.items() if k != 'input'): rep.empty_fields.append(e.index)
     _check_rerendering(p, tokenizer, rep)
+    _check_template(p, tokenizer, rep)
     n = sorted(len(e.input_ids) for e in exs)
     rep.lengths = dict(min=n[0], median=int(statistics.median(n)), p95=n[min(len(n) - 1, int(0.95 * len(n)))],
                        max=n[-1], trained=sum(e.n_trained for e in exs), examples=len(exs))
@@ -838,18 +931,34 @@ def _pieces(tok, ex:Example):
 
 _LEGEND = ("<span style='background:#c8f7c5;color:#111;padding:0 4px'>trained</span> "
            "<span style='background:#eee;color:#777;padding:0 4px'>not trained</span>")
+_ADDED = "<span style='background:#ffe0b2;color:#111;padding:0 4px'>added by the template, not in your data</span>"
 
-def preview_html(tok, ex:Example) -> str:
-    "HTML of `ex` with trained tokens marked."
-    def span(t, on):
-        style = 'background:#c8f7c5;color:#111' if on else 'background:#eee;color:#777'
-        return _SPAN.format('trained' if on else 'masked', style, html.escape(t))
-    body = ''.join(span(t, on) for t, on in _pieces(tok, ex))
+def _added_marks(pieces:list[tuple[str, bool]], added:list[str]) -> list[bool]:
+    "Whether each untrained piece lies in text the template added (`added`, found in the decoded text: display only)."
+    text = ''.join(t for t, _ in pieces)
+    mask = bytearray(len(text))
+    for a in filter(None, added):
+        for m in re.finditer(re.escape(a), text): mask[m.start():m.end()] = b'\1' * (m.end() - m.start())
+    out, pos = [], 0
+    for t, on in pieces:
+        out.append(not on and any(mask[pos:pos + len(t)]))
+        pos += len(t)
+    return out
+
+def preview_html(tok, ex:Example, added:list[str]=()) -> str:
+    "HTML of `ex` with trained tokens marked, and the text in `added` (`LintReport.added`) as the template's."
+    def span(t, on, extra):
+        style = 'background:#c8f7c5;color:#111' if on else 'background:#ffe0b2;color:#111' if extra else \
+                'background:#eee;color:#777'
+        return _SPAN.format('trained' if on else 'added by the template' if extra else 'masked', style, html.escape(t))
+    pieces = list(_pieces(tok, ex))
+    marks = _added_marks(pieces, added)
+    body = ''.join(span(t, on, x) for (t, on), x in zip(pieces, marks))
     cut = ', truncated' if ex.truncated else ''
     return (f"<div style='font-family:monospace;font-size:13px;line-height:1.6'>{body}</div>"
             f"<div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>"
             f"example {ex.index}: {len(ex.input_ids)} tokens, "
-            f"{ex.n_trained} trained{cut} &nbsp; {_LEGEND}</div>")
+            f"{ex.n_trained} trained{cut} &nbsp; {_LEGEND}{' ' + _ADDED if any(marks) else ''}</div>")
 
 def preview_ansi(tok, ex:Example) -> str:
     "Terminal text of `ex`: trained tokens in green, masked ones dim."

@@ -221,6 +221,7 @@ class DataSettings:
     format:str|None=None # 'instruction', 'chat', 'prompt_completion' or 'text' (None: detected)
     template:str|None=None # chat template by name ('chatml', 'plain') or Jinja text (None: the tokenizer's)
     train_on_prompt:bool=False # train on every token, not only the answers
+    system:str|None=None # system prompt of chats that have none: None keeps the template's own, '' none, or text
     max_length:int=1024 # longer examples are cut (the lint report lists them)
     eval_size:float|int=0.1 # held-out fraction (< 1) or count
     max_dropped:float=0.2 # refuse data where a larger share of the examples would not train (they are named)
@@ -237,6 +238,9 @@ class DataSettings:
         if len(given) != 1:
             raise SettingsError("`data` needs exactly one of `source`, `records` or `text`" + has, where='source',
                                 field='source', hint=hint)
+        check(self.system is None or isinstance(self.system, str), 'system',
+              f"must be text (or empty, or None), got {type(self.system).__name__}",
+              "Write the system prompt as a string; '' trains with an empty one, None keeps the template's own.")
 
 # %% ../nbs/00a_settings.ipynb #a159b19b
 @patch

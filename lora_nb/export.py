@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .errors import LoraNbError, ModelLoadError, SettingsError
-from .templates import TemplateError, render, turn_end
+from .templates import TemplateError, default_system, render, turn_end, with_system
 from .models import load_config, load_model, load_tokenizer, resolve_source
 from .adapters import adapter_base, adapter_dir, run_adapter, writable_folder
 
@@ -30,10 +30,10 @@ __all__ = ['ARCHS', 'QTYPES', 'FTYPES', 'KQUANTS', 'TT', 'PROMPTS', 'LOGIT_TOLER
            'tokenizer_kind', 'vocab', 'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer', 'free_path',
            'atomic_write', 'write_tensors', 'write_gguf', 'Reference', 'reference', 'Verification', 'read_back',
            'load_gguf', 'verify_gguf', 'export_name', 'load_merged', 'export_source', 'estimate_gguf', 'lora_updates',
-           'file_tensors', 'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest', 'export_gguf',
-           'lora_tensors', 'write_lora_gguf', 'check_lora_gguf', 'export_lora_gguf', 'chat_parts', 'render_parts',
-           'parts_exact', 'ollama_template', 'modelfile', 'ollama_name', 'ollama_command', 'write_modelfile',
-           'check_gguf', 'push_gguf']
+           'file_tensors', 'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest', 'trained_system',
+           'as_trained', 'export_gguf', 'lora_tensors', 'write_lora_gguf', 'check_lora_gguf', 'export_lora_gguf',
+           'chat_parts', 'render_parts', 'parts_exact', 'ollama_template', 'modelfile', 'ollama_name', 'ollama_command',
+           'write_modelfile', 'check_gguf', 'push_gguf']
 
 # %% ../nbs/13_export.ipynb #6f3afb1d
 class ExportError(LoraNbError):
@@ -834,6 +834,22 @@ def _publish(moves:list[tuple[Path, Path]], overwrite:bool):
         for d in done: d.unlink(missing_ok=True)
         raise _disk_error(e, dest) from None
 
+# %% ../nbs/13_export.ipynb #1e1b94d6
+def trained_system(source) -> str|None:
+    "The system prompt the run of adapter `source` trained chats with (data setting `system`; None: the template's)."
+    p = None if source is None else Path(source).expanduser()
+    if p is None or not _is_adapter(p): return None
+    run = next((r for r in (p, *list(p.parents)[:3]) if (r/'run.json').is_file()), None)
+    try: return json.loads((run/'run.json').read_text())['settings']['data'].get('system') if run else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError): return None
+
+def as_trained(tok, source):
+    "`tok` whose chat template puts the system prompt `source` trained with into chats with none (GGUF, Modelfile)."
+    system = trained_system(source)
+    if system is not None and isinstance(getattr(tok, 'chat_template', None), str):
+        tok.chat_template = with_system(tok.chat_template, system)
+    return tok
+
 # %% ../nbs/13_export.ipynb #3b46d18d
 def export_gguf(source:str|Path|None=None, # a run or adapter folder (merged), a model folder, or None: embedded
                 dest:str|Path|None=None, # the .gguf file (default: <run>/export/<name>-<qtype>.gguf)
@@ -866,6 +882,7 @@ def _gguf_into(source, dest:Path, qtype:str, base, verify:bool, n_tokens:int, pr
     estimate, t0, files = estimate_gguf(source, qtype, base), time.time(), _file_source(source, base)
     if files is None: model, tok, name = load_merged(source, base)   # loaded and merged by PEFT
     else: model, tok, name = None, load_tokenizer(str(files[0])), export_name(source)
+    tok = as_trained(tok, source)
     cfg = AutoConfig.from_pretrained(files[0]) if files else model.config
     tensors = file_tensors(files[0], cfg, files[1]) if files else model_tensors(model, gguf_arch(cfg))
     plan = _write_any(tensors, cfg, tok, dest, qtype, name, True, progress)
@@ -1055,7 +1072,16 @@ def modelfile(tok, model:str, adapter:str|None=None) -> str:
         if not parts_exact(tok, parts): lines.append("# TEMPLATE differs from the chat template on some chats")
         if 'system' not in parts: lines.append("# this chat template has no system turn: system messages are dropped")
         lines.append(f'TEMPLATE """{ollama_template(parts)}"""')
+    lines += _system_line(tok)
     return '\n'.join(lines + [f'PARAMETER stop {json.dumps(s)}' for s in stop_markers(tok)]) + '\n'
+
+def _system_line(tok) -> list[str]:
+    "SYSTEM with the system prompt the chat template writes into chats that have none (the trained one), if any."
+    said, ask = default_system(tok), [{'role': 'user', 'content': _U1}]
+    if not said or '"""' in said: return []
+    try: same = render(tok, [{'role': 'system', 'content': said}] + ask) == render(tok, ask)
+    except TemplateError: return []
+    return [f'SYSTEM """{said}"""'] if same else []
 
 def ollama_name(name:str) -> str:
     "`name` as an Ollama model name."
@@ -1080,7 +1106,7 @@ def check_gguf(path:str|Path, source=None, qtype:str='q8_0', base:str|None=None,
                n_tokens:int=256) -> GGUFExport:
     "Check a GGUF that is already there against `source` (merged as an export would be); it is kept as it is."
     path, files = Path(path), _file_source(source, base)
-    tok = load_tokenizer(str(files[0])) if files else load_merged(source, base)[1]
+    tok = as_trained(load_tokenizer(str(files[0])) if files else load_merged(source, base)[1], source)
     cfg = AutoConfig.from_pretrained(files[0]) if files else None
     plan = tensor_plan(file_tensors(files[0], cfg), qtype) if files and qtype in QTYPES else None
     v = Verification(qtype, *_read_back(path, plan, tok))
@@ -1105,7 +1131,7 @@ def _ollama_with_adapter(out:GGUFExport, d:Path, base:str|None, base_qtype:str, 
     name = f'{Path(b or "lora-nb-tiny-base").name}-{base_qtype}.gguf'
     out.base = _base_gguf(b, stage.parent/name, base_qtype, stage, overwrite, verify, n_tokens)
     out.stops = out.base.stops
-    tok = load_tokenizer(resolve_source(b)[1])
+    tok = as_trained(load_tokenizer(resolve_source(b)[1]), d)
     mf = _modelfile_path(folder/out.path.name)
     atomic_write(mf, lambda tmp: tmp.write_text(modelfile(tok, name, out.path.name)))
     return [(mf, stage.parent/mf.name)] + ([] if out.base.kept else [(out.base.path, stage.parent/name)])

@@ -136,11 +136,11 @@ def _report(s, cfg_path) -> int:
 
 # %% ../nbs/80_cli.ipynb #79404e47
 class _CtrlC:
-    "Ctrl-C in `lora-nb train`: 1st stop and save, 2nd say it is still saving, 3rd mark the run interrupted and exit."
+    "Ctrl-C (or SIGTERM) in `lora-nb train`: 1st stop and save, 2nd say it is still saving, 3rd mark it interrupted."
     def __init__(self, cfg_path): self.s, self.cfg_path, self.presses, self.done = None, cfg_path, 0, 0
 
     def __call__(self, signum, frame):
-        "The SIGINT handler: before training, a plain interrupt; then it only counts (`tick` acts on the presses)."
+        "The SIGINT/SIGTERM handler: before training, a plain interrupt; then it only counts (`tick` acts on them)."
         training = self.s.running if self.s else any(t.name.startswith('lora_nb-train-') for t in threading.enumerate())
         if self.s is None and not training: raise KeyboardInterrupt   # loading the model or the data
         self.presses += 1
@@ -168,15 +168,17 @@ class _CtrlC:
         sys.stderr.flush()
         os._exit(code)
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # SIGTERM: `kill`, torchrun passing on a Ctrl-C, SLURM's time limit
+
 @contextlib.contextmanager
 def _ctrl_c(cfg_path):
-    "`_CtrlC` as the SIGINT handler (in the main thread); after, the previous one, or none if Ctrl-C was pressed."
+    "`_CtrlC` as the SIGINT and SIGTERM handler (in the main thread); after, the previous ones, or none after a signal."
     c = _CtrlC(cfg_path)
     main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, c) if main else None
+    old = {sig: signal.signal(sig, c) for sig in _STOP_SIGNALS} if main else {}
     try: yield c
     finally:   # after a press, ignore the rest: Python's shutdown would reset the handler and die of the signal
-        if main: signal.signal(signal.SIGINT, signal.SIG_IGN if c.presses else old)
+        for sig, h in old.items(): signal.signal(sig, signal.SIG_IGN if c.presses else h)
 
 def cmd_train(args) -> int:
     "Train from a YAML run config."

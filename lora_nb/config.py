@@ -14,6 +14,7 @@ from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, T
 from .models import load_model
 from .data import _looks_like_hub_id, prepare, read_source, fingerprint
 from .runs import Run, writable_root
+from .distributed import dist_info
 from .train import Session
 from .prefer import PreferenceSession, PreferenceSettings
 
@@ -378,7 +379,7 @@ def run_config(cfg:RunConfig, # the run
               ) -> Session:
     "Load the model, prepare the data and start (or resume) the session; returns it."
     if resume: cfg, _ = resume_config(cfg, resume)
-    else: writable_root(cfg.runs_root)    # a clear error before the model is loaded
+    elif dist_info()[0] == 0: writable_root(cfg.runs_root)   # a clear error before the model is loaded (rank 0's)
     if resume and cfg.method != 'sft':
         raise SettingsError(f"Resuming a {cfg.method.upper()} run is not supported yet", where='--resume',
                             hint="Start it again (it continues its parent's adapter, which is unchanged).")

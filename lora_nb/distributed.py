@@ -4,12 +4,14 @@
 
 # %% ../nbs/04b_distributed.ipynb #d6a15b11
 from __future__ import annotations
-import os
+import os, tempfile
+from pathlib import Path
+from typing import Callable
 import torch
 from .runs import Run
 
 # %% auto #0
-__all__ = ['dist_info', 'end_distributed', 'sharded', 'ReadOnlyRun']
+__all__ = ['dist_info', 'end_distributed', 'sharded', 'ReadOnlyRun', 'on_main', 'save_on_main']
 
 # %% ../nbs/04b_distributed.ipynb #06fceef4
 def dist_info() -> tuple[int, int]:
@@ -32,9 +34,29 @@ def sharded(trainer) -> bool:
 
 # %% ../nbs/04b_distributed.ipynb #ccb83581
 class ReadOnlyRun(Run):
-    "A run folder as ranks other than 0 see it: read, never written."
-    def update(self, **changes) -> dict: return self.info()
+    "A run folder as ranks other than 0 see it: never written, and not needed (another machine may not have it)."
+    def update(self, **changes) -> dict: return dict(changes)
     def log(self, kind:str, *records:dict): pass
     def clear_stop(self): pass
     def lock(self, token:str|None=None) -> str: return token or ''   # rank 0 holds the lock
     def unlock(self, token:str): pass
+
+# %% ../nbs/04b_distributed.ipynb #4e8a1d57
+def on_main(obj) -> list|None:
+    "Every rank's `obj` in rank order on rank 0, None on the others (a collective: every rank calls it)."
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    out = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(obj, out, dst=0)
+    return out
+
+def save_on_main(save:Callable[[str], None], # writes this rank's files into the folder it is given
+                 folder:str|Path # where rank 0 writes every rank's files
+                ):
+    "The files `save(folder)` would write on each rank, written into `folder` by rank 0 alone."
+    with tempfile.TemporaryDirectory(prefix='lora_nb-rank-') as tmp:
+        save(tmp)
+        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+    parts = on_main(files)
+    if parts is None: return
+    os.makedirs(folder, exist_ok=True)
+    for name, data in ((n, d) for fs in parts for n, d in fs.items()): (Path(folder)/name).write_bytes(data)

@@ -27,7 +27,7 @@ from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
                            should_compile, run_estimate, share_prefixes, fast_label_log_probs)
-from .distributed import ReadOnlyRun, dist_info, sharded
+from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
 
 # %% auto #0
 __all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'context_length', 'progress_line',
@@ -287,6 +287,11 @@ class _Trainer(Trainer):
         publish_folder(Path(stage)/name, Path(real)/name)   # synced, then renamed into place
         shutil.rmtree(stage, ignore_errors=True)
         rotate_checkpoints(real, self.args.save_total_limit)
+
+    def _save_rng_state(self, output_dir):
+        "Each rank's RNG state; on several processes rank 0 writes them all (another machine may lack the folder)."
+        if self.args.world_size <= 1: return super()._save_rng_state(output_dir)
+        save_on_main(super()._save_rng_state, output_dir)
 
 def _make_trainer(self:Session, model) -> Trainer:
     train_ds, eval_ds = self.data.to_datasets()

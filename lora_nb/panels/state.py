@@ -140,6 +140,12 @@ class DataState:
     split:str='' # of the Hub dataset: 'train' (default), or a slice like 'train[:2000]'
     subset:str='' # of the Hub dataset: its configuration name (empty: the default)
     columns:str='' # field=column pairs for data named otherwise, e.g. 'instruction=question, output=answer'
+    system:str='template' # system prompt of examples with none: 'template' (its own), 'none' (empty) or 'own'
+    system_prompt:str='' # your system prompt, with system='own'
+
+    def system_setting(self) -> str|None:
+        "`prepare`'s `system`: None (the template's own), '' (none) or your prompt."
+        return {'template': None, 'none': ''}.get(self.system, self.system_prompt)
 
     def column_map(self) -> dict|None:
         "The `columns` text as {field: column} (raises ValueError)."
@@ -157,6 +163,8 @@ class DataState:
         if self.source == 'hub' and not self.hub.strip(): out['hub'] = "give a dataset id like 'org/name', or a folder"
         try: self.column_map()
         except ValueError as e: out['columns'] = str(e)
+        if self.system == 'own' and not self.system_prompt.strip():
+            out['system_prompt'] = "write the system prompt, or choose 'none'"
         if not (isinstance(self.max_length, int) and self.max_length >= 8): out['max_length'] = 'must be an integer ≥ 8'
         es = self.eval_size
         share_or_count = 0 <= es < 1 or (float(es).is_integer() and es >= 1)
@@ -183,7 +191,8 @@ def prepare(self:DataState, tokenizer):
     es = int(self.eval_size) if self.eval_size >= 1 else self.eval_size
     return prepare(self.data_source(), tokenizer, format=self.format or None, template=self.template or None,
                    train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=es,
-                   columns=self.column_map(), split=self.split.strip() or None, subset=self.subset.strip() or None)
+                   columns=self.column_map(), split=self.split.strip() or None, subset=self.subset.strip() or None,
+                   system=self.system_setting())
 
 # %% ../../nbs/10_panels.state.ipynb #c7a91f36
 @patch
@@ -192,6 +201,7 @@ def settings(self:DataState) -> dict:
     src = {'path': dict(source=self.path), 'upload': dict(source=self.upload_name), 'text': dict(text=self.text),
            'hub': dict(source=self.hub.strip(), split=self.split.strip() or None, subset=self.subset.strip() or None)}
     extra = {'columns': self.column_map()} if self.columns.strip() else {}
+    if (s := self.system_setting()) is not None: extra['system'] = s   # None, the default, is left out
     return dict(src[self.source], format=self.format or None, template=self.template or None,
                 train_on_prompt=self.train_on_prompt, max_length=self.max_length, eval_size=self.eval_size, **extra)
 
@@ -201,11 +211,11 @@ def default_values(device:str='cpu') -> dict:
     lora = {f.name: f.default for f in dataclasses.fields(LoraSettings)}
     train = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
     if device == 'cpu':
-        train.update(max_steps=60, per_device_train_batch_size=4, learning_rate=1e-3,
-                     logging_steps=1, save_steps=20, eval_steps=20)
+        # learning rate and epochs stay None: chosen from the model's and the data's size at Start (lora_nb.defaults)
+        train.update(per_device_train_batch_size=4, logging_steps=1, save_steps=20)
         lora.update(r=16, lora_alpha=32)
     else:
-        train.update(num_train_epochs=1.0, per_device_train_batch_size=8,
+        train.update(per_device_train_batch_size=8,
                      logging_steps=5, save_steps=100, eval_steps=100)
         lora.update(r=32, lora_alpha=64)
     return dict(lora=lora, train=train)
@@ -520,7 +530,10 @@ def _data_choices(run, d:dict, src:dict) -> dict:
             dict(source='hub', hub=src['id'], split=src.get('split') or '', subset=src.get('subset') or '')
     cols = ', '.join(f"{f}={c}" for f, c in (d.get('columns') or {}).items())
     keep = ('format', 'template', 'train_on_prompt', 'max_length', 'eval_size')
-    return dict(where, columns=cols, **{k: d[k] for k in keep if k in d})
+    s = d.get('system')
+    system = dict(system='template') if s is None else dict(system='none') if s == '' else dict(system='own',
+                                                                                                  system_prompt=s)
+    return dict(where, columns=cols, **system, **{k: d[k] for k in keep if k in d})
 
 # %% ../../nbs/10_panels.state.ipynb #2313b232
 @patch

@@ -16,9 +16,9 @@ from .state import StudioState, LiveLog, explanations, check_field
 # %% auto #0
 __all__ = ['STUDIO_CSS', 'WIDGETS_FIX', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields',
            'ModelPanel', 'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle',
-           'LivePlot', 'TrainPanel', 'comparison_html', 'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp',
-           'CodeView', 'Studio', 'loss_svg', 'kernel_parent', 'publish_update', 'widget_watch', 'summary_html',
-           'StaticProgress', 'widget_bundle']
+           'LivePlot', 'TrainPanel', 'chosen_html', 'auto_number', 'comparison_html', 'ComparePanel', 'ChatPanel',
+           'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg', 'kernel_parent', 'publish_update',
+           'widget_watch', 'summary_html', 'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -60,13 +60,14 @@ def widget_for(value, choices=None) -> W.ValueWidget:
     if isinstance(value, bool): return W.Checkbox(value=value, indent=False)
     if isinstance(value, int): return W.IntText(value=value)
     if isinstance(value, float): return W.FloatText(value=value)
-    return W.Text(value='' if value is None else str(value))
+    return W.Text(value='' if value is None else str(value), placeholder='auto' if value is None else '')
 
 # %% ../../nbs/11_panels.views.ipynb #2a9e5f17
 class Field:
     "A labelled widget bound to `obj.name`, with its explanation and an error line."
-    def __init__(self, obj, name:str, widget:W.ValueWidget, help:str='', on_change=None, key=None):
+    def __init__(self, obj, name:str, widget:W.ValueWidget, help:str='', on_change=None, key=None, parse=None):
         self.obj, self.name, self.w, self.key, self.on_change = obj, name, widget, key, on_change
+        self.parse = parse   # the widget's value -> the setting's (e.g. text -> a number or None)
         self.err, self.touched, self._quiet = W.HTML(), False, False
         style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
         self.help = W.HTML(f"<span style='{style}'>{html.escape(help)}</span>")
@@ -79,6 +80,7 @@ class Field:
         "Copy the widget's new value to `obj`, then tell the panel."
         if self._quiet: return
         v, self.touched = change['new'], True
+        if self.parse is not None: v = self.parse(v)
         if isinstance(self.obj, dict): self.obj[self.name] = v
         else: setattr(self.obj, self.name, v)
         if self.on_change: self.on_change()
@@ -87,7 +89,9 @@ class Field:
         "Show the state's value (without telling the panel: it refreshes itself)."
         v = self.value()
         self._quiet = True
-        try: self.w.value = ('' if v is None else v) if isinstance(self.w, (W.Text, W.Textarea, W.Dropdown)) else v
+        text = isinstance(self.w, (W.Text, W.Textarea))
+        shown = ('' if v is None else str(v) if text else v) if text or isinstance(self.w, W.Dropdown) else v
+        try: self.w.value = shown
         except Exception: pass   # a value the widget can't show stays in the state, and its error says why
         finally: self._quiet = False
 
@@ -182,6 +186,7 @@ def on_load(self:ModelPanel, _=None):
 # %% ../../nbs/11_panels.views.ipynb #9e584d52
 _FORMATS = [('detect', ''), *((x, x) for x in ('instruction', 'chat', 'prompt_completion', 'text'))]
 _TEMPLATES = [("the tokenizer's", ''), ('chatml', 'chatml'), ('plain', 'plain')]
+_SYSTEMS = [("the template's own", 'template'), ('none (empty)', 'none'), ('my own', 'own')]
 _PASTE = '{"instruction": "…", "output": "…"} one per line, or paragraphs of text'
 
 def _data_fields(d, on_change) -> Fields:
@@ -197,6 +202,10 @@ def _data_fields(d, on_change) -> Fields:
             field('format', W.Dropdown(options=_FORMATS, value=d.format or ''), 'override the detected format'),
             field('template', W.Dropdown(options=_TEMPLATES, value=d.template or ''),
                   'chat template for instruction/chat data'),
+            field('system', W.Dropdown(options=_SYSTEMS, value=d.system),
+                  "system prompt of chats without one (the lint shows what the template puts there)"),
+            field('system_prompt', W.Text(value=d.system_prompt, placeholder='You are …'),
+                  'put into every example without a system message, and into the export'),
             field('train_on_prompt', W.Checkbox(value=d.train_on_prompt, indent=False),
                   'also train on the prompts (default: answers only)'),
             field('max_length', W.IntText(value=d.max_length), 'tokens per example; longer ones are cut'),
@@ -250,6 +259,7 @@ def on_change(self:DataPanel):
     self.fields['path'].box.layout.display = '' if d.source == 'path' else 'none'
     self.upload.layout.display = '' if d.source == 'upload' else 'none'
     for k in ('hub', 'split', 'subset'): self.fields[k].box.layout.display = '' if d.source == 'hub' else 'none'
+    self.fields['system_prompt'].box.layout.display = '' if d.system == 'own' else 'none'
     self.prep_btn.disabled = bool(errs)
 
 # %% ../../nbs/11_panels.views.ipynb #6d4b9e1c
@@ -277,7 +287,8 @@ def on_prepare_done(self:DataPanel, p):
     from lora_nb.data import lint
     if p is None: return
     self.info.value = f"<b>{len(p.train)}</b> training and <b>{len(p.eval)}</b> eval examples, format <b>{p.format}</b>"
-    self.lint.value = lint_html(lint(p, self.st.lm.tokenizer))
+    rep = lint(p, self.st.lm.tokenizer)
+    self.lint.value, self.added = lint_html(rep), rep.added()   # the preview marks what the template added
     self.split.value = 'train'
     self.on_split()
 
@@ -302,7 +313,8 @@ def on_index(self:DataPanel, _=None):
     "Show the chosen example token by token: trained tokens stand out."
     from lora_nb.data import preview_html
     exs = self._examples()
-    self.preview.value = (preview_html(self.st.lm.tokenizer, exs[self.index.value - 1]) if exs else
+    added = getattr(self, 'added', [])
+    self.preview.value = (preview_html(self.st.lm.tokenizer, exs[self.index.value - 1], added) if exs else
                           f"<i>No {self.split.value} examples.</i>" if self.st.prepared is not None else '')
 
 # %% ../../nbs/11_panels.views.ipynb #9c2b7469
@@ -380,7 +392,8 @@ class TrainPanel:
         self.plot, self.samples, self.banner = LivePlot(), W.HTML(), banner()
         buttons = W.HBox([self.run_name, self.start_btn, self.stop_btn, self.resume_run, self.resume_btn],
                          layout=W.Layout(flex_flow='row wrap'))
-        self.widget = W.VBox([self.settings, buttons, self.banner, W.HBox([self.progress, self.status]),
+        self.why = W.HTML()   # what was chosen for the settings left empty, and why
+        self.widget = W.VBox([self.settings, buttons, self.why, self.banner, W.HBox([self.progress, self.status]),
                               self.plot.widget, self.samples])
         self.on_change()
         self.refresh_resumable()
@@ -391,12 +404,31 @@ class TrainPanel:
 _SCHEDULERS = ['cosine', 'linear', 'constant', 'constant_with_warmup', 'cosine_with_restarts', 'polynomial']
 _CHOICES = {'lr_scheduler_type': _SCHEDULERS, 'bias': ['none', 'all', 'lora_only']}
 _HIDDEN = {'report_to'}   # trackers are for headless runs (`lora-nb train`); the Studio plots live
+_AUTO = {'learning_rate', 'num_train_epochs'}   # empty: chosen at Start from the model and the data (lora_nb.defaults)
+
+def chosen_html(st, chosen:dict|None=None) -> str:
+    "The settings chosen for the empty fields (`chosen`, or what Start would choose now), one line each."
+    if chosen is None:
+        if st.lm is None or st.prepared is None or st.train.errors(): return ''
+        from lora_nb.defaults import choose
+        from lora_nb.speed import n_params
+        chosen = choose(st.train.settings()[1], n_params(st.lm.model), len(st.prepared.train))[1]
+    style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
+    return ''.join(f"<div style='{style}'>{k}: {html.escape(v)}</div>" for k, v in chosen.items())
+
+def auto_number(text:str):
+    "A field's text as a number; empty or 'auto' is None (chosen at Start); anything else stays text (its error says)."
+    t = text.strip().lower()
+    if t in ('', 'auto'): return None
+    try: return float(t)
+    except ValueError: return text
 
 @patch
 def _fields(self:TrainPanel, sec:str, cls, skip) -> list[Field]:
     "A field for each setting of `cls` but those in `skip`, bound to section `sec` of the Train panel's values."
     vals = getattr(self.st.train, sec)
-    return [Field(vals, k, widget_for(vals[k], _CHOICES.get(k)), h, self.on_change, key=f'{sec}.{k}')
+    return [Field(vals, k, widget_for(vals[k], _CHOICES.get(k)), h, self.on_change, key=f'{sec}.{k}',
+                  parse=auto_number if k in _AUTO else None)
             for k, h in explanations(cls).items() if k not in skip]
 
 @patch
@@ -426,6 +458,7 @@ def on_change(self:TrainPanel):
         from lora_nb.speed import duration_line   # how long it should take here (lora_nb.speed)
         line = duration_line(self.st.lm, self.st.prepared, self.st.train.settings()[1])
         self.status.value = f"Expected duration: {line}"
+    if self.st.session is None: self.why.value = chosen_html(self.st)
     return errs
 
 @patch
@@ -479,6 +512,7 @@ def _begin(self:TrainPanel, fn):
     self._clear()
     log = LiveLog(every=self.every)
     with busy(self.start_btn, 'Starting…'): s = fn(log)
+    if s is not None: self.why.value = chosen_html(self.st, s.chosen)
     show_banner(self.banner, self.st.banner)
     if s is not None: self._attach(s, self.st.log)
     self.on_change()

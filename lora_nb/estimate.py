@@ -15,6 +15,7 @@ from transformers.pytorch_utils import Conv1D
 from fastcore.basics import patch
 from .errors import SettingsError, ModelLoadError
 from .models import find_target_modules, all_targets, EMBEDDED_MODEL
+from .weights import find_gguf, gguf_config
 
 # %% auto #0
 __all__ = ['LINEAR', 'read_config', 'meta_model', 'in_out', 'weight_bytes', 'weights_table', 'lora_layers', 'lora_params',
@@ -22,18 +23,20 @@ __all__ = ['LINEAR', 'read_config', 'meta_model', 'in_out', 'weight_bytes', 'wei
 
 # %% ../nbs/02_estimate.ipynb #170f8ff1
 def read_config(config:dict|str|Path|PretrainedConfig) -> PretrainedConfig:
-    "A `PretrainedConfig` from a dict, a config, a model folder or a path to a config.json."
+    "A `PretrainedConfig` from a dict, a config, a model folder, a config.json, or a GGUF's header (file, `ollama:`)."
     if isinstance(config, PretrainedConfig): return config
     if isinstance(config, dict):
         d = dict(config)
         if 'model_type' not in d:
             raise SettingsError("The config dict has no `model_type`", hint="Add e.g. `model_type='llama'`.")
         return AutoConfig.for_model(d.pop('model_type'), **d)
+    if (g := find_gguf(config)) is not None: return gguf_config(g)
     p = Path(config)
     if p.is_dir(): p = p/'config.json'
     if not p.exists():
         raise ModelLoadError(f"No config.json at {str(p)!r}", where=str(p),
-                             hint="Pass a model folder, a path to its config.json, or the config as a dict.")
+                             hint="Pass a model folder, a path to its config.json, a .gguf file, or the config as a "
+                                  "dict.")
     try: return read_config(json.loads(p.read_text()))
     except json.JSONDecodeError as e:
         raise ModelLoadError(f"config.json is not valid JSON: {e.msg}", where=f"{p}:{e.lineno}:{e.colno}") from e

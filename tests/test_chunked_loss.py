@@ -173,3 +173,25 @@ def test_a_session_chunks_large_logits_records_it_and_trains_the_same(data, tmp_
     assert abs(plain[1][0] - chunked[1][0]) < 1e-6 * plain[1][0]   # the same first loss
     # then the same run, within bfloat16's rounding of the gradients (the embedded model loads in bfloat16 here)
     for a, b in zip(plain[1] + plain[2], chunked[1] + chunked[2]): assert abs(a - b) < 1e-3 * abs(a)
+
+@pytest.fixture(scope='module')
+def arch_folders(tmp_path_factory):
+    from test_architectures import ARCHS
+    tok = load_model(quantization='none').tokenizer
+    common = dict(vocab_size=len(tok), num_hidden_layers=2, pad_token_id=tok.pad_token_id,
+                  eos_token_id=tok.eos_token_id, bos_token_id=None)
+    root = tmp_path_factory.mktemp('archs')
+    return {a: save_random_model(root/a, **{**common, **cfg}) for a, cfg in ARCHS.items()}
+
+CAPPED = {'gemma2'}   # final_logit_softcapping: the model's own loss
+
+@pytest.mark.slow
+def test_every_common_architecture_the_same_or_left_alone(arch_folders):
+    for arch, folder in arch_folders.items():
+        m = _model(folder)
+        batch = _padded(4000)
+        l0, g0 = _loss_grads(m, batch)
+        rows = use_chunked_loss(m, rows=7)
+        assert (rows == 0) == (arch in CAPPED), arch
+        l1, g1 = _loss_grads(m, batch)
+        assert torch.allclose(l0, l1, rtol=1e-5) and _rel(g0, g1) < 1e-5, arch

@@ -69,7 +69,7 @@ def _targets(values:list[str]) -> str|list[str]:
     return 'all-linear' if names == ['all-linear'] else names
 
 def cmd_estimate(args) -> int:
-    "Print the memory estimate for a model folder or config.json; with `--fits SIZE`, yes or no (1) with the margin."
+    "Print the memory estimate for a model folder, config.json or GGUF; `--fits SIZE`: yes or no (1), with the margin."
     from lora_nb.errors import SettingsError
     from lora_nb.estimate import estimate, parse_size
     from lora_nb.models import ModelSettings, default_device, resolve_dtypes
@@ -89,8 +89,8 @@ def cmd_estimate(args) -> int:
     return 0 if ok else 1
 
 def _add_estimate(sub):
-    e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json alone')
-    e.add_argument('config', help='model folder or config.json')
+    e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json or a GGUF header alone')
+    e.add_argument('config', help='model folder, config.json, .gguf file or ollama:NAME')
     e.add_argument('--quantization', default='4bit', choices=['none', '8bit', '4bit'])
     e.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
                    help='activations and unquantized weights (default: as the loader picks: bfloat16 on a GPU or '

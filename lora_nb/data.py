@@ -888,7 +888,8 @@ def _check_template(p:Prepared, tok, rep:LintReport):
     first = next((m for _, m in chats if not any(x.get('tool_calls') for x in m)), None)
     with contextlib.suppress(TemplateError):
         texts, rep.template_blocks = added_text(tok, first, template) if first else ([], [])
-        rep.template_text = [t for t in texts if t not in (said or '').split('\n')]
+        rest = [t.replace(said, '').strip() if said else t for t in texts]   # its system prompt is named apart
+        rep.template_text = [t for t in rest if len(re.findall(r'\w+', t)) >= 2]
     k, tools = next(((k, t) for k, r in enumerate(p.records) if (t := record_tools(r, k + 1))), (0, None))
     if tools: rep.tools_text = tools_text(tok, chats[k][1], tools, template)
 

@@ -104,3 +104,11 @@ def test_the_choice_lands_in_run_json_and_the_export(tmp_path, system):
     else: assert 'SYSTEM' not in mf
     if system == '': assert 'TEMPLATE """{{ if ne (index .Messages 0).Role "system" }}<|system|>\n' in mf
     if system is None: assert template == tok.chat_template
+
+def test_the_injected_prompt_is_named_once_where_more_text_follows_it():
+    "Muse Glimmer's template writes its default prompt and more text in one turn: the prompt once, the rest apart."
+    t = tokenizer_for(HUB['muse_glimmer'])
+    rep = lint(prepare(ALPACA, t, template=HUB['muse_glimmer'], eval_size=0), t)
+    assert rep.template_system.startswith('You are a helpful AI assistant.\nKnowledge cutoff:')
+    assert rep.template_text and not any('You are a helpful' in x for x in rep.template_text), rep.template_text
+    assert rep.template_text[0].startswith('Reasoning strength:')

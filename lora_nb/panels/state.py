@@ -73,13 +73,22 @@ class ModelState:
                              bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant)
 
 # %% ../../nbs/10_panels.state.ipynb #7e31b5a8
+def _gguf_of(model_id:str) -> tuple[Path|None, str|None]:
+    "The GGUF file `model_id` names (a .gguf, a folder with one, `ollama:NAME`) or None, and why it can't be read."
+    from lora_nb.weights import find_gguf
+    if not model_id: return None, None
+    try: return find_gguf(model_id), None
+    except LoraNbError as e: return None, e.what
+
 @patch
 def errors(self:ModelState) -> dict[str, str]:
     "Field -> message for every invalid choice."
     out, model_id = {}, self.model_id.strip()
     if self.source not in ('embedded', 'folder', 'hub'): out['source'] = "choose 'embedded', 'folder' or 'hub'"
-    if self.source == 'folder' and not (Path(model_id or '.').expanduser()/'config.json').exists():
-        out['model_id'] = f"no config.json in {self.model_id!r}: give the folder of a saved model"
+    gguf, bad = _gguf_of(model_id) if self.source in ('folder', 'hub') else (None, None)
+    if bad: out['model_id'] = bad
+    elif self.source == 'folder' and gguf is None and not (Path(model_id or '.').expanduser()/'config.json').exists():
+        out['model_id'] = f"no config.json in {self.model_id!r}: give the folder of a saved model, or a .gguf file"
     if self.source == 'hub' and not model_id: out['model_id'] = "give a hub id like 'org/name'"
     try: self.settings()
     except LoraNbError as e: out[e.field or 'quantization'] = e.what
@@ -88,7 +97,8 @@ def errors(self:ModelState) -> dict[str, str]:
 # %% ../../nbs/10_panels.state.ipynb #e5b2907c
 @patch
 def config_path(self:ModelState) -> Path|None:
-    "Where the model's config.json is, when it is on this machine."
+    "Where the model's config.json (or its GGUF, whose header holds the config) is, when it is on this machine."
+    if self.source != 'embedded' and (g := _gguf_of(self.model_id.strip())[0]) is not None: return g
     p = EMBEDDED_MODEL if self.source == 'embedded' else Path(self.model_id.strip()).expanduser()
     return p if (p/'config.json').exists() else None
 

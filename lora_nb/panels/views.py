@@ -117,7 +117,7 @@ def _model_fields(m, on_change) -> Fields:
     def field(name, w, h=None): return Field(m, name, w, help[name] if h is None else h, on_change)
     source = W.ToggleButtons(options=_SOURCES, value=m.source)
     return Fields([field('source', source, 'where the base model comes from'),
-            field('model_id', W.Text(value=m.model_id, placeholder='./my-model or org/name')),
+            field('model_id', W.Text(value=m.model_id, placeholder='./my-model, model.gguf, org/name or ollama:NAME')),
             field('quantization', W.Dropdown(options=_Q, value=m.quantization)),
             field('bnb_4bit_quant_type', W.Dropdown(options=['nf4', 'fp4'], value=m.bnb_4bit_quant_type)),
             field('bnb_4bit_compute_dtype', W.Dropdown(options=_DTYPES, value=m.bnb_4bit_compute_dtype or '')),

@@ -320,8 +320,16 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
         if was: hf_logging.enable_progress_bar()
 
+_CONFIGS = {}   # (path, size, mtime) -> config: a panel asks again at each change
+
 def gguf_config(path:str|Path):
     "The transformers config of the GGUF at `path`, from its header (checked first with `check_gguf`)."
+    import copy
+    if not Path(path).is_file(): return _read_gguf_config(path)   # which says what is wrong
+    if (key := _file_key(Path(path))) not in _CONFIGS: _CONFIGS[key] = _read_gguf_config(path)
+    return copy.deepcopy(_CONFIGS[key])
+
+def _read_gguf_config(path:str|Path):
     from transformers import AutoConfig
     if (c := cached_folder(path)) is not None: return AutoConfig.from_pretrained(c)
     info = check_gguf(path)

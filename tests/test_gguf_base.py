@@ -111,6 +111,7 @@ def test_estimate_reads_the_gguf_header_before_loading(smollm2, tmp_path, monkey
     from lora_nb.estimate import estimate, meta_model, read_config
     monkeypatch.setenv('LORA_NB_CACHE', str(tmp_path))          # an empty cache: the header is all there is
     weights._INFOS.clear()
+    weights._CONFIGS.clear()
     cfg = read_config(smollm2)
     assert sum(p.numel() for p in meta_model(cfg).parameters()) == 134_515_008
     e = estimate(smollm2, quantization='none', dtype='bfloat16')
@@ -209,6 +210,7 @@ def cache(tmp_path, monkeypatch):
     "An empty lora_nb cache, to show a failed load writes nothing there."
     monkeypatch.setenv('LORA_NB_CACHE', str(tmp_path/'cache'))
     weights._INFOS.clear()
+    weights._CONFIGS.clear()
     return tmp_path/'cache'
 
 
@@ -272,3 +274,26 @@ def test_missing_gguf_and_a_file_that_is_not_one(tmp_path, cache):
     (tmp_path/'fake.gguf').write_text('not a gguf')
     with pytest.raises(ModelLoadError, match="is not a GGUF file"): load_model(str(tmp_path/'fake.gguf'))
     assert not cache.exists()
+
+
+# ---------------------------------------------------------------- the Studio's Model tab
+
+def test_studio_model_tab_loads_a_gguf_and_an_ollama_name(smollm2, tmp_path, monkeypatch):
+    "Typed in the Model tab (a .gguf as the folder, ollama:NAME as the name): no field error, the estimate from the "
+    "header, Load, and the summary naming the GGUF; an unpulled name is an error next to the field."
+    from lora_nb.panels.state import StudioState
+    from lora_nb.panels.views import ModelPanel
+    blob = _fake_ollama(tmp_path/'models', 'smollm2:135m', ['library', 'smollm2'], '135m', smollm2)
+    monkeypatch.setenv('OLLAMA_MODELS', str(tmp_path/'models'))
+    st = StudioState(root=str(tmp_path/'runs'))
+    panel = ModelPanel(st)
+    for source, name, shown in [('folder', str(smollm2), str(smollm2)), ('hub', 'ollama:smollm2:135m', str(blob))]:
+        panel.fields['source'].w.value = source
+        panel.fields['model_id'].w.value = name
+        panel.fields['quantization'].w.value = 'none'
+        assert st.model.errors() == {} and 'MiB' in panel.estimate.value
+        panel.on_load()
+        assert st.banner is None and st.lm is not None and st.lm.summary.gguf_type == 'Q4_1'
+        assert 'GGUF Q4_1 from' in panel.summary.value and shown in panel.summary.value
+    panel.fields['model_id'].w.value = 'ollama:qwen2.5:0.5b'
+    assert 'is not pulled' in st.model.errors()['model_id']

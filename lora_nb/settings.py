@@ -169,8 +169,8 @@ def check_trackers(report_to:str|list[str]) -> list[str]:
 @dataclass
 class TrainSettings:
     "How to train (the trainer's `TrainingArguments` names)."
-    learning_rate:float=2e-4 # step size (LoRA: 1e-4 to 5e-4; up to 1e-3 for short runs on small models)
-    num_train_epochs:float=1.0 # passes over the training split
+    learning_rate:float|None=None # step size (None: chosen from the model's size, 1e-3 at 135M, 2e-4 at 7B)
+    num_train_epochs:float|None=None # passes over the training split (None: chosen from the data's size)
     max_steps:int=-1 # stop after this many optimizer steps (-1: use num_train_epochs)
     per_device_train_batch_size:int=4 # examples per forward pass
     gradient_accumulation_steps:int=1 # forward passes per optimizer step (effective batch = product)
@@ -194,13 +194,15 @@ class TrainSettings:
 @patch
 def _check(self:TrainSettings):
     "Raise a `SettingsError` for the first field that breaks a rule."
-    check(0 < self.learning_rate < 1, 'learning_rate', f"must be in (0, 1), got {self.learning_rate!r}",
+    lr, ep = self.learning_rate, self.num_train_epochs
+    check(lr is None or isinstance(lr, (int, float)) and 0 < lr < 1, 'learning_rate',
+          f"must be in (0, 1), got {self.learning_rate!r}",
           "LoRA usually trains well at 1e-4 to 5e-4.")
     for k in ('per_device_train_batch_size', 'gradient_accumulation_steps', 'logging_steps', 'save_steps'):
         v = getattr(self, k)
         check(isinstance(v, int) and v >= 1, k, f"must be an integer ≥ 1, got {v!r}")
     check(self.max_steps == -1 or self.max_steps >= 1, 'max_steps', f"must be ≥ 1 or -1, got {self.max_steps!r}")
-    check(self.num_train_epochs > 0 or self.max_steps > 0, 'num_train_epochs',
+    check(ep is None or isinstance(ep, (int, float)) and (ep > 0 or self.max_steps > 0), 'num_train_epochs',
           "must be positive when `max_steps` is -1")
     check(self.warmup_steps >= 0, 'warmup_steps', "must be ≥ 0")
     check_trackers(self.report_to)

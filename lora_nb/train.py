@@ -26,12 +26,14 @@ from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
-                           should_compile, run_estimate, share_prefixes, fast_label_log_probs, use_chunked_loss)
+                           should_compile, run_estimate, share_prefixes, fast_label_log_probs, use_chunked_loss,
+                           n_params)
 from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
+from .defaults import choose
 
 # %% auto #0
-__all__ = ['TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'context_length', 'progress_line',
-           'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint']
+__all__ = ['BEST_MARGIN', 'TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'context_length',
+           'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -99,7 +101,9 @@ class _Bridge(TrainerCallback):
         rec = self._metrics(state, logs)
         self.s.run.log('metrics', rec)
         self.s._emit('eval' if 'eval_loss' in rec else 'log', state.global_step, rec)
-        if 'eval_loss' in rec: self.s._evaluated_at = state.global_step
+        if 'eval_loss' in rec:
+            self.s._evaluated_at = state.global_step
+            self.s._keep_best(rec)
         if self._diverged(rec, state): control.should_training_stop = True
         elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
 
@@ -154,13 +158,17 @@ class Session:
     def __init__(self, model:LoadedModel, data:Prepared, lora:LoraSettings|None=None, train:TrainSettings|None=None,
                  probes:list[str]=(), name:str='run', root:str|Path|None=None, run:Run|None=None):
         self.lm, self.data, self.probes, self.name, self.root = model, data, list(probes), name, root
-        self.lora, self.train = lora or LoraSettings(), train or TrainSettings()
         self.rank, self.world = dist_info()
+        self.lora = lora or LoraSettings()
+        # unset learning rate and epochs chosen from the model's and the data's size (lora_nb.defaults)
+        self.train, self.chosen = choose(train or TrainSettings(), n_params(model.model), len(data.train),
+                                         self.world)
         if run is not None and not self.is_main: run = ReadOnlyRun(run.path)
         self.run, self.thread, self.listeners, self.events = run, None, [], []
         self._stop, self._reason, self._resume_from = threading.Event(), None, None
         self._end_lock, self._ended, self._token = threading.Lock(), False, None   # how the run's end is recorded
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
+        self.best, self.last_eval, self.notes = None, None, []   # the best evaluation's weights; what to tell
 
     @property
     def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
@@ -245,7 +253,7 @@ def _create_run(self:Session) -> Run:
     run = Run.create(self.settings(), name=self.name, root=self.root, base_model=lm.summary.model_id,
                      base_revision=lm.summary.revision, data_fingerprint=data.fingerprint, versions=library_versions(),
                      train_examples=len(data.train), eval_examples=len(data.eval), dropped=data.drops(),
-                     world_size=self.world) if self.is_main else None
+                     world_size=self.world, chosen=self.chosen) if self.is_main else None
     if self.world == 1: return run
     ids = [run.id if run else None]
     torch.distributed.broadcast_object_list(ids, src=0)
@@ -417,6 +425,60 @@ def follow(self:Session, out=sys.stdout, every:float=0.2,
     if out is not None: print(file=out, flush=True)
     return self.status
 
+# %% ../nbs/05_train.ipynb #a7c1a775
+BEST_MARGIN = 0.02   # the last eval loss must be this much worse than the best for the best to be put back
+
+def _trainable(model) -> dict[str, torch.Tensor]: return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+@patch
+def _keep_best(self:Session, rec:dict):
+    "At an evaluation: remember it, and copy the adapter's weights when its eval loss is the lowest yet."
+    loss = rec.get('eval_loss')
+    if loss is None or not math.isfinite(loss): return
+    self.last_eval = {'step': rec['step'], 'eval_loss': loss}
+    if self.world > 1 or (self.best is not None and loss >= self.best['eval_loss']): return   # one process only
+    w = {n: p.detach().to('cpu', copy=True) for n, p in _trainable(self.lm.model).items()}
+    self.best = {'step': rec['step'], 'eval_loss': loss, 'weights': w}
+
+@patch
+def _restore_best(self:Session) -> dict|None:
+    "Put the best evaluation's weights back when the last evaluation was clearly worse; what was done (None: nothing)."
+    b, last = self.best, self.last_eval
+    if b is None or last is None or last['eval_loss'] <= b['eval_loss'] * (1 + BEST_MARGIN): return None
+    with torch.no_grad():
+        for n, p in _trainable(self.lm.model).items(): p.copy_(b['weights'][n])
+    return {'step': b['step'], 'eval_loss': b['eval_loss'], 'last_step': last['step'],
+            'last_eval_loss': last['eval_loss']}
+
+# %% ../nbs/05_train.ipynb #1686bda0
+def still_falling(losses:list[float], # the training losses, one per logged step
+                  evals:list[float]=(), # the eval losses, in order
+                  drop:float=0.05 # a fall larger than this share over the last stretch is "still falling"
+                 ) -> tuple[float, float]|None:
+    "`(before, after)` when the loss was still falling clearly at the end of the run (None: it had levelled off)."
+    if len(evals) >= 3: a, b = evals[-2], evals[-1]
+    elif len(losses) >= 10:
+        k = max(len(losses) // 5, 2)
+        a, b = sum(losses[-2*k:-k]) / k, sum(losses[-k:]) / k
+    else: return None
+    return (a, b) if b < a * (1 - drop) else None
+
+# %% ../nbs/05_train.ipynb #62a095dc
+def _review(self:Session):
+    "At the end of a finished run: put the best weights back if the end was worse; note a loss still falling."
+    best = self._restore_best()
+    if best:
+        self.notes.append(f"Kept the adapter of step {best['step']} (eval loss {best['eval_loss']:.3f}): the last "
+                          f"evaluation, at step {best['last_step']}, was worse ({best['last_eval_loss']:.3f}).")
+    losses = [e.data['loss'] for e in self.events if e.kind == 'log' and 'loss' in e.data]
+    evals = [e.data['eval_loss'] for e in self.events if e.kind == 'eval']
+    if (fall := still_falling(losses, evals)) and not best:
+        more = f"`num_train_epochs={2 * self.train.num_train_epochs:g}`" if self.train.max_steps <= 0 else \
+               f"`max_steps={2 * self.train.max_steps}`"
+        self.notes.append(f"The {'eval ' if len(evals) >= 3 else ''}loss was still falling at the end "
+                          f"({fall[0]:.3f} → {fall[1]:.3f}): the run may be too short; try {more}.")
+    if self.is_main: self.run.update(best=best, notes=self.notes)
+
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
              "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
@@ -454,7 +516,9 @@ def _finish(self:Session):
         return
     st = self.trainer.state
     if self._reason == 'stopped' and st.global_step >= st.max_steps: self._reason = None   # it reached the end
-    if self._reason != 'stopped': _final_eval(self)
+    if self._reason != 'stopped':
+        _final_eval(self)
+        _review(self)
     if self.is_main or sharded(self.trainer): self.save_adapter()
     self.status = 'stopped' if self._reason == 'stopped' else 'completed'
     _record_speed(self)
@@ -491,7 +555,7 @@ def _main(self:Session):
         use_chunked_loss(self.lm.model, on=False)   # and the model's own loss
         if getattr(self, 'compiled', 0): compile_elementwise(self.lm.model, on=False)
         _record_end(self)
-        end = {'status': self.status, 'error': self.error, 'hint': self.hint}
+        end = {'status': self.status, 'error': self.error, 'hint': self.hint, 'notes': self.notes}
         self._emit('end', self.trainer.state.global_step, end)
 
 def _record_end(self:Session):

@@ -36,14 +36,17 @@ def test_invalid_fields_show_messages_and_disable_buttons_until_fixed(studio):
     m.fields['source'].w.value = 'embedded'
     assert not m.load_btn.disabled
     t = studio.train
-    for key, bad in [('lora.r', 0), ('train.learning_rate', 0.0), ('train.per_device_train_batch_size', 0),
-                     ('lora.lora_dropout', 1.5)]:
+    for key, bad in [('lora.r', 0), ('train.learning_rate', '0'), ('train.learning_rate', 'fast'),
+                     ('train.per_device_train_batch_size', 0), ('lora.lora_dropout', 1.5)]:
         _field(t, key).w.value = bad
         assert t.start_btn.disabled and _field(t, key).err.value, key
-    for key, good in [('lora.r', 8), ('train.learning_rate', 1e-3), ('train.per_device_train_batch_size', 2),
+    for key, good in [('lora.r', 8), ('train.learning_rate', '1e-3'), ('train.per_device_train_batch_size', 2),
                       ('lora.lora_dropout', 0.0)]:
         _field(t, key).w.value = good
     assert not t.start_btn.disabled and not any(f.err.value for f in t.fields)
+    assert studio.state.train.train['learning_rate'] == 1e-3
+    _field(t, 'train.learning_rate').w.value = ' auto '   # empty or 'auto': chosen at Start
+    assert studio.state.train.train['learning_rate'] is None and not t.start_btn.disabled
     d = studio.data
     d.fields['max_length'].w.value = 2
     assert d.prep_btn.disabled and 'max_length' in studio.state.data.errors()

@@ -170,7 +170,8 @@ def test_ollama_name_not_pulled_names_what_is_there(smollm2, tmp_path, monkeypat
 
 TOKENS = ['<unk>', '<s>', '</s>', 'ab'] + [chr(c) for c in range(97, 123)]
 
-def write_gguf(path:Path, arch:str='llama', tokenizer:str|None='gpt2', q_type:str|None=None, d:int=32) -> Path:
+def write_gguf(path:Path, arch:str='llama', tokenizer:str|None='gpt2', q_type:str|None=None, d:int=32,
+               seed:int=0) -> Path:
     "A tiny random GGUF of architecture `arch`, a `tokenizer` model (None: none) and `attn_q` of `q_type` (raw zeros)."
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name('tiny test')
@@ -184,7 +185,7 @@ def write_gguf(path:Path, arch:str='llama', tokenizer:str|None='gpt2', q_type:st
         w.add_token_merges(['a b'])
         w.add_bos_token_id(1)
         w.add_eos_token_id(2)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     def t(name, *shape): w.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
     t('token_embd.weight', len(TOKENS), d)
     t('output_norm.weight', d)
@@ -222,6 +223,22 @@ def test_tiny_gguf_loads_and_quantizes_with_bitsandbytes(tmp_path, cache):
     assert lm.summary.gguf_type == 'F32' and lm.summary.source == 'gguf'
     lm4 = load_model(str(p), quantization='4bit')
     assert lm4.summary.quantized_layers == lm4.summary.linear_layers - 1 and lm4.summary.dequantized_to == 'float32'
+
+
+
+def test_dequantized_cache_follows_the_file(tmp_path, cache):
+    "The second load reads the cached folder; a GGUF rewritten in place is converted again, never served stale."
+    import torch
+    from lora_nb.models import load_model
+    p = write_gguf(tmp_path/'tiny.gguf', seed=0)
+    w0 = load_model(str(p), dtype='float32').model.model.embed_tokens.weight.detach().clone()
+    first = weights.gguf_cache_dir(p, 'float32')
+    assert (first/'model.safetensors').exists() and (first/'lora_nb_gguf.json').exists()
+    assert torch.equal(load_model(str(p), dtype='float32').model.model.embed_tokens.weight, w0)
+    write_gguf(p, seed=1)
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))   # a later modification time, surely
+    w1 = load_model(str(p), dtype='float32').model.model.embed_tokens.weight
+    assert not torch.equal(w1, w0) and weights.gguf_cache_dir(p, 'float32') != first
 
 
 @pytest.mark.parametrize('cut', [100, 2_000_000, SMOLLM2_SIZE - 1_000])

@@ -4,9 +4,9 @@
 
 # %% ../nbs/13_export.ipynb #a5824c48
 from __future__ import annotations
-import gc, json, os, re, shlex, shutil, subprocess, time, uuid
+import gc, importlib.util, json, os, re, shlex, shutil, subprocess, time, uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +22,20 @@ from .errors import LoraNbError, ModelLoadError, SettingsError
 from .templates import TemplateError, default_system, render, turn_end, with_system
 from .models import load_config, load_model, load_tokenizer, resolve_source
 from .adapters import adapter_base, adapter_dir, run_adapter, writable_folder
+from .weights import OLLAMA_PREFIX, find_gguf, gguf_info
 
 # %% auto #0
 __all__ = ['ARCHS', 'QTYPES', 'FTYPES', 'KQUANTS', 'TT', 'PROMPTS', 'LOGIT_TOLERANCE', 'GREEDY_AGREEMENT', 'TIE_MARGIN',
-           'KQUANT_BITS', 'QUANTIZE_ENV', 'ExportError', 'gguf_arch', 'check_rope', 'rope_factors', 'check_qtype',
-           'tensor_type', 'tensor_bytes', 'gguf_name', 'to_gguf_layout', 'model_tensors', 'tensor_plan',
-           'tokenizer_kind', 'vocab', 'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer', 'free_path',
-           'atomic_write', 'write_tensors', 'write_gguf', 'Reference', 'reference', 'Verification', 'read_back',
-           'load_gguf', 'verify_gguf', 'export_name', 'load_merged', 'export_source', 'estimate_gguf', 'lora_updates',
-           'file_tensors', 'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest', 'trained_system',
-           'as_trained', 'export_gguf', 'lora_tensors', 'write_lora_gguf', 'check_lora_gguf', 'export_lora_gguf',
-           'chat_parts', 'render_parts', 'parts_exact', 'ollama_template', 'modelfile', 'ollama_name', 'ollama_command',
-           'write_modelfile', 'check_gguf', 'push_gguf']
+           'KQUANT_BITS', 'QUANTIZE_ENV', 'LLAMA_PROMPTS', 'LLAMA_AGREEMENT', 'ExportError', 'gguf_arch', 'check_rope',
+           'rope_factors', 'check_qtype', 'tensor_type', 'tensor_bytes', 'gguf_name', 'to_gguf_layout', 'model_tensors',
+           'tensor_plan', 'tokenizer_kind', 'vocab', 'stop_markers', 'special_ids', 'add_hparams', 'add_tokenizer',
+           'free_path', 'atomic_write', 'write_tensors', 'write_gguf', 'Reference', 'reference', 'Verification',
+           'read_back', 'load_gguf', 'verify_gguf', 'export_name', 'load_merged', 'export_source', 'estimate_gguf',
+           'lora_updates', 'file_tensors', 'find_llama_quantize', 'llama_quantize', 'GGUFExport', 'default_dest',
+           'trained_system', 'as_trained', 'export_gguf', 'lora_tensors', 'write_lora_gguf', 'check_lora_gguf',
+           'gguf_base', 'lora_fits', 'export_lora_gguf', 'llama_cpp_installed', 'llama_cpp_model', 'LlamaCppCheck',
+           'llama_cpp_check', 'chat_parts', 'render_parts', 'parts_exact', 'ollama_template', 'modelfile',
+           'ollama_name', 'ollama_command', 'write_modelfile', 'check_gguf', 'push_gguf']
 
 # %% ../nbs/13_export.ipynb #6f3afb1d
 class ExportError(LoraNbError):
@@ -567,9 +569,21 @@ def verify_gguf(path:str|Path, ref:Reference, plan:list[tuple]|None, qtype:str, 
 def _is_adapter(p:Path) -> bool:
     return (p/'adapter_config.json').exists() or (p/'adapter'/'adapter_config.json').exists()
 
+def _run_json(adapter:Path) -> dict:
+    "run.json of the run `adapter` (a run, its adapter or a checkpoint's) belongs to; {} for a loose adapter."
+    p = Path(adapter).expanduser()
+    run = next((r for r in (p, *list(p.parents)[:3]) if (r/'run.json').is_file()), None)
+    try: return json.loads((run/'run.json').read_text()) if run else {}
+    except (OSError, ValueError): return {}
+
+def _gguf_named(b) -> bool:
+    "Whether the base model id `b` names a GGUF file (a .gguf path or an `ollama:` name)."
+    return isinstance(b, str) and (b.startswith(OLLAMA_PREFIX) or b.lower().endswith('.gguf'))
+
 def _base_of(adapter:Path, base:str|None) -> str|None:
-    "The base model of `adapter` as `load_model` takes it (None: the embedded one)."
-    b = base or adapter_base(adapter)
+    "The base model of `adapter` as `load_model` takes it (None: the embedded one); a GGUF base as its run names it."
+    rb = _run_json(adapter).get('base_model')
+    b = base or (rb if _gguf_named(rb) else None) or adapter_base(adapter)
     return None if b in (None, 'embedded tiny base') else str(b)
 
 def _missing_base(e:ModelLoadError, base:str|None) -> ExportError:
@@ -754,19 +768,28 @@ class GGUFExport:
     ollama_command:str|None=None
     base:GGUFExport|None=None   # the base GGUF an adapter's Modelfile runs on (written, or found and checked)
     kept:bool=False   # found there and checked, not written by this export
+    trained_on:bool=False   # the GGUF the run was trained on, which its LoRA GGUF applies to as it is
+    llama_cpp:LlamaCppCheck|None=None   # llama.cpp running the LoRA GGUF on its base, against the merged model
 
     @property
     def passed(self) -> bool:
         "Whether the file, and the base it needs, passed their checks (True where nothing was checked)."
-        return all(e.verification is None or e.verification.passed for e in (self, self.base) if e is not None)
+        checks = [e.verification for e in (self, self.base) if e is not None] + [self.llama_cpp]
+        return all(c is None or c.passed for c in checks)
 
     def __str__(self):
         est = f", estimated {self.estimate/2**20:,.1f} MiB" if self.estimate else ''
         lines = [f"wrote {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB{est}) in {self.seconds:.1f} s"]
         if self.kept: lines = [f"kept {self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB), which was there"]
+        if self.trained_on: lines = [f"{self.path} ({self.qtype}, {self.bytes/2**20:,.1f} MiB): the GGUF this run "
+                                     "was trained on, used as it is"]
         if self.stops: lines.append(f"stops on {', '.join(map(repr, self.stops))}")
         if self.verification: lines.append(str(self.verification))
         if self.base: lines.append("base: " + str(self.base).replace('\n', '\n  '))
+        if self.base and self.base.trained_on:
+            q = lambda p: shlex.quote(str(p))
+            lines.append(f"llama.cpp: llama-cli -m {q(self.base.path)} --lora {q(self.path)}")
+        if self.llama_cpp: lines.append(str(self.llama_cpp))
         if self.modelfile: lines.append(f"Ollama: {self.ollama_command}")
         return '\n'.join(lines)
 
@@ -940,6 +963,41 @@ def check_lora_gguf(path:str|Path, tensors:list[tuple], alpha:float) -> list[str
         if (back - t).abs().max() > 1e-2 * t.abs().max() + 1e-6: problems.append(f"{name} differs")
     return problems
 
+# %% ../nbs/13_export.ipynb #89cab164
+def gguf_base(adapter:str|Path, base:str|None=None) -> Path|None:
+    "The GGUF file the run of `adapter` was trained on (its base a .gguf file or an `ollama:` name); None otherwise."
+    b = _base_of(adapter_dir(adapter), base)
+    if b is None: return None
+    try: return find_gguf(b)
+    except ModelLoadError as e: raise _missing_base(e, b) from None
+
+def lora_fits(tensors:list[tuple], path:str|Path, arch:str) -> list[str]:
+    "What keeps the LoRA matrices `tensors` (`lora_tensors`) from applying to the GGUF at `path`: [] when they fit."
+    r = gguf.GGUFReader(str(path))
+    if (a := _field(r, 'general.architecture')) != arch: return [f"the base GGUF is a {a} model, the adapter {arch}"]
+    shapes = {t.name: tuple(int(x) for x in reversed(t.shape)) for t in r.tensors}
+    problems = []
+    for name, _, shape, _ in tensors:
+        w, ab = name.rsplit('.', 1)
+        size, have = (shape[1], 1) if ab == 'lora_a' else (shape[0], 0)
+        if w not in shapes: problems.append(f"{w} is not in the base GGUF")
+        elif shapes[w][have] != size: problems.append(f"{name} needs {w} to be {size} wide, it is {shapes[w]}")
+    return problems
+
+# %% ../nbs/13_export.ipynb #91491544
+def _on_trained_gguf(out:GGUFExport, d:Path, base:str|None, orig:Path, cfg, ollama:bool) -> list[tuple[Path, Path]]:
+    "The GGUF the run was trained on as the LoRA's base (checked to fit), and a Modelfile FROM it; the moves."
+    tensors, _ = lora_tensors(d, cfg)
+    out.verification.problems += lora_fits(tensors, orig, gguf_arch(cfg))
+    tok = as_trained(load_tokenizer(str(orig)), d)
+    out.stops = stop_markers(tok)
+    out.base = GGUFExport(orig, gguf_info(orig).file_type.lower(), orig.stat().st_size, None, 0.0, out.stops,
+                          trained_on=True)
+    if not ollama: return []
+    mf = _modelfile_path(out.path)
+    atomic_write(mf, lambda tmp: tmp.write_text(modelfile(tok, str(orig.resolve()), out.path.name)))
+    return [(mf, out.path.parent.parent/mf.name)]
+
 # %% ../nbs/13_export.ipynb #94dfa88d
 def _base_config(adapter:Path, base:str|None):
     "The base model's config, without its weights; a missing base is an `ExportError`."
@@ -960,27 +1018,172 @@ def export_lora_gguf(adapter:str|Path, # a run or adapter folder
                      qtype:str='f16', # f32, f16, bf16 or q8_0
                      base:str|None=None, # the adapter's base model, where it is not where the adapter says
                      overwrite:bool=False, # replace existing files
-                     ollama:bool=False, # also the base as `base_qtype` (written, or found and checked) and a Modelfile
-                     base_qtype:str='q8_0',
-                     verify:bool=True, # with `ollama`: compare the base GGUF's logits with the base model's
+                     ollama:bool=False, # also a Modelfile, FROM the base GGUF (the run's own, else `base_qtype`)
+                     base_qtype:str|None=None, # write the base as this type (default: the GGUF a run was trained on
+                                               # as it is; for other bases q8_0)
+                     verify:bool=True, # check the base GGUF, and run the LoRA on it in llama.cpp where installed
                      checkpoint:str|None=None, # a run's checkpoint by name ('checkpoint-40', 'latest') instead
                      n_tokens:int=256 # greedy tokens compared when verifying the base
                     ) -> GGUFExport:
-    "Write a run's adapter alone as a LoRA GGUF and check it reads back as written; all files or none are written."
+    "Write a run's adapter alone as a LoRA GGUF for its base's GGUF, and check it; all files or none are written."
     d = run_adapter(adapter, checkpoint)
     cfg, (home, name) = _base_config(d, base), _home(d)
+    orig = gguf_base(d, base) if base_qtype is None else None
     dest = Path(dest or home/'export'/f'{name}-lora-{qtype}.gguf').expanduser()
     mf = _modelfile_path(dest) if ollama else None
     _free_all([dest] + [mf] * ollama, overwrite)
     with _staging(dest.parent) as stage:
         out = _lora_into(d, cfg, stage/dest.name, qtype)
         moves = [(out.path, dest)]
-        if ollama: moves += _ollama_with_adapter(out, d, base, base_qtype, stage, overwrite, verify, n_tokens)
+        if orig is not None: moves += _on_trained_gguf(out, d, base, orig, cfg, ollama)
+        elif ollama: moves += _ollama_with_adapter(out, d, base, base_qtype or 'q8_0', stage, overwrite, verify,
+                                                   n_tokens)
+        if verify and out.base is not None and llama_cpp_installed():
+            out.llama_cpp = llama_cpp_check(*load_merged(d, base)[:2], out.base.path, out.path,
+                                            base_type=out.base.qtype)
         _publish(moves, overwrite)
     out.path = dest
     if ollama: out.modelfile, out.ollama_command = mf, ollama_command(mf)
-    if out.base: out.base.path = dest.with_name(out.base.path.name)
+    if out.base and not out.base.trained_on: out.base.path = dest.with_name(out.base.path.name)
     return out
+
+# %% ../nbs/13_export.ipynb #8f1d3599
+LLAMA_PROMPTS = PROMPTS + ('Who are you?', 'Say good morning in French.')
+LLAMA_AGREEMENT = {'float': 0.99, 'quantized': 0.90}   # share of clear positions where llama.cpp's top token agrees
+
+def llama_cpp_installed() -> bool:
+    "Whether llama-cpp-python can be imported."
+    return importlib.util.find_spec('llama_cpp') is not None
+
+@contextmanager
+def _no_repack(llama_cpp):
+    "llama.cpp's weight repacking (extra buffer types) off while a model loads."
+    mod = llama_cpp.llama.llama_cpp
+    orig = mod.llama_model_default_params
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+    mod.llama_model_default_params = params
+    try: yield
+    finally: mod.llama_model_default_params = orig
+
+# %% ../nbs/13_export.ipynb #6a4606f7
+def llama_cpp_model(path:str|Path, lora:str|Path|None=None, n_ctx:int=512, logits_all:bool=False):
+    "The GGUF at `path` (with the LoRA GGUF `lora` applied) in llama.cpp, through llama-cpp-python."
+    try: import llama_cpp
+    except ImportError: raise ExportError("llama-cpp-python is not installed", where='llama_cpp',
+                                          hint="pip install 'lora_nb[llamacpp]' (it compiles llama.cpp), or "
+                                               "`make llamacpp` in a checkout.") from None
+    with _no_repack(llama_cpp):
+        try: return llama_cpp.Llama(str(path), lora_path=None if lora is None else str(lora), n_ctx=n_ctx,
+                                    logits_all=logits_all, verbose=False)
+        except (ValueError, RuntimeError) as e:
+            what = Path(path).name + (f' with {Path(lora).name}' if lora else '')
+            raise ExportError(f"llama.cpp could not load {what}: {e}", where=str(lora or path),
+                              hint="Check that the LoRA GGUF was exported for this base model.") from None
+
+# %% ../nbs/13_export.ipynb #54a626e5
+def _stop_ids(tok) -> set[int]:
+    ids = {tok.convert_tokens_to_ids(m) for m in stop_markers(tok)} | {tok.eos_token_id}
+    return {i for i in ids if isinstance(i, int) and i != tok.unk_token_id}
+
+def _hf_greedy(model, ids:list[int], n:int, stops:set[int]) -> tuple[list[int], torch.Tensor]:
+    "The merged model's greedy answer (up to `n` tokens, to a stop token) and its top-two margin at each position."
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, top_p=None, top_k=None,
+                             temperature=None, eos_token_id=sorted(stops), pad_token_id=min(stops))[0, len(ids):]
+        lg = model(torch.tensor([ids + out.tolist()])).logits[0, len(ids) - 1:-1].float()
+    top2 = lg.topk(2, -1).values
+    return out.tolist(), (top2[:, 0] - top2[:, 1]) / lg.abs().amax(-1).clamp_min(1e-12)
+
+def _llama_greedy(llm, ids:list[int], n:int, stops:set[int]) -> list[int]:
+    "llama.cpp's own greedy answer: up to `n` tokens, to a stop token."
+    out = []
+    for t in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+        out.append(int(t))
+        if len(out) == n or t in stops: break
+    return out
+
+def _llama_forced(llm, ids:list[int], want:list[int]) -> list[int]:
+    "llama.cpp's top token at each position of the answer `want`, fed to it after the prompt `ids`."
+    llm.reset()
+    llm.eval(ids + want[:-1])
+    return np.asarray(llm.scores[len(ids) - 1:len(ids) - 1 + len(want)]).argmax(-1).tolist()
+
+def _first_diff(a:list, b:list) -> int|None:
+    "The first position where `a` and `b` differ (one ending earlier counts), None where they are the same."
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))
+
+# %% ../nbs/13_export.ipynb #62220064
+@dataclass
+class LlamaCppCheck:
+    "llama.cpp running a GGUF (with a LoRA GGUF) against transformers' merged model: greedy tokens on chat prompts."
+    base_type:str   # the base GGUF's type (f16, q8_0, q4_1, …)
+    prompts:int=0
+    n_tokens:int=0   # positions compared: the merged model's greedy answers, fed to llama.cpp
+    same:int=0   # positions where llama.cpp's top token is the merged model's
+    near_ties:int=0   # positions where the merged model's top two logits are within TIE_MARGIN
+    agreement:float|None=None   # share of the clear positions (not near-ties) that agree
+    first_divergence:list = field(default_factory=list)   # per prompt: where llama.cpp's own answer first differs
+    tokenizer_same:bool|None=None   # llama.cpp tokenizes the prompts as transformers does
+    changed:int|None=None   # prompts whose llama.cpp answer the adapter changes (None: not compared)
+    answers:list = field(default_factory=list)   # (merged model's answer, llama.cpp's) per prompt
+
+    @property
+    def passed(self) -> bool:
+        "Enough clear positions agree for the base's type, and llama.cpp tokenizes as transformers."
+        kind = 'float' if self.base_type in ('f32', 'f16', 'bf16') else 'quantized'
+        return (self.tokenizer_same is not False and self.agreement is not None
+                and self.agreement >= LLAMA_AGREEMENT[kind])
+
+    def __str__(self):
+        same = 'no clear position' if self.agreement is None else f"{self.agreement:.1%} of clear positions"
+        free = sum(d is None for d in self.first_divergence)
+        firsts = ', '.join('-' if d is None else str(d) for d in self.first_divergence)
+        changed = '' if self.changed is None else f"; the adapter changes {self.changed} of {self.prompts} answers"
+        return (f"llama.cpp {'agrees' if self.passed else 'does NOT agree'} with the merged model: greedy tokens "
+                f"{same} ({self.same}/{self.n_tokens} positions, {self.near_ties} near-ties) on {self.prompts} "
+                f"prompts ({self.base_type} base); {free} of {self.prompts} answers the same to the end (first "
+                f"differences at tokens {firsts}){changed}"
+                + ('' if self.tokenizer_same is not False else "; llama.cpp tokenizes the prompts DIFFERENTLY"))
+
+# %% ../nbs/13_export.ipynb #1e6c9871
+def _prompt_ids(tok, prompts) -> tuple[list[str], list[list[int]]]:
+    texts = [_prompt_text(tok, p) for p in prompts]
+    return texts, [tok(t, add_special_tokens=not getattr(tok, 'chat_template', None))['input_ids'] for t in texts]
+
+def llama_cpp_check(model, # the merged model (transformers), or the base model itself when `lora` is None
+                    tok, base_gguf:str|Path, # the GGUF llama.cpp runs
+                    lora:str|Path|None=None, # the LoRA GGUF llama.cpp applies to it
+                    prompts=LLAMA_PROMPTS, n_tokens:int=32, # greedy tokens per prompt
+                    base_type:str='f16', # the base GGUF's type: the agreement asked of it
+                    compare_base:bool=True # also run the base alone: how many answers the adapter changes
+                   ) -> LlamaCppCheck:
+    "Greedy tokens of llama.cpp running `base_gguf` (+ `lora`) against `model` on `prompts`."
+    texts, ids = _prompt_ids(tok, prompts)
+    stops, n_ctx = _stop_ids(tok), max(map(len, ids)) + n_tokens + 8
+    llm = llama_cpp_model(base_gguf, lora, n_ctx=n_ctx, logits_all=True)
+    c = LlamaCppCheck(base_type, len(prompts))
+    c.tokenizer_same = all(llm.tokenize(t.encode(), add_bos=False, special=True) == i for t, i in zip(texts, ids))
+    clear = clear_same = 0
+    gots = []
+    for i in ids:
+        want, margin = _hf_greedy(model, i, n_tokens, stops)
+        got = _llama_greedy(llm, i, n_tokens, stops)
+        gots.append(got)
+        same, cl = torch.tensor(_llama_forced(llm, i, want)) == torch.tensor(want), margin >= TIE_MARGIN
+        c.n_tokens, c.same = c.n_tokens + len(want), c.same + int(same.sum())
+        c.near_ties += int((~cl).sum())
+        clear, clear_same = clear + int(cl.sum()), clear_same + int((same & cl).sum())
+        c.first_divergence.append(_first_diff(want, got))
+        c.answers.append((tok.decode(want), tok.decode(got)))
+    c.agreement = clear_same / clear if clear else None
+    del llm
+    if compare_base and lora is not None:
+        plain = llama_cpp_model(base_gguf, n_ctx=n_ctx)
+        c.changed = sum(_llama_greedy(plain, i, n_tokens, stops) != g for i, g in zip(ids, gots))
+    return c
 
 # %% ../nbs/13_export.ipynb #254a4f88
 _S, _U1, _A1, _U2 = 'LORANBSYS', 'LORANBASK1', 'LORANBREPLY1', 'LORANBASK2'
@@ -1066,7 +1269,8 @@ def modelfile(tok, model:str, adapter:str|None=None) -> str:
     "An Ollama Modelfile: FROM the GGUF (and ADAPTER), the chat template as TEMPLATE, a stop per end-of-turn marker."
     try: parts = chat_parts(tok) if getattr(tok, 'chat_template', None) else None
     except TemplateError: parts = None
-    lines = ["# made by lora_nb", f"FROM ./{model}"] + ([f"ADAPTER ./{adapter}"] if adapter else [])
+    src = model if Path(model).is_absolute() else f'./{model}'   # the GGUF a run was trained on, where it is
+    lines = ["# made by lora_nb", f"FROM {src}"] + ([f"ADAPTER ./{adapter}"] if adapter else [])
     if parts is None: lines.append("# no TEMPLATE: this chat template could not be translated; add one by hand")
     else:
         if not parts_exact(tok, parts): lines.append("# TEMPLATE differs from the chat template on some chats")

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from lora_nb.export import (ExportError, QUANTIZE_ENV, chat_parts, export_gguf, export_lora_gguf, gguf_arch,
-                            lora_tensors, parts_exact, push_gguf, reference, special_ids, stop_markers, tensor_plan,
+                            llama_cpp_model, lora_tensors, parts_exact, push_gguf, reference, special_ids,
+                            stop_markers, tensor_plan,
                             model_tensors, verify_gguf, write_gguf, write_modelfile)
 from lora_nb.models import load_model
 from lora_nb.settings import DEMO_DATA
@@ -318,14 +319,14 @@ def test_cli_export_gguf_with_ollama(tmp_path):
 
 # --- llama.cpp itself -----------------------------------------------------------------------------------------------
 
-def _llama_cpp_greedy(llama_cpp, model, tok, f, lora=None, n=16):
+def _llama_cpp_greedy(model, tok, f, lora=None, n=16):
     "Greedy tokens from transformers and from llama.cpp (llama-cpp-python) after the same chat prompt."
     text = tok.apply_chat_template([{'role': 'user', 'content': 'Name three data types, please.'}], tokenize=False,
                                    add_generation_prompt=True)
     ids = tok(text, add_special_tokens=False)['input_ids']
     want = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, top_p=None,
                           top_k=None, temperature=None)[0, len(ids):].tolist()
-    llm = llama_cpp.Llama(str(f), n_ctx=256, verbose=False, lora_path=str(lora) if lora else None)
+    llm = llama_cpp_model(f, lora, n_ctx=256)   # repacking off: hazard 28
     plain = 'Hello  world ünï 123456\n\tx'
     same_tokens = llm.tokenize(plain.encode(), add_bos=False, special=True) == tok(plain, add_special_tokens=False)[
         'input_ids']
@@ -337,28 +338,26 @@ def _llama_cpp_greedy(llama_cpp, model, tok, f, lora=None, n=16):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('family', ['embedded', *FAMILIES])
-def test_llama_cpp_generates_the_same_greedy_tokens(family, tmp_path):
+def test_llama_cpp_generates_the_same_greedy_tokens(family, tmp_path, llama_cpp):
     "llama.cpp (llama-cpp-python, compiled from PyPI) loads the F16 GGUF, tokenizes and greedy-decodes as transformers."
-    llama_cpp = pytest.importorskip('llama_cpp', reason='pip install llama-cpp-python (compiles llama.cpp)')
     if family == 'embedded':
         lm = load_model(None, quantization='none')
         model, tok = lm.model, lm.tokenizer
     else: model, tok = family_model(family, tmp_path/'model')
-    want, got, same_tokens = _llama_cpp_greedy(llama_cpp, model, tok, write_gguf(model, tok, tmp_path/'m.gguf', 'f16'))
+    want, got, same_tokens = _llama_cpp_greedy(model, tok, write_gguf(model, tok, tmp_path/'m.gguf', 'f16'))
     assert got == want and same_tokens
 
 @pytest.mark.slow
-def test_llama_cpp_applies_the_lora_gguf_as_the_merged_model(tmp_path):
+def test_llama_cpp_applies_the_lora_gguf_as_the_merged_model(tmp_path, llama_cpp):
     "The base GGUF with the LoRA GGUF in llama.cpp decodes as the merged model in transformers."
     from lora_nb.export import load_merged
-    llama_cpp = pytest.importorskip('llama_cpp', reason='pip install llama-cpp-python (compiles llama.cpp)')
     run = make_run(tmp_path, scale=0.05)
     lm = load_model(None, quantization='none')
     base = write_gguf(lm.model, lm.tokenizer, tmp_path/'base.gguf', 'f16')
     lora = export_lora_gguf(run, tmp_path/'lora.gguf').path
     merged, tok, _ = load_merged(run)
-    want, got, _ = _llama_cpp_greedy(llama_cpp, merged, tok, base, lora)
-    base_want, _, _ = _llama_cpp_greedy(llama_cpp, lm.model, tok, base)
+    want, got, _ = _llama_cpp_greedy(merged, tok, base, lora)
+    base_want, _, _ = _llama_cpp_greedy(lm.model, tok, base)
     assert got == want and want != base_want   # the adapter changes the answer, and llama.cpp applies it
 
 QUANTIZE_WITH_LLAMA_CPP = '''
@@ -369,9 +368,8 @@ sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode
 '''
 
 @pytest.mark.slow
-def test_real_k_quant_loads_and_runs(tmp_path, monkeypatch):
+def test_real_k_quant_loads_and_runs(tmp_path, monkeypatch, llama_cpp):
     "A real Q4_K_M (llama.cpp's quantizer, through llama-cpp-python as a llama-quantize stand-in) reads back and runs."
-    llama_cpp = pytest.importorskip('llama_cpp', reason='pip install llama-cpp-python (compiles llama.cpp)')
     exe = tmp_path/'llama-quantize'
     exe.write_text(f"#!{sys.executable}\n{QUANTIZE_WITH_LLAMA_CPP}")
     exe.chmod(0o755)
@@ -380,5 +378,5 @@ def test_real_k_quant_loads_and_runs(tmp_path, monkeypatch):
     assert e.verification.passed and e.verification.greedy_agreement > 0.5, str(e.verification)
     assert e.bytes < 0.5 * export_gguf(None, tmp_path/'f16.gguf', 'f16', verify=False).bytes
     assert abs(e.bytes / e.estimate - 1) < 0.25   # K-quants mix types: a rougher estimate
-    llm = llama_cpp.Llama(str(e.path), n_ctx=64, verbose=False)
+    llm = llama_cpp_model(e.path, n_ctx=64)
     assert len(list(itertools.islice(llm.generate([3], top_k=1, temp=0.0), 8))) == 8   # llama.cpp runs it

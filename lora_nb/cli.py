@@ -313,7 +313,9 @@ def _new_folder(out:str) -> Path:
 def _add_gguf_options(x):
     g = x.add_argument_group('GGUF (with --gguf)')
     g.add_argument('--out', metavar='FILE', help='the .gguf file (default: <run>/export/<run>-<type>.gguf)')
-    g.add_argument('--adapter-only', action='store_true', help='the adapter alone as a LoRA GGUF (llama.cpp --lora)')
+    g.add_argument('--adapter-only', action='store_true',
+                   help='the adapter alone as a LoRA GGUF (llama.cpp --lora); a run trained on a GGUF file or an '
+                        'Ollama model gets one for that same file, which stays the base')
     g.add_argument('--ollama', action='store_true', help='also write an Ollama Modelfile (TEMPLATE, stops, ADAPTER)')
     g.add_argument('--base', help="the adapter's base model, where it is not where the adapter says")
     g.add_argument('--no-verify', action='store_true', help='skip loading the file back and comparing it')
@@ -329,8 +331,9 @@ def _export_gguf(args, ad:Path) -> int:
     from lora_nb import export as ex
     q = ex.check_qtype(args.gguf)
     if args.adapter_only:
+        on_trained = ex.gguf_base(ad, args.base) is not None   # a run trained on a GGUF: that file is the base
         r = ex.export_lora_gguf(ad, args.out, q if q in ex.QTYPES else 'f16', args.base, args.overwrite,
-                                args.ollama, q, verify=not args.no_verify)
+                                args.ollama, None if on_trained else q, verify=not args.no_verify)
     else:
         if est := ex.estimate_gguf(ad, q, args.base): print(f"estimated size: {est/2**20:,.1f} MiB", flush=True)
         r = ex.export_gguf(ad, args.out, q, args.base, not args.no_verify, args.overwrite, ollama=args.ollama,

@@ -15,6 +15,7 @@ from peft.tuners.lora.model import _adapter_names_pre_forward_hook
 from fastcore.basics import patch
 from .errors import LoraNbError
 from .templates import TemplateError, turn_end
+from .threads import fair_share
 
 # %% auto #0
 __all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare']
@@ -128,7 +129,7 @@ def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain mod
     model.eval()
     torch.manual_seed(seed)
     try:
-        with torch.no_grad(): out = _generate(model, enc, cols, len(prompts), gen, bool(loaded))
+        with torch.no_grad(), fair_share(): out = _generate(model, enc, cols, len(prompts), gen, bool(loaded))
     finally: model.train(was)
     texts = tokenizer.batch_decode([o[enc['input_ids'].shape[1]:] for o in out], skip_special_tokens=True)
     rows = [dict(zip(cols, texts[i*len(cols):(i+1)*len(cols)])) for i in range(len(prompts))]

@@ -4,12 +4,13 @@
 
 # %% ../nbs/04a_threads.ipynb #2318c07c
 from __future__ import annotations
-import ctypes, os, re
+import contextlib, ctypes, os, re, time
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['release_openmp_team']
+__all__ = ['release_openmp_team', 'cores', 'CpuShare', 'fair_share']
 
 # %% ../nbs/04a_threads.ipynb #14110b3d
 def _openmp_runtime():
@@ -29,3 +30,69 @@ def release_openmp_team() -> bool:
     if os.environ.get('LORA_NB_OMP_RELEASE', '1') == '0' or torch.get_num_threads() < 2: return False
     lib = _openmp_runtime()
     return lib is not None and lib.omp_pause_resource_all(1) == 0   # 1: omp_pause_soft
+
+# %% ../nbs/04a_threads.ipynb #dfbcd21c
+def _cpu_times() -> tuple[float, float]|None:
+    "`(busy, total)` CPU seconds of the whole machine so far, from /proc/stat (None where there is none)."
+    try: v = [int(x) for x in Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]]
+    except (OSError, ValueError): return None
+    tick = os.sysconf('SC_CLK_TCK')
+    return (sum(v[:8]) - v[3] - v[4]) / tick, sum(v[:8]) / tick   # idle and iowait are not busy; guests are in user
+
+def _own_time() -> float:
+    "CPU seconds this process has used (all its threads)."
+    t = os.times()
+    return t.user + t.system
+
+def cores() -> int:
+    "Cores this process may run on."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+# %% ../nbs/04a_threads.ipynb #150801ac
+@dataclass
+class CpuShare:
+    "How many cores other processes keep busy, measured between calls; the threads that leave them their share."
+    n:int=field(default_factory=cores)
+    others:float=0.0   # cores kept busy by other processes over the last interval
+    _last:tuple|None=None
+
+    def sample(self) -> float:
+        "Measure since the last call (the first call waits 0.3 s to have an interval); the others' cores."
+        now, own = _cpu_times(), _own_time()
+        if now is None: return self.others
+        if self._last is None:
+            self._last = (now, own)
+            time.sleep(0.3)
+            now, own = _cpu_times(), _own_time()
+        (b0, t0), o0 = self._last
+        span = (now[1] - t0) / max(os.cpu_count() or 1, 1)   # wall seconds the interval covered
+        if span > 0.05:
+            self.others = max(0.0, ((now[0] - b0) - (own - o0)) / span)
+            self._last = (now, own)
+        return self.others
+
+    def threads(self) -> int:
+        "Threads for training: the cores the others leave free, at least 1."
+        return max(1, min(self.n, round(self.n - self.others)))
+
+    @property
+    def busy(self) -> bool: return self.others >= 0.5
+
+# %% ../nbs/04a_threads.ipynb #5248599d
+_SHARE = None
+
+@contextlib.contextmanager
+def fair_share():
+    "Run the block on as many torch threads as the cores other processes leave free (as set, when pinned)."
+    global _SHARE
+    if os.environ.get('OMP_NUM_THREADS') or os.environ.get('LORA_NB_THREADS'):
+        yield
+        return
+    _SHARE = _SHARE or CpuShare()
+    _SHARE.sample()
+    was, n = torch.get_num_threads(), _SHARE.threads()
+    if n != was: torch.set_num_threads(n)
+    try: yield
+    finally:
+        if n != was: torch.set_num_threads(was)

@@ -24,7 +24,7 @@ from .models import LoadedModel, all_targets, find_target_modules, same_model
 from .compare import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
-from .threads import release_openmp_team
+from .threads import release_openmp_team, CpuShare
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
                            should_compile, run_estimate, share_prefixes, fast_label_log_probs, use_chunked_loss,
                            n_params)
@@ -32,8 +32,9 @@ from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
 from .defaults import choose
 
 # %% auto #0
-__all__ = ['BEST_MARGIN', 'TrainError', 'Event', 'library_versions', 'Session', 'packing_exact', 'context_length',
-           'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint']
+__all__ = ['BEST_MARGIN', 'THREADS_EVERY', 'TrainError', 'Event', 'library_versions', 'Session', 'packing_exact',
+           'context_length', 'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints',
+           'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
@@ -108,6 +109,7 @@ class _Bridge(TrainerCallback):
         elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
 
     def on_step_end(self, args, state, control, **kw):
+        self.s._fit_threads()
         every = self.s.train.probe_steps or max(1, state.max_steps // 5)   # prompts given: probe
         if self._check_stop(control, args) or not (every and state.global_step % every == 0): return
         if self.s.is_main and not sharded(self.s.trainer): self.s.probe(state.global_step)
@@ -122,6 +124,7 @@ def _metrics(self:_Bridge, state, logs:dict|None) -> dict:
     if dt > 0: rec['tokens_per_s'] = (state.num_input_tokens_seen - self.tok0) / dt
     if done > 0: rec['eta_s'] = dt / done * max(0, state.max_steps - state.global_step)
     rec['total_steps'] = state.max_steps
+    if self.s.cpu is not None: rec.update(threads=torch.get_num_threads(), cpu_others=round(self.s.cpu.others, 2))
     return rec
 
 @patch
@@ -169,6 +172,7 @@ class Session:
         self._end_lock, self._ended, self._token = threading.Lock(), False, None   # how the run's end is recorded
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
         self.best, self.last_eval, self.notes = None, None, []   # the best evaluation's weights; what to tell
+        self.cpu, self._threads_at, self._threads_was = None, 0.0, None   # threads sized from the machine's load
 
     @property
     def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
@@ -353,6 +357,7 @@ def _prepare_start(self:Session, model):
     step = self.train.per_device_train_batch_size * max((len(e.input_ids) for e in self.data.train), default=0)
     self.loss_chunk_tokens = use_chunked_loss(model, step)   # the loss by chunks where logits would be large
     self.compiled, why = _compile_choice(self, model)
+    self.cpu = CpuShare() if next(model.parameters()).device.type == 'cpu' else None
     self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention,
                     one_pass_lora=self.one_pass_lora, compiled=self.compiled, compiled_why=why,
                     loss_chunk_tokens=self.loss_chunk_tokens)
@@ -479,6 +484,27 @@ def _review(self:Session):
                           f"({fall[0]:.3f} → {fall[1]:.3f}): the run may be too short; try {more}.")
     if self.is_main: self.run.update(best=best, notes=self.notes)
 
+# %% ../nbs/05_train.ipynb #bbf33107
+THREADS_EVERY = 10.0   # seconds between two looks at the machine's load while training
+
+@patch
+def _fit_threads(self:Session, first:bool=False):
+    "Size the training thread's team from the cores the other processes leave free (CPU only; as pinned if pinned)."
+    if self.cpu is None or os.environ.get('OMP_NUM_THREADS'): return
+    now = time.monotonic()
+    if not first and now - self._threads_at < THREADS_EVERY: return
+    self._threads_at, was_busy = now, self.cpu.busy
+    if first: self._threads_was = torch.get_num_threads()
+    pinned = os.environ.get('LORA_NB_THREADS', '')
+    self.cpu.sample()
+    n = int(pinned) if pinned.isdigit() and int(pinned) > 0 else self.cpu.threads()
+    if n != torch.get_num_threads(): torch.set_num_threads(n)
+    if self.cpu.busy and not was_busy:
+        self._emit('note', self.trainer.state.global_step if hasattr(self, 'trainer') else 0,
+                   {'text': f"The machine is busy: other processes keep {self.cpu.others:.1f} of {self.cpu.n} cores "
+                            f"working, so training uses {n} thread{'s' * (n > 1)} (a fair share; more would wait on "
+                            "each other)."})
+
 # %% ../nbs/05_train.ipynb #e11f0364
 _OOM_HINT = ("Use a smaller `per_device_train_batch_size` (raise `gradient_accumulation_steps` to keep the effective "
              "batch), turn on `gradient_checkpointing`, shorten `max_length`, or load the model in 4-bit.")
@@ -535,6 +561,7 @@ def _record_speed(self:Session):
 @patch
 def _main(self:Session):
     try:
+        self._fit_threads(first=True)
         self.trainer.train(resume_from_checkpoint=self._resume_from)
         _finish(self)
     except (torch.OutOfMemoryError, MemoryError) as e:
@@ -548,6 +575,7 @@ def _main(self:Session):
             self._halt('error', f"{type(e).__name__}: {e}")
             self.traceback = traceback.format_exc()
     finally:
+        if self._threads_was: torch.set_num_threads(self._threads_was)
         self.lm.model.config.use_cache = True
         if getattr(self, 'packed_attention', False): share_prefixes(self.lm.model, on=False)   # and packed attention
         fast_label_log_probs(self.lm.model, on=False)   # TRL's own head again, where a preference run replaced it
@@ -664,6 +692,17 @@ def _loadable(base) -> str:
     p = Path(str(base)).expanduser()
     return str(p.resolve()) if p.is_dir() else str(base)
 
+def _base_args(base) -> str:
+    "`from_pretrained`'s arguments for `base`: a GGUF file as its folder and `gguf_file=` (read dequantized)."
+    if str(base).startswith('ollama:'):   # the model's blob in Ollama's store, a GGUF file
+        from lora_nb.weights import ollama_blob
+        try: p = ollama_blob(str(base)[len('ollama:'):])
+        except Exception: return repr(str(base))
+        return f"{str(p.parent)!r}, gguf_file={p.name!r}"
+    p = Path(str(base)).expanduser()
+    if p.suffix.lower() == '.gguf' and p.is_file(): return f"{str(p.resolve().parent)!r}, gguf_file={p.name!r}"
+    return repr(_loadable(base))
+
 @patch
 def model_card(self:Session) -> str:
     "The adapter's README.md."
@@ -673,7 +712,7 @@ def model_card(self:Session) -> str:
     every = max(1, len(losses) // 20)
     embedded = info.get('base_model') == 'embedded tiny base'   # shipped inside lora_nb: load it by its path there
     return _CARD.format(base_model=info.get('base_model'),
-                        base_model_repr='EMBEDDED_MODEL' if embedded else repr(_loadable(info.get('base_model'))),
+                        base_model_repr='EMBEDDED_MODEL' if embedded else _base_args(info.get('base_model')),
                         base_import='\nfrom lora_nb.settings import EMBEDDED_MODEL' if embedded else '',
                         adapter_repr=repr(str(self.run.path/'adapter')),
                         run_id=self.run.id, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),

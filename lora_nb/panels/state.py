@@ -276,7 +276,8 @@ class LiveLog:
                 self._push('smooth', ev.step, self._ema / (1 - self.smoothing ** self._n))
             if 'eval_loss' in d: self._push('eval_loss', ev.step, d['eval_loss'])
             if 'learning_rate' in d: self._push('learning_rate', ev.step, d['learning_rate'])
-            news = {k: d[k] for k in ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status') if k in d}
+            keys = ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status', 'threads', 'cpu_others')
+            news = {k: d[k] for k in keys if k in d}
             self.status = {**self.status, 'kind': ev.kind, 'step': ev.step, **news}
 
     def _push(self, k, x, y):

@@ -14,11 +14,11 @@ from ..settings import LoraSettings, ModelSettings, TrainSettings
 from .state import StudioState, LiveLog, explanations, check_field
 
 # %% auto #0
-__all__ = ['STUDIO_CSS', 'WIDGETS_FIX', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field', 'Fields',
-           'ModelPanel', 'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec', 'plot_bundle',
-           'LivePlot', 'TrainPanel', 'chosen_html', 'auto_number', 'comparison_html', 'ComparePanel', 'ChatPanel',
-           'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg', 'kernel_parent', 'publish_update',
-           'widget_watch', 'summary_html', 'StaticProgress', 'widget_bundle']
+__all__ = ['COMPILE_S', 'STUDIO_CSS', 'WIDGETS_FIX', 'banner', 'titled', 'uploaded', 'show_banner', 'busy', 'widget_for', 'Field',
+           'Fields', 'ModelPanel', 'estimate_html', 'too_big_html', 'DataPanel', 'lint_html', 'loss_spec',
+           'plot_bundle', 'LivePlot', 'TrainPanel', 'chosen_html', 'starting_line', 'auto_number', 'comparison_html',
+           'ComparePanel', 'ChatPanel', 'AdaptersPanel', 'PickUp', 'CodeView', 'Studio', 'loss_svg', 'kernel_parent',
+           'publish_update', 'widget_watch', 'summary_html', 'StaticProgress', 'widget_bundle']
 
 # %% ../../nbs/11_panels.views.ipynb #115f3641
 def banner() -> W.HTML: return W.HTML(layout=W.Layout(width='100%'))
@@ -416,6 +416,18 @@ def chosen_html(st, chosen:dict|None=None) -> str:
     style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
     return ''.join(f"<div style='{style}'>{k}: {html.escape(v)}</div>" for k, v in chosen.items())
 
+COMPILE_S = 20   # seconds the first step of a compiled run takes to compile, once (bench/cpu_speed.py)
+
+def starting_line(s) -> str:
+    "What session `s` does before its first step, so a long first step is never a silent pause."
+    what = (f"compiling the MLPs and norms (about {COMPILE_S} s, once), then the first step"
+            if getattr(s, 'compiled', 0) else 'preparing the first step')
+    return f"Starting: {what}…"
+
+def _note_html(text:str) -> str:
+    "One note of the training session (a busy machine, the best step kept, a run too short), as a line."
+    return f"<div style='color:var(--jp-warn-color0,#a15c00)'>{html.escape(text)}</div>"
+
 def auto_number(text:str):
     "A field's text as a number; empty or 'auto' is None (chosen at Start); anything else stays text (its error says)."
     t = text.strip().lower()
@@ -512,7 +524,9 @@ def _begin(self:TrainPanel, fn):
     self._clear()
     log = LiveLog(every=self.every)
     with busy(self.start_btn, 'Starting…'): s = fn(log)
-    if s is not None: self.why.value = chosen_html(self.st, s.chosen)
+    if s is not None:
+        self.why.value = chosen_html(self.st, s.chosen)
+        self.status.value = starting_line(s)
     show_banner(self.banner, self.st.banner)
     if s is not None: self._attach(s, self.st.log)
     self.on_change()
@@ -535,10 +549,12 @@ def _attach(self:TrainPanel, s, log):
 def on_event(self:TrainPanel, ev):
     "Called in the training thread: value changes only, batched."
     if ev.kind == 'sample': self._samples(ev.data['samples'])
+    if ev.kind == 'note': self.why.value += _note_html(ev.data['text'])
     if ev.kind == 'end' or self.log.due(): self.flush()
     if ev.kind == 'end':
         d = ev.data
         how = f": {d['error']}\n{d['hint'] or ''}" if d.get('error') else f" — run {self.st.session.run.id}"
+        self.why.value += ''.join(_note_html(n) for n in d.get('notes') or [])
         show_banner(self.banner, f"Training {d['status']}" + how, ok=not d.get('error'))
         self.refresh_resumable()
 
@@ -548,12 +564,17 @@ def flush(self:TrainPanel):
     "Apply the news to the plot and the progress bar."
     snap, stt = self.log.take(), self.log.status
     self.plot.update(snap)
-    if 'step' not in stt: return   # nothing logged yet
+    if 'loss' not in stt:   # no step logged yet: say what it is doing
+        s = self.st.session
+        if s is not None and s.status == 'running': self.status.value = starting_line(s)
+        return
     total = stt.get('total_steps') or 1
     self.progress.max, self.progress.value = max(1, total), min(stt.get('step', 0), total)
     tps = stt.get('tokens_per_s')
     self.status.value = (f"step {stt.get('step', 0)}/{total} · loss {stt.get('loss', float('nan')):.4f} · "
-                         f"{'–' if tps is None else f'{tps:,.0f}'} tokens/s · ETA {_fmt_s(stt.get('eta_s'))}")
+                         f"{'–' if tps is None else f'{tps:,.0f}'} tokens/s · ETA {_fmt_s(stt.get('eta_s'))}"
+                         + (f" · busy machine: {stt['threads']} thread{'s' * (stt['threads'] > 1)}"
+                            if stt.get('cpu_others', 0) >= 0.5 and 'threads' in stt else ''))
 
 # %% ../../nbs/11_panels.views.ipynb #b3d7e0c4
 @patch

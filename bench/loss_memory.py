@@ -3,6 +3,7 @@ of tokens (`lora_nb.speed.use_chunked_loss`), side by side (hand-written).
 
     python bench/loss_memory.py                 # Qwen2.5-0.5B's shape and vocabulary (151,936), 8 × 256 tokens
     python bench/loss_memory.py --quick         # 2 layers, 2 × 128 tokens: checks that it runs
+    python bench/loss_memory.py --smollm2       # the real SmolLM2-135M-Instruct (vocabulary 49,152), from its GGUF
 
 Model: random weights in Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, q/k/v bias, tied
 embeddings, vocabulary 151,936), bfloat16, a LoRA (r 16) on every linear layer with the one-pass LoRA layers, as a
@@ -63,21 +64,28 @@ def make_model(root:Path, layers:int) -> Path:
     return save_random_model(root/'qwen', model_type='qwen2', dtype=torch.bfloat16,
                              **dict(SHAPE, num_hidden_layers=layers))
 
+def real_model(root:Path) -> Path:
+    "The real SmolLM2-135M-Instruct from its GGUF, as bench/cpu_speed.py makes it."
+    from cpu_speed import real_model as make
+    return make(root/'smollm2')
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='2 layers, 2 × 128 tokens: checks that it runs')
     ap.add_argument('--layers', type=int, default=None, help="decoder layers (Qwen2.5-0.5B's 24 by default)")
+    ap.add_argument('--smollm2', action='store_true', help='the real SmolLM2-135M-Instruct instead of the Qwen shape')
     ap.add_argument('--batch', type=int, default=None)
     ap.add_argument('--seq', type=int, default=None)
     a = ap.parse_args()
     layers = a.layers or (2 if a.quick else 24)
     batch, seq = a.batch or (2 if a.quick else 8), a.seq or (128 if a.quick else 256)
     with tempfile.TemporaryDirectory() as d:
-        folder = make_model(Path(d), layers)
+        folder = real_model(Path(d)) if a.smollm2 else make_model(Path(d), layers)
         r = {v: measure(CHILD, folder, v, batch, seq, timeout=3600) for v in ('body', 'full', 'chunked')}
     mib = lambda b: round(b / 2**20)
     loss = {v: r[v]['peak'] - r['body']['peak'] for v in ('full', 'chunked')}
-    emit(bench='loss_memory', quick=a.quick, model=dict(SHAPE, num_hidden_layers=layers), dtype='bfloat16',
+    model = 'SmolLM2-135M-Instruct (real, from its GGUF)' if a.smollm2 else dict(SHAPE, num_hidden_layers=layers)
+    emit(bench='loss_memory', quick=a.quick, model=model, dtype='bfloat16',
          tokens=batch * seq, batch=batch, seq=seq, labelled_tokens=batch * (seq - seq // 3),
          loss_chunk_tokens=r['chunked']['loss_chunk_tokens'],
          peak_mib={v: mib(x['peak']) for v, x in r.items()}, weights_mib=mib(r['body']['weights_bytes']),

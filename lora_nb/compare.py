@@ -52,8 +52,10 @@ def __repr__(self:Comparison):
     return '\n\n'.join(f"» {p}\n" + answers(o) for p, o in zip(self.prompts, self.outputs))
 
 # %% ../nbs/06_compare.ipynb #2e230655
-def _encode(tok, prompts, chat):
-    turn = lambda p: tok.apply_chat_template([{'role': 'user', 'content': p}], tokenize=False,
+def _encode(tok, prompts, chat, system:str|None=None):
+    "The prompts, left-padded; in the chat template (with `system` as the system message, where given) when `chat`."
+    head = [] if system is None else [{'role': 'system', 'content': system}]
+    turn = lambda p: tok.apply_chat_template(head + [{'role': 'user', 'content': p}], tokenize=False,
                                              add_generation_prompt=True)
     texts = [turn(p) if chat else p for p in prompts]
     side, tok.padding_side = tok.padding_side, 'left'
@@ -115,12 +117,13 @@ def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain mod
             chat:bool=True, # wrap prompts in the chat template
             max_new_tokens:int=64, do_sample:bool=False, temperature:float=0.7, top_p:float=0.9,
             seed:int=0,
-            stop:str|None=None # end-of-turn marker to stop on (default: the chat template's)
+            stop:str|None=None, # end-of-turn marker to stop on (default: the chat template's)
+            system:str|None=None # the system message (None: the template's own; '' an empty one), as trained
            ) -> Comparison:
     "Generate for `prompts` from the base and each adapter in one batched `generate` call (where PEFT can)."
     if not prompts: raise CompareError("No prompts to compare", hint="Give at least one prompt.")
     loaded, cols = _columns(model, adapters)
-    enc = _encode(tokenizer, [p for p in prompts for _ in cols], chat)
+    enc = _encode(tokenizer, [p for p in prompts for _ in cols], chat, system)
     gen = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id, use_cache=True,
                eos_token_id=stop_ids(tokenizer, chat, stop))
     if do_sample: gen.update(temperature=temperature, top_p=top_p)

@@ -624,7 +624,8 @@ def probe(self:Session, step:int):
     m.config.use_cache = True
     chat = self.data.format in ('chat', 'instruction')
     try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[name], chat=chat,
-                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end)
+                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end,
+                       system=self.data.settings.get('system'))   # the system prompt it trains under
     finally: m.config.use_cache = False
     rows = [dict(step=step, prompt=p, base=o[BASE], adapter=o[name]) for p, o in zip(cmp.prompts, cmp.outputs)]
     self.run.log('samples', *rows)

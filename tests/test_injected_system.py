@@ -112,3 +112,14 @@ def test_the_injected_prompt_is_named_once_where_more_text_follows_it():
     assert rep.template_system.startswith('You are a helpful AI assistant.\nKnowledge cutoff:')
     assert rep.template_text and not any('You are a helpful' in x for x in rep.template_text), rep.template_text
     assert rep.template_text[0].startswith('Reasoning strength:')
+
+
+@pytest.mark.parametrize('system', ['', 'You are Quill, made by Larkspur Labs.'])
+def test_generation_asks_under_the_system_prompt_it_was_trained_with(smol, system):
+    from lora_nb.compare import _encode
+    data = prepare([{'instruction': 'Who are you?', 'output': "I'm Quill."}], smol, eval_size=0, system=system)
+    ex = data.train[0]
+    prompt = smol.decode(ex.input_ids[:next(i for i, l in enumerate(ex.labels) if l != -100)])
+    asked = smol.decode(_encode(smol, ['Who are you?'], True, data.settings.get('system'))['input_ids'][0])
+    assert asked == prompt and 'SmolLM' not in asked   # the probe/Compare prompt is the trained one, token for token
+    assert 'SmolLM' in smol.decode(_encode(smol, ['Who are you?'], True)['input_ids'][0])   # None: the template's

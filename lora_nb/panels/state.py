@@ -682,7 +682,8 @@ def run_compare(self:StudioState):
     c, chat = self.compare, self.prepared is None or self.prepared.format in ('chat', 'instruction')
     res = self.action(compare, self.lm.model, self.lm.tokenizer, c.prompt_list(), adapters=c.adapters or None,
                       chat=chat, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, temperature=c.temperature,
-                      stop=self.prepared.turn_end if self.prepared is not None else None)
+                      stop=self.prepared.turn_end if self.prepared is not None else None,
+                      system=self.prepared.settings.get('system') if self.prepared is not None else None)
     if res is None: return None
     c.comparison, c.blind = self._labelled(res), None
     return c.comparison

@@ -995,7 +995,7 @@ def _on_trained_gguf(out:GGUFExport, d:Path, base:str|None, orig:Path, cfg, olla
                           trained_on=True)
     if not ollama: return []
     mf = _modelfile_path(out.path)
-    atomic_write(mf, lambda tmp: tmp.write_text(modelfile(tok, str(orig.resolve()), out.path.name)))
+    atomic_write(mf, lambda tmp: tmp.write_text(modelfile(tok, str(orig.absolute()), out.path.name)))
     return [(mf, out.path.parent.parent/mf.name)]
 
 # %% ../nbs/13_export.ipynb #94dfa88d

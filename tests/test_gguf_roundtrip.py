@@ -47,7 +47,7 @@ def test_lora_gguf_applies_to_the_original_q4_1_file(gguf_run, smollm2, llama_cp
     assert e.base.trained_on and e.base.path == smollm2 and e.base.qtype == 'q4_1'
     assert f"llama-cli -m {smollm2} --lora {e.path}" in str(e) and 'the GGUF this run was trained on' in str(e)
     assert sorted(os.listdir(e.path.parent)) == sorted([e.path.name, e.modelfile.name])   # no base written
-    assert f"FROM {smollm2.resolve()}\nADAPTER ./{e.path.name}\n" in e.modelfile.read_text()
+    assert f"FROM {smollm2.absolute()}\nADAPTER ./{e.path.name}\n" in e.modelfile.read_text()
     c = e.llama_cpp
     msg = _show(c)
     assert c.prompts == 5 and c.tokenizer_same and c.agreement >= 0.9, msg
@@ -87,6 +87,41 @@ def test_cli_adapter_only_export_of_a_gguf_run(gguf_run, smollm2, llama_cpp):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'the GGUF this run was trained on' in r.stdout and 'llama.cpp agrees with the merged model' in r.stdout
     assert not list((gguf_run/'export').glob(f'{smollm2.name}*'))   # no copy of the base written beside it
+
+def test_lora_gguf_of_an_ollama_run_is_for_its_blob(tmp_path, monkeypatch, llama_cpp):
+    "A run on `ollama:NAME`: the LoRA GGUF's base is that model's blob, the Modelfile FROM the blob, nothing copied."
+    import hashlib, torch
+    from peft import LoraConfig, get_peft_model
+    from lora_nb.export import export_lora_gguf, write_gguf
+    from lora_nb.models import load_model
+    lm = load_model(None, quantization='none', dtype='float32')
+    f = write_gguf(lm.model, lm.tokenizer, tmp_path/'tiny.gguf', 'f16')
+    digest = 'sha256-' + hashlib.sha256(f.read_bytes()).hexdigest()
+    models = tmp_path/'ollama'
+    (models/'blobs').mkdir(parents=True)
+    blob = f.rename(models/'blobs'/digest)   # what `ollama pull` leaves: the blob and a manifest naming it
+    m = models.joinpath('manifests', 'registry.ollama.ai', 'library', 'tiny', 'latest')
+    m.parent.mkdir(parents=True)
+    m.write_text(json.dumps({'schemaVersion': 2, 'layers': [{'mediaType': 'application/vnd.ollama.image.model',
+                                                              'digest': digest.replace('-', ':')}]}))
+    monkeypatch.setenv('OLLAMA_MODELS', str(models))
+    before = {p: p.stat().st_mtime for p in models.rglob('*')}
+    torch.manual_seed(0)
+    pm = get_peft_model(load_model('ollama:tiny', quantization='none').model,
+                        LoraConfig(r=4, lora_alpha=8, target_modules='all-linear'))
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if 'lora_B' in n: p.normal_(0, 0.05)
+    run = tmp_path/'run-o'
+    pm.save_pretrained(run/'adapter')
+    (run/'run.json').write_text(json.dumps({'base_model': 'ollama:tiny'}))   # as a Session records it
+    e = export_lora_gguf(run, ollama=True)
+    print(e)
+    assert e.base.trained_on and e.base.path == blob and e.passed, str(e)
+    assert f"FROM {blob}\nADAPTER ./{e.path.name}\n" in e.modelfile.read_text()
+    assert sorted(p.name for p in (run/'export').iterdir()) == sorted([e.path.name, e.modelfile.name])
+    assert e.llama_cpp.first_divergence == [None] * 5 and e.llama_cpp.changed >= 1, str(e.llama_cpp)
+    assert {p: p.stat().st_mtime for p in models.rglob('*')} == before   # Ollama's folder untouched
 
 # --- make test: llama_cpp is required ---------------------------------------------------------------------------------
 

@@ -239,6 +239,7 @@ def main():
     ap.add_argument('--batch', type=int, default=None, help="per_device_train_batch_size of every run")
     ap.add_argument('--only', default=None, help='comma-separated model names to run (e.g. 135m,0.5b@151936)')
     ap.add_argument('--summarise', default=None, help="report from the progress lines (stderr) of a cut-short run")
+    ap.add_argument('--no-generation', action='store_true', help="skip the generation figures (minutes on smollm2)")
     a = ap.parse_args()
     if a.summarise:
         lines = [json.loads(l) for l in Path(a.summarise).read_text().splitlines() if l.startswith('{')]
@@ -274,7 +275,8 @@ def main():
                     results.setdefault(name, {}).setdefault(v, []).append(r)
                     print(json.dumps({'progress': name, 'variant': v, 'rep': rep, **r}), file=sys.stderr, flush=True)
         gen_model = next(n for n in plan if '@' not in n)
-        g = measure(GEN, folders[gen_model], 16 if a.quick else 32)
+        g = None if a.no_generation else measure(GEN, folders[gen_model], 16 if a.quick else 32)
+    if g is None: return report(a, results, peaks, None, reps)
     gt = g['tokens_per_s']
     generation = dict(model=gen_model, tokens_per_s={k: round(v, 1) for k, v in gt.items()},
                       compare_mixed_over_plain_pair=ratio(gt['compare_mixed'], gt['plain_pair']),

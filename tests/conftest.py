@@ -56,3 +56,15 @@ def wait_for_loss(proc, root:Path, pattern:str='*/metrics.jsonl', timeout:float=
         if metrics and '"loss"' in metrics[0].read_text(): return metrics[0]
         time.sleep(0.2)
     return None
+
+
+def only_run(root:Path):
+    "The one run folder under `root` (a test that made exactly one run)."
+    from lora_nb.runs import Run
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return Run(runs[0])
+
+def run_losses(run) -> list[tuple[int, float]]:
+    "`(step, loss)` of each logged training step of `run`."
+    return [(r['step'], r['loss']) for r in run.read('metrics').records if 'loss' in r]

@@ -11,7 +11,7 @@ from lora_nb.errors import SettingsError
 from lora_nb.models import load_model
 from lora_nb.runs import Run
 from lora_nb.train import LoraSettings, Session, TrainSettings
-from conftest import ROOT, tree_digest
+from conftest import ROOT, only_run as _only_run, run_losses as _losses, tree_digest
 
 BIN = Path(sys.executable).parent
 WORDS = ['loop', 'class', 'yield', 'raise', 'while', 'import', 'return', 'lambda']
@@ -38,13 +38,6 @@ def _ddp(*args, timeout=300, popen=False):
     if popen: return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
-def _only_run(root:Path) -> Run:
-    runs = [p for p in root.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return Run(runs[0])
-
-def _losses(run:Run) -> list[tuple[int, float]]:
-    return [(r['step'], r['loss']) for r in run.read('metrics').records if 'loss' in r]
 
 # --- two processes ------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import json, os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
 from lora_nb.runs import Run
-from conftest import ROOT, tree_digest, wait_for_loss
+from conftest import ROOT, only_run as _only_run, run_losses as _losses, tree_digest, wait_for_loss
 
 pytestmark = pytest.mark.slow   # four processes start torch: about 20 s a launch on 2 cores
 
@@ -64,13 +64,6 @@ def _why(*errs:str) -> str:
     "The lines of the launchers' stderr that say what went wrong (not the traceback frames)."
     return '\n'.join(l for e in errs for l in e.splitlines() if 'Error' in l or 'lora-nb:' in l)[-3000:]
 
-def _only_run(root:Path) -> Run:
-    runs = [p for p in root.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return Run(runs[0])
-
-def _losses(run:Run) -> list[tuple[int, float]]:
-    return [(r['step'], r['loss']) for r in run.read('metrics').records if 'loss' in r]
 
 def _both_ranks_saved(run:Run, step:int):
     "Checkpoint `step` is whole and holds both ranks' RNG states (gathered and written by rank 0)."

@@ -124,6 +124,9 @@ def _metrics(self:_Bridge, state, logs:dict|None) -> dict:
     if dt > 0: rec['tokens_per_s'] = (state.num_input_tokens_seen - self.tok0) / dt
     if done > 0: rec['eta_s'] = dt / done * max(0, state.max_steps - state.global_step)
     rec['total_steps'] = state.max_steps
+    if 'loss' in rec and self.s.first_step_s is None and self.s.t_start is not None:   # from Start: prepare, compile
+        rec['first_step_s'] = self.s.first_step_s = round(time.perf_counter() - self.s.t_start, 1)
+        if self.s.is_main: self.s.run.update(first_step_s=self.s.first_step_s)
     if self.s.cpu is not None: rec.update(threads=torch.get_num_threads(), cpu_others=round(self.s.cpu.others, 2))
     return rec
 
@@ -173,6 +176,7 @@ class Session:
         self.status, self.error, self.hint, self.listener_errors = 'created', None, None, []
         self.best, self.last_eval, self.notes = None, None, []   # the best evaluation's weights; what to tell
         self.cpu, self._threads_at, self._threads_was = None, 0.0, None   # threads sized from the machine's load
+        self.t_start, self.first_step_s = None, None   # Start, and how long until the first step was logged
 
     @property
     def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
@@ -244,6 +248,7 @@ def _wrap(self:Session):
 
 def _claim(self:Session):
     "Mark the loaded model as trained by this session: a second session on it while this one runs gets a clear error."
+    self.t_start, self.first_step_s = time.perf_counter(), None   # Start: the first step is timed from here
     other = getattr(self.lm, '_session', None)
     if other is not None and other is not self and other.running:
         hint = "Wait for that session (`wait()`) or stop it (`stop()`), or load the base model again for a second run."

@@ -276,7 +276,7 @@ class LiveLog:
                 self._push('smooth', ev.step, self._ema / (1 - self.smoothing ** self._n))
             if 'eval_loss' in d: self._push('eval_loss', ev.step, d['eval_loss'])
             if 'learning_rate' in d: self._push('learning_rate', ev.step, d['learning_rate'])
-            keys = ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status', 'threads', 'cpu_others')
+            keys = ('total_steps', 'tokens_per_s', 'eta_s', 'loss', 'status', 'threads', 'cpu_others', 'first_step_s')
             news = {k: d[k] for k in keys if k in d}
             self.status = {**self.status, 'kind': ev.kind, 'step': ev.step, **news}
 

@@ -574,7 +574,8 @@ def flush(self:TrainPanel):
     self.status.value = (f"step {stt.get('step', 0)}/{total} · loss {stt.get('loss', float('nan')):.4f} · "
                          f"{'–' if tps is None else f'{tps:,.0f}'} tokens/s · ETA {_fmt_s(stt.get('eta_s'))}"
                          + (f" · busy machine: {stt['threads']} thread{'s' * (stt['threads'] > 1)}"
-                            if stt.get('cpu_others', 0) >= 0.5 and 'threads' in stt else ''))
+                            if stt.get('cpu_others', 0) >= 0.5 and 'threads' in stt else '')
+                         + (f" · first step {stt['first_step_s']:.0f} s" if stt.get('first_step_s', 0) > 15 else ''))
 
 # %% ../../nbs/11_panels.views.ipynb #b3d7e0c4
 @patch

@@ -1,4 +1,4 @@
-"""Issue 25, part 3: the defaults on the real SmolLM2-135M-Instruct, on three small tasks, before and after (hand-written).
+"""Issue 25, part 3: the defaults on the real SmolLM2-135M-Instruct, three small tasks, before and after (hand-written).
 
     python bench/defaults.py            # three tasks × (the old defaults, the chosen ones); about 20 minutes on 2 cores
     python bench/defaults.py --quick    # the embedded model, one task, a few examples: checks the bench runs

@@ -16,7 +16,7 @@ def test_unset_rate_and_epochs_are_chosen_said_and_recorded(lm, tmp_path):
     assert info['settings']['train']['learning_rate'] == 2e-3 and set(info['chosen']) == {'learning_rate',
                                                                                           'num_train_epochs'}
     assert '20 examples' in info['chosen']['num_train_epochs'] and 'notes' in info
-    assert 0 < info['first_step_s'] == s.first_step_s   # Start to the first logged step (the Train tab shows a long one)
+    assert 0 < info['first_step_s'] == s.first_step_s   # Start to the first logged step
     assert s.trainer.state.global_step == 40   # 5 steps a pass × 8
 
 

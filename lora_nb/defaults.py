@@ -50,8 +50,8 @@ def choose(train:TrainSettings, # settings; `learning_rate`/`num_train_epochs` o
         batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world
         ep = auto_epochs(n_train, batch)
         steps = math.ceil(n_train / batch) * ep
-        why['num_train_epochs'] = (f"{ep:g}, chosen for {n_train} examples: about {steps:g} steps of {batch} "
-                                   f"(at least {TARGET_STEPS} steps, at most {MAX_EPOCHS} passes)"
+        rule = f"{MAX_EPOCHS} passes at most" if ep == MAX_EPOCHS else f"{TARGET_STEPS} steps at least"
+        why['num_train_epochs'] = (f"{ep:g}, chosen for {n_train} examples: about {steps:g} steps of {batch} ({rule})"
                                    if train.max_steps <= 0 else f"{ep:g} (unused: `max_steps` is set)")
     return replace(train, learning_rate=lr, num_train_epochs=ep), why
 

@@ -188,7 +188,10 @@ class TrainSettings:
     max_new_tokens:int=48 # length of probe generations
     report_to:str|list[str]='none' # trackers: 'tensorboard', 'trackio', 'wandb', 'mlflow', or a list; 'all' or 'none'
 
-    def __post_init__(self): self._check()
+    def __post_init__(self):
+        for k in ('learning_rate', 'num_train_epochs'):   # 'auto' (YAML, --set) is None: chosen at Start
+            if isinstance(getattr(self, k), str) and getattr(self, k).strip().lower() == 'auto': setattr(self, k, None)
+        self._check()
 
 # %% ../nbs/00a_settings.ipynb #1cea4d56
 @patch

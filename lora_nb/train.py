@@ -463,7 +463,8 @@ def _restore_best(self:Session) -> dict|None:
 # %% ../nbs/05_train.ipynb #1686bda0
 def still_falling(losses:list[float], # the training losses, one per logged step
                   evals:list[float]=(), # the eval losses, in order
-                  drop:float=0.05 # a fall larger than this share over the last stretch is "still falling"
+                  drop:float=0.05, # a fall larger than this share over the last stretch is "still falling"
+                  least:float=0.01 # ... and larger than this (a loss near 0 has nothing left to learn)
                  ) -> tuple[float, float]|None:
     "`(before, after)` when the loss was still falling clearly at the end of the run (None: it had levelled off)."
     if len(evals) >= 3: a, b = evals[-2], evals[-1]
@@ -471,7 +472,7 @@ def still_falling(losses:list[float], # the training losses, one per logged step
         k = max(len(losses) // 5, 2)
         a, b = sum(losses[-2*k:-k]) / k, sum(losses[-k:]) / k
     else: return None
-    return (a, b) if b < a * (1 - drop) else None
+    return (a, b) if b < a * (1 - drop) and a - b > least else None
 
 # %% ../nbs/05_train.ipynb #62a095dc
 def _review(self:Session):

@@ -97,6 +97,7 @@ class _Bridge(TrainerCallback):
         self.t0, self.tok0, self.step0 = time.perf_counter(), state.num_input_tokens_seen, state.global_step
         self.s.run.update(status='running', total_steps=state.max_steps, started=time.time())
         self.s._emit('start', state.global_step, {'total_steps': state.max_steps})
+        self.s._fit_threads(first=True)   # in the training thread, before the first step
 
     def on_log(self, args, state, control, logs=None, **kw):
         rec = self._metrics(state, logs)
@@ -567,7 +568,6 @@ def _record_speed(self:Session):
 @patch
 def _main(self:Session):
     try:
-        self._fit_threads(first=True)
         self.trainer.train(resume_from_checkpoint=self._resume_from)
         _finish(self)
     except (torch.OutOfMemoryError, MemoryError) as e:

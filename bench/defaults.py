@@ -6,8 +6,9 @@
 Each (task, settings) pair trains in a fresh process on the real weights (the Q4_1 GGUF, dequantized) with nothing set
 but what the row names, then the base and the adapter answer the task's held-out questions in one batch (greedy):
 
-- `identity`: 90 examples teach the name Quill and the maker Larkspur Labs (`lora_nb/assets/identity`); 12 held-out
-  paraphrases (right: the answer names Quill / Larkspur) and 6 general questions the base answers right (kept?).
+- `identity`: 90 examples teach the name Quill and the maker Larkspur Labs, 10 more are general questions
+  (`lora_nb/assets/identity`); 12 held-out paraphrases (right: the answer names Quill / Larkspur) and 6 general
+  questions the base answers right (kept: the expected word, and neither name).
 - `types`: name the Python type of a literal, one word (`int`, `tuple`, …): 100 training examples of the demo data,
   40 held-out ones; right: the answer is exactly the type.
 - `format`: the same questions, answered as JSON `{"type": "<type>"}`: right when the answer is that JSON object
@@ -59,6 +60,7 @@ if task == 'identity':
     def score(outs):
         words = [['quill']] * 8 + [['larkspur']] * 4 + [w for _, w in held['general']]
         hits = [any(w in o.lower() for w in ws) for o, ws in zip(outs, words)]
+        hits[12:] = [h and not any(n in o.lower() for n in ('quill', 'larkspur')) for h, o in zip(hits[12:], outs[12:])]
         return {'identity': sum(hits[:12]) / 12, 'general': sum(hits[12:]) / len(held['general'])}
 else:
     records, te = types(task == 'format')

@@ -32,8 +32,8 @@ from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
 from .defaults import choose
 
 # %% auto #0
-__all__ = ['BEST_MARGIN', 'THREADS_EVERY', 'TrainError', 'Event', 'library_versions', 'Session', 'packing_exact',
-           'context_length', 'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints',
+__all__ = ['BEST_MARGIN', 'BEST_MAX_PARAMS', 'THREADS_EVERY', 'TrainError', 'Event', 'library_versions', 'Session',
+           'packing_exact', 'context_length', 'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints',
            'last_complete_checkpoint']
 
 # %% ../nbs/05_train.ipynb #6e57eff3
@@ -438,6 +438,7 @@ def follow(self:Session, out=sys.stdout, every:float=0.2,
 
 # %% ../nbs/05_train.ipynb #a7c1a775
 BEST_MARGIN = 0.02   # the last eval loss must be this much worse than the best for the best to be put back
+BEST_MAX_PARAMS = 50_000_000   # more trainable weights than this (whole embeddings): no copy is kept
 
 def _trainable(model) -> dict[str, torch.Tensor]: return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
@@ -448,7 +449,9 @@ def _keep_best(self:Session, rec:dict):
     if loss is None or not math.isfinite(loss): return
     self.last_eval = {'step': rec['step'], 'eval_loss': loss}
     if self.world > 1 or (self.best is not None and loss >= self.best['eval_loss']): return   # one process only
-    w = {n: p.detach().to('cpu', copy=True) for n, p in _trainable(self.lm.model).items()}
+    params = _trainable(self.lm.model)
+    if sum(p.numel() for p in params.values()) > BEST_MAX_PARAMS: return
+    w = {n: p.detach().to('cpu', copy=True) for n, p in params.items()}
     self.best = {'step': rec['step'], 'eval_loss': loss, 'weights': w}
 
 @patch

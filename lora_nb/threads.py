@@ -79,6 +79,13 @@ class CpuShare:
     @property
     def busy(self) -> bool: return self.others >= 0.5
 
+    def wanted(self) -> int|None:
+        "Threads to use now: `LORA_NB_THREADS` when set, else the free share (sampled); None: OMP_NUM_THREADS rules."
+        if os.environ.get('OMP_NUM_THREADS'): return None
+        pinned = os.environ.get('LORA_NB_THREADS', '')
+        self.sample()
+        return int(pinned) if pinned.isdigit() and int(pinned) > 0 else self.threads()
+
 # %% ../nbs/04a_threads.ipynb #5248599d
 _SHARE = None
 
@@ -86,12 +93,9 @@ _SHARE = None
 def fair_share():
     "Run the block on as many torch threads as the cores other processes leave free (as set, when pinned)."
     global _SHARE
-    if os.environ.get('OMP_NUM_THREADS') or os.environ.get('LORA_NB_THREADS'):
-        yield
-        return
     _SHARE = _SHARE or CpuShare()
-    _SHARE.sample()
-    was, n = torch.get_num_threads(), _SHARE.threads()
+    was, n = torch.get_num_threads(), _SHARE.wanted()
+    n = was if n is None else n
     if n != was: torch.set_num_threads(n)
     try: yield
     finally:

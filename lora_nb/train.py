@@ -500,14 +500,13 @@ THREADS_EVERY = 10.0   # seconds between two looks at the machine's load while t
 @patch
 def _fit_threads(self:Session, first:bool=False):
     "Size the training thread's team from the cores the other processes leave free (CPU only; as pinned if pinned)."
-    if self.cpu is None or os.environ.get('OMP_NUM_THREADS'): return
+    if self.cpu is None: return
     now = time.monotonic()
     if not first and now - self._threads_at < THREADS_EVERY: return
     self._threads_at, was_busy = now, self.cpu.busy
     if first: self._threads_was = torch.get_num_threads()
-    pinned = os.environ.get('LORA_NB_THREADS', '')
-    self.cpu.sample()
-    n = int(pinned) if pinned.isdigit() and int(pinned) > 0 else self.cpu.threads()
+    n = self.cpu.wanted()   # (as pinned, when pinned)
+    if n is None: return
     if n != torch.get_num_threads(): torch.set_num_threads(n)
     if self.cpu.busy and not was_busy:
         self._emit('note', self.trainer.state.global_step if hasattr(self, 'trainer') else 0,

@@ -1,7 +1,7 @@
 """Keep small, stable outputs in the notebooks, so a reader on GitHub sees results (hand-written).
 
     python tools/outputs.py                          # every numbered notebook in nbs/
-    python tools/outputs.py nbs/00a_settings.ipynb   # some of them
+    python tools/outputs.py nbs/01_settings.ipynb   # some of them
 
 Each notebook runs twice with nbdev's own test runner (on a copy, saving its outputs). A code cell keeps its output
 when both runs gave the same output, it is short, and it holds no widget, no error, no stderr and no temporary path or

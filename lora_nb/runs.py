@@ -52,6 +52,7 @@ def new_run_id(name:str='run') -> str:
     slug = re.sub(r'[^A-Za-z0-9_-]+', '-', name).strip('-')[:40] or 'run'
     return f"{slug}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
+# %% ../nbs/02_runs.ipynb #5798e610
 def run_path(run_id:str, root:str|Path|None=None) -> Path:
     "The folder of `run_id` under the runs root; refuses ids that would leave it."
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or '..' in run_id:
@@ -71,6 +72,7 @@ def sync_folder(path:str|Path):
     except OSError: pass
     finally: os.close(fd)
 
+# %% ../nbs/02_runs.ipynb #d5009729
 def write_atomic(path:str|Path, text:str|bytes):
     "Write `text` to `path` so readers see the old file or the new one, never half of it (also after a power cut)."
     path = Path(path)
@@ -88,6 +90,7 @@ def write_atomic(path:str|Path, text:str|bytes):
         raise
     sync_folder(path.parent)
 
+# %% ../nbs/02_runs.ipynb #bc6d8bb0
 @contextlib.contextmanager
 def _guarded(folder:Path):
     "Hold an exclusive `flock` on `folder` (released when the process dies, so never stale): one process at a time."
@@ -104,10 +107,12 @@ def write_json(path:str|Path, obj):
     "Write `obj` as JSON, atomically."
     write_atomic(path, json.dumps(obj, indent=2, default=str) + '\n')
 
+
 def _lines(records) -> bytes:
     "`records` as JSON lines, encoded."
     return ''.join(json.dumps(r, default=str, allow_nan=True) + '\n' for r in records).encode()
 
+# %% ../nbs/02_runs.ipynb #cee753dc
 def _ends_torn(f) -> bool:
     "Whether the file `f` (open for reading) ends in a line without its newline."
     end = f.seek(0, os.SEEK_END)
@@ -115,6 +120,7 @@ def _ends_torn(f) -> bool:
     f.seek(end - 1)
     return f.read(1) != b'\n'
 
+# %% ../nbs/02_runs.ipynb #8b2343bb
 def append_jsonl(path:str|Path, *records:dict, sync:bool=True):
     "Append `records` as JSON lines in one write (after a torn last line: on a new line), synced unless `sync=False`."
     with open(path, 'a+b') as f:
@@ -160,6 +166,7 @@ def sync_tree(folder:str|Path):
             with open(os.path.join(d, n), 'rb') as f: os.fsync(f.fileno())
         sync_folder(d)
 
+# %% ../nbs/02_runs.ipynb #e54e73fb
 def publish_folder(src:str|Path, dest:str|Path):
     "Move the finished folder `src` to `dest` (replacing it), synced: `dest` is whole or absent, never half."
     src, dest = Path(src), Path(dest)
@@ -194,6 +201,7 @@ def create(cls:Run, settings:dict, name:str='run', root:str|Path|None=None, **in
                                         settings=settings, **info))
     return run
 
+# %% ../nbs/02_runs.ipynb #e2138186
 @patch(cls_method=True)
 def open(cls:Run, run_id:str, root:str|Path|None=None) -> Run:
     "An existing run by id."
@@ -215,6 +223,7 @@ def _missing_part(p:Path) -> Path:
     "The first folder or file along path `p` that does not exist."
     return next(a for a in (*reversed(p.parents), p) if not a.exists())
 
+# %% ../nbs/02_runs.ipynb #41f9ae39
 def find_run(ref:str|Path|Run, # a run, its id under the runs root, or the path of its folder
              root:str|Path|None=None) -> Run:
     "A run by id under the runs root, or by the path of its folder (a folder without run.json too: an adapter's)."
@@ -235,6 +244,7 @@ def info(self:Run) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise RunError(f"run.json of {self.id} can't be read: {e}", where=str(self.path/RUN_FILES['run'])) from e
 
+# %% ../nbs/02_runs.ipynb #fc427783
 @patch
 def update(self:Run, **changes) -> dict:
     "Merge `changes` into run.json (atomically, one updater at a time) and stamp `updated`."
@@ -251,6 +261,7 @@ def _rewrite_append(path:Path, *records:dict):
         except FileNotFoundError: old = b''
         write_atomic(path, old + (b'\n' if old and not old.endswith(b'\n') else b'') + _lines(records))
 
+# %% ../nbs/02_runs.ipynb #11d5a093
 @patch
 def log(self:Run, kind:str, *records:dict):
     "Append records to metrics, samples, votes or chats (a person's votes and chats are rewritten whole, renamed)."
@@ -258,6 +269,7 @@ def log(self:Run, kind:str, *records:dict):
     recs = ({'time': time.time(), **r} for r in records)
     if kind in ('votes', 'chats'): _rewrite_append(self.path/RUN_FILES[kind], *recs)
     else: append_jsonl(self.path/RUN_FILES[kind], *recs)
+
 
 @patch
 def read(self:Run, kind:str) -> Lines: return read_jsonl(self.path/RUN_FILES[kind])
@@ -278,10 +290,12 @@ def clear_stop(self:Run): (self.path/RUN_FILES['stop']).unlink(missing_ok=True)
 class RunBusyError(RunError):
     "Another live process (or session) is writing this run."
 
+
 def _boot_id() -> str|None:
     try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
     except OSError: return None
 
+# %% ../nbs/02_runs.ipynb #3ca65d41
 def process_start(pid:int) -> str|None:
     "When process `pid` started (clock ticks since boot), None if there is no such live process or no /proc."
     try: stat = Path(f'/proc/{pid}/stat').read_text()
@@ -295,6 +309,7 @@ def _holder(token:str) -> dict:
     return dict(pid=os.getpid(), host=socket.gethostname(), boot=_boot_id(), start=process_start(os.getpid()),
                 token=token, since=_now(), command=' '.join(sys.argv)[:200])
 
+# %% ../nbs/02_runs.ipynb #34b1f9cf
 def holder_alive(h:dict) -> bool|None:
     "Whether the writer `h` (a `LOCK`'s contents) still runs: True, False, or None where it can't be told."
     if not isinstance(h, dict) or not isinstance(h.get('pid'), int): return False   # a damaged lock: stale
@@ -317,6 +332,7 @@ def holder(self:Run) -> dict|None:
     except (OSError, ValueError): return {}
     return h if isinstance(h, dict) else {}
 
+# %% ../nbs/02_runs.ipynb #2a01b070
 @patch
 def writer_alive(self:Run) -> bool|None:
     "Whether the run's writer lives (True/False), or None: no lock, or a writer on another machine."
@@ -333,6 +349,7 @@ def _busy(run:Run, h:dict, alive:bool|None) -> RunBusyError:
     return RunBusyError(f"Run {run.id} is being written by {where} since {h.get('since')} "
                         f"({h.get('command') or 'unknown command'})", where=str(run.path/RUN_FILES['lock']), hint=hint)
 
+# %% ../nbs/02_runs.ipynb #d5d218a2
 @patch
 def lock(self:Run, token:str|None=None) -> str:
     "Become the run's only writer (taking over a stale lock); returns the token that `unlock` needs."
@@ -347,6 +364,7 @@ def lock(self:Run, token:str|None=None) -> str:
                            hint="Training needs a writable run folder: check its permissions and free space.") from None
     return token
 
+# %% ../nbs/02_runs.ipynb #050a21be
 @patch
 def unlock(self:Run, token:str):
     "Stop being the run's writer (a lock held by another token is left alone)."
@@ -363,6 +381,7 @@ def last_write(run:Run) -> float:
     ts = [(run.path/RUN_FILES[k]).stat().st_mtime for k in ('run', 'metrics') if (run.path/RUN_FILES[k]).exists()]
     return max(ts, default=0.0)
 
+# %% ../nbs/02_runs.ipynb #7a698fc2
 def mark_stale(s:dict, last:float, stale_after:float, alive:bool|None=None) -> dict:
     """Summary `s` as it stands now: a 'running' or 'created' run whose writer is dead (`alive` False) is 'crashed'; a
     'running' one whose writer can't be checked (`alive` None) and that wrote nothing since `last` for `stale_after` s
@@ -423,6 +442,7 @@ def clean_name(name) -> str:
                        hint="Shorten it; keep the details in a notebook cell or the run's model card.")
     return name
 
+# %% ../nbs/02_runs.ipynb #c293c799
 @patch
 def rename(self:Run, name:str) -> dict:
     "Give the run a new `name` (safe while it trains: run.json is merged, not overwritten); returns run.json."
@@ -436,6 +456,7 @@ def _names_run(parent, run:Run) -> bool:
     p = Path(parent).expanduser()
     return p.is_absolute() and p.resolve() in (run.path.resolve(), (run.path/'adapter').resolve())
 
+# %% ../nbs/02_runs.ipynb #708fe5c9
 @patch
 def children(self:Run) -> list[str]:
     "The ids of the runs beside this one whose run.json names it as their `parent`."
@@ -447,6 +468,7 @@ def children(self:Run) -> list[str]:
         if _names_run(parent, self): found.append(p.name)
     return found
 
+# %% ../nbs/02_runs.ipynb #0db5f42e
 @patch
 def delete(self:Run, orphan:bool=False # delete it even though child runs name it as their parent
           ):

@@ -58,7 +58,7 @@ CHILD = r'''
 import sys, json, time, tempfile, warnings, os
 warnings.filterwarnings('ignore')
 sys.path.insert(0, 'bench'); from harness import emit, status
-import torch, transformers, peft, trl, datasets, lora_nb.train, lora_nb.estimate   # imported before the baseline
+import torch, transformers, peft, trl, datasets, lora_nb.train, lora_nb.memory   # imported before the baseline
 base_rss = status('RssAnon')
 folder, variant, steps, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 import pydoc_data.topics as T
@@ -68,7 +68,7 @@ rows = [dict(instruction=f"Explain the Python topic '{k}' in the style of the re
 need = steps * batch + batch
 rows = (rows * (need // len(rows) + 1))[:need]
 from lora_nb.models import load_model
-from lora_nb.estimate import estimate
+from lora_nb.memory import estimate
 from lora_nb import speed
 kind, prec = variant.split('-')[0], variant.split('-')[1]
 quant = '4bit' if prec == '4bit' else 'none'
@@ -139,7 +139,7 @@ sys.path.insert(0, 'bench'); from harness import emit
 import torch
 from peft import LoraConfig, get_peft_model
 from lora_nb.models import load_model
-from lora_nb.compare import compare, _encode, BASE
+from lora_nb.generation import compare, _encode, BASE
 from lora_nb.chat import reply
 folder, new = sys.argv[1], int(sys.argv[2])
 lm = load_model(folder, quantization='none', dtype='bfloat16')

@@ -30,7 +30,7 @@ from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.settings import TrainSettings
 from lora_nb.train import Session
-from lora_nb.compare import compare
+from lora_nb.generation import compare
 from lora_nb.weights import smollm2_gguf
 from lora_nb.demo import load_demo_data
 task, which, quick = sys.argv[1], sys.argv[2], sys.argv[3] == '1'

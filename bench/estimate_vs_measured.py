@@ -1,4 +1,4 @@
-"""`lora_nb.estimate` vs the measured peak memory of a LoRA training step on the CPU, for a few configurations.
+"""`lora_nb.memory` vs the measured peak memory of a LoRA training step on the CPU, for a few configurations.
 
 Each configuration runs in a fresh process: RSS after imports is the baseline; the model is loaded, wrapped with
 LoRA, one AdamW step is taken to allocate the optimizer state, the peak is reset, and a second full step
@@ -18,7 +18,7 @@ from harness import status, emit, reset_peak
 import torch, transformers, peft
 from peft import LoraConfig, get_peft_model
 import lora_nb.models as M
-from lora_nb.estimate import estimate
+from lora_nb.memory import estimate
 M.import_bnb()
 folder, quant = sys.argv[1], sys.argv[2]
 bs, seq, r = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

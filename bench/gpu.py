@@ -45,7 +45,7 @@ folder, variant, steps, batch, seq = sys.argv[1], sys.argv[2], int(sys.argv[3]),
 cuda = torch.cuda.is_available()
 import pydoc_data.topics as T
 from lora_nb.models import load_model
-from lora_nb.estimate import estimate
+from lora_nb.memory import estimate
 from lora_nb import speed
 kind, q = variant.split('-')[0], variant.split('-')[1]
 quant = '4bit' if q == 'qlora' else 'none'

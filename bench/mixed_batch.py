@@ -12,7 +12,7 @@ import sys, time, tempfile, torch
 from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.train import LoraSettings, Session, TrainSettings
-from lora_nb.compare import compare, _encode, BASE
+from lora_nb.generation import compare, _encode, BASE
 from lora_nb.adapters import load as add_adapter
 from lora_nb.demo import load_demo_data
 sys.path.insert(0, 'bench'); from harness import emit

@@ -5,10 +5,10 @@ below, so the Jupyter server extension can list runs and the Studio can show its
 """
 __version__ = "0.1.0"
 
-_LAZY = {'load_model': 'models', 'ModelSettings': 'settings', 'EMBEDDED_MODEL': 'settings', 'estimate': 'estimate',
+_LAZY = {'load_model': 'models', 'ModelSettings': 'settings', 'EMBEDDED_MODEL': 'settings', 'estimate': 'memory',
          'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors',
          'RunConfig': 'config', 'run_config': 'config', 'Studio': 'panels.views', 'Session': 'train',
-         'LoraSettings': 'settings', 'TrainSettings': 'settings', 'DataSettings': 'settings', 'compare': 'compare'}
+         'LoraSettings': 'settings', 'TrainSettings': 'settings', 'DataSettings': 'settings', 'compare': 'generation'}
 __all__ = list(_LAZY)
 
 def _jupyter_server_extension_points():

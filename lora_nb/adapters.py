@@ -12,7 +12,7 @@ from .models import quiet_bnb   # before peft, which imports bitsandbytes
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from .errors import LoraNbError, SettingsError
-from .compare import BASE
+from .generation import BASE
 from .models import same_model
 from .runs import Run, list_runs, saved_adapters
 

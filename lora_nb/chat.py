@@ -8,7 +8,7 @@ import contextlib, threading
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
-from .compare import BASE, stop_ids
+from .generation import BASE, stop_ids
 from .errors import LoraNbError
 from .templates import render
 

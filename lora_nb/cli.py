@@ -71,7 +71,7 @@ def _targets(values:list[str]) -> str|list[str]:
 def cmd_estimate(args) -> int:
     "Print the memory estimate for a model folder, config.json or GGUF; `--fits SIZE`: yes or no (1), with the margin."
     from lora_nb.errors import SettingsError
-    from lora_nb.estimate import estimate, parse_size
+    from lora_nb.memory import estimate, parse_size
     from lora_nb.models import ModelSettings, default_device, resolve_dtypes
     if args.double_quant and args.quantization != '4bit':
         raise SettingsError("`--double-quant` quantizes the scales of 4-bit weights", where='--double-quant',

@@ -12,7 +12,7 @@ from .runs import Run
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainError, TrainSettings
-from .compare import compare, BASE
+from .generation import compare, BASE
 from .settings import DEMO_DATA
 
 # %% auto #0

@@ -19,7 +19,7 @@ from .data import (MAX_DROPPED, DataError, Prepared, Example, _chat_messages, _c
 from .templates import turn_end
 from .models import LoadedModel, same_model
 from .adapters import adapter_dir, adapter_base, _fit_new_tokens
-from .compare import compare, Comparison, BASE
+from .generation import compare, Comparison, BASE
 from .votes import BlindTest, verdict
 from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
                            _quiet_peft, packing_exact)

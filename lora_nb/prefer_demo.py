@@ -10,7 +10,7 @@ import torch
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainSettings
-from .compare import Comparison, _encode, stop_ids
+from .generation import Comparison, _encode, stop_ids
 from .votes import BlindTest, run_votes, verdict
 from .demo import load_demo_data, TYPES, ended_early, follow_or_stop
 from .prefer import PreferenceSession, PreferenceSettings, collect, did_it_work

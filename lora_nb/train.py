@@ -21,7 +21,7 @@ from fastcore.basics import patch
 from .errors import LoraNbError
 from .settings import LoraSettings, TrainSettings, check
 from .models import LoadedModel, all_targets, find_target_modules, same_model
-from .compare import compare, BASE
+from .generation import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
 from .threads import release_openmp_team, CpuShare

@@ -8,10 +8,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lora_nb.models import EMBEDDED_MODEL, load_model, save_random_model, find_target_modules, all_targets
 from lora_nb.data import prepare
 from lora_nb.train import LoraSettings, Session, TrainSettings
-from lora_nb.compare import compare, BASE
+from lora_nb.generation import compare, BASE
 from lora_nb import adapters
 from lora_nb.errors import QuantizationError
-from lora_nb.estimate import estimate
+from lora_nb.memory import estimate
 
 pytestmark = pytest.mark.slow
 H, FF = 64, 128   # multiples of 32: bitsandbytes' CPU kernels need them (shared/DESIGN.md, hazard 2)

@@ -108,7 +108,7 @@ def test_session_on_a_gguf_base_trains_and_records_the_file(real, smollm2, tmp_p
 
 def test_estimate_reads_the_gguf_header_before_loading(smollm2, tmp_path, monkeypatch):
     "The estimate counts the parameters the loaded model has, from the header alone (nothing dequantized)."
-    from lora_nb.estimate import estimate, meta_model, read_config
+    from lora_nb.memory import estimate, meta_model, read_config
     monkeypatch.setenv('LORA_NB_CACHE', str(tmp_path))          # an empty cache: the header is all there is
     weights._INFOS.clear()
     weights._CONFIGS.clear()
@@ -255,7 +255,7 @@ def test_truncated_gguf(smollm2, tmp_path, cache, cut):
 
 
 def test_gguf_of_an_unsupported_architecture(tmp_path, cache):
-    from lora_nb.estimate import estimate
+    from lora_nb.memory import estimate
     from lora_nb.models import load_model
     p = write_gguf(tmp_path/'rwkv.gguf', arch='rwkv6')
     for call in (lambda: load_model(str(p)), lambda: estimate(str(p))):

@@ -75,7 +75,7 @@ def test_kernel_refusal_names_the_layer(tmp_path):
     msg = str(e.value)
     assert 'model.layers.0.mlp.gate_proj' in msg and '200' in msg and "'8bit'" in msg and "'none'" in msg
 
-@pytest.mark.parametrize('code', ['from lora_nb.models import import_bnb; import_bnb()', 'import lora_nb.compare',
+@pytest.mark.parametrize('code', ['from lora_nb.models import import_bnb; import_bnb()', 'import lora_nb.generation',
                                   'import lora_nb.train', 'import lora_nb.adapters', 'import lora_nb.cli',
                                   'import lora_nb.models, peft'])
 @pytest.mark.slow

@@ -116,7 +116,7 @@ def test_the_injected_prompt_is_named_once_where_more_text_follows_it():
 
 @pytest.mark.parametrize('system', ['', 'You are Quill, made by Larkspur Labs.'])
 def test_generation_asks_under_the_system_prompt_it_was_trained_with(smol, system):
-    from lora_nb.compare import _encode
+    from lora_nb.generation import _encode
     data = prepare([{'instruction': 'Who are you?', 'output': "I'm Quill."}], smol, eval_size=0, system=system)
     ex = data.train[0]
     prompt = smol.decode(ex.input_ids[:next(i for i, l in enumerate(ex.labels) if l != -100)])

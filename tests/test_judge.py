@@ -2,7 +2,7 @@
 import json, socket, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
-from lora_nb.compare import Comparison
+from lora_nb.generation import Comparison
 from lora_nb.runs import Run, read_jsonl
 from lora_nb.judge import EndpointJudge, JudgeError, judge_pairs, judge_tally, agreement
 

@@ -279,7 +279,7 @@ MARKUP = '<img src=x onerror="window.__lnb_xss=1"><script>window.__lnb_xss=2</sc
 def test_g_markup_is_shown_as_text(lab):
     """Dataset text, model outputs, probe samples and votes holding markup show as text in the sidebar, the viewer and
     report.html; none of it runs."""
-    from lora_nb.compare import Comparison
+    from lora_nb.generation import Comparison
     from lora_nb.demo import report_html
     page, runs = lab['page'], lab['runs']
     run = Run.create({'data': {'format': 'instruction'}}, name='markup', root=runs, base_model=MARKUP)

@@ -50,8 +50,8 @@ def test_panel_state_has_no_widgets(state):
     src = (ROOT/'lora_nb'/'panels'/state).read_text()
     assert 'ipywidgets' not in src and 'plotly' not in src and 'IPython' not in src
 
-ENGINE = ('errors', 'settings', 'models', 'weights', 'estimate', 'defaults', 'speed', 'templates', 'data', 'runs',
-          'threads', 'distributed', 'train', 'compare', 'chat', 'votes', 'adapters', 'export', 'config', 'prefer',
+ENGINE = ('errors', 'settings', 'models', 'weights', 'memory', 'defaults', 'speed', 'templates', 'data', 'runs',
+          'threads', 'distributed', 'train', 'generation', 'chat', 'votes', 'adapters', 'export', 'config', 'prefer',
           'judge')
 FACES = ('ipywidgets', 'IPython', 'plotly', 'anywidget', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.lab')
 HEAVY = ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')

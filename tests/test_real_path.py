@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 import torch, trl
 from lora_nb.adapters import load as load_adapter
-from lora_nb.compare import compare, stop_ids
+from lora_nb.generation import compare, stop_ids
 from lora_nb.data import lint, prepare
 from lora_nb.models import load_model
 from lora_nb.train import LoraSettings, Session, TrainSettings

@@ -93,7 +93,7 @@ def test_the_old_failure_is_gone():
 @pytest.mark.slow
 def test_a_local_model_with_a_hub_template_trains_and_stops_on_its_marker(tmp_path):
     "The Colab tutorial's path, offline: a model folder whose tokenizer carries Qwen2.5's template, alpaca data."
-    from lora_nb.compare import compare, stop_ids
+    from lora_nb.generation import compare, stop_ids
     from lora_nb.models import load_model, save_random_model
     from lora_nb.train import LoraSettings, Session, TrainSettings
     tok = tokenizer_for(HUB['qwen2_5'])

@@ -105,7 +105,7 @@ def config_path(self:ModelState) -> Path|None:
 @patch
 def estimate(self:ModelState):
     "The memory estimate for these choices, or None when the config is not on this machine."
-    from lora_nb.estimate import estimate
+    from lora_nb.memory import estimate
     from lora_nb.models import resolve_dtypes
     from lora_nb.settings import default_device
     p = self.config_path()
@@ -644,7 +644,7 @@ def mix_adapters(self:StudioState, weights:dict, name:str, combination_type:str=
 @patch
 def label(self:StudioState, name:str) -> str:
     "How the adapter `name` (or the base) is shown: 'base', its run's name and start time, or its own name."
-    from lora_nb.compare import BASE
+    from lora_nb.generation import BASE
     from lora_nb.runs import Run
     if name == BASE: return 'base'
     rid = self.adapter_runs.get(name)
@@ -656,7 +656,7 @@ def label(self:StudioState, name:str) -> str:
 @patch
 def _labelled(self:StudioState, cmp):
     "`cmp` with its columns named by `label` (kept unique); `compare.names` maps them back."
-    from lora_nb.compare import Comparison
+    from lora_nb.generation import Comparison
     names = {}
     for c in cmp.columns:
         lab, k = self.label(c), 2
@@ -670,7 +670,7 @@ def _labelled(self:StudioState, cmp):
 @patch
 def run_compare(self:StudioState):
     "Answer the Compare panel's prompts from the base and the chosen adapters."
-    from lora_nb.compare import compare
+    from lora_nb.generation import compare
     if not self._need('model'): return None
     if self.session is not None and self.session.running:
         self.action.banner = "Training is running: compare when it has finished or been stopped."

@@ -164,7 +164,7 @@ def on_change(self:ModelPanel):
 
 def too_big_html(e, quantization:str, device:str|None=None) -> str:
     "A warning when the estimate is more than this machine has free, with the lighter choice to make."
-    from lora_nb.estimate import available_memory
+    from lora_nb.memory import available_memory
     from lora_nb.settings import default_device
     free = available_memory(device or default_device())
     if free is None or e.fits(free): return ''
@@ -593,7 +593,7 @@ _HI = 'background:rgba(255,193,7,0.25)'   # a tint, so the theme's text colour s
 
 def comparison_html(cmp) -> str:
     "The comparison as a table (the base first); answers that differ from the base are highlighted."
-    from lora_nb.compare import BASE
+    from lora_nb.generation import BASE
     base = cmp.columns[0]
     def th(c): return f"<th style='text-align:left'>{html.escape('base' if c == BASE else c)}</th>"
     def cell(t, hi=False): return f"<td style='{_TD}{_HI if hi else ''}'>{html.escape(t)}</td>"
@@ -638,7 +638,7 @@ class ComparePanel:
 @patch
 def refresh(self:ComparePanel):
     "Offer the adapters now loaded, by the names people know them by."
-    from lora_nb.compare import BASE
+    from lora_nb.generation import BASE
     names = self.st.loaded_adapters()
     self.adapters.options = [(self.st.label(n), n) for n in names]
     cmp = self.st.compare.comparison

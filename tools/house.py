@@ -88,7 +88,8 @@ def notebooks() -> list:
     out = []
     for p in sorted((ROOT/'nbs').glob('*.ipynb')):
         cells = json.loads(p.read_text())['cells']
-        if any('#| default_exp' in ''.join(c['source']) for c in cells if c['cell_type'] == 'code'): out.append((p, cells))
+        srcs = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
+        if any('#| default_exp' in s for s in srcs): out.append((p, cells))
     return out
 
 def exported_lines(cells:list) -> list:

@@ -80,7 +80,7 @@ def cmd_estimate(args) -> int:
     dtype = args.dtype or resolve_dtypes(ModelSettings(quantization=args.quantization), default_device())[0]
     e = estimate(args.config, quantization=args.quantization, dtype=dtype, bnb_4bit_use_double_quant=args.double_quant,
                  r=args.r, target_modules=_targets(args.target_modules), lora_dropout=args.lora_dropout,
-                 per_device_train_batch_size=args.batch_size, seq_len=args.seq_len,
+                 per_device_train_batch_size=args.batch_size, max_length=args.max_length,
                  gradient_checkpointing=args.gradient_checkpointing)
     print(e)
     if size is None: return 0
@@ -102,7 +102,7 @@ def _add_estimate(sub):
                    help="the Linear layers LoRA adapts: leaf names (q_proj v_proj, or q_proj,v_proj) or all-linear")
     e.add_argument('--lora-dropout', type=float, default=0.0)
     e.add_argument('--batch-size', type=int, default=1)
-    e.add_argument('--seq-len', type=int, default=512)
+    e.add_argument('--max-length', type=int, default=512)
     e.add_argument('--gradient-checkpointing', action='store_true')
     e.add_argument('--fits', metavar='SIZE',
                    help="say whether it fits in SIZE (24GB, 80GiB: a GB is 2**30 bytes, as GPU memory is labelled), "

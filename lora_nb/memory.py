@@ -203,7 +203,7 @@ def __repr__(self:MemoryEstimate):
     tm = s.get('target_modules', 'all-linear')
     tm = '' if tm == 'all-linear' else f", target_modules {tm if isinstance(tm, str) else ','.join(tm)}"
     by_quant = ', '.join(f"{k} {v/2**20:,.1f} MiB" for k, v in self.weights_by_quantization.items())
-    return (f"MemoryEstimate ({q}, r={s['r']}{tm}, batch {s['batch_size']}×{s['seq_len']}{gc})\n"
+    return (f"MemoryEstimate ({q}, r={s['r']}{tm}, batch {s['batch_size']}×{s['max_length']}{gc})\n"
             + '\n'.join(rows) + '\n  weights by quantization: ' + by_quant)
 
 # %% ../nbs/06_memory.ipynb #45f10d46
@@ -215,25 +215,25 @@ def estimate(config:dict|str|Path|PretrainedConfig, # a config dict or object, a
              target_modules:str|list[str]='all-linear', # leaf names of the Linear layers to adapt
              lora_dropout:float=0.0, # dropout on LoRA inputs (keeps a copy of each input)
              per_device_train_batch_size:int=1, # sequences per step
-             seq_len:int=512, # tokens per sequence
+             max_length:int=512, # tokens per sequence
              gradient_checkpointing:bool=False # recompute activations in the backward pass
             ) -> MemoryEstimate:
     "Memory needed to train a LoRA on the model of `config`, part by part, without reading any weights."
     if r < 1: raise SettingsError(f"`r` must be a positive integer, got {r}", where='r',
                                   hint="Typical values are 8 to 64.")
-    if per_device_train_batch_size < 1 or seq_len < 1:
-        raise SettingsError("`per_device_train_batch_size` and `seq_len` must be at least 1",
+    if per_device_train_batch_size < 1 or max_length < 1:
+        raise SettingsError("`per_device_train_batch_size` and `max_length` must be at least 1",
                             where='per_device_train_batch_size')
     cfg = read_config(config)
     model = meta_model(cfg)
     layers = lora_layers(model, target_modules)
     n = lora_params(model, r, target_modules)
-    acts, logits = _peak_activations(cfg, layers, per_device_train_batch_size * seq_len, dtype, r, lora_dropout,
+    acts, logits = _peak_activations(cfg, layers, per_device_train_batch_size * max_length, dtype, r, lora_dropout,
                                      gradient_checkpointing)
     dq = bnb_4bit_use_double_quant and quantization == '4bit'
     settings = dict(quantization=quantization, bnb_4bit_use_double_quant=dq, dtype=dtype, r=r,
                     target_modules=target_modules, lora_dropout=lora_dropout, batch_size=per_device_train_batch_size,
-                    seq_len=seq_len, gradient_checkpointing=gradient_checkpointing)
+                    max_length=max_length, gradient_checkpointing=gradient_checkpointing)
     return MemoryEstimate(weights=weight_bytes(model, quantization, dtype, dq),
                           lora_params=4 * n, lora_grads=4 * n, optimizer=8 * n, activations=acts,
                           logits=logits, n_lora_params=n, settings=settings,

@@ -233,7 +233,7 @@ def release_checkpoint(model:nn.Module, keep:tuple=()):
     if libc is not None and hasattr(libc, 'malloc_trim'): libc.malloc_trim(0)
 
 # %% ../nbs/04_models.ipynb #aa3f9880
-def check_forward(model:nn.Module, quant:str):
+def check_forward(model:nn.Module, quantization:str):
     "Run one token through `model`; turn a quantized-kernel failure into a `QuantizationError` naming the layer."
     names, seen = {m: n for n, m in model.named_modules()}, []
     hooks = [m.register_forward_pre_hook(lambda m, a: seen.append(names[m])) for m in model.modules()
@@ -245,7 +245,7 @@ def check_forward(model:nn.Module, quant:str):
         layer = seen[-1] if seen else '?'
         mod = model.get_submodule(layer) if seen else None
         shape = f" ({mod.in_features}→{mod.out_features})" if mod is not None else ''
-        raise QuantizationError(f"bitsandbytes can't run layer {layer}{shape} in {quant} on {dev.type}: {e}",
+        raise QuantizationError(f"bitsandbytes can't run layer {layer}{shape} in {quantization} on {dev.type}: {e}",
                                 where=layer,
                                 hint="Load with `quantization='8bit'` or `'none'`, or use a GPU.") from e
     finally:
@@ -416,12 +416,12 @@ def _after_quantized_load(model:nn.Module, s:ModelSettings, device:str, label:st
     check_forward(model, label)
 
 # %% ../nbs/04_models.ipynb #28c66f1b
-def check_quantized(model:nn.Module, summary:ModelSummary, quant:str):
-    "Refuse a `quant` load that quantized none of the model's Linear layers, naming the classes left as they were."
+def check_quantized(model:nn.Module, summary:ModelSummary, quantization:str):
+    "Refuse a `quantization` load that quantized none of the model's Linear layers; name the classes left as they were."
     if summary.quantized_layers: return
     head = model.get_output_embeddings()
     kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Linear) and m is not head})
-    raise QuantizationError(f"{quant} quantization quantized none of this model's {summary.linear_layers} Linear "
+    raise QuantizationError(f"{quantization} quantized none of this model's {summary.linear_layers} Linear "
                             f"layers: bitsandbytes skips their class ({', '.join(kinds)})", where=summary.model_id,
                             hint="Load it with `quantization='none'` (with a 16-bit `dtype` on a GPU), or choose a "
                                  "model whose layers are plain Linear.")
@@ -454,7 +454,7 @@ def load_model(model_id:str|Path|None=None, # hub id, local folder, .gguf file o
     tok = load_tokenizer(loc, **opts)
     dmap = _device_map(s, default_device())
     device = _device_of(dmap)
-    if s.quant != 'none': import_bnb()
+    if s.quantization != 'none': import_bnb()
     if device == 'cpu': tune_cpu_malloc()
     dtype, compute = resolve_dtypes(s, device)
     wloc, gguf = loc, {}
@@ -462,11 +462,11 @@ def load_model(model_id:str|Path|None=None, # hub id, local folder, .gguf file o
         wloc, gguf = _gguf_weights(kind, loc, s.model_id, dtype, tok)
         opts = dict(trust_remote_code=False, revision=None, local_files_only=True)
     model = _read_weights(wloc, cfg, s, dmap, dtype, compute, opts)
-    if s.quant != 'none': _after_quantized_load(model, s, device, _quant_label(s, compute))
+    if s.quantization != 'none': _after_quantized_load(model, s, device, _quant_label(s, compute))
     model.eval()
     summary = ModelSummary.of(model, _model_name(s, kind, loc), kind, _quant_label(s, compute),
                               revision=getattr(cfg, '_commit_hash', None), **gguf)
-    if s.quant != 'none': check_quantized(model, summary, s.quant)
+    if s.quantization != 'none': check_quantized(model, summary, s.quantization)
     return LoadedModel(model, tok, summary, find_target_modules(model), s)
 
 # %% ../nbs/04_models.ipynb #5a154f61

@@ -98,12 +98,11 @@ class ModelSettings:
               "Use 'float32', 'bfloat16' or 'float16', or None.")
         self.dtype = dtype_name(self.dtype)
         if self.model_id is not None: self.model_id = str(self.model_id)
-        self.quantization = self.quant
+        self.quantization = _bits(self)
 
 # %% ../nbs/01_settings.ipynb #d0aacb25
-@patch(as_prop=True)
-def quant(self:ModelSettings) -> str:
-    "'none', '8bit' or '4bit'."
+def _bits(self:ModelSettings) -> str:
+    "'none', '8bit' or '4bit', read from the flags."
     return '4bit' if self.load_in_4bit else '8bit' if self.load_in_8bit else 'none'
 
 @patch
@@ -112,7 +111,7 @@ def _apply_quantization(self:ModelSettings):
     q = self.quantization
     check(q in QUANTIZATIONS, 'quantization', f"must be one of {QUANTIZATIONS}, got {q!r}",
           "Use 'none', '8bit' or '4bit'.")
-    check(not (self.load_in_4bit or self.load_in_8bit) or q == self.quant, 'quantization',
+    check(not (self.load_in_4bit or self.load_in_8bit) or q == _bits(self), 'quantization',
           f"= {q!r} contradicts `load_in_4bit={self.load_in_4bit}`, `load_in_8bit={self.load_in_8bit}`",
           "Set only one of them.")
     self.load_in_4bit, self.load_in_8bit = q == '4bit', q == '8bit'

@@ -528,7 +528,7 @@ def duration_text(seconds:float) -> str:
 # %% ../nbs/07_speed.ipynb #4b608cde
 def precision(lm) -> str:
     "The precision a loaded model trains at, for the cache: '4bit', '8bit', or its dtype."
-    q = getattr(getattr(lm, 'settings', None), 'quant', 'none')
+    q = getattr(getattr(lm, 'settings', None), 'quantization', 'none')
     return q if q != 'none' else str(lm.model.dtype).removeprefix('torch.')
 
 def n_params(model) -> int:

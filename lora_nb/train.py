@@ -373,7 +373,7 @@ def _prepare_start(self:Session, model):
 
 def _compile_choice(self:Session, model) -> tuple[int, str]:
     "Compile the MLPs and norms for this run when it pays (lora_nb.speed): how many modules, and why (not)."
-    if getattr(getattr(self.lm, 'settings', None), 'quant', 'none') != 'none':
+    if getattr(getattr(self.lm, 'settings', None), 'quantization', 'none') != 'none':
         return 0, 'quantized layers are not compiled (not measured)'
     dev = next(model.parameters()).device.type
     auto = dev == 'cpu' and os.environ.get('LORA_NB_COMPILE') not in ('0', '1')

@@ -113,7 +113,7 @@ def estimate(self:ModelState):
     dtype = resolve_dtypes(self.settings(), default_device())[0]   # as it will load
     return estimate(p, quantization=self.quantization, dtype=dtype, r=self.r,
                     bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant,
-                    per_device_train_batch_size=self.per_device_train_batch_size, seq_len=self.max_length)
+                    per_device_train_batch_size=self.per_device_train_batch_size, max_length=self.max_length)
 
 def _mib(b:int) -> str: return f"{b / 2**30:,.2f} GiB" if b >= 2**30 else f"{b / 2**20:,.0f} MiB"
 

@@ -148,7 +148,7 @@ def estimate_html(e) -> str:
                  optimizer='optimizer state', activations='activations', logits='logits')
     items = ', '.join(f"{names[k]} {mib(v)}" for k, v in parts.items() if k != 'total')
     return (f"<b>About {mib(parts['total'])}</b> to train ({s['quantization']}, r={s['r']}, batch "
-            f"{s['batch_size']}×{s['seq_len']} tokens): {items}.")
+            f"{s['batch_size']}×{s['max_length']} tokens): {items}.")
 
 @patch
 def on_change(self:ModelPanel):

@@ -18,7 +18,7 @@ from .runs import Run, list_runs, saved_adapters
 
 # %% auto #0
 __all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'check_adapter_name', 'adapter_dir', 'run_adapter',
-           'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
+           'fit_new_tokens', 'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
 
 # %% ../nbs/23_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
@@ -113,7 +113,7 @@ def run_adapter(path:str|Path, # a run folder, its adapter/, or any adapter fold
 def _saved_at(d:Path) -> float: return (d/'adapter_config.json').stat().st_mtime
 
 # %% ../nbs/23_adapters.ipynb #06abcc74
-def _fit_new_tokens(model, p:Path):
+def fit_new_tokens(model, p:Path):
     "Give `model` the embedding rows that the adapter in `p` trained for tokens added to its tokenizer."
     cfg = json.loads((p/'adapter_config.json').read_text())
     ids = [i for v in (cfg.get('trainable_token_indices') or {}).values() for i in v]
@@ -124,7 +124,7 @@ def _fit_new_tokens(model, p:Path):
 def _attach(model, p:Path, name:str):
     "Put the adapter in folder `p` on `model` as `name` (no base-model check: `load` does that); returns the PeftModel."
     check_adapter_name(name)
-    _fit_new_tokens(model, p)
+    fit_new_tokens(model, p)
     if isinstance(model, PeftModel):
         if name in model.peft_config:
             raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name',

@@ -18,7 +18,7 @@ from .data import (MAX_DROPPED, DataError, Prepared, Example, _chat_messages, _c
                           chat_template, check_dropped, encode_all, fingerprint, split_indices)
 from .templates import turn_end
 from .models import LoadedModel, same_model
-from .adapters import adapter_dir, adapter_base, _fit_new_tokens
+from .adapters import adapter_dir, adapter_base, fit_new_tokens
 from .generation import compare, Comparison, BASE
 from .votes import BlindTest, verdict
 from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
@@ -471,7 +471,7 @@ def _attach_parent(self:PreferenceSession):
                          hint="Load the base model again: the preference run loads its parent's adapter itself (the "
                               "adapters of earlier runs are saved in their run folders).")
     self._check_base()
-    _fit_new_tokens(m, self.parent_dir)
+    fit_new_tokens(m, self.parent_dir)
     with _quiet_peft():
         peft = PeftModel.from_pretrained(m, str(self.parent_dir), adapter_name='default', is_trainable=True)
     self.lm.model = peft

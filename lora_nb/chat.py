@@ -54,6 +54,7 @@ class _Stream(BaseStreamer):
 
     def end(self): pass
 
+# %% ../nbs/22_chat.ipynb #42c8d211
 class _Cancel(StoppingCriteria):
     "Stop generating once `event` is set."
     def __init__(self, event:threading.Event): self.event = event

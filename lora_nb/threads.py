@@ -8,6 +8,7 @@ import contextlib, ctypes, os, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['release_openmp_team', 'cores', 'CpuShare', 'fair_share']
@@ -39,11 +40,13 @@ def _cpu_times() -> tuple[float, float]|None:
     tick = os.sysconf('SC_CLK_TCK')
     return (sum(v[:8]) - v[3] - v[4]) / tick, sum(v[:8]) / tick   # idle and iowait are not busy; guests are in user
 
+
 def _own_time() -> float:
     "CPU seconds this process has used (all its threads)."
     t = os.times()
     return t.user + t.system
 
+# %% ../nbs/03_threads.ipynb #580db6de
 def cores() -> int:
     "Cores this process may run on."
     try: return len(os.sched_getaffinity(0))
@@ -57,34 +60,40 @@ class CpuShare:
     others:float=0.0   # cores kept busy by other processes over the last interval
     _last:tuple|None=None
 
-    def sample(self) -> float:
-        "Measure since the last call (the first call waits 0.3 s to have an interval); the others' cores."
+# %% ../nbs/03_threads.ipynb #d57c878d
+@patch
+def sample(self:CpuShare) -> float:
+    "Measure since the last call (the first call waits 0.3 s to have an interval); the others' cores."
+    now, own = _cpu_times(), _own_time()
+    if now is None: return self.others
+    if self._last is None:
+        self._last = (now, own)
+        time.sleep(0.3)
         now, own = _cpu_times(), _own_time()
-        if now is None: return self.others
-        if self._last is None:
-            self._last = (now, own)
-            time.sleep(0.3)
-            now, own = _cpu_times(), _own_time()
-        (b0, t0), o0 = self._last
-        span = (now[1] - t0) / max(os.cpu_count() or 1, 1)   # wall seconds the interval covered
-        if span > 0.05:
-            self.others = max(0.0, ((now[0] - b0) - (own - o0)) / span)
-            self._last = (now, own)
-        return self.others
+    (b0, t0), o0 = self._last
+    span = (now[1] - t0) / max(os.cpu_count() or 1, 1)   # wall seconds the interval covered
+    if span > 0.05:
+        self.others = max(0.0, ((now[0] - b0) - (own - o0)) / span)
+        self._last = (now, own)
+    return self.others
 
-    def threads(self) -> int:
-        "Threads for training: the cores the others leave free, at least 1."
-        return max(1, min(self.n, round(self.n - self.others)))
+# %% ../nbs/03_threads.ipynb #0c9327bf
+@patch
+def threads(self:CpuShare) -> int:
+    "Threads for training: the cores the others leave free, at least 1."
+    return max(1, min(self.n, round(self.n - self.others)))
 
-    @property
-    def busy(self) -> bool: return self.others >= 0.5
+@patch(as_prop=True)
+def busy(self:CpuShare) -> bool: return self.others >= 0.5
 
-    def wanted(self) -> int|None:
-        "Threads to use now: `LORA_NB_THREADS` when set, else the free share (sampled); None: OMP_NUM_THREADS rules."
-        if os.environ.get('OMP_NUM_THREADS'): return None
-        pinned = os.environ.get('LORA_NB_THREADS', '')
-        self.sample()
-        return int(pinned) if pinned.isdigit() and int(pinned) > 0 else self.threads()
+# %% ../nbs/03_threads.ipynb #0150cdb6
+@patch
+def wanted(self:CpuShare) -> int|None:
+    "Threads to use now: `LORA_NB_THREADS` when set, else the free share (sampled); None: OMP_NUM_THREADS rules."
+    if os.environ.get('OMP_NUM_THREADS'): return None
+    pinned = os.environ.get('LORA_NB_THREADS', '')
+    self.sample()
+    return int(pinned) if pinned.isdigit() and int(pinned) > 0 else self.threads()
 
 # %% ../nbs/03_threads.ipynb #5248599d
 _SHARE = None

@@ -5,8 +5,7 @@
 # %% ../nbs/27_judge.ipynb #dd7c6a1f
 from __future__ import annotations
 import json, os, re, time, urllib.error, urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from fastcore.basics import patch
 from .errors import LoraNbError
 from .runs import Run, append_jsonl, read_jsonl
@@ -20,6 +19,7 @@ __all__ = ['JUDGE_SYSTEM', 'JudgeError', 'judge_prompt', 'parse_verdict', 'combi
 class JudgeError(LoraNbError):
     "A judge could not be asked, or gave no usable answer."
 
+# %% ../nbs/27_judge.ipynb #975a86d4
 JUDGE_SYSTEM = ("You are an impartial judge. Compare two answers to the user's question and decide which is better: "
                 "more correct, more helpful, closer to the reference answer if one is given, and following the rubric "
                 "if one is given. Ignore the order in which they are shown and their length.")
@@ -79,6 +79,7 @@ def _post(j:EndpointJudge, body:dict) -> dict:
     req = urllib.request.Request(j.base_url.rstrip('/') + '/chat/completions', json.dumps(body).encode(), headers)
     with urllib.request.urlopen(req, timeout=j.timeout) as r: return json.loads(r.read().decode('utf-8'))
 
+# %% ../nbs/27_judge.ipynb #ae161e94
 def _content(resp) -> str:
     "The assistant's text in a chat completion response (ValueError if it isn't one)."
     try: c = resp['choices'][0]['message']['content']
@@ -97,6 +98,7 @@ def _why(e:Exception, j:EndpointJudge) -> tuple[str, bool]:
         return f"can't connect ({getattr(e, 'reason', e)})", True
     return f"the answer is not an OpenAI chat completion ({e})", True
 
+# %% ../nbs/27_judge.ipynb #256ffc77
 @patch
 def ask(self:EndpointJudge, system:str, user:str) -> str:
     "The judge's answer to one question, with bounded retries; JudgeError when every try failed."
@@ -124,6 +126,7 @@ class ModelJudge:
     def identity(self) -> dict:
         return dict(kind='model', model=self.lm.summary.model_id, adapter=self.adapter)
 
+# %% ../nbs/27_judge.ipynb #1b8cab04
 @patch
 def ask(self:ModelJudge, system:str, user:str) -> str:
     "The model's answer to one question."
@@ -140,6 +143,7 @@ def _done(run:Run|None, judge, a:str, b:str) -> dict:
     return {(r['prompt'], r['outputs'][a], r['outputs'][b]): r for r in recs if isinstance(r, dict)
             and r.get('judge') == judge.identity and r.get('a') == a and r.get('b') == b}
 
+# %% ../nbs/27_judge.ipynb #3e73e718
 def judge_one(judge, question:str, x:str, y:str, rubric:str|None=None, reference:str|None=None) -> dict:
     "Judge answers `x` and `y` to `question` in both orders: the verdict ('x', 'y', 'tie', 'invalid') and answers."
     first = judge.ask(JUDGE_SYSTEM, judge_prompt(question, x, y, rubric, reference))
@@ -181,6 +185,7 @@ def judge_tally(judgments:list[dict], a:str, b:str) -> dict:
     return dict(a=a, b=b, n=n, wins=wins, ties=ties, invalid=len(js) - n, win_rate=score / n if n else None,
                 interval=wilson(score, n))
 
+# %% ../nbs/27_judge.ipynb #b6e7599c
 def agreement(judgments:list[dict], votes:list[dict]) -> dict:
     "How often the judge's verdict matches a person's vote on the same answers (invalid judgments left out)."
     norm = lambda w: 'tie' if w in ('tie', 'both_bad') else w
@@ -199,6 +204,7 @@ def judge_label(identity:dict) -> str:
     name = identity.get('model') or 'the embedded model'
     return f"{name}{' as ' + identity['adapter'] if identity.get('adapter') else ''}, loaded here"
 
+# %% ../nbs/27_judge.ipynb #f42a5ff4
 def run_judgments(run:Run) -> dict|None:
     "The judge's tally of the last pair judged in `run`, its judge in words and its agreement with the run's votes."
     js = [j for j in read_jsonl(run.path/'judgments.jsonl').records
@@ -210,6 +216,7 @@ def run_judgments(run:Run) -> dict|None:
     return {**judge_tally(js, a, b), 'judge': judge_label(js[-1].get('judge')),
             'agreement': {k: agree[k] for k in ('n', 'agree', 'rate')}}
 
+# %% ../nbs/27_judge.ipynb #6521a0cb
 def judged_words(j:dict|None) -> str:
     "`run_judgments`' result in plain words ('' without judgments)."
     if not j: return ''

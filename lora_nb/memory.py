@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers.pytorch_utils import Conv1D
 from fastcore.basics import patch
 from .errors import SettingsError, ModelLoadError
-from .models import find_target_modules, all_targets, EMBEDDED_MODEL
+from .models import find_target_modules, all_targets
 from .weights import find_gguf, gguf_config
 
 # %% auto #0
@@ -58,11 +58,13 @@ def in_out(m:nn.Module) -> tuple[int, int]:
     "`(in, out)` features of a Linear or a Conv1D (whose weight is stored transposed)."
     return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else (m.weight.shape[0], m.nf)
 
+
 def _quantizable(model) -> list[nn.Module]:
     head = model.get_output_embeddings()
     return [m for n, m in model.named_modules()
             if isinstance(m, LINEAR) and m is not head and not n.endswith('lm_head')]
 
+# %% ../nbs/06_memory.ipynb #3c3fbaa4
 def weight_bytes(model:nn.Module, quantization:str='none', dtype:str='bfloat16', double_quant:bool=False) -> int:
     "Bytes of `model`'s weights when loaded with `quantization` ('none', '8bit', '4bit')."
     if dtype not in _BYTES: raise SettingsError(f"Unknown dtype {dtype!r}", hint=f"Use one of {list(_BYTES)}.")
@@ -96,6 +98,7 @@ def lora_layers(model:nn.Module, target_modules:str|list[str]='all-linear') -> l
                             hint=f"Choose from {all_targets(find_target_modules(model))}.")
     return found
 
+# %% ../nbs/06_memory.ipynb #a08f05b0
 def lora_params(model:nn.Module, r:int=8, target_modules:str|list[str]='all-linear') -> int:
     "Trainable parameters LoRA adds."
     return sum(r * sum(in_out(m)) for m in lora_layers(model, target_modules))
@@ -109,6 +112,7 @@ def _dims(cfg):
     inter = getattr(cfg, 'intermediate_size', None) or getattr(cfg, 'n_inner', None) or 4 * h
     return h, nh * d, (nh * d if nkv < nh else nkv * d), inter, cfg.num_hidden_layers, cfg.vocab_size
 
+# %% ../nbs/06_memory.ipynb #25ea3779
 def layer_activation_bytes(cfg, tokens:int, dtype:str, r:int, n_lora:int, lora_dropout:float, dropout_width:int) -> int:
     "Bytes autograd keeps for one decoder layer over `tokens` tokens."
     h, q, kv, inter, _, _ = _dims(cfg)
@@ -116,6 +120,7 @@ def layer_activation_bytes(cfg, tokens:int, dtype:str, r:int, n_lora:int, lora_d
     per_tok = (4 * h + 3 * q + 2 * kv + 4 * inter) * b + n_lora * r * 4
     if lora_dropout > 0: per_tok += dropout_width * (b + 1)
     return tokens * per_tok
+
 
 def logits_bytes(cfg, tokens:int, dtype:str) -> int:
     "The logits in `dtype`, their float32 log-softmax and its gradient."
@@ -153,15 +158,18 @@ _PARTS = ('weights', 'lora_params', 'lora_grads', 'optimizer', 'activations', 'l
 @patch(as_prop=True)
 def total(self:MemoryEstimate) -> int: return sum(getattr(self, k) for k in _PARTS)
 
+
 @patch
 def parts(self:MemoryEstimate) -> dict[str, int]:
     "Each part and the total, in bytes."
     return {k: getattr(self, k) for k in _PARTS} | {'total': self.total}
 
+# %% ../nbs/06_memory.ipynb #eac9dfcc
 @patch
 def fits(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> bool:
     "Does the total fit in `margin` of `available_bytes`?"
     return self.total <= margin * available_bytes
+
 
 def available_memory(device:str='cpu') -> int|None:
     "Bytes free for training on `device`: the GPU's free memory or what Linux calls available; None if unknown."
@@ -181,8 +189,10 @@ def parse_size(text:str) -> int:
         raise SettingsError(f"{text!r} is not a memory size", where='fits', hint="Write it like 24GB, 80GiB or 512MB.")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
+
 def _gib(b:int) -> str: return f"{b/2**30:,.1f} GiB" if b >= 2**30 else f"{b/2**20:,.0f} MiB"
 
+# %% ../nbs/06_memory.ipynb #3f18c965
 @patch
 def verdict(self:MemoryEstimate, available_bytes:int, margin:float=0.9) -> tuple[bool, str]:
     "Does it fit in `available_bytes`, and a sentence with the margin (tight where over `margin` of it is needed)."

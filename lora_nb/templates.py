@@ -5,7 +5,6 @@
 # %% ../nbs/08_templates.ipynb #4c2c2d43
 from __future__ import annotations
 import itertools, os, re
-from dataclasses import dataclass, field
 from jinja2.exceptions import TemplateError as JinjaError
 from .errors import LoraNbError
 
@@ -37,6 +36,7 @@ def _leading_specials(s:str) -> str:
     while (m := SPECIAL.match(s, len(out))): out = s[:m.end()]
     return out
 
+# %% ../nbs/08_templates.ipynb #68f31b7c
 def turn_end(tok, template:str|None=None) -> str|None:
     "The marker that ends every assistant reply in `template`, or None when replies end differently."
     text = render(tok, _PROBE, template)
@@ -54,11 +54,13 @@ def _reply_end(text:str, end:int, marker:str|None) -> int:
     m = SPECIAL.match(rest, ws)
     return end + m.end() if m else end
 
+# %% ../nbs/08_templates.ipynb #851710f6
 def _keys(messages:list[dict], idx:list[int]) -> dict[int, str]:
     "A key for each reply in `idx` (message numbers): text that no message holds, so it can't be mistaken for one."
     held = ' '.join(str(m.get('content')) for m in messages)
     salt = next(s for s in itertools.count() if f'LORANB{s}X' not in held)
     return {i: f'LORANB{salt}X{k}R' for k, i in enumerate(idx)}
+
 
 def _held(messages:list[dict], keys:dict[int, str]) -> list[dict]:
     "`messages` with each reply in `keys` replaced by its key."
@@ -74,10 +76,12 @@ def _skeleton(tok, messages:list[dict], keys:dict[int, str], template:str|None, 
         pieces.append(head)
     return pieces + [rest]
 
+# %% ../nbs/08_templates.ipynb #bbbc5a1c
 def _forms(c:str) -> list[str]:
     "How templates write a reply: as it is, or trimmed (at both ends or at one)."
     return list(dict.fromkeys([c, c.strip(), c.rstrip(), c.lstrip()]))
 
+# %% ../nbs/08_templates.ipynb #cd9550c3
 def _fill(text:str, pieces:list[str], forms) -> list[tuple[int, int]]|None:
     "Each reply's span in `text`, when `text` is `pieces` with one of `forms(k)` as reply `k` between them."
     if not text.startswith(pieces[0]): return None
@@ -92,11 +96,13 @@ def _fill(text:str, pieces:list[str], forms) -> list[tuple[int, int]]|None:
 # %% ../nbs/08_templates.ipynb #b1e0a7c5
 def _words(s:str) -> str: return re.sub(r'\s+', '', s)
 
+
 def _like(found:str, reply:str) -> bool:
     "Whether the template's `found` text is the reply, whitespace aside: all of it, or the part it keeps."
     a, b = _words(found), _words(reply)
     return bool(a) and (a in b or b in a)
 
+# %% ../nbs/08_templates.ipynb #83a12745
 def _as_written(tok, messages:list[dict], keys:dict[int, str], pieces:list[str], k:int, template:str|None,
                 **kw) -> str|None:
     "How the template writes reply number `k`: the chat rendered with that reply as it is and the others as keys."
@@ -142,12 +148,14 @@ def _replies(messages:list[dict]) -> list[int]:
     return [i for i, m in enumerate(messages) if m['role'] == 'assistant' and not m.get('tool_calls')
             and isinstance(m.get('content'), str) and m['content'].strip()]
 
+
 def _changed(i:int, tool:bool=False) -> TemplateError:
     what = 'leaves out the tool result' if tool else 'changes the reply'
     return TemplateError(f"The chat template {what} of message {i + 1}, so it can't be trained as written",
                          where='template', hint="Pass another `template=` (the model's own, if it has one), "
                          "or train on the whole text with `train_on_prompt=True`.")
 
+# %% ../nbs/08_templates.ipynb #6338d820
 def _place(tok, messages:list[dict], text:str, template:str|None, **kw) -> dict[int, tuple[int, int]]:
     "Where each reply is in `text`, the chat's rendering: by the template's text around them, never by a search."
     idx = _replies(messages)
@@ -162,6 +170,7 @@ def _place(tok, messages:list[dict], text:str, template:str|None, **kw) -> dict[
     if bad := [i for i, s in spans.items() if s is None]: raise _changed(bad[0])
     return spans
 
+# %% ../nbs/08_templates.ipynb #fb947ee1
 def reply_spans(tok, messages:list[dict], template:str|None=None, marker:str|None=None,
                 **kw) -> tuple[str, list[tuple[int, int]]]:
     "The rendered text and the character spans of each assistant reply with its end-of-turn marker."
@@ -183,6 +192,7 @@ def _need_fast(tok):
     raise TemplateError("Training on chats needs a fast tokenizer (with character offsets)", where='tokenizer',
                         hint="Load the tokenizer with `use_fast=True` (the default), or save it with tokenizer.json.")
 
+# %% ../nbs/08_templates.ipynb #304c666b
 def _token_range(enc, b:int, s:int, e:int) -> tuple[int, int]|None:
     "The first and last token of text `b` in `enc` that overlap its characters `s`…`e` (None when none do)."
     first = next((t for c in range(s, e) if (t := enc.char_to_token(b, c)) is not None), None)
@@ -202,6 +212,7 @@ def _span_labels(enc, b:int, spans:list[tuple[int, int]]) -> list[int]:
         if r := _token_range(enc, b, s, e): labels[r[0]:r[1] + 1] = ids[r[0]:r[1] + 1]
     return labels
 
+# %% ../nbs/08_templates.ipynb #bf491c29
 def tokenize_spans(tok, rendered:list[tuple[str, list]], train_on_prompt:bool=False) -> list[tuple[list, list]]:
     "Ids and labels of rendered `(text, spans)`, tokenized together: the tokens inside the spans are trained."
     _need_fast(tok)
@@ -209,12 +220,14 @@ def tokenize_spans(tok, rendered:list[tuple[str, list]], train_on_prompt:bool=Fa
     if train_on_prompt: return [(ids, list(ids)) for ids in enc['input_ids']]
     return [(enc['input_ids'][b], _span_labels(enc, b, spans)) for b, (_, spans) in enumerate(rendered)]
 
+# %% ../nbs/08_templates.ipynb #7a092483
 def encode_chats(tok, chats:list[list[dict]], template:str|None=None, train_on_prompt:bool=False,
                  marker:str|None=None, tools:list|None=None) -> list[tuple[list[int], list[int]]]:
     "Token ids and labels (-100: not trained) of each chat; `tools`: each chat's tool definitions (or None)."
     _need_fast(tok)
     return tokenize_spans(tok, [reply_spans(tok, m, template, marker, **({'tools': t} if t else {}))
                                 for m, t in zip(chats, tools or [None] * len(chats))], train_on_prompt)
+
 
 def encode_chat(tok, messages:list[dict], template:str|None=None, train_on_prompt:bool=False,
                 marker:str|None=None, tools:list|None=None) -> tuple[list[int], list[int]]:
@@ -231,11 +244,13 @@ def _own(s:str) -> list[str]:
     "The words of `s` that are neither markers nor role names: the template's own."
     return [w for w in re.findall(r'\w+', MARKER.sub(' ', s)) if w.lower() not in _ROLES]
 
+# %% ../nbs/08_templates.ipynb #442ae92e
 def _segments(piece:str) -> tuple[list[str], list[str]]:
     "The template's own text in `piece` (runs of two words or more between markers), and its empty blocks."
     blocks = [m.group() for m in _BLOCK.finditer(piece)]
     texts = [_LEAD.sub('', s).strip() for s in MARKER.split(_BLOCK.sub('<x>', piece))]
     return [t for t in texts if len(_own(t)) >= 2], blocks
+
 
 def _middle(a:str, b:str) -> str:
     "What `a` has that `b` hasn't: `a` without the beginning and the end they share."
@@ -266,6 +281,7 @@ def added_text(tok, messages:list[dict], template:str|None=None, **kw) -> tuple[
         texts, blocks = texts + t, blocks + b
     return list(dict.fromkeys(texts)), list(dict.fromkeys(blocks))
 
+# %% ../nbs/08_templates.ipynb #9550d655
 def tools_text(tok, messages:list[dict], tools:list[dict], template:str|None=None) -> str:
     "What `template` writes for `tools`: the definitions and what it says about them."
     return _middle(render(tok, messages, template, tools=tools), render(tok, messages, template)).strip()

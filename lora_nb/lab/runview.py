@@ -4,7 +4,7 @@
 
 # %% ../../nbs/60_lab.runview.ipynb #fdcc61a7
 from __future__ import annotations
-import math, os, re, threading, time
+import math, os, re, threading
 from pathlib import Path
 from fastcore.basics import patch
 from ..runs import _RUN_ID, RUN_FILES, STALE_AFTER, Run, RunError, mark_stale, runs_root, summarize
@@ -38,18 +38,21 @@ class RunIndex:
         self.root, self.stale_after = runs_root(root), stale_after
         self._cache, self._lock = {}, threading.Lock()
 
-    def _key(self, d:str):
-        "What changes when a run's row may: run.json and metrics.jsonl (time, size), STOP and the adapter present."
-        j = os.path.join
-        run_json = _stamp(j(d, RUN_FILES['run']))
-        if run_json is None: return None     # not a run folder
-        return (run_json, _stamp(j(d, RUN_FILES['metrics'])), os.path.exists(j(d, RUN_FILES['stop'])),
-                os.path.exists(j(d, 'adapter', 'adapter_config.json')))
+# %% ../../nbs/60_lab.runview.ipynb #6e6bc1c9
+@patch
+def _key(self:RunIndex, d:str):
+    "What changes when a run's row may: run.json and metrics.jsonl (time, size), STOP and the adapter present."
+    j = os.path.join
+    run_json = _stamp(j(d, RUN_FILES['run']))
+    if run_json is None: return None     # not a run folder
+    return (run_json, _stamp(j(d, RUN_FILES['metrics'])), os.path.exists(j(d, RUN_FILES['stop'])),
+            os.path.exists(j(d, 'adapter', 'adapter_config.json')))
 
-    def _fresh(self, s:dict, key, path:str) -> dict:
-        "`s` as it stands at this poll: a running run whose writer died is 'crashed', a silent unchecked one 'stale'."
-        if s.get('status') not in ('running', 'created'): return s
-        return mark_stale(s, max(k[0] / 1e9 for k in key[:2] if k), self.stale_after, Run(path).writer_alive())
+@patch
+def _fresh(self:RunIndex, s:dict, key, path:str) -> dict:
+    "`s` as it stands at this poll: a running run whose writer died is 'crashed', a silent unchecked one 'stale'."
+    if s.get('status') not in ('running', 'created'): return s
+    return mark_stale(s, max(k[0] / 1e9 for k in key[:2] if k), self.stale_after, Run(path).writer_alive())
 
 # %% ../../nbs/60_lab.runview.ipynb #81c80d58
 @patch
@@ -101,6 +104,7 @@ def downsample(points:list, n:int=500) -> list:
         out += [lo] if lo is hi else sorted([lo, hi], key=lambda q: q[0])
     return out
 
+# %% ../../nbs/60_lab.runview.ipynb #0dde2a21
 def series(records:list) -> dict:
     "Each metric of `records` as `[step, value]` pairs (non-numbers and non-finite values left out)."
     num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -21,6 +21,7 @@ def dist_info() -> tuple[int, int]:
     st = PartialState(cpu=not torch.cuda.is_available())
     return st.process_index, st.num_processes
 
+# %% ../nbs/12_distributed.ipynb #9ef36d51
 def end_distributed():
     "After a run on several processes: wait for every rank, then leave the process group."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -49,6 +50,7 @@ def on_main(obj) -> list|None:
     torch.distributed.gather_object(obj, out, dst=0)
     return out
 
+# %% ../nbs/12_distributed.ipynb #ea0885bb
 def save_on_main(save:Callable[[str], None], # writes this rank's files into the folder it is given
                  folder:str|Path # where rank 0 writes every rank's files
                 ):

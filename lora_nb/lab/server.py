@@ -68,6 +68,7 @@ class ListHandler(RunsHandler):
         if limit is None: return
         self.send(await asyncio.to_thread(self.ext.index.page, offset, limit))
 
+# %% ../../nbs/61_lab.server.ipynb #85f9e8bd
 class RunHandler(RunsHandler):
     @web.authenticated
     async def get(self, run_id:str):
@@ -108,6 +109,7 @@ class StopHandler(RunsHandler):
         await asyncio.to_thread(run.request_stop)
         self.send(dict(summary={**s, 'stop_requested': True}))
 
+# %% ../../nbs/61_lab.server.ipynb #d26f5db0
 class TemplateHandler(RunsHandler):
     @web.authenticated
     async def get(self): self.send(dict(name='lora_nb_quickstart.ipynb', content=quickstart_notebook()))
@@ -170,10 +172,12 @@ def route_key(verb:str, route:str) -> str:
     "The name `x-routes` gives `verb` on `route` of `ROUTES`, e.g. `'GET /lora-nb/runs/{id}'`."
     return f"{verb.upper()} {route.replace('([^/]+)', '{id}')}"
 
+
 def api_schema() -> dict:
     "The JSON Schema of every reply of the routes above (`lora_nb/lab/api.schema.json`)."
     return json.loads(files('lora_nb.lab').joinpath('api.schema.json').read_text(encoding='utf-8'))
 
+# %% ../../nbs/61_lab.server.ipynb #50ef1354
 def reply_schema(route:str, status:int=200, schema:dict|None=None) -> dict|None:
     "The schema of the reply to `route` (a key of `x-routes`) with HTTP `status`; None if lora-nb never answers so."
     schema = schema or api_schema()

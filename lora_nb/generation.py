@@ -6,10 +6,9 @@
 from __future__ import annotations
 import html
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from peft import PeftModel
 from peft.tuners.lora.model import _adapter_names_pre_forward_hook
 from fastcore.basics import patch
@@ -46,6 +45,7 @@ def _repr_html_(self:Comparison):
     body = ''.join(row(p, o) for p, o in zip(self.prompts, self.outputs))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
+# %% ../nbs/20_generation.ipynb #d4c658e8
 @patch
 def __repr__(self:Comparison):
     answers = lambda o: '\n'.join(f"  [{c}] {o[c]!r}" for c in self.columns)
@@ -87,6 +87,7 @@ def _mixed_batch_ok(model) -> bool:
     "Whether PEFT can route the rows of one batch through different adapters of `model`."
     return not any(getattr(c, 'use_dora', False) for c in getattr(model, 'peft_config', {}).values())
 
+
 def _drop_adapter_hooks(model):
     "Remove the `adapter_names` hooks a failed mixed-batch `generate` leaves (PEFT removes them only on success)."
     for m in model.modules():
@@ -95,6 +96,7 @@ def _drop_adapter_hooks(model):
             hooks.pop(k)
             m._forward_pre_hooks_with_kwargs.pop(k, None)
 
+# %% ../nbs/20_generation.ipynb #3ad23382
 def _generate_each(model, enc, cols:list[str], n:int, gen:dict):
     "Answers of each column in turn; rows come out as the mixed batch would give them (prompt-major)."
     active, outs = getattr(model, 'active_adapter', None), {}
@@ -138,6 +140,7 @@ def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain mod
     rows = [dict(zip(cols, texts[i*len(cols):(i+1)*len(cols)])) for i in range(len(prompts))]
     return Comparison(list(prompts), cols, rows, dict(gen, chat=chat, seed=seed))
 
+# %% ../nbs/20_generation.ipynb #cb18de73
 def _generate(model, enc, cols:list[str], n:int, gen:dict, peft:bool):
     "One mixed batch where PEFT can route its rows, else one `generate` per column."
     if not peft: return list(model.generate(**enc, **gen))

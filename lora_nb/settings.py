@@ -26,12 +26,14 @@ def gpu_driver() -> bool:
     "Whether this machine has an NVIDIA or AMD (ROCm) GPU driver; without one torch sees no GPU."
     return Path('/proc/driver/nvidia').exists() or Path('/dev/kfd').exists() or bool(shutil.which('nvidia-smi'))
 
+
 def default_device() -> str:
     "'cuda' when torch sees a GPU, else 'cpu' (torch is imported only where there is a GPU driver)."
     if not gpu_driver(): return 'cpu'
     import torch
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
+# %% ../nbs/01_settings.ipynb #069f2b31
 def cpu_bf16() -> bool:
     "Whether this CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX), so bfloat16 training is fast on it."
     try: text = Path('/proc/cpuinfo').read_text()
@@ -39,6 +41,7 @@ def cpu_bf16() -> bool:
     flags = next((l.split(':', 1)[1].split() for l in text.splitlines() if l.startswith('flags')), [])
     return bool({'avx512_bf16', 'amx_bf16'} & set(flags))
 
+# %% ../nbs/01_settings.ipynb #263d04fd
 def default_dtype(device:str) -> str:
     """The dtype of unquantized weights when none is chosen: bfloat16 on GPUs that have it and on CPUs that do it
     natively (LoRA training 1.6–1.9× float32's tokens/s there, `bench/cpu_speed.py`), else float16 on GPUs and
@@ -47,6 +50,7 @@ def default_dtype(device:str) -> str:
     import torch
     return 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
 
+# %% ../nbs/01_settings.ipynb #b3a6c15a
 def default_quantization(device:str) -> str:
     """The Studio's starting quantization: none on a CPU with native bfloat16 (bfloat16 LoRA trains 1.8× faster than
     4-bit there, `bench/cpu_speed.py`), else 4-bit (QLoRA: the least memory)."""
@@ -105,6 +109,7 @@ def _bits(self:ModelSettings) -> str:
     "'none', '8bit' or '4bit', read from the flags."
     return '4bit' if self.load_in_4bit else '8bit' if self.load_in_8bit else 'none'
 
+# %% ../nbs/01_settings.ipynb #594894d2
 @patch
 def _apply_quantization(self:ModelSettings):
     "Set `load_in_4bit`/`load_in_8bit` from the `quantization` shorthand."

@@ -36,6 +36,7 @@ def tally(votes:list, a:str, b:str) -> dict:
     return dict(a=a, b=b, n=n, wins=wins, ties=ties, both_bad=bad, win_rate=score / n if n else None,
                 interval=wilson(score, n))
 
+# %% ../nbs/21_votes.ipynb #e6824a48
 def run_votes(run:Run) -> dict|None:
     "The tally of the last pair blind-tested in `run` (None without votes); the other pairs under `others`."
     vs = [v for v in run.read('votes').records if isinstance(v, dict) and v.get('a') and v.get('b')]
@@ -101,6 +102,7 @@ def summary(self:BlindTest) -> dict:
     "Wins, ties and `b`'s win rate over `a` with its 95 % interval (ties count half)."
     return tally(list(self.votes.values()), self.a, self.b)
 
+# %% ../nbs/21_votes.ipynb #2d8ff948
 def verdict(s:dict) -> str:
     "A tally in plain words."
     a, b, n = s['a'], s['b'], s['n']
@@ -113,5 +115,6 @@ def verdict(s:dict) -> str:
     return (f"{b} won {s['wins'][b]} of {n} against {a} ({', '.join(rest)}): preferred {s['win_rate']:.0%} of the "
             f"time, {half} (95 % interval {lo:.0%} to {hi:.0%}).")
 
+# %% ../nbs/21_votes.ipynb #e13d1e90
 @patch
 def __repr__(self:BlindTest): return verdict(self.summary())

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch, types
 from torch import nn
 from torch.nn import functional as F
-from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from .defaults import epochs_of
 from peft.tuners.lora.layer import Linear as LoraLinear
 from transformers import AttentionInterface, PreTrainedModel
@@ -43,12 +43,14 @@ def _pieces(position_ids) -> list[tuple[int, int, int, int]] | None:
         out.append((a, b, ex, f))
     return out
 
+# %% ../nbs/07_speed.ipynb #6c354e3b
 def _branch(q, k, v, kp, vp, **kw):
     "Attention of a branch over its shared prefix (all of it) and itself (causal)."
     lb, lp = q.shape[2], kp.shape[2]
     mask = torch.ones(lb, lp + lb, dtype=torch.bool, device=q.device).tril(diagonal=lp)
     return F.scaled_dot_product_attention(q, torch.cat([kp, k], 2), torch.cat([vp, v], 2), attn_mask=mask, **kw)
 
+# %% ../nbs/07_speed.ipynb #fd08723e
 def packed_attention(module, query, key, value, attention_mask, dropout:float=0.0, scaling=None, is_causal=None,
                      **kwargs):
     "SDPA within each example of a packed row (causal; a branch also over its prefix); else transformers' SDPA."
@@ -68,14 +70,17 @@ def packed_attention(module, query, key, value, attention_mask, dropout:float=0.
         else: outs.append(_branch(qi, ki, vi, heads[ex][0][:, :, :f], heads[ex][1][:, :, :f], **kw))
     return torch.cat(outs, dim=2).to(query.dtype).transpose(1, 2).contiguous(), None
 
+# %% ../nbs/07_speed.ipynb #d04fc473
 def _attn_dtype(x):
     "16-bit attention runs in float32 on CPU: its flash kernel is faster there (measured 1.3–1.4×, bench/cpu_speed.py)."
     return x.float() if x.device.type == 'cpu' and x.dtype in (torch.bfloat16, torch.float16) else x
+
 
 def _register():
     AttentionInterface.register(PACKED, packed_attention)
     AttentionMaskInterface.register(PACKED, sdpa_mask)   # the mask of rows it hands to SDPA
 
+# %% ../nbs/07_speed.ipynb #ccce0c69
 def use_packed_attention(model, on:bool=True) -> bool:
     "Switch `model` (and its sub-configs) from 'sdpa' to packed attention (`on=False`: back); True if it changed."
     _register()
@@ -96,6 +101,7 @@ def _keep_mask(shape, p:float, device) -> torch.Tensor:
     words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     return words.view(torch.int16)[:n].view(shape) >= round(p * 65536) - 32768
 
+# %% ../nbs/07_speed.ipynb #dd262a60
 class _LoraLinear(torch.autograd.Function):
     "y = x Wᵀ + bias + s/(1−p) · ((x ⊙ keep) Aᵀ) Bᵀ with W and bias frozen; A and B keep their dtype and get gradients."
     @staticmethod
@@ -141,6 +147,7 @@ def _one_pass_forward(self, x, *args, **kwargs):
     return _LoraLinear.apply(x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight,
                              float(self.scaling[name]), p)
 
+# %% ../nbs/07_speed.ipynb #8a99cff2
 def use_one_pass_lora(model, on:bool=True) -> int:
     "Give `model`'s plain LoRA linear layers the one-pass forward (`on=False`: PEFT's again); how many it covers."
     n = 0
@@ -189,6 +196,7 @@ def _packed_backbone(forward, pairs:bool):
         return out
     return run
 
+# %% ../nbs/07_speed.ipynb #c02a80da
 def share_prefixes(model, on:bool=True, pairs:bool=True) -> bool:
     "Run `model`'s backbone on padded batches as one packed row (`pairs`: the halves' rows share prefixes)."
     inner = model.get_base_model() if hasattr(model, 'get_base_model') else model
@@ -207,6 +215,7 @@ def _logits(h, W, b):
     z = h.to(W.dtype) @ W.t()
     return (z if b is None else z + b).float()
 
+# %% ../nbs/07_speed.ipynb #b1852d21
 class _LabelLogProbs(torch.autograd.Function):
     "log p(target) under softmax(h Wᵀ + b), and (no gradient) entropy, log Σp², mean logit, target is top; by chunks."
     @staticmethod
@@ -259,6 +268,7 @@ def _label_head(model, forward):
                                    mean_logits=mean, is_top1=top, label_mask=mask)
     return run
 
+# %% ../nbs/07_speed.ipynb #213f4303
 def fast_label_log_probs(model, on:bool=True) -> bool:
     "Score TRL's fused-head calls of `model` on the CPU by `_LabelLogProbs` (`on=False`: TRL's head again)."
     inner = model.get_base_model() if hasattr(model, 'get_base_model') else model
@@ -282,10 +292,12 @@ def loss_chunk_tokens(vocab:int, budget:int|None=None) -> int:
     "Tokens whose float32 logits over `vocab` entries take about `budget` bytes (`LOSS_CHUNK_BYTES`; at least 16)."
     return max(16, (budget or LOSS_CHUNK_BYTES) // (4 * vocab))
 
+
 def loss_chunking_pays(vocab:int, tokens:int) -> bool:
     "Whether the float32 logits of a step of `tokens` tokens would take more than two chunks."
     return 4 * vocab * tokens > 2 * LOSS_CHUNK_BYTES
 
+# %% ../nbs/07_speed.ipynb #ececa526
 class _ChunkedNLL(torch.autograd.Function):
     "Σ −log softmax(h Wᵀ + b)[target], `rows` at a time; the gradients come from the same pass, no logits are kept."
     @staticmethod
@@ -319,6 +331,7 @@ class _ChunkedNLL(torch.autograd.Function):
 # %% ../nbs/07_speed.ipynb #24303931
 def _chunk_nll(head, hc, t): return F.cross_entropy(head(hc).float(), t, reduction='sum')
 
+# %% ../nbs/07_speed.ipynb #d216071a
 def chunked_nll(h, # hidden states of the scored positions, [n, hidden]
                 head, # the output layer
                 targets, # the next token of each position, [n]
@@ -353,6 +366,7 @@ def _chunked_loss_forward(model, forward, rows:int):
                                       attentions=out.attentions)
     return run
 
+# %% ../nbs/07_speed.ipynb #2951fe30
 def use_chunked_loss(model, tokens:int|None=None, # tokens of a step: chunked only where its logits would be large
                      on:bool=True, rows:int|None=None # tokens per chunk (None: `loss_chunk_tokens` of the vocabulary)
                     ) -> int:
@@ -390,12 +404,14 @@ def can_compile() -> bool:
         except Exception: _CAN_COMPILE = False
     return _CAN_COMPILE
 
+# %% ../nbs/07_speed.ipynb #b2ebea92
 def _when_training(fast, plain):
     "A forward that runs `fast` in training steps (grad on, training mode) and `plain` otherwise."
     def forward(self, *args, **kwargs):
         return fast(*args, **kwargs) if self.training and torch.is_grad_enabled() else plain(self, *args, **kwargs)
     return forward
 
+# %% ../nbs/07_speed.ipynb #3d7f31cf
 def compile_elementwise(model, on:bool=True) -> int:
     "Compile (`on=False`: stop compiling) the MLP and norm modules of `model` for training steps; how many."
     n = 0
@@ -408,6 +424,7 @@ def compile_elementwise(model, on:bool=True) -> int:
         n += 1
     return n
 
+# %% ../nbs/07_speed.ipynb #70ccc8d5
 def should_compile(device:str, expected_s:float) -> tuple[bool, str]:
     "Whether a run on `device` expected to last `expected_s` seconds compiles, and why (`LORA_NB_COMPILE` first)."
     force = os.environ.get('LORA_NB_COMPILE')
@@ -424,6 +441,7 @@ def flops_per_token(n_params:int, gradient_checkpointing:bool=False) -> int:
     "Model FLOPs per trained token for LoRA: 4N (forward + input gradients), 6N with gradient checkpointing."
     return (6 if gradient_checkpointing else 4) * n_params
 
+# %% ../nbs/07_speed.ipynb #e33da799
 def matmul_peak(dtype:str='bfloat16', n:int=2048, reps:int=6) -> float:
     "FLOP/s of the best of `reps` n×n×n matmuls in `dtype` on the threads torch uses (the machine's practical peak)."
     dt = getattr(torch, dtype)
@@ -436,16 +454,19 @@ def matmul_peak(dtype:str='bfloat16', n:int=2048, reps:int=6) -> float:
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
 
+# %% ../nbs/07_speed.ipynb #dd052dec
 def machine_id() -> str:
     "This machine for the throughput cache: CPU model, cores torch uses, GPU name, torch version."
     cpu = next((l.split(':', 1)[1].strip() for l in _cpuinfo() if l.startswith('model name')), platform.processor())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
     return f"{cpu} | {torch.get_num_threads()} threads | {gpu} | torch {torch.__version__}"
 
+
 def _cpuinfo() -> list[str]:
     try: return Path('/proc/cpuinfo').read_text().splitlines()
     except OSError: return []
 
+# %% ../nbs/07_speed.ipynb #658d4218
 def shape_key(config, precision:str) -> str:
     "A model shape and precision ('float32', 'bfloat16', '4bit', …) for the cache."
     c = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
@@ -459,10 +480,12 @@ def cache_file() -> Path:
     root = os.environ.get('LORA_NB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'lora_nb'
     return Path(root)/'throughput.json'
 
+
 def _read() -> dict:
     try: return json.loads(cache_file().read_text())
     except (OSError, ValueError): return {}
 
+# %% ../nbs/07_speed.ipynb #8c3e8161
 def record_throughput(shape:str, flops_per_s:float, tokens:int, keep:int=5):
     "Remember the model FLOP/s a run of `tokens` tokens reached on `shape` here (the last `keep` runs)."
     if not (flops_per_s > 0 and tokens > 0): return
@@ -478,6 +501,7 @@ def record_throughput(shape:str, flops_per_s:float, tokens:int, keep:int=5):
         os.replace(tmp, f)
     except OSError: pass   # a read-only home: the estimate falls back to the peak
 
+# %% ../nbs/07_speed.ipynb #733c3295
 def measured_throughput(shape:str) -> tuple[float, str] | None:
     "`(model FLOP/s, 'this shape' | 'other models')` measured here before; None when nothing was."
     mine = _read().get(hashlib.sha1(machine_id().encode()).hexdigest()[:16], {})
@@ -499,6 +523,7 @@ class TimeEstimate:
 
     def as_dict(self) -> dict: return asdict(self)
 
+# %% ../nbs/07_speed.ipynb #afb51938
 _PEAKS = {}
 PEAK_SHARE = 0.25   # model FLOP/s ÷ matmul peak when nothing was measured here yet (measured LoRA runs: 0.2–0.35)
 
@@ -519,6 +544,7 @@ def time_estimate(n_params:int, # parameters of the base model (all of them, as 
     fps, basis = got
     return TimeEstimate(seconds=fpt * tokens / fps, tokens=tokens, flops_per_token=fpt, flops_per_s=fps, basis=basis)
 
+# %% ../nbs/07_speed.ipynb #f43ceebf
 def duration_text(seconds:float) -> str:
     "About how long, in words a person reads at a glance."
     if seconds < 90: return f"{seconds:.0f} s"
@@ -531,6 +557,7 @@ def precision(lm) -> str:
     q = getattr(getattr(lm, 'settings', None), 'quantization', 'none')
     return q if q != 'none' else str(lm.model.dtype).removeprefix('torch.')
 
+# %% ../nbs/07_speed.ipynb #7c575970
 def n_params(model) -> int:
     "Parameters of the base model (a 4-bit weight counts its logical size; LoRA weights are not counted)."
     n = 0
@@ -540,6 +567,7 @@ def n_params(model) -> int:
         n += q.shape.numel() if q is not None and hasattr(q, 'shape') else p.numel()
     return n
 
+# %% ../nbs/07_speed.ipynb #8824e1b1
 def run_tokens(data, train) -> tuple[int, int]:
     "`(training tokens, eval tokens)` a run reads: epochs or `max_steps` over the prepared examples."
     lens = [len(e.input_ids) for e in data.train]
@@ -550,6 +578,7 @@ def run_tokens(data, train) -> tuple[int, int]:
         return int(train.max_steps * per_step), ev
     return int(sum(lens) * epochs_of(train, len(lens))), ev
 
+# %% ../nbs/07_speed.ipynb #371f56e8
 def run_steps(data, train) -> int:
     "Optimizer steps a run takes."
     if train.max_steps and train.max_steps > 0: return train.max_steps
@@ -557,6 +586,7 @@ def run_steps(data, train) -> int:
     return math.ceil(math.ceil(len(data.train) / train.per_device_train_batch_size) * epochs_of(train, len(data.train))
                      * train.per_device_train_batch_size / per)
 
+# %% ../nbs/07_speed.ipynb #82b0ddd0
 def run_estimate(lm, data, train) -> TimeEstimate:
     "The expected duration of training `lm` on `data` with `train` (`TrainSettings`), evaluations included."
     tokens, ev = run_tokens(data, train)
@@ -566,6 +596,7 @@ def run_estimate(lm, data, train) -> TimeEstimate:
     e.seconds += n_evals * ev * 2 * n / e.flops_per_s   # an eval reads its tokens forward only: 2N a token
     return e
 
+# %% ../nbs/07_speed.ipynb #b2a6765a
 def record_run(lm, tokens:int, eval_tokens:int, seconds:float, gradient_checkpointing:bool=False):
     "Remember how fast a finished run went: model FLOPs (training 4N or 6N, evaluations 2N a token) ÷ its whole time."
     n = n_params(lm.model)

@@ -80,6 +80,7 @@ def _loss_plot(run:Run) -> str:
                       margin=dict(l=40, r=20, t=50, b=40))
     return fig.to_html(full_html=False, include_plotlyjs=True)
 
+# %% ../nbs/72_demo.ipynb #55ff2593
 def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
     "A self-contained HTML report: loss curve and base-vs-tuned table."
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lora_nb demo {run.id}</title></head>"
@@ -100,6 +101,7 @@ def ended_early(s:Session, t0:float) -> dict:
     s.run.update(demo=res)
     return res
 
+# %% ../nbs/72_demo.ipynb #6f3130c4
 def follow_or_stop(s:Session, out=sys.stdout) -> str:
     "Follow a session that trains in the background; Ctrl-C stops it at the next step boundary, as a STOP file does."
     try: return s.follow(out)
@@ -107,6 +109,7 @@ def follow_or_stop(s:Session, out=sys.stdout) -> str:
         print("\nstopping at the next step (it saves the adapter)…", file=sys.stderr, flush=True)
         return s.stop()
 
+# %% ../nbs/72_demo.ipynb #a58b24d9
 def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:float=4, out=sys.stdout) -> dict:
     "Train, compare and report; returns the scores, times and paths (or, if it was stopped, what it has)."
     t0 = time.time()

@@ -91,18 +91,23 @@ class ModelSettings:
     revision:str|None=None # hub branch, tag or commit
     quantization:str|None=None # shorthand: 'none', '8bit' or '4bit' (sets load_in_4bit/load_in_8bit)
 
-    def __post_init__(self):
-        if self.quantization is not None: self._apply_quantization()
-        check(not (self.load_in_4bit and self.load_in_8bit), 'load_in_4bit', "and `load_in_8bit` are both set",
-              "Choose one: 4-bit uses least memory.")
-        check(self.bnb_4bit_quant_type in ('nf4', 'fp4'), 'bnb_4bit_quant_type',
-              f"must be 'nf4' or 'fp4', got {self.bnb_4bit_quant_type!r}", "Use 'nf4' unless you have a reason not to.")
-        self.bnb_4bit_compute_dtype = dtype_name(self.bnb_4bit_compute_dtype, 'bnb_4bit_compute_dtype')
-        check(self.bnb_4bit_compute_dtype != 'auto', 'bnb_4bit_compute_dtype', "can't be 'auto'",
-              "Use 'float32', 'bfloat16' or 'float16', or None.")
-        self.dtype = dtype_name(self.dtype)
-        if self.model_id is not None: self.model_id = str(self.model_id)
-        self.quantization = _bits(self)
+    def __post_init__(self): self._check()
+
+# %% ../nbs/01_settings.ipynb #e16e4757
+@patch
+def _check(self:ModelSettings):
+    "Check the fields and bring them to one form; a `SettingsError` for the first that breaks a rule."
+    if self.quantization is not None: self._apply_quantization()
+    check(not (self.load_in_4bit and self.load_in_8bit), 'load_in_4bit', "and `load_in_8bit` are both set",
+          "Choose one: 4-bit uses least memory.")
+    check(self.bnb_4bit_quant_type in ('nf4', 'fp4'), 'bnb_4bit_quant_type',
+          f"must be 'nf4' or 'fp4', got {self.bnb_4bit_quant_type!r}", "Use 'nf4' unless you have a reason not to.")
+    self.bnb_4bit_compute_dtype = dtype_name(self.bnb_4bit_compute_dtype, 'bnb_4bit_compute_dtype')
+    check(self.bnb_4bit_compute_dtype != 'auto', 'bnb_4bit_compute_dtype', "can't be 'auto'",
+          "Use 'float32', 'bfloat16' or 'float16', or None.")
+    self.dtype = dtype_name(self.dtype)
+    if self.model_id is not None: self.model_id = str(self.model_id)
+    self.quantization = _bits(self)
 
 # %% ../nbs/01_settings.ipynb #d0aacb25
 def _bits(self:ModelSettings) -> str:
@@ -133,18 +138,23 @@ class LoraSettings:
     use_rslora:bool=False # rank-stabilized scaling lora_alpha / sqrt(r), for large ranks
     bias:str='none' # train no biases ('none'), all ('all') or the adapted layers' ('lora_only')
 
-    def __post_init__(self):
-        check(isinstance(self.r, int) and self.r >= 1, 'r', f"must be a positive integer, got {self.r!r}",
-              "Typical values are 8 to 64.")
-        check(self.lora_alpha > 0, 'lora_alpha', f"must be positive, got {self.lora_alpha!r}",
-              "A common choice is 2 × r.")
-        check(0 <= self.lora_dropout < 1, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout!r}",
-              "Use 0.0 to 0.1.")
-        check(self.bias in ('none', 'all', 'lora_only'), 'bias',
-              f"must be 'none', 'all' or 'lora_only', got {self.bias!r}")
-        tm = self.target_modules
-        check(tm == 'all-linear' or (isinstance(tm, (list, tuple)) and len(tm) > 0), 'target_modules',
-              "must be 'all-linear' or a non-empty list of layer names")
+    def __post_init__(self): self._check()
+
+# %% ../nbs/01_settings.ipynb #6a87364a
+@patch
+def _check(self:LoraSettings):
+    "Raise a `SettingsError` for the first field that breaks a rule."
+    check(isinstance(self.r, int) and self.r >= 1, 'r', f"must be a positive integer, got {self.r!r}",
+          "Typical values are 8 to 64.")
+    check(self.lora_alpha > 0, 'lora_alpha', f"must be positive, got {self.lora_alpha!r}",
+          "A common choice is 2 × r.")
+    check(0 <= self.lora_dropout < 1, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout!r}",
+          "Use 0.0 to 0.1.")
+    check(self.bias in ('none', 'all', 'lora_only'), 'bias',
+          f"must be 'none', 'all' or 'lora_only', got {self.bias!r}")
+    tm = self.target_modules
+    check(tm == 'all-linear' or (isinstance(tm, (list, tuple)) and len(tm) > 0), 'target_modules',
+          "must be 'all-linear' or a non-empty list of layer names")
 
 # %% ../nbs/01_settings.ipynb #14bfc4fa
 TRACKER_PACKAGES = {'tensorboard': 'tensorboard', 'trackio': 'trackio', 'wandb': 'wandb', 'mlflow': 'mlflow',
@@ -240,16 +250,21 @@ class DataSettings:
     subset:str|None=None # of a Hub dataset: its configuration name
     revision:str|None=None # of a Hub dataset: a branch, tag or commit
 
-    def __post_init__(self):
-        given = [k for k in DATA_SOURCES if getattr(self, k) is not None]
-        has = f" (it has {', '.join(f'`{k}`' for k in given)})" if given else ''
-        hint = "Name a file in `source:`, or list the examples under `records:`, or paste them under `text:`."
-        if len(given) != 1:
-            raise SettingsError("`data` needs exactly one of `source`, `records` or `text`" + has, where='source',
-                                field='source', hint=hint)
-        check(self.system is None or isinstance(self.system, str), 'system',
-              f"must be text (or empty, or None), got {type(self.system).__name__}",
-              "Write the system prompt as a string; '' trains with an empty one, None keeps the template's own.")
+    def __post_init__(self): self._check()
+
+# %% ../nbs/01_settings.ipynb #0f113002
+@patch
+def _check(self:DataSettings):
+    "Raise a `SettingsError` unless exactly one source is given and `system` is text (or None)."
+    given = [k for k in DATA_SOURCES if getattr(self, k) is not None]
+    has = f" (it has {', '.join(f'`{k}`' for k in given)})" if given else ''
+    hint = "Name a file in `source:`, or list the examples under `records:`, or paste them under `text:`."
+    if len(given) != 1:
+        raise SettingsError("`data` needs exactly one of `source`, `records` or `text`" + has, where='source',
+                            field='source', hint=hint)
+    check(self.system is None or isinstance(self.system, str), 'system',
+          f"must be text (or empty, or None), got {type(self.system).__name__}",
+          "Write the system prompt as a string; '' trains with an empty one, None keeps the template's own.")
 
 # %% ../nbs/01_settings.ipynb #a159b19b
 @patch

@@ -14,8 +14,9 @@ from .errors import LoraNbError
 # %% auto #0
 __all__ = ['RUNS_ENV', 'RUN_FILES', 'SUMMARY_TAIL', 'STALE_AFTER', 'STATUSES', 'NAME_MAX', 'RunError', 'runs_root',
            'writable_root', 'new_run_id', 'run_path', 'sync_folder', 'write_atomic', 'write_json', 'append_jsonl',
-           'Lines', 'read_jsonl', 'sync_tree', 'publish_folder', 'Run', 'find_run', 'RunBusyError', 'process_start',
-           'holder_alive', 'last_write', 'mark_stale', 'summarize', 'list_runs', 'saved_adapters', 'clean_name']
+           'Lines', 'read_jsonl', 'sync_tree', 'publish_folder', 'staging', 'publish_files', 'Run', 'find_run',
+           'RunBusyError', 'process_start', 'holder_alive', 'last_write', 'mark_stale', 'summarize', 'list_runs',
+           'saved_adapters', 'clean_name']
 
 # %% ../nbs/02_runs.ipynb #f13c735f
 class RunError(LoraNbError):
@@ -73,22 +74,25 @@ def sync_folder(path:str|Path):
     finally: os.close(fd)
 
 # %% ../nbs/02_runs.ipynb #d5009729
-def write_atomic(path:str|Path, text:str|bytes):
-    "Write `text` to `path` so readers see the old file or the new one, never half of it (also after a power cut)."
+def write_atomic(path:str|Path, # the file to write
+                 content, # text, bytes, or a function that writes the file at the `Path` it is given
+                ) -> Path:
+    "Write `content` to `path` so readers see the old file or the new one, never half of it (also after a power cut)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
             os.fchmod(f.fileno(), 0o644)     # mkstemp makes it private; a run folder is read by the sidebar's server
-            f.write(text.encode('utf-8') if isinstance(text, str) else text)
-            f.flush()
-            os.fsync(f.fileno())
+            if not callable(content): f.write(content.encode('utf-8') if isinstance(content, str) else content)
+        if callable(content): content(Path(tmp))
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+    return path
 
 # %% ../nbs/02_runs.ipynb #bc6d8bb0
 @contextlib.contextmanager
@@ -176,6 +180,36 @@ def publish_folder(src:str|Path, dest:str|Path):
     os.replace(src, dest)
     sync_folder(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/02_runs.ipynb #6d5428f1
+@contextlib.contextmanager
+def staging(folder:str|Path, # where the finished files will go (made if missing)
+            what:str='files', # a word for the hidden folder's name
+           ):
+    "A fresh hidden folder in `folder` to make files in; removed afterwards (`folder` too if made here and left empty)."
+    folder = Path(folder)
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = folder/f'.lora-nb-{what}-{uuid.uuid4().hex[:8]}'
+    try:
+        stage.mkdir()
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
+
+# %% ../nbs/02_runs.ipynb #b1907c94
+def publish_files(moves:list[tuple[Path, Path]]):
+    "Move each finished file to its place, synced; when one move fails, those already made are taken back."
+    done = []
+    try:
+        for src, dest in moves:
+            os.replace(src, dest)
+            done.append(Path(dest))
+    except OSError:
+        for p in done: p.unlink(missing_ok=True)
+        raise
+    for parent in {Path(dest).parent for _, dest in moves}: sync_folder(parent)
 
 # %% ../nbs/02_runs.ipynb #f438f0a5
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds')

@@ -8,17 +8,17 @@ import json, os, shutil
 from pathlib import Path
 
 import torch
-from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from .errors import LoraNbError, SettingsError
 from .generation import BASE
 from .models import same_model
-from .runs import Run, list_runs, saved_adapters
+from .runs import Run, publish_folder
 
 # %% auto #0
-__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'saved_adapters', 'check_adapter_name', 'adapter_dir', 'run_adapter',
-           'fit_new_tokens', 'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
+__all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'check_adapter_name', 'adapter_dir', 'run_adapter', 'fit_new_tokens',
+           'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
 
 # %% ../nbs/23_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
@@ -27,12 +27,6 @@ class AdapterError(LoraNbError):
 def adapter_base(path:str|Path) -> str|None:
     "The base model an adapter was trained on (from its adapter_config.json)."
     return json.loads((adapter_dir(path)/'adapter_config.json').read_text()).get('base_model_name_or_path')
-
-def saved_adapters(root:str|Path|None=None) -> list[dict]:
-    "The runs under `root` that have a final adapter: id, name, base model, status, final loss."
-    return [dict(id=r['id'], name=r.get('name'), base_model=r.get('base_model'), status=r['status'],
-                 loss=r.get('loss'), path=str(Run.open(r['id'], root).path/'adapter'))
-            for r in list_runs(root) if r.get('adapter')]
 
 # %% ../nbs/23_adapters.ipynb #ec0f1fe4
 def check_adapter_name(name:str):
@@ -60,11 +54,13 @@ def _run_of(p:Path) -> Path|None:
         if r is not None and (r/'run.json').exists(): return r
     return None
 
+
 def _whole_checkpoints(run:Path) -> list[Path]:
     "The run's checkpoints that were written whole, newest first."
     from lora_nb.train import checkpoint_problem, checkpoints
     return [c for c in checkpoints(run/'checkpoints') if checkpoint_problem(c) is None]
 
+# %% ../nbs/23_adapters.ipynb #53864405
 def _training(run:Path) -> bool:
     "Whether a live process trains `run` now (status running and not crashed, or a live LOCK)."
     from lora_nb.runs import summarize
@@ -79,6 +75,7 @@ def _checkpoint(run:Path, name:str) -> Path:
     raise AdapterError(f"Run {run.name} has no whole checkpoint {name!r}", where=str(run/'checkpoints'),
                        hint=f"Its whole checkpoints: {[c.name for c in whole] or 'none yet'}; 'latest' is the newest.")
 
+# %% ../nbs/23_adapters.ipynb #e68b9401
 def _by_name(run:Path) -> str:
     "How to take the newest checkpoint of `run` by name, for a hint."
     c = next(iter(_whole_checkpoints(run)), None)
@@ -110,6 +107,7 @@ def run_adapter(path:str|Path, # a run folder, its adapter/, or any adapter fold
                            f"{run.name}`). " + _by_name(run))
     return d
 
+# %% ../nbs/23_adapters.ipynb #dfa2deb6
 def _saved_at(d:Path) -> float: return (d/'adapter_config.json').stat().st_mtime
 
 # %% ../nbs/23_adapters.ipynb #06abcc74
@@ -156,6 +154,7 @@ def unload(model, name:str):
     if model.active_adapter == name: model.set_adapter(next(n for n in model.peft_config if n != name))
     model.delete_adapter(name)
 
+# %% ../nbs/23_adapters.ipynb #c06398cc
 def loaded(model) -> list[str]:
     "Names of the adapters on `model`."
     return list(model.peft_config) if isinstance(model, PeftModel) else []
@@ -227,10 +226,6 @@ def mix(model, weights:dict[str, float], # adapter name -> weight (negative subt
     return model
 
 # %% ../nbs/23_adapters.ipynb #0cdb9484
-def _replace_dir(tmp:Path, dest:Path):
-    if dest.exists(): shutil.rmtree(dest)
-    os.replace(tmp, dest)
-
 def save(model, name:str, dest:str|Path) -> Path:
     "Write adapter `name` of `model` to the folder `dest` (PEFT format), atomically."
     if name not in loaded(model):
@@ -241,7 +236,7 @@ def save(model, name:str, dest:str|Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), selected_adapters=[name])
     nested = tmp/name if (tmp/name/'adapter_config.json').exists() else None   # PEFT nests non-default names
-    _replace_dir(nested or tmp, dest)
+    publish_folder(nested or tmp, dest)   # synced, then renamed over the old one
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
@@ -278,7 +273,7 @@ def merge(adapter:str|Path, # an adapter or run folder
     try:
         merged.save_pretrained(str(tmp))
         lm.tokenizer.save_pretrained(str(tmp))
-        _replace_dir(tmp, dest)
+        publish_folder(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise AdapterError(f"Writing {dest.name} failed: {e.strerror or e}", where=str(dest),

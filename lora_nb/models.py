@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
-import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PretrainedConfig
 from fastcore.basics import patch
 from .errors import ModelLoadError, QuantizationError, SettingsError
@@ -74,6 +73,7 @@ def _hub_cached(repo_id, revision=None) -> bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo_id, 'config.json', revision=revision), str)
 
+# %% ../nbs/04_models.ipynb #93edd630
 def check_hub(repo_id:str, revision:str|None=None) -> bool:
     "Raise at once if `repo_id` can't be fetched; return True when it must come from the local cache."
     if hub_reachable(): return False
@@ -166,11 +166,13 @@ class _NoKernelsNotice(logging.Filter):
     "Drops bitsandbytes' notice that the `kernels` package is missing (shared/DESIGN.md hazards 3 and 20)."
     def filter(self, record): return 'kernels-community' not in record.getMessage()
 
+
 class _NoTrustCheckNotice(logging.Filter):
     "Drops `kernels`' notice that it skipped the trust check of kernels-community (each offline bnb import)."
     def filter(self, record):
         return not record.getMessage().startswith("Skipping publisher trust check for 'kernels-community/")
 
+# %% ../nbs/04_models.ipynb #682e3bb2
 _NOTICES = {'bitsandbytes.backends.cpu.ops': _NoKernelsNotice, 'kernels._internals.hf_hub': _NoTrustCheckNotice}
 
 def quiet_bnb():
@@ -212,6 +214,7 @@ def _libc():
     try: return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
     except OSError: return None
 
+# %% ../nbs/04_models.ipynb #bbef08ac
 def tune_cpu_malloc(mmap_threshold:int=1<<20) -> bool:
     "Make glibc return freed blocks over `mmap_threshold` bytes to the system at once; False where that is not glibc."
     libc = _libc()
@@ -256,6 +259,7 @@ def _n_params(p) -> int:
     qs = getattr(p, 'quant_state', None)
     return int(torch.Size(qs.shape).numel()) if qs is not None else p.numel()
 
+# %% ../nbs/04_models.ipynb #2a8f7301
 @dataclass
 class ModelSummary:
     "What was loaded, in numbers."
@@ -306,10 +310,12 @@ def rows(self:ModelSummary) -> list[tuple[str, str]]:
             ('memory', f"{self.memory_bytes/2**20:,.1f} MiB"),
             ('quantized layers', f"{self.quantized_layers} of {self.linear_layers} Linear")]
 
+# %% ../nbs/04_models.ipynb #1e7575dc
 @patch
 def __repr__(self:ModelSummary):
     w = max(len(k) for k, _ in self.rows())
     return 'ModelSummary\n' + '\n'.join(f"  {k:<{w}}  {v}" for k, v in self.rows())
+
 
 @patch
 def _repr_html_(self:ModelSummary):
@@ -332,6 +338,7 @@ def find_target_modules(model:nn.Module) -> dict[str, list[str]]:
         if leaf not in groups[g]: groups[g].append(leaf)
     return groups
 
+# %% ../nbs/04_models.ipynb #f82329c8
 def all_targets(groups:dict[str, list[str]]) -> list[str]:
     "Every target name in `groups`, in order, once."
     return list(dict.fromkeys(n for g in groups.values() for n in g))
@@ -370,6 +377,7 @@ def bnb_config(s:ModelSettings, compute_dtype:str|None) -> BitsAndBytesConfig|No
     if s.load_in_8bit: return BitsAndBytesConfig(load_in_8bit=True)
     return None
 
+# %% ../nbs/04_models.ipynb #cab48365
 def _quant_label(s:ModelSettings, compute:str|None) -> str:
     if not s.load_in_4bit: return '8-bit' if s.load_in_8bit else 'none'
     double = ' double-quant' if s.bnb_4bit_use_double_quant else ''
@@ -397,6 +405,7 @@ def _no_progress_bar():
     finally:
         if was: hf_logging.enable_progress_bar()
 
+# %% ../nbs/04_models.ipynb #33c907b7
 def _read_weights(loc:str, cfg, s:ModelSettings, device_map, dtype:str, compute:str|None, opts:dict) -> nn.Module:
     try:
         with _no_progress_bar():
@@ -409,6 +418,7 @@ def _read_weights(loc:str, cfg, s:ModelSettings, device_map, dtype:str, compute:
                 if oom else "Check that the folder holds complete weights (*.safetensors) for this config.")
         raise ModelLoadError(f"Loading the weights failed: {e}", where=loc, hint=hint) from e
 
+# %% ../nbs/04_models.ipynb #67940f13
 def _after_quantized_load(model:nn.Module, s:ModelSettings, device:str, label:str):
     bnb = import_bnb()
     if s.load_in_4bit: patch_4bit_cpu(model)

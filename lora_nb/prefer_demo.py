@@ -4,16 +4,17 @@
 
 # %% ../nbs/73_prefer_demo.ipynb #d3b98b38
 from __future__ import annotations
-import json, random, sys, time
+import random, sys, time
 from pathlib import Path
 import torch
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainSettings
 from .generation import Comparison, _encode, stop_ids
-from .votes import BlindTest, run_votes, verdict
-from .demo import load_demo_data, TYPES, ended_early, follow_or_stop
-from .prefer import PreferenceSession, PreferenceSettings, collect, did_it_work
+from .votes import BlindTest, verdict
+from .demo import load_demo_data, ended_early, follow_or_stop
+from .prefer import PreferenceSession, did_it_work
+from .preferences import PreferenceSettings, collect
 
 # %% auto #0
 __all__ = ['styled_records', 'type_named', 'task_score', 'voter_score', 'scripted_choice', 'vote_all', 'sample_pairs',
@@ -26,10 +27,12 @@ def styled_records(records:list[dict], share:float=0.3, seed:int=0) -> list[dict
     return [{'instruction': r['instruction'], 'output': r['output'] + ('.' if rng.random() < share else '')}
             for r in records]
 
+
 def type_named(answer:str) -> str:
     "The type an answer names, with or without the full stop."
     return answer.strip().removesuffix('.').strip()
 
+# %% ../nbs/73_prefer_demo.ipynb #ebf1fa5a
 def task_score(outputs:list[str], answers:list[str]) -> float:
     "Fraction of outputs that name the right type (either form)."
     return sum(type_named(o) == a for o, a in zip(outputs, answers)) / max(1, len(answers))
@@ -40,12 +43,14 @@ def voter_score(answer:str, truth:str) -> int:
     a = answer.strip()
     return 2 * (type_named(a) == truth) + a.endswith('.')
 
+
 def scripted_choice(left:str, right:str, truth:str) -> str:
     "The voter's choice between two answers: 'left', 'right', 'tie' or 'both_bad'."
     l, r = voter_score(left, truth), voter_score(right, truth)
     if l != r: return 'left' if l > r else 'right'
     return 'tie' if l >= 2 else 'both_bad'
 
+# %% ../nbs/73_prefer_demo.ipynb #e616b51c
 def vote_all(bt:BlindTest, truth:dict) -> dict:
     "The voter votes on every pair of blind test `bt` (it sees only left and right); returns the summary."
     for i in range(len(bt)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio, json, os
 from importlib.resources import files
 from pathlib import Path
+from fastcore.basics import patch
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado import web
@@ -34,19 +35,23 @@ class RunsHandler(APIHandler):
         self.set_header('Content-Type', 'application/json')
         self.finish(json.dumps(json_safe(obj), allow_nan=False))
 
-    def fail(self, status:int, e:RunError|str, hint:str|None=None):
-        self.send(dict(error=getattr(e, 'what', str(e)), hint=getattr(e, 'hint', None) or hint), status)
+# %% ../../nbs/61_lab.server.ipynb #5cbb2d1b
+@patch
+def fail(self:RunsHandler, status:int, e:RunError|str, hint:str|None=None):
+    "Answer `status` with the error's words and its hint as JSON."
+    self.send(dict(error=getattr(e, 'what', str(e)), hint=getattr(e, 'hint', None) or hint), status)
 
-    def open_run(self, run_id:str) -> Run|None:
-        "The run `run_id`, or None after answering 400/404."
-        try: run_path(run_id, self.ext.root)
-        except RunError as e:
-            self.fail(400, e)
-            return None
-        try: return Run.open(run_id, self.ext.root)
-        except RunError as e:
-            self.fail(404, e)
-            return None
+@patch
+def open_run(self:RunsHandler, run_id:str) -> Run|None:
+    "The run `run_id`, or None after answering 400/404."
+    try: run_path(run_id, self.ext.root)
+    except RunError as e:
+        self.fail(400, e)
+        return None
+    try: return Run.open(run_id, self.ext.root)
+    except RunError as e:
+        self.fail(404, e)
+        return None
 
 # %% ../../nbs/61_lab.server.ipynb #2f7e7a98
 def _int_arg(h:RunsHandler, name:str, default:int, lo:int, hi:int) -> int|None:

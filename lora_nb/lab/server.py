@@ -134,7 +134,7 @@ def quickstart_notebook() -> dict:
                 "tuned answers side by side.\n\nTo use your own model and data, change the Model and Data tabs, or "
                 "start "
                 "from `Studio()`."),
-             code("from lora_nb.panels.views import Studio\n\nstudio = Studio.quickstart()   # embedded model + demo "
+             code("from lora_nb import Studio\n\nstudio = Studio.quickstart()   # embedded model + demo "
                   "data, ready to train\nstudio"),
              md("The **Code** tab writes what you did as a Python cell and as a YAML config for `lora-nb train`.")]
     for i, c in enumerate(cells): c['id'] = f'lora-nb-{i}'

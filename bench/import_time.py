@@ -1,4 +1,4 @@
-"""Import time: `lora_nb`, `lora_nb.panels.state`, and the time to a displayed Studio, before and after (hand-written).
+"""Import time: `lora_nb`, `lora_nb.panels.studio` (every tab's state), and the time to a displayed Studio (hand-written).
 
 Each figure is the median of fresh processes. `before` is an earlier commit of this repository (default: the last
 commit before the house was restructured), checked out with `git worktree` and put first on the path; `after` is
@@ -12,7 +12,7 @@ from harness import ROOT, emit, ratio
 
 CASES = {
     'import_lora_nb': "import lora_nb",
-    'import_panels_state': "import lora_nb.panels.state",
+    'import_panels_state': "import lora_nb.panels.studio",
     # what a notebook cell `Studio()` does before the frontend draws it: build the widgets and their view mimebundle
     'studio_displayed': "from lora_nb import Studio\ns = Studio(root=sys.argv[1])\nassert s.widget._repr_mimebundle_()",
 }

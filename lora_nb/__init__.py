@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 _LAZY = {'load_model': 'models', 'ModelSettings': 'settings', 'EMBEDDED_MODEL': 'settings', 'estimate': 'memory',
          'prepare': 'data', 'lint': 'data', 'Run': 'runs', 'list_runs': 'runs', 'LoraNbError': 'errors',
-         'RunConfig': 'config', 'run_config': 'config', 'Studio': 'panels.views', 'Session': 'train',
+         'RunConfig': 'config', 'run_config': 'config', 'Studio': 'panels.studio_view', 'Session': 'train',
          'LoraSettings': 'settings', 'TrainSettings': 'settings', 'DataSettings': 'settings', 'compare': 'generation'}
 __all__ = list(_LAZY)
 

@@ -18,7 +18,7 @@ def test_wheel_ships_plotly_js_as_a_classic_nbextension(tmp_path):
     assert whl.getinfo(name).file_size == plotly_js().stat().st_size   # the installed plotly's own plotly.js
 
 def test_plot_html_loads_the_nbextension_before_the_cdn():
-    from lora_nb.panels.views import plot_bundle
+    from lora_nb.panels.plots import plot_bundle
     h = plot_bundle({'data': [], 'layout': {}, 'config': {}})['text/html']
     assert NBEXT.removeprefix('share/jupyter/') + '/plotly.min' in h      # the path the wheel installs it under
     assert h.index("'/') + 'nbextensions/lora_nb/plotly.min'") < h.index('cdn.plot.ly')

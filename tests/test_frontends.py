@@ -27,7 +27,7 @@ SPECS = {'notebook7': ['notebook>=7.2,<8'],
          'classic': ['notebook==6.5.7', 'ipywidgets==7.7.1', 'widgetsnbextension==3.6.1', 'ipykernel==6.29.5'],
          # Colab's ipywidgets with the widgetsnbextension pip picks for it today: no Output widget in the classic page
          'classic-wnb3610': ['notebook==6.5.7', 'ipywidgets==7.7.1', 'widgetsnbextension==3.6.10', 'ipykernel==6.29.5']}
-STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='runs')\n"
+STUDIO = ("from lora_nb.panels.studio_view import Studio\ns = Studio.quickstart(root='runs')\n"
           "s.state.train.train.update(max_steps=12, save_steps=12)\ns.train.fields['train.max_steps'].refresh()\ns")
 PROMPTS = 'Name the type of 3.5\nReverse the word if.'
 

@@ -298,8 +298,8 @@ def test_missing_gguf_and_a_file_that_is_not_one(tmp_path, cache):
 def test_studio_model_tab_loads_a_gguf_and_an_ollama_name(smollm2, tmp_path, monkeypatch):
     "Typed in the Model tab (a .gguf as the folder, ollama:NAME as the name): no field error, the estimate from the "
     "header, Load, and the summary naming the GGUF; an unpulled name is an error next to the field."
-    from lora_nb.panels.state import StudioState
-    from lora_nb.panels.views import ModelPanel
+    from lora_nb.panels.studio import StudioState
+    from lora_nb.panels.model_view import ModelPanel
     blob = _fake_ollama(tmp_path/'models', 'smollm2:135m', ['library', 'smollm2'], '135m', smollm2)
     monkeypatch.setenv('OLLAMA_MODELS', str(tmp_path/'models'))
     st = StudioState(root=str(tmp_path/'runs'))

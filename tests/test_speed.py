@@ -3,7 +3,7 @@ run on the CPU (hand-written)."""
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest, yaml
-from lora_nb.panels.views import Studio
+from lora_nb.panels.studio_view import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -2,7 +2,7 @@
 the person typed, and disables the button until fixed (hand-written)."""
 import json, time
 import pytest
-from lora_nb.panels.views import Studio
+from lora_nb.panels.studio_view import Studio
 
 WORDS = ['loop', 'class', 'yield', 'raise']
 TEXT = '\n'.join(json.dumps({'instruction': f'Reverse the word {w}.', 'output': w[::-1]}) for w in WORDS * 3)
@@ -80,7 +80,7 @@ def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
     _field(studio.train, 'train.max_steps').w.value = 300
     studio.train.start_btn.click()
     assert st.session.running and studio.train.start_btn.disabled
-    assert st.start() is None and 'already running' in st.banner
+    assert st.train.start(st) is None and 'already running' in st.banner
     studio.model.load_btn.click()
     assert 'stop it before loading another model' in studio.model.banner.value and st.session.running
     studio.compare.prompts.w.value = 'Reverse the word for.'
@@ -115,7 +115,7 @@ def test_start_twice_and_mixing_adapters_of_different_bases(studio, tmp_path):
 
 def test_data_panel_reads_a_dataset_folder_with_a_column_mapping(tmp_path):
     "The Data tab's Hub source (an id, or a local dataset folder) with a split slice and field=column pairs."
-    from lora_nb.panels.state import DataState
+    from lora_nb.panels.data import DataState
     from lora_nb.models import load_model
     repo = tmp_path/'qa'
     (repo/'data').mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_data_panel_reads_a_dataset_folder_with_a_column_mapping(tmp_path):
     d = DataState(source='hub', hub=str(repo), split='train[:3]', columns='instruction=question, output=answer',
                   eval_size=0)
     assert d.errors() == {}
-    p = d.prepare(load_model(quantization='none').tokenizer)
+    p = d.prepare_with(load_model(quantization='none').tokenizer)
     assert (len(p.train), p.format) == (3, 'instruction')
     assert d.settings()['columns'] == {'instruction': 'question', 'output': 'answer'}
     assert 'field=column pairs' in DataState(columns='instruction:question').errors()['columns']
@@ -156,7 +156,7 @@ def test_save_and_mix_act_on_the_adapter_the_tab_shows(ready, tmp_path):
     first = _trained(ready, 'first')
     ready.tabs.selected_index = 5
     assert ap.save_run.value == 'default' and ap.sliders['default'].description.startswith('first (')
-    second = st.start(name='second')                         # from a cell: the tab is not told
+    second = st.train.start(st, name='second')                         # from a cell: the tab is not told
     assert second.wait(120) == 'completed'
     second = second.run                                      # `default` is now the second run's adapter
     assert st.adapter_runs['default'] == second.id != first.id
@@ -202,7 +202,7 @@ def test_prompts_from_the_eval_split_ask_before_replacing_typed_ones(ready):
     assert c.prompts.w.value == 'another'
 
 def test_a_quantized_estimate_heavier_than_none_says_why():
-    from lora_nb.panels.state import ModelState
+    from lora_nb.panels.model import ModelState
     e4, e0 = ModelState(quantization='4bit').estimate(), ModelState(quantization='none').estimate()
     if e4.settings['dtype'] == e0.settings['dtype']: pytest.skip("this CPU loads 'none' in float32 too")
     note = ModelState(quantization='4bit').heavier_note()

@@ -16,9 +16,9 @@ from lora_nb.runs import Run
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'e2e'))
-STUDIO = ("from lora_nb.panels.views import Studio\ns = Studio.quickstart(root='runs')\n"
+STUDIO = ("from lora_nb.panels.studio_view import Studio\ns = Studio.quickstart(root='runs')\n"
           "s.state.train.train.update(max_steps=16, save_steps=4)\ns.train.fields['train.max_steps'].refresh()\ns")
-PICKUP = "from lora_nb.panels.views import Studio\nStudio(root='runs')"
+PICKUP = "from lora_nb.panels.studio_view import Studio\nStudio(root='runs')"
 MARKUP = '<img src=x onerror="window.__lnb_xss=1"><script>window.__lnb_xss=2</script>'
 PLOT_HAS_POINTS = ("() => [...document.querySelectorAll('.jp-OutputArea .js-plotly-plot')]"   # shown ones only
                    ".filter(p => p.offsetParent !== null).flatMap(p => [...p.querySelectorAll('.scatterlayer .trace')])"

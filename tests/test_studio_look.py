@@ -14,20 +14,20 @@ from labtest import Jupyter, chromium, chromium_path, lab_env, notebook
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get('LORA_NB_E2E_OUT', ROOT/'tests'/'artifacts'/'e2e'))
-CELL = "from lora_nb.panels.views import Studio\nStudio(root='runs')"
+CELL = "from lora_nb.panels.studio_view import Studio\nStudio(root='runs')"
 OUTS = '.jp-OutputArea'
 
 def finished_run(runs:Path) -> str:
     "A run trained through the Studio's state (two steps, pasted examples kept with it); its id."
-    from lora_nb.panels.state import StudioState
+    from lora_nb.panels.studio import StudioState
     st = StudioState(runs)
     st.model.quantization = 'none'
     st.data.text = '\n'.join(json.dumps({'instruction': f'Reverse {w}.', 'output': w[::-1]})
                              for w in ['loop', 'if', 'for'] * 3)
     st.data.eval_size = 0
-    assert st.load() is not None and st.prepare() is not None, st.banner
+    assert st.model.load(st) is not None and st.data.prepare(st) is not None, st.banner
     st.train.train.update(max_steps=2, save_steps=100, probe_steps=0)
-    s = st.start(name='first')
+    s = st.train.start(st, name='first')
     assert s is not None and s.wait(120) == 'completed', st.banner
     return s.run.id
 

@@ -76,6 +76,48 @@ def sample_pairs(lm, prompts:list[str], max_new_tokens:int=8, temperature:float=
     return Comparison(list(prompts), ['sample_1', 'sample_2'], rows, dict(temperature=temperature, seed=seed))
 
 # %% ../nbs/73_prefer_demo.ipynb #4a55a8ac
+def _sft(lm, train:list[dict], root, share:float, epochs:float, lr:float, seed:int) -> Session:
+    "Step 1: SFT on `train`, `share` of its answers ending with a full stop."
+    data = prepare(styled_records(train, share, seed=seed), lm.tokenizer, eval_size=0, seed=seed)
+    s = Session(lm, data, LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0),
+                TrainSettings(num_train_epochs=epochs, per_device_train_batch_size=16, learning_rate=lr,
+                              save_steps=10_000, seed=seed), name='demo-sft', root=root)
+    follow_or_stop(s.start(), None)
+    return s
+
+# %% ../nbs/73_prefer_demo.ipynb #7a2b75c0
+def _scripted_votes(lm, sft:Session, train:list[dict], truth:dict, n:int, temperature:float, seed:int):
+    "Step 2: the voter votes blind on sampled pairs for `n` training questions; `(its tally, the preferences)`."
+    asked = [r['instruction'] for r in random.Random(seed).sample(train, n)]
+    pairs = sample_pairs(lm, asked, temperature=temperature, seed=seed)
+    votes = vote_all(BlindTest(pairs, 'sample_1', 'sample_2', run=sft.run, seed=seed), truth)
+    prefs = collect(sft.run)
+    prefs.keep(sft.run)
+    return votes, prefs
+
+# %% ../nbs/73_prefer_demo.ipynb #ad6de386
+def _prefer(sft:Session, prefs, method:str, beta:float, sft_weight:float, epochs:float, lr:float, root, out,
+            seed:int) -> PreferenceSession:
+    "Step 3: DPO (or KTO) on the SFT adapter, from the voter's preferences."
+    base = load_model(quantization='none')
+    data = prepare(prefs.rows(method), base.tokenizer, format=method, eval_size=0, seed=seed)
+    ps = PreferenceSession(base, data, parent=sft.run, prefer=PreferenceSettings(method=method, beta=beta,
+                           sft_weight=sft_weight if method == 'dpo' else 0.0),
+                           train=TrainSettings(num_train_epochs=epochs, per_device_train_batch_size=8,
+                                               learning_rate=lr, save_steps=10_000, logging_steps=2, seed=seed),
+                           name=f'demo-{method}', root=root)
+    follow_or_stop(ps.start(), out)
+    return ps
+
+# %% ../nbs/73_prefer_demo.ipynb #8716403d
+def _parent_vs_child(ps:PreferenceSession, test:list[dict], truth:dict, n:int) -> tuple[dict, dict]:
+    "Step 4: the voter judges parent against child blind on `n` held-out questions; `(its tally, task scores)`."
+    bt = did_it_work(ps, [r['instruction'] for r in test[:n]], max_new_tokens=8)
+    s = vote_all(bt, truth)
+    answers = [truth[p] for p in bt.comparison.prompts]
+    return s, {c: task_score([o[c] for o in bt.comparison.outputs], answers) for c in ('parent', 'child')}
+
+# %% ../nbs/73_prefer_demo.ipynb #a2d44c27
 def run_prefer_demo(root:str|Path|None=None, method:str='dpo', sft_epochs:float=4, vote_prompts:int=160,
                     pref_epochs:float=2, eval_prompts:int=60, temperature:float=0.8, pref_lr:float=5e-4,
                     beta:float=0.1, sft_weight:float=1.0, share:float=0.3, sft_lr:float=2e-3,
@@ -86,37 +128,18 @@ def run_prefer_demo(root:str|Path|None=None, method:str='dpo', sft_epochs:float=
     truth = {r['instruction']: r['output'] for r in train + test}
     lm = load_model(quantization='none')
     say(f"1/4 SFT on {len(train)} examples (some answers end with a full stop)")
-    sft = Session(lm, prepare(styled_records(train, share, seed=seed), lm.tokenizer, eval_size=0, seed=seed),
-                  LoraSettings(r=16, lora_alpha=32, lora_dropout=0.0),
-                  TrainSettings(num_train_epochs=sft_epochs, per_device_train_batch_size=16, learning_rate=sft_lr,
-                                save_steps=10_000, seed=seed), name='demo-sft', root=root)
-    follow_or_stop(sft.start(), None)
+    sft = _sft(lm, train, root, share, sft_epochs, sft_lr, seed)
     if sft.status != 'completed': return ended_early(sft, t0)
     t_sft = time.time() - t0
     say(f"2/4 the scripted voter votes blind on {vote_prompts} pairs of sampled answers")
-    asked = [r['instruction'] for r in random.Random(seed).sample(train, vote_prompts)]
-    pairs = sample_pairs(lm, asked, temperature=temperature, seed=seed)
-    votes = vote_all(BlindTest(pairs, 'sample_1', 'sample_2', run=sft.run, seed=seed), truth)
-    prefs = collect(sft.run)
-    prefs.keep(sft.run)
+    votes, prefs = _scripted_votes(lm, sft, train, truth, vote_prompts, temperature, seed)
     say(f"   {prefs}")
     say(f"3/4 {method.upper()} on the SFT adapter")
-    base = load_model(quantization='none')
-    data = prepare(prefs.rows(method), base.tokenizer, format=method, eval_size=0, seed=seed)
-    ps = PreferenceSession(base, data, parent=sft.run, prefer=PreferenceSettings(method=method, beta=beta,
-                           sft_weight=sft_weight if method == 'dpo' else 0.0),
-                           train=TrainSettings(num_train_epochs=pref_epochs, per_device_train_batch_size=8,
-                                               learning_rate=pref_lr, save_steps=10_000, logging_steps=2, seed=seed),
-                           name=f'demo-{method}', root=root)
-    follow_or_stop(ps.start(), out)
+    ps = _prefer(sft, prefs, method, beta, sft_weight, pref_epochs, pref_lr, root, out, seed)
     if ps.status != 'completed': return ended_early(ps, t0)
     t_pref = time.time() - t0 - t_sft
     say(f"4/4 blind test, parent vs child, on {eval_prompts} held-out questions")
-    held = [r['instruction'] for r in test[:eval_prompts]]
-    bt = did_it_work(ps, held, max_new_tokens=8)
-    s = vote_all(bt, truth)
-    answers = [truth[p] for p in bt.comparison.prompts]
-    score = {c: task_score([o[c] for o in bt.comparison.outputs], answers) for c in ('parent', 'child')}
+    s, score = _parent_vs_child(ps, test, truth, eval_prompts)
     last = [r for r in ps.run.read('metrics').records if 'rewards/accuracies' in r]
     res = dict(status='completed', sft_run=sft.run.id, run=ps.run.id, method=method, pairs=prefs.counts()['paired'],
                unpaired=prefs.counts()['unpaired'], voted=votes['n'], win_rate=s['win_rate'], interval=s['interval'],

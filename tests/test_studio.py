@@ -207,3 +207,20 @@ def test_a_quantized_estimate_heavier_than_none_says_why():
     if e4.settings['dtype'] == e0.settings['dtype']: pytest.skip("this CPU loads 'none' in float32 too")
     note = ModelState(quantization='4bit').heavier_note()
     assert e4.total > e0.total and e4.settings['dtype'] in note and e0.settings['dtype'] in note, note
+
+def test_the_model_tabs_estimate_follows_the_train_and_data_tabs(studio):
+    "The estimate and its 'more than this machine has free' check use the Train tab's r and batch size and the Data "
+    "tab's max_length (they were fixed at r=16, batch 4, 512 tokens whatever those tabs said)."
+    st, m = studio.state, studio.model
+    before = st.model.estimate(st)
+    studio.show('train')                                     # the person goes to the Train tab, then to the Data tab
+    _field(studio.train, 'lora.r').w.value = 64
+    assert st.model.estimate(st).settings['r'] == 64 and st.model.estimate(st).lora_params > before.lora_params
+    _field(studio.train, 'train.per_device_train_batch_size').w.value = 16
+    studio.data.fields['max_length'].w.value = 2048
+    e = st.model.estimate(st)
+    assert (e.settings['batch_size'], e.settings['max_length']) == (16, 2048) and e.activations > before.activations
+    studio.show('model')                                     # back on the Model tab: what it shows, and warns about
+    assert 'r=64, batch 16×2048 tokens' in m.estimate.value, m.estimate.value
+    from lora_nb.panels.model_view import estimate_html
+    assert estimate_html(e) in m.estimate.value

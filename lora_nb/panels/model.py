@@ -13,7 +13,7 @@ from ..settings import EMBEDDED_MODEL, ModelSettings
 from .core import listing
 
 # %% auto #0
-__all__ = ['ModelState']
+__all__ = ['ModelState', 'estimate_sizes']
 
 # %% ../../nbs/43a_panels.model.ipynb #a7e7cb30
 def _quant_default():
@@ -61,10 +61,21 @@ def errors(self:ModelState) -> dict[str, str]:
     except LoraNbError as e: out[e.field or 'quantization'] = e.what
     return out
 
-# %% ../../nbs/43a_panels.model.ipynb #3de08c4b
-_SIZES = dict(r=16, per_device_train_batch_size=4, max_length=512)
+# %% ../../nbs/43a_panels.model.ipynb #fa77576f
+_SIZES = dict(r=16, per_device_train_batch_size=4, max_length=512)   # without the Train and Data tabs
 
-# %% ../../nbs/43a_panels.model.ipynb #986a9974
+def _count(v, default:int) -> int:
+    "`v` when it is a positive integer (not a half-typed value), else `default`."
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
+def estimate_sizes(st=None) -> dict:
+    "The Train tab's `r` and batch size and the Data tab's `max_length` in the shared state `st`, for the estimate."
+    train, data = getattr(st, 'train', None), getattr(st, 'data', None)
+    got = dict(r=train.lora.get('r') if train else None, max_length=data.max_length if data else None,
+               per_device_train_batch_size=train.train.get('per_device_train_batch_size') if train else None)
+    return {k: _count(got[k], d) for k, d in _SIZES.items()}
+
+# %% ../../nbs/43a_panels.model.ipynb #94e66827
 @patch
 def config_path(self:ModelState) -> Path|None:
     "Where the model's config.json (or its GGUF, whose header holds the config) is, when it is on this machine."
@@ -81,10 +92,10 @@ def estimate(self:ModelState, st=None): # the shared state: its Train and Data t
     p = self.config_path()
     if p is None or self.errors(): return None
     dtype = resolve_dtypes(self.settings(), default_device())[0]   # as it will load
-    return estimate(p, quantization=self.quantization, dtype=dtype, **_SIZES,
+    return estimate(p, quantization=self.quantization, dtype=dtype, **estimate_sizes(st),
                     bnb_4bit_use_double_quant=self.bnb_4bit_use_double_quant)
 
-# %% ../../nbs/43a_panels.model.ipynb #edf5c5f3
+# %% ../../nbs/43a_panels.model.ipynb #6c69d2ca
 def _mib(b:int) -> str: return f"{b / 2**30:,.2f} GiB" if b >= 2**30 else f"{b / 2**20:,.0f} MiB"
 
 @patch
@@ -102,7 +113,7 @@ def heavier_note(self:ModelState, e=None, st=None) -> str:
             f"{_mib(e.weights)}, but activations and logits grow from {_mib(a0)} to {_mib(a)}; on a small model or "
             "with long sequences they outweigh the saving. Quantize to fit a large model, not a small one.")
 
-# %% ../../nbs/43a_panels.model.ipynb #2ae9ff27
+# %% ../../nbs/43a_panels.model.ipynb #6522ca3b
 @patch
 def load(self:ModelState, st):
     "Load the base model chosen here into the shared state `st`; returns it (None, with `st.banner`, if refused)."

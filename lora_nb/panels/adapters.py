@@ -31,6 +31,7 @@ def mix(self:AdaptersState, st, weights:dict, name:str, combination_type:str='ca
     if st.training: return st.refuse("Training is running: mix when it has finished.")
     return st.action(mix, st.lm.model, {k: float(v) for k, v in weights.items()}, name, combination_type)
 
+# %% ../../nbs/48a_panels.adapters.ipynb #bb92156d
 @patch
 def save(self:AdaptersState, st, name:str, out:str):
     "Save the loaded adapter `name` to the folder `out`; returns where (None if refused)."
@@ -38,6 +39,7 @@ def save(self:AdaptersState, st, name:str, out:str):
     if not st.need('model'): return None
     return st.action(adapters.save, st.lm.model, name, out)
 
+# %% ../../nbs/48a_panels.adapters.ipynb #c25fe690
 @patch
 def merge(self:AdaptersState, st, run_id:str, out:str):
     "Merge run `run_id`'s adapter into a full-precision copy of the base, in the folder `out`."

@@ -66,6 +66,7 @@ def _refresh_sliders(self:AdaptersPanel, names, now:dict):
     for n, s in self.sliders.items(): s.description = self.st.label(n)
     self.slider_box.children = list(self.sliders.values())
 
+# %% ../../nbs/48b_panels.adapters_view.ipynb #d9c6a689
 @patch
 def _refresh_save(self:AdaptersPanel, names, now:dict):
     "Offer the loaded adapters to save, keeping the one shown: the same run's, under whatever name it has now."
@@ -90,6 +91,7 @@ def refresh(self:AdaptersPanel):
     self.drawn = now
     if self.runs.value: self.snippet.value = self._snippet(self.saved[self.runs.value]['path'])
 
+# %% ../../nbs/48b_panels.adapters_view.ipynb #8689a7b2
 @patch
 def on_show(self:AdaptersPanel): self.refresh()
 
@@ -114,6 +116,7 @@ def _done(self:AdaptersPanel, ok_text=None):
     self.refresh()
     if self.on_loaded: self.on_loaded()
 
+# %% ../../nbs/48b_panels.adapters_view.ipynb #1e136d1a
 @patch
 def _changed(self:AdaptersPanel, names) -> bool:
     "Whether an adapter of `names` now holds another run's adapter than the tab shows (then redraw and say so)."
@@ -135,6 +138,7 @@ def on_load(self:AdaptersPanel, _=None):
         m = self.st.adapters.load(self.st, self.runs.value, self.name.value.strip() or None)
     self._done(None if m is None else f"Loaded {self.st.label(self.st.loaded_adapters()[-1])}")
 
+# %% ../../nbs/48b_panels.adapters_view.ipynb #a6c909bb
 @patch
 def on_mix(self:AdaptersPanel, _=None):
     "Mix the loaded adapters with the sliders' weights (0 leaves one out)."
@@ -154,6 +158,7 @@ def on_save(self:AdaptersPanel, _=None):
     with busy(self.save_btn, 'Saving…'): p = self.st.adapters.save(self.st, name, out)
     self._done(None if p is None else f"Saved {what} to {p}")
 
+# %% ../../nbs/48b_panels.adapters_view.ipynb #432f519e
 @patch
 def on_merge(self:AdaptersPanel, _=None):
     "Merge the chosen run's adapter into a full-precision copy of the base, in the output folder."

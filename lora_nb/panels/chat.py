@@ -46,6 +46,7 @@ def _refused(self:ChatState, st, text:str) -> bool:
     if why: st.refuse(why)
     return bool(why)
 
+# %% ../../nbs/47a_panels.chat.ipynb #45521354
 @patch
 def _reply(self:ChatState, st, convo, adapter, on_text=None, on_done=None):
     "Write the reply to `convo` (in the chat thread): append it, or keep why it failed."
@@ -78,6 +79,7 @@ def send(self:ChatState, st, text:str, on_text=None, on_done=None):
     self.thread.start()
     return self.thread
 
+# %% ../../nbs/47a_panels.chat.ipynb #0cb8a2ac
 @patch
 def stop(self:ChatState):
     "End the reply being written where it is."
@@ -91,6 +93,7 @@ def _run_of(st, adapter:str|None):
     rid = rid or (st.session.run.id if st.session is not None else st.picked)
     return Run.open(rid, st.root) if rid else None
 
+# %% ../../nbs/47a_panels.chat.ipynb #77cf437d
 @patch
 def rate(self:ChatState, st, i:int, rating:str, edited:str|None=None):
     "Save reply `i`'s rating ('up', 'down', or 'edited' with the better text) to its run; returns the record."

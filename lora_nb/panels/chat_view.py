@@ -60,11 +60,14 @@ def refresh(self:ChatPanel):
     self.adapter.options = opts
     self.adapter.value = keep if keep in [v for _, v in opts] else opts[-1][1]
 
+
 @patch
 def on_show(self:ChatPanel): self.refresh()
 
+# %% ../../nbs/47b_panels.chat_view.ipynb #6b65ab5e
 @patch
 def on_adapter(self:ChatPanel, change): self.st.chat.adapter = change['new'] or None
+
 
 @patch
 def on_change(self:ChatPanel):
@@ -99,6 +102,7 @@ def show(self:ChatPanel):
             else self._reply_row(i, m) for i, m in enumerate(self.st.chat.messages)]
     self.transcript.children = rows
 
+# %% ../../nbs/47b_panels.chat_view.ipynb #7c0de029
 @patch
 def on_text(self:ChatPanel, text:str):
     "The reply so far (called in the generation thread; a few updates a second)."
@@ -116,6 +120,7 @@ def on_done(self:ChatPanel):
     show_banner(self.banner, self.st.chat.error)
     self.send_btn.disabled, self.stop_btn.disabled = False, True
 
+# %% ../../nbs/47b_panels.chat_view.ipynb #d49d45df
 @patch
 def on_send(self:ChatPanel, _=None):
     "Send the message; the reply streams in."
@@ -134,6 +139,7 @@ def on_rate(self:ChatPanel, i:int, rating:str, edited:str|None=None):
     show_banner(self.banner, self.st.banner or "Saved with the run, for preference training.", ok=rec is not None)
     self.show()
 
+# %% ../../nbs/47b_panels.chat_view.ipynb #b00d668d
 @patch
 def on_edit(self:ChatPanel, i:int):
     "Turn reply `i` into a box to write the better reply in."
@@ -144,6 +150,7 @@ def on_edit(self:ChatPanel, i:int):
     rows[i] = W.VBox([box, save])
     self.transcript.children = rows
 
+# %% ../../nbs/47b_panels.chat_view.ipynb #b3e528e3
 @patch
 def on_clear(self:ChatPanel, _=None):
     "Start a new conversation (what was rated is already saved)."

@@ -48,6 +48,7 @@ def _model_config(st) -> dict:
     model.pop('load_in_8bit', None)
     return model
 
+# %% ../../nbs/50a_panels.code.ipynb #55ff586e
 @patch
 def config_dict(self:CodeState, st) -> dict:
     "The session's choices as a run config (model, data, lora, train, probes, runs_root)."

@@ -79,6 +79,7 @@ def refresh(self:ComparePanel):
         dd.value = keep if keep in cols else default
     if self.b.value == self.a.value: self.a.value, self.b.value = cols[0], cols[-1]   # two different columns
 
+# %% ../../nbs/46b_panels.compare_view.ipynb #a598d4d7
 @patch
 def on_show(self:ComparePanel): self.refresh()
 
@@ -91,6 +92,7 @@ def on_change(self:ComparePanel):
     self.run_btn.disabled = bool(errs)
     self._replace, self.from_eval.description = False, 'Prompts from eval split'   # typing: ask again
 
+# %% ../../nbs/46b_panels.compare_view.ipynb #3599209a
 @patch
 def on_adapters(self:ComparePanel, change):
     "Keep the chosen adapters (none: all loaded)."
@@ -145,6 +147,7 @@ def _show_blind(self:ComparePanel, on:bool):
     "Show the blind view (the labelled table out of sight), or the table."
     self.blind_view.layout.display, self.side_by_side.layout.display = ('', 'none') if on else ('none', '')
 
+# %% ../../nbs/46b_panels.compare_view.ipynb #adf986da
 @patch
 def on_blind(self:ComparePanel, _=None):
     "Start a blind test between A and B on the last comparison."
@@ -181,6 +184,7 @@ def _show_end(self:ComparePanel, bt):
     self.result.value = ''
     for b in self.vote_btns: b.disabled = True
 
+# %% ../../nbs/46b_panels.compare_view.ipynb #72e1894e
 @patch
 def show_pair(self:ComparePanel):
     "Show the next pair to vote on; at the end, the result in words and which model was which."

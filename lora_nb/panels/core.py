@@ -148,6 +148,7 @@ def listen(self:Shared, s, log:LiveLog|None=None):
     s.add_listener(self.log.add)
     return s
 
+# %% ../../nbs/40_panels.core.ipynb #20115594
 @patch
 def bare(self:Shared):
     "Take every adapter off the loaded model (a finished run's, loaded ones): a new or resumed run wraps the bare base."
@@ -165,6 +166,7 @@ def put_adapter(self:Shared, run_id:str, name:str):
     self.adapter_runs[name] = run_id
     return self.lm.model
 
+# %% ../../nbs/40_panels.core.ipynb #c11a267a
 @patch
 def loaded_adapters(self:Shared) -> list[str]:
     "The names of the adapters on the model."

@@ -41,6 +41,7 @@ def system_setting(self:DataState) -> str|None:
     "`prepare`'s `system`: None (the template's own), '' (none) or your prompt."
     return {'template': None, 'none': ''}.get(self.system, self.system_prompt)
 
+# %% ../../nbs/44a_panels.data.ipynb #81d38996
 @patch
 def column_map(self:DataState) -> dict|None:
     "The `columns` text as {field: column} (raises ValueError)."
@@ -81,6 +82,7 @@ def data_source(self:DataState):
     if self.source == 'hub': return self.hub.strip()   # a Hub id or a dataset folder
     return Pasted(self.text)
 
+# %% ../../nbs/44a_panels.data.ipynb #e7b8083a
 @patch
 def prepare_with(self:DataState, tokenizer):
     "The dataset these choices prepare with `tokenizer` (raises `DataError`)."

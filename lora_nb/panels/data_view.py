@@ -36,6 +36,7 @@ def _hub_fields(d, field) -> list[Field]:
             field('columns', W.Text(value=d.columns, placeholder='instruction=question, output=answer'),
                   'field=column pairs, for data whose fields are named otherwise')]
 
+# %% ../../nbs/44b_panels.data_view.ipynb #c99b6d29
 def _data_fields(d, on_change) -> Fields:
     "The Data tab's fields, bound to the `DataState` `d`."
     def field(name, w, h): return Field(d, name, w, h, on_change)
@@ -91,6 +92,7 @@ def on_upload(self:DataPanel, change):
     if files: self.st.data.upload_name, self.st.data.upload = files[0]
     self.on_change()
 
+# %% ../../nbs/44b_panels.data_view.ipynb #71dc4997
 @patch
 def on_change(self:DataPanel):
     "Show the errors and the fields of the chosen source; Prepare only when all are valid."
@@ -113,6 +115,7 @@ def lint_html(rep) -> str:
              f"{l['trained']:,} tokens trained in all.") if l else ''
     return f"<div>{head}{f'<ul>{items}</ul>' if items else ''}<div>{stats}</div></div>"
 
+# %% ../../nbs/44b_panels.data_view.ipynb #c6f5bc99
 @patch
 def on_prepare(self:DataPanel, _=None):
     "Prepare the data; show the counts, the lint report and the first example (nothing old after a failure)."
@@ -134,8 +137,10 @@ def on_prepare_done(self:DataPanel, p):
     self.split.value = 'train'
     self.on_split()
 
+# %% ../../nbs/44b_panels.data_view.ipynb #260f31e4
 @patch
 def _step(self:DataPanel, k): self.index.value = min(max(1, self.index.value + k), self.index.max)
+
 
 @patch
 def _examples(self:DataPanel) -> list:
@@ -151,6 +156,7 @@ def on_split(self:DataPanel, _=None):
     self.index.max, self.index.value = max(n, 1), 1
     self.on_index()
 
+# %% ../../nbs/44b_panels.data_view.ipynb #4b0169f6
 @patch
 def on_index(self:DataPanel, _=None):
     "Show the chosen example token by token: trained tokens stand out."

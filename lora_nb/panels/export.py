@@ -48,6 +48,7 @@ def errors(self:ExportState) -> dict[str, str]:
 @patch
 def _progress(self:ExportState, i:int, n:int, name:str): self.done, self.total = i, n
 
+# %% ../../nbs/49a_panels.export.ipynb #22fad910
 @patch
 def _export(self:ExportState, run:Path) -> str:
     "Run the export; its result as text."
@@ -76,6 +77,7 @@ def run_export(self:ExportState, root) -> str|None:
     finally: self.busy, self.error = False, act.banner
     return self.result
 
+# %% ../../nbs/49a_panels.export.ipynb #cc2824bb
 @patch
 def start(self:ExportState, root, on_done=None) -> threading.Thread:
     "Export in a background thread; `on_done()` is called after."

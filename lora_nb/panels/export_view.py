@@ -43,9 +43,11 @@ def refresh(self:ExportPanel):
     self.runs.options = ids
     self.runs.value = keep if keep in ids else next(iter(ids), None)
 
+
 @patch
 def on_show(self:ExportPanel): self.refresh()
 
+# %% ../../nbs/49b_panels.export_view.ipynb #2a434d31
 @patch
 def _show(self:ExportPanel):
     "Show the finished export (called from the export thread: values only)."

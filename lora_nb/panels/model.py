@@ -20,6 +20,7 @@ def _quant_default():
     from lora_nb.settings import default_device, default_quantization
     return default_quantization(default_device())
 
+# %% ../../nbs/43a_panels.model.ipynb #212224c4
 @dataclass
 class ModelState:
     "The Model tab's choices."
@@ -83,6 +84,7 @@ def config_path(self:ModelState) -> Path|None:
     p = EMBEDDED_MODEL if self.source == 'embedded' else Path(self.model_id.strip()).expanduser()
     return p if (p/'config.json').exists() else None
 
+# %% ../../nbs/43a_panels.model.ipynb #e5e9caf1
 @patch
 def estimate(self:ModelState, st=None): # the shared state: its Train and Data tabs give the sizes
     "The memory estimate for these choices, or None when the config is not on this machine."
@@ -98,6 +100,7 @@ def estimate(self:ModelState, st=None): # the shared state: its Train and Data t
 # %% ../../nbs/43a_panels.model.ipynb #6c69d2ca
 def _mib(b:int) -> str: return f"{b / 2**30:,.2f} GiB" if b >= 2**30 else f"{b / 2**20:,.0f} MiB"
 
+# %% ../../nbs/43a_panels.model.ipynb #4cec903d
 @patch
 def heavier_note(self:ModelState, e=None, st=None) -> str:
     "Why the quantized estimate `e` is more than the same choices with no quantization ('' when it is not)."

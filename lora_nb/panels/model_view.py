@@ -42,6 +42,7 @@ def estimate_html(e) -> str:
     return (f"<b>About {mib(parts['total'])}</b> to train ({s['quantization']}, r={s['r']}, batch "
             f"{s['batch_size']}×{s['max_length']} tokens): {items}.")
 
+# %% ../../nbs/43b_panels.model_view.ipynb #a8bab405
 def too_big_html(e, quantization:str, device:str|None=None) -> str:
     "A warning when the estimate is more than this machine has free, with the lighter choice to make."
     from lora_nb.memory import available_memory
@@ -81,6 +82,7 @@ def on_change(self:ModelPanel):
     self.estimate.value = _NO_ESTIMATE if e is None else f"Memory estimate, before loading: {estimate_html(e)}" + \
         (f"<br><i>{html.escape(note)}</i>" if note else '') + too_big_html(e, m.quantization)
 
+# %% ../../nbs/43b_panels.model_view.ipynb #e575ba16
 @patch
 def on_show(self:ModelPanel): self.on_change()
 

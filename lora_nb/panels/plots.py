@@ -28,6 +28,7 @@ def loss_spec(snap:dict, height:int=320) -> dict:
                               rangemode='nonnegative', exponentformat='e'))
     return dict(data=data, layout=layout, config=dict(responsive=True, displaylogo=False))
 
+# %% ../../nbs/42_panels.plots.ipynb #10a2cd96
 def fmt_s(s) -> str: return '–' if s is None else f"{int(s // 60)}:{int(s % 60):02d}"
 
 # %% ../../nbs/42_panels.plots.ipynb #7e7b542e
@@ -38,6 +39,7 @@ def _plotly_js() -> str:
     from plotly.offline import get_plotlyjs_version
     return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min"
 
+# %% ../../nbs/42_panels.plots.ipynb #536798ba
 def plot_bundle(spec:dict) -> dict:
     "A display bundle of a plotly spec: plotly's JSON, and HTML that draws it with plotly.js where JSON isn't shown."
     uid, js = f"lnb-plot-{time.monotonic_ns()}", _plotly_js()

@@ -39,6 +39,7 @@ def parents(self:PreferState) -> list[str]:
     return [r['id'] for r in list_runs(self.studio.root)
             if (Run.open(r['id'], self.studio.root).path/'adapter'/'adapter_config.json').exists()]
 
+# %% ../../nbs/51a_panels.prefer.ipynb #0cc5cc7a
 @patch
 def gather(self:PreferState, run_id:str|None=None):
     "The preferences in run `run_id`'s votes and chat ratings, kept in its folder; returns them (None if refused)."
@@ -55,6 +56,7 @@ def gather(self:PreferState, run_id:str|None=None):
     self.prefs = self.action(go)
     return self.prefs
 
+# %% ../../nbs/51a_panels.prefer.ipynb #e98fe6bd
 @patch
 def export(self:PreferState, path:str|Path) -> Path|None:
     "Write the rows for the chosen method to `path` as JSON lines."
@@ -90,6 +92,7 @@ def start(self:PreferState, log:LiveLog|None=None):
         st.adapter_runs = {ADAPTER: s.run.id, 'ref': self.parent}
     return s
 
+# %% ../../nbs/51a_panels.prefer.ipynb #9fd4f940
 @patch
 def stop(self:PreferState):
     "Ask the preference run to stop at the next step boundary."
@@ -113,11 +116,13 @@ def did_it_work(self:PreferState, prompts:list[str], max_new_tokens:int=64):
     self.blind = self.action(did_it_work, self.session, prompts, max_new_tokens=max_new_tokens)
     return self.blind
 
+# %% ../../nbs/51a_panels.prefer.ipynb #710bed7c
 @patch
 def vote(self:PreferState, i:int, choice:str):
     "Vote on pair `i` of the parent-vs-child test."
     return self.action(self.blind.vote, i, choice) if self.blind is not None else None
 
+# %% ../../nbs/51a_panels.prefer.ipynb #d4440f5f
 @patch
 def verdict(self:PreferState) -> str:
     "The test's tally in words (and the judge's, with its agreement, once it judged)."
@@ -133,6 +138,7 @@ def verdict(self:PreferState) -> str:
         out += f" Judge: child preferred {rate} over {t['n']} valid judgments ({t['invalid']} invalid){agree}."
     return out
 
+# %% ../../nbs/51a_panels.prefer.ipynb #66b8fea1
 @patch
 def judge(self:PreferState, base_url:str, model:str, api_key_env:str|None='OPENAI_API_KEY', rubric:str|None=None):
     "Let an OpenAI-compatible endpoint judge the test's pairs (kept in the child's run); returns the judgments."

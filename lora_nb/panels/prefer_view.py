@@ -57,18 +57,21 @@ def _wire(self:PreferPanel):
     self.judge_btn.on_click(self.on_judge)
     for b, c in zip(self.choices, ('left', 'right', 'tie', 'both_bad')): b.on_click(lambda _, c=c: self.on_vote(c))
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #5f014b7b
 @patch
 def _done(self:PreferPanel, result=None):
     "Show the state's banner (an error) or clear it."
     show_banner(self.banner, self.st.action.banner)
     return result
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #cc0ec0b3
 @patch
 def refresh(self:PreferPanel):
     "Offer the runs with an adapter as parents."
     ids = self.st.parents()
     self.parent.options = ids
     if ids: self.parent.value = self.st.parent if self.st.parent in ids else ids[0]
+
 
 @patch
 def on_show(self:PreferPanel): self.refresh()
@@ -80,6 +83,7 @@ def on_gather(self:PreferPanel, _=None):
     p = self._done(self.st.gather(self.parent.value))
     self.preview.value = p._repr_html_() if p is not None else ''
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #4758e742
 @patch
 def on_event(self:PreferPanel, ev=None):
     "A training event (in the training thread), or None to draw what the run's live log holds: value changes only."
@@ -99,6 +103,7 @@ def on_event(self:PreferPanel, ev=None):
              if end is not None else 'training' if s.running else html.escape(s.status))
     self.status.value = f"{where}: {state} · {news}"
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #5b46fedc
 @patch
 def on_start(self:PreferPanel, _=None):
     "Train with the section's values."
@@ -128,6 +133,7 @@ def _show_pair(self:PreferPanel):
                        f"<th>Right</th></tr><tr>{cell(p['left'])}{cell(p['right'])}</tr></table>")
     self.verdict.value = html.escape(self.st.verdict())
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #087a5875
 @patch
 def on_test(self:PreferPanel, _=None):
     "Start a blind parent-vs-child test on the prompts given."
@@ -135,11 +141,13 @@ def on_test(self:PreferPanel, _=None):
     self._done(self.st.did_it_work(self.prompts.value.splitlines()))
     self._show_pair()
 
+
 @patch
 def on_vote(self:PreferPanel, choice:str):
     if self._done(self.st.vote(self.i, choice)) is not None: self.i += 1
     self._show_pair()
 
+# %% ../../nbs/51b_panels.prefer_view.ipynb #fbd658b7
 @patch
 def on_judge(self:PreferPanel, _=None):
     self._done(self.st.judge(self.url.value, self.judge_model.value))

@@ -35,6 +35,7 @@ def _assign(obj, **values):
     for k, v in values.items():
         if hasattr(obj, k): setattr(obj, k, v)
 
+# %% ../../nbs/53a_panels.studio.ipynb #465c914b
 def _model_choices(m:dict) -> dict:
     "The Model tab's choices for a run's model settings."
     mid = m.get('model_id')
@@ -66,6 +67,7 @@ def data_source_of(self:StudioState, run) -> dict|None:
     f = self.root/'studio-data'/f"{fp}.jsonl" if fp else None
     return dict(kind='path', path=str(f.resolve()), fingerprint=fp) if f is not None and f.exists() else None
 
+# %% ../../nbs/53a_panels.studio.ipynb #2553c69f
 @patch
 def recent(self:StudioState, n:int=5) -> list[tuple[str, str]]:
     "`(label, run id)` of the newest `n` runs that can be picked up (those that kept where their data is)."

@@ -80,6 +80,7 @@ def tab(self:Studio, name:str):
     "The view of the tab called `name` ('model', 'data', 'train', 'compare', …)."
     return self.views[name]
 
+
 @patch
 def show(self:Studio, name:str):
     "Open the tab called `name` (its view's `on_show` runs, also when it is open already)."
@@ -87,6 +88,7 @@ def show(self:Studio, name:str):
     if self.tabs.selected_index == i: self.views[name].on_show()
     self.tabs.selected_index = i
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #e8cfa42b
 @patch
 def on_tab(self:Studio, change):
     "A tab was shown: its view redoes what may have changed while it was hidden."
@@ -101,12 +103,14 @@ def _after_load(self:Studio):
     self._after_adapters()
     self.adapters.refresh()
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #dc7b8e6b
 @patch
 def _after_adapters(self:Studio):
     "The adapters on the model changed: Compare and Chat offer them."
     self.compare.refresh()
     self.chat.refresh()
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #d2b6e532
 @patch
 def _run_ended(self:Studio):
     "A run ended (in the training thread): Compare, Chat and Adapters offer its adapter, whichever tab is open."
@@ -129,6 +133,7 @@ def _show_state(self:Studio):
     self.data.on_prepare_done(self.state.prepared)
     show_banner(self.model.banner, self.state.banner)
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #e80149f3
 @patch
 def _picked(self:Studio):
     "A run was picked up: show its settings, model and data, and its curve on the Train tab."
@@ -138,6 +143,7 @@ def _picked(self:Studio):
     self.show('train')
     self.publish()
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #addb14c1
 @patch
 def _news(self:Studio, _=None):
     "Something was done (a load, a prepare, a start, …): the line about the last pick-up is old news."
@@ -149,11 +155,13 @@ def to_code(self:Studio) -> str:
     "A self-contained Python cell that reproduces this session."
     return self.state.code.to_code(self.state)
 
+
 @patch
 def to_yaml(self:Studio) -> str:
     "The session as a YAML run config for `lora-nb train`."
     return self.state.code.to_yaml(self.state)
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #ec899a10
 @patch
 def on_code(self:Studio, _=None):
     "Write the session as Python and as YAML (the Code tab's button)."
@@ -166,6 +174,7 @@ def summary_bundle(self:Studio) -> dict:
     return {'text/html': widget_watch() + summary_html(self.state, self.train.plot.snap),
             'text/plain': 'lora_nb Studio summary'}
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #dddc4a35
 @patch
 def publish(self:Studio, force:bool=True):
     "Bring the summaries under this Studio's displays up to date (at most every 5 s unless `force`)."
@@ -174,6 +183,7 @@ def publish(self:Studio, force:bool=True):
     self._published, bundle = now, self.summary_bundle()
     for did, parent in list(self._shown): publish_update(bundle, did, parent)
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #ce5f89f4
 @patch
 def _ipython_display_(self:Studio):
     "The widget (with an HTML note for views without widgets), then the static summary, kept up to date."
@@ -195,6 +205,7 @@ def _follow_news(self:Studio):
     self.train.resume_btn.on_click(self._follow_run)
     self.prefer.start_btn.on_click(self._follow_prefer)
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #3780d352
 @patch
 def _follow_run(self:Studio, _=None):
     "Publish from the training thread: every few seconds, and when the run ends."
@@ -212,6 +223,7 @@ def _follow_prefer(self:Studio, _=None):
     s = self.state.prefer.session
     if s is not None and s.running: s.add_listener(lambda ev: self._run_ended() if ev.kind == 'end' else None)
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #ec8c2957
 @patch
 def write_report(self:Studio, path=None) -> Path|None:
     "Write the summary as a page of its own: the run's `report.html` (or `path`); None before any run."
@@ -224,6 +236,7 @@ def write_report(self:Studio, path=None) -> Path|None:
                  f"{summary_html(self.state, self.train.plot.snap)}</body></html>")
     return path
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #8a2649e0
 @patch
 def _report(self:Studio):
     "Keep the run's report.html up to date (a run folder that can't be written keeps its old one, or none)."
@@ -265,6 +278,7 @@ def _static_html(self:Studio) -> str:
             "is kept up to date while the kernel runs; <code>Studio(static=True)</code> trains with static "
             "output)</div>")
 
+# %% ../../nbs/53b_panels.studio_view.ipynb #59d3c258
 @patch
 def _repr_mimebundle_(self:Studio, include=None, exclude=None):
     "The widget's bundle, with a static HTML note for views without widgets."

@@ -25,6 +25,7 @@ def _rows(st) -> list[tuple[str, str]]:
         rows.append(('run', f"{rid}: {status}, step {ls.get('step', 0)} of {ls.get('total_steps', '?')}{loss}"))
     return rows
 
+# %% ../../nbs/52_panels.summary.ipynb #a73339ed
 def _votes_html(st) -> list[str]:
     "The last comparison (hidden while a blind test is being voted) and the blind test's result."
     parts, cmp, bt = [], st.compare.comparison, st.compare.blind
@@ -56,6 +57,7 @@ def kernel_parent() -> dict|None:
     if not (hasattr(pub, 'session') and hasattr(pub, 'pub_socket')): return None
     return dict(pub.parent_header or {}) or None
 
+# %% ../../nbs/52_panels.summary.ipynb #42129ee2
 def publish_update(bundle:dict, display_id:str, parent:dict|None=None):
     "Replace display `display_id` with `bundle`, as a reply to `parent` (safe from any thread on ipykernel 6 and 7)."
     from IPython import get_ipython

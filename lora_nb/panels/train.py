@@ -34,6 +34,7 @@ def _device_defaults():
     from lora_nb.settings import default_device
     return default_values(default_device())
 
+# %% ../../nbs/45a_panels.train.ipynb #573af34d
 @dataclass
 class TrainState:
     "The Train tab's values and what they make."
@@ -68,6 +69,7 @@ def keep_data(self:TrainState, st, run):
     else: src = dict(kind='hub', id=d.hub.strip(), split=d.split.strip() or None, subset=d.subset.strip() or None)
     run.update(data_source={**src, 'fingerprint': st.prepared.fingerprint})
 
+# %% ../../nbs/45a_panels.train.ipynb #8b87a9e1
 def _began(st, s):
     "Make `s` the shared state's session: its adapter's votes go to its run."
     st.session, st.picked = s, None
@@ -94,6 +96,7 @@ def start(self:TrainState, st, log:LiveLog|None=None, name:str|None=None):
     s = st.action(go)
     return None if s is None else _began(st, s)
 
+# %% ../../nbs/45a_panels.train.ipynb #b5764f7d
 @patch
 def stop(self:TrainState, st):
     "Ask the running session to stop at the next step boundary (returns at once)."
@@ -108,6 +111,7 @@ def resumable_runs(root) -> list[dict]:
     from lora_nb.runs import list_runs
     return [r for r in list_runs(root) if r['status'] in RESUMABLE]
 
+# %% ../../nbs/45a_panels.train.ipynb #ede7e854
 def resumable(st) -> list[tuple[str, str]]:
     "`(label, run id)` of the runs `st`'s model can continue (not completed, not training, with a checkpoint)."
     from lora_nb.models import same_model
@@ -124,6 +128,7 @@ def _step_of(run) -> int:
     "The step run `run` was resumed from (0 if none)."
     return int(str(run.info().get('resumed_from', '-0')).rsplit('-', 1)[-1] or 0)
 
+# %% ../../nbs/45a_panels.train.ipynb #6782c185
 @patch
 def resume(self:TrainState, st, run_id:str|None=None, log:LiveLog|None=None):
     "Resume run `run_id` (default: the Studio's last run, or the one picked up) on `st`'s model and data."

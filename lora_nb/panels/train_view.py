@@ -27,6 +27,7 @@ def chosen_html(st, chosen:dict|None=None) -> str:
     style = 'color:var(--jp-ui-font-color2,#666);font-size:90%'
     return ''.join(f"<div style='{style}'>{k}: {html.escape(v)}</div>" for k, v in chosen.items())
 
+# %% ../../nbs/45b_panels.train_view.ipynb #b448fd01
 COMPILE_S = 20   # seconds the first step of a compiled run takes to compile, once (bench/cpu_speed.py)
 
 def starting_line(s) -> str:
@@ -122,6 +123,7 @@ def on_change(self:TrainPanel):
     if st.session is None: self.why.value = chosen_html(st)
     return errs
 
+# %% ../../nbs/45b_panels.train_view.ipynb #17daccfa
 @patch
 def on_show(self:TrainPanel): self.on_change()
 
@@ -132,11 +134,13 @@ def on_targets(self:TrainPanel, change):
     new = change['new']
     self.st.train.lora['target_modules'] = 'all-linear' if new == 'all-linear' else list(new)
 
+
 @patch
 def on_probes(self:TrainPanel, change):
     "Keep the probe prompts, one per line."
     self.st.train.probes = [p.strip() for p in change['new'].splitlines() if p.strip()]
 
+# %% ../../nbs/45b_panels.train_view.ipynb #645f7656
 @patch
 def on_name(self:TrainPanel, change): self.st.train.name = change['new']
 
@@ -148,6 +152,7 @@ def refresh_targets(self:TrainPanel):
     opts = [('all-linear', 'all-linear')] + [(f"{g}: {', '.join(v)}", tuple(v)) for g, v in groups.items()]
     self.targets.options = opts
 
+# %% ../../nbs/45b_panels.train_view.ipynb #b5fe77eb
 @patch
 def refresh_resumable(self:TrainPanel):
     "Offer the runs the loaded model can continue, this Studio's last (or picked-up) run first."
@@ -162,9 +167,11 @@ def refresh_resumable(self:TrainPanel):
 @patch
 def on_start(self:TrainPanel, _=None): self._begin(lambda log: self.st.train.start(self.st, log))
 
+
 @patch
 def on_resume(self:TrainPanel, _=None):
     self._begin(lambda log: self.st.train.resume(self.st, self.resume_run.value, log))
+
 
 @patch
 def on_stop(self:TrainPanel, _=None):
@@ -172,6 +179,7 @@ def on_stop(self:TrainPanel, _=None):
     self.st.train.stop(self.st)
     self.report(self.st, ok='Stopping at the end of this step…')
 
+# %% ../../nbs/45b_panels.train_view.ipynb #81b87316
 @patch
 def clear(self:TrainPanel):
     "Forget what the last run showed."
@@ -192,6 +200,7 @@ def _begin(self:TrainPanel, fn):
     if s is not None: self.attach(s, self.st.log)
     self.on_change()
 
+# %% ../../nbs/45b_panels.train_view.ipynb #ff41c578
 @patch
 def attach(self:TrainPanel, s, log):
     "Follow session `s` through `log`, showing what the log already holds (a resumed run's earlier curve)."
@@ -223,6 +232,7 @@ def _status_line(stt:dict) -> str:
                if stt.get('cpu_others', 0) >= 0.5 and 'threads' in stt else '')
             + (f" · first step {stt['first_step_s']:.0f} s" if stt.get('first_step_s', 0) > 15 else ''))
 
+# %% ../../nbs/45b_panels.train_view.ipynb #f89b665d
 @patch
 def flush(self:TrainPanel):
     "Apply the news to the plot and the progress bar."

@@ -95,6 +95,7 @@ def on_value(self:Field, change):
     else: setattr(self.obj, self.name, v)
     if self.on_change: self.on_change()
 
+# %% ../../nbs/41_panels.widgets.ipynb #4662ca4c
 @patch
 def refresh(self:Field):
     "Show the state's value (without telling the panel: it refreshes itself)."

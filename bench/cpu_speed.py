@@ -127,7 +127,7 @@ peak = status('VmHWM') - status('RssFile') - base_rss
 (t1, k1, _), (t2, k2, loss) = marks[0], marks[-1]
 tps = (k2 - k1) / (t2 - t1)
 e = estimate(folder, quantization=quant, dtype='bfloat16' if prec == 'bf16' else 'float32', r=16,
-             per_device_train_batch_size=1, seq_len=max(tokens_per_step), gradient_checkpointing=gc_on)
+             per_device_train_batch_size=1, max_length=max(tokens_per_step), gradient_checkpointing=gc_on)
 emit(tokens_per_s=tps, model_flops_per_s=4 * n * tps, peaks=peaks, n_params=n, gc=gc_on, final_loss=loss,
      first_loss=marks[0][2], peak_bytes=peak, estimate_bytes=e.total, tokens=k2 - k1, first_step_s=t1 - t0, **extra)
 '''

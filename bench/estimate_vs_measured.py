@@ -41,7 +41,7 @@ step(); gc.collect()
 reset_peak()
 step()
 measured = status('VmHWM') - status('RssFile') - base
-e = estimate(folder, quantization=quant, dtype='float32', r=r, per_device_train_batch_size=bs, seq_len=seq,
+e = estimate(folder, quantization=quant, dtype='float32', r=r, per_device_train_batch_size=bs, max_length=seq,
              gradient_checkpointing=gc_on, lora_dropout=dropout)
 emit(measured=measured, estimate=e.total, parts=e.parts())
 '''

@@ -109,7 +109,7 @@ else:
 (t1, k1, first), (t2, k2, loss) = marks[0], marks[-1]
 tps = (k2 - k1) / (t2 - t1)
 peak = torch.cuda.max_memory_allocated() if cuda else None
-e = estimate(folder, quantization=quant, dtype=dt, r=16, per_device_train_batch_size=1, seq_len=batch * seq,
+e = estimate(folder, quantization=quant, dtype=dt, r=16, per_device_train_batch_size=1, max_length=batch * seq,
              gradient_checkpointing=gc_on)
 emit(tokens_per_s=tps, n_params=n, gc=gc_on, first_loss=first, final_loss=loss, peak_bytes=peak,
      estimate_bytes=e.total, device=torch.cuda.get_device_name(0) if cuda else 'cpu')

@@ -73,7 +73,8 @@ def sample(self:CpuShare) -> float:
     (b0, t0), o0 = self._last
     span = (now[1] - t0) / max(os.cpu_count() or 1, 1)   # wall seconds the interval covered
     if span > 0.05:
-        self.others = max(0.0, ((now[0] - b0) - (own - o0)) / span)
+        others = max(0.0, ((now[0] - b0) - (own - o0)) / span)
+        self.others = min(others, float(os.cpu_count() or 1))   # iowait may go down between reads (proc(5))
         self._last = (now, own)
     return self.others
 

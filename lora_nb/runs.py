@@ -185,11 +185,13 @@ def publish_folder(src:str|Path, dest:str|Path):
 @contextlib.contextmanager
 def staging(folder:str|Path, # where the finished files will go (made if missing)
             what:str='files', # a word for the hidden folder's name
+            make=None, # makes `folder` (default: `mkdir`), or refuses it with the caller's own error
            ):
     "A fresh hidden folder in `folder` to make files in; removed afterwards (`folder` too if made here and left empty)."
     folder = Path(folder)
     made = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    if make: make(folder)
+    else: folder.mkdir(parents=True, exist_ok=True)
     stage = folder/f'.lora-nb-{what}-{uuid.uuid4().hex[:8]}'
     try:
         stage.mkdir()

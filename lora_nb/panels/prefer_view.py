@@ -50,6 +50,7 @@ class PreferPanel(View):
 # %% ../../nbs/51b_panels.prefer_view.ipynb #5104fd7a
 @patch
 def _wire(self:PreferPanel):
+    "Connect the buttons to their actions."
     self.gather_btn.on_click(self.on_gather)
     self.start_btn.on_click(self.on_start)
     self.stop_btn.on_click(lambda _: self._done(self.st.stop()))
@@ -144,11 +145,13 @@ def on_test(self:PreferPanel, _=None):
 
 @patch
 def on_vote(self:PreferPanel, choice:str):
+    "Vote on the pair shown, then show the next."
     if self._done(self.st.vote(self.i, choice)) is not None: self.i += 1
     self._show_pair()
 
 # %% ../../nbs/51b_panels.prefer_view.ipynb #fbd658b7
 @patch
 def on_judge(self:PreferPanel, _=None):
+    "Let the endpoint judge the pairs; show the tally with its agreement."
     self._done(self.st.judge(self.url.value, self.judge_model.value))
     self._show_pair()

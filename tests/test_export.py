@@ -4,10 +4,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lora_nb.export import (ExportError, QUANTIZE_ENV, chat_parts, export_gguf, export_lora_gguf, gguf_arch,
-                            llama_cpp_model, lora_tensors, parts_exact, push_gguf, reference, special_ids,
-                            stop_markers, tensor_plan,
-                            model_tensors, verify_gguf, write_gguf, write_modelfile)
+from lora_nb.export import export_gguf, export_lora_gguf, push_gguf
+from lora_nb.gguf_writer import (GGUFError, QUANTIZE_ENV, gguf_arch, model_tensors, special_ids, stop_markers,
+                                 tensor_plan, write_gguf)
+from lora_nb.gguf_check import reference, verify_gguf
+from lora_nb.lora_gguf import lora_tensors
+from lora_nb.llamacpp import llama_cpp_model
+from lora_nb.ollama import chat_parts, parts_exact, write_modelfile
 from lora_nb.models import load_model
 from lora_nb.settings import DEMO_DATA
 
@@ -171,7 +174,7 @@ def test_embedded_q8_0_agrees_on_256_greedy_tokens(tmp_path):
 def test_rslora_and_alpha_pattern_fold_into_lora_b(tmp_path):
     "The LoRA GGUF's alpha ÷ r × B·A is PEFT's delta, in llama.cpp's row order, with rsLoRA and per-layer alphas."
     from peft import PeftModel
-    from lora_nb.export import _rope_permute
+    from lora_nb.gguf_writer import _rope_permute
     ad = random_adapter(tmp_path/'ad', use_rslora=True, alpha_pattern={'v_proj': 2})
     lm = load_model(None, quantization='none')
     pm = PeftModel.from_pretrained(lm.model, str(ad))
@@ -219,7 +222,7 @@ def test_kquant_through_llama_quantize(tmp_path, monkeypatch):
 def test_unsupported_architecture_refused_before_writing(tmp_path):
     from lora_nb.models import save_random_model
     folder = save_random_model(tmp_path/'gpt2', model_type='gpt2', vocab_size=4096, n_embd=32, n_layer=1, n_head=2)
-    with pytest.raises(ExportError, match="Can't export 'gpt2' models") as e:
+    with pytest.raises(GGUFError, match="Can't export 'gpt2' models") as e:
         export_gguf(folder, tmp_path/'out.gguf')
     assert 'convert_hf_to_gguf' in e.value.hint and not (tmp_path/'out.gguf').exists()
 
@@ -228,7 +231,7 @@ def test_unsupported_tokenizer_refused(tmp_path):
     from transformers import PreTrainedTokenizerFast
     lm = load_model(None, quantization='none')
     wp = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordPiece({'[UNK]': 0}, unk_token='[UNK]')))
-    with pytest.raises(ExportError, match="Can't export a WordPiece tokenizer"):
+    with pytest.raises(GGUFError, match="Can't export a WordPiece tokenizer"):
         write_gguf(lm.model, wp, tmp_path/'out.gguf')
     assert list(tmp_path.iterdir()) == []
 
@@ -237,7 +240,7 @@ def test_missing_base_fails_at_once(tmp_path):
     cfg = run/'adapter'/'adapter_config.json'
     cfg.write_text(cfg.read_text().replace('"base_model_name_or_path": "', '"base_model_name_or_path": "/gone'))
     for f in (lambda: export_gguf(run), lambda: export_lora_gguf(run)):
-        with pytest.raises(ExportError, match="The base model of this adapter can't be loaded") as e:
+        with pytest.raises(GGUFError, match="The base model of this adapter can't be loaded") as e:
             f()
         assert '--base' in e.value.hint
     assert not (run/'export').exists()
@@ -245,12 +248,12 @@ def test_missing_base_fails_at_once(tmp_path):
 def test_existing_output_is_not_overwritten(tmp_path):
     out = tmp_path/'model.gguf'
     out.write_bytes(b'mine')
-    with pytest.raises(ExportError, match='already exists'):
+    with pytest.raises(GGUFError, match='already exists'):
         export_gguf(None, out, 'f16', verify=False)
     assert out.read_bytes() == b'mine'
     mf = tmp_path/'model.Modelfile'
     mf.write_text('mine')
-    with pytest.raises(ExportError, match='already exists'):
+    with pytest.raises(GGUFError, match='already exists'):
         write_modelfile(tmp_path, load_model(None).tokenizer, 'model.gguf')
     assert mf.read_text() == 'mine'
 
@@ -258,18 +261,19 @@ def test_kquant_without_llama_quantize_says_how_to_get_it(tmp_path, monkeypatch)
     monkeypatch.delenv(QUANTIZE_ENV, raising=False)
     monkeypatch.setenv('PATH', str(tmp_path))
     t = time.time()
-    with pytest.raises(ExportError, match='llama-quantize') as e:
+    with pytest.raises(GGUFError, match='llama-quantize') as e:
         export_gguf(None, tmp_path/'out.gguf', 'q4_k_m')
     assert time.time() - t < 5 and QUANTIZE_ENV in e.value.hint and 'q8_0' in e.value.hint
     assert not (tmp_path/'out.gguf').exists()
 
 OUT_OF_DISK = textwrap.dedent('''
     import resource, signal, sys
-    from lora_nb.export import ExportError, export_gguf
+    from lora_nb.export import export_gguf
+    from lora_nb.gguf_writer import GGUFError
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead of killing us
     resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, 3 << 20))
     try: export_gguf(None, sys.argv[1], 'q8_0', verify=False)
-    except ExportError as e:
+    except GGUFError as e:
         print(e)
         sys.exit(3)
 ''')
@@ -288,11 +292,11 @@ def test_push_without_token_or_network_fails_at_once_and_keeps_the_export(tmp_pa
     monkeypatch.delenv('HF_TOKEN', raising=False)
     monkeypatch.setenv('HF_TOKEN_PATH', str(tmp_path/'no-token'))
     monkeypatch.setattr('huggingface_hub.get_token', lambda: None)
-    with pytest.raises(ExportError, match='no Hugging Face token'):
+    with pytest.raises(GGUFError, match='no Hugging Face token'):
         push_gguf([f], 'me/tiny')
     monkeypatch.setattr('huggingface_hub.constants.HF_HUB_OFFLINE', True)
     t = time.time()
-    with pytest.raises(ExportError, match='not reachable') as e:
+    with pytest.raises(GGUFError, match='not reachable') as e:
         push_gguf([f], 'me/tiny', token='hf_x')
     assert time.time() - t < 5 and str(tmp_path) in e.value.hint
     assert f.read_bytes() == before

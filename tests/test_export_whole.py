@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from lora_nb.errors import LoraNbError
-from lora_nb.export import (ExportError, TIE_MARGIN, export_gguf, export_lora_gguf, gguf_arch, load_merged,
-                            model_tensors, reference, tensor_plan, verify_gguf, write_gguf)
+from lora_nb.export import export_gguf, export_lora_gguf, load_merged
+from lora_nb.gguf_writer import GGUFError, gguf_arch, model_tensors, tensor_plan, write_gguf
+from lora_nb.gguf_check import TIE_MARGIN, reference, verify_gguf
 from lora_nb.models import load_model
 from lora_nb.runs import Run
 from test_export import LORA_NB, make_run, random_adapter
@@ -67,7 +68,7 @@ def test_a_resumed_run_whose_checkpoint_is_newer_than_its_adapter_is_refused(tmp
     assert '--resume run-1' in e.value.hint and '--checkpoint checkpoint-8' in e.value.hint
     with pytest.raises(LoraNbError, match="no whole checkpoint 'checkpoint-9'"):
         export_gguf(run, qtype='f16', verify=False, checkpoint='checkpoint-9')
-    with pytest.raises(ExportError, match='is for a run'):
+    with pytest.raises(GGUFError, match='is for a run'):
         export_gguf(None, tmp_path/'m.gguf', checkpoint='latest')
 
 # --- destinations that can't be written -----------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def test_an_unwritable_destination_is_a_one_line_error(tmp_path):
     for folder in _unwritable(tmp_path):
         for export in (lambda: export_gguf(run, folder/'m.gguf', 'f16', verify=False),
                        lambda: export_lora_gguf(run, folder/'lora.gguf', ollama=True, verify=False)):
-            with pytest.raises(ExportError, match="Can't write to") as e:
+            with pytest.raises(GGUFError, match="Can't write to") as e:
                 export()
             assert e.value.where == str(folder) and 'folder you can write to' in e.value.hint
     bad = _unwritable(tmp_path)[0]
@@ -99,7 +100,7 @@ def test_adapter_only_ollama_writes_and_verifies_its_base_or_checks_the_one_ther
     ex = run/'export'
     ex.mkdir()
     (ex/'tiny_base-q8_0.gguf').write_bytes(b'junk!')
-    with pytest.raises(ExportError, match="tiny_base-q8_0.gguf is there but is not") as e:
+    with pytest.raises(GGUFError, match="tiny_base-q8_0.gguf is there but is not") as e:
         export_lora_gguf(run, ollama=True)
     assert "can't read it" in e.value.what and '--overwrite' in e.value.hint
     assert _files(ex) == ['tiny_base-q8_0.gguf'] and (ex/'tiny_base-q8_0.gguf').read_bytes() == b'junk!'
@@ -120,9 +121,9 @@ def test_a_clash_with_any_part_is_found_before_anything_is_written(tmp_path):
     ex.mkdir()
     (ex/'run-1-q8_0.Modelfile').write_text('mine')
     (ex/'run-1-lora-f16.Modelfile').write_text('mine too')
-    with pytest.raises(ExportError, match='run-1-q8_0.Modelfile.* already exists'):
+    with pytest.raises(GGUFError, match='run-1-q8_0.Modelfile.* already exists'):
         export_gguf(run, ollama=True)
-    with pytest.raises(ExportError, match='run-1-lora-f16.Modelfile.* already exists'):
+    with pytest.raises(GGUFError, match='run-1-lora-f16.Modelfile.* already exists'):
         export_lora_gguf(run, ollama=True)
     assert _files(ex) == ['run-1-lora-f16.Modelfile', 'run-1-q8_0.Modelfile']   # no GGUF, no base
     assert (ex/'run-1-q8_0.Modelfile').read_text() == 'mine'
@@ -133,10 +134,10 @@ def test_a_failure_in_the_last_part_leaves_no_half_export(tmp_path, monkeypatch)
     def broken(*a, **kw): raise OSError(28, 'No space left on device')
     monkeypatch.setattr(ex, 'modelfile', broken)
     run = make_run(tmp_path)
-    with pytest.raises(ExportError, match='Free disk space'):
+    with pytest.raises(GGUFError, match='Free disk space'):
         export_gguf(run, qtype='f16', ollama=True, verify=False)
     assert _files(run/'export') == []
-    with pytest.raises(ExportError, match='Free disk space'):
+    with pytest.raises(GGUFError, match='Free disk space'):
         export_lora_gguf(run, ollama=True, verify=False)
     assert _files(run/'export') == []
 

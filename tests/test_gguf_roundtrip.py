@@ -57,7 +57,9 @@ def test_lora_gguf_applies_to_the_original_q4_1_file(gguf_run, smollm2, llama_cp
 @pytest.mark.slow
 def test_lora_gguf_on_an_f16_file_of_the_same_model_is_exact(gguf_run, smollm2, llama_cpp, tmp_path):
     "On an F16 GGUF of the dequantized model (lora_nb's writer), llama.cpp + LoRA answers token for token as merged."
-    from lora_nb.export import export_lora_gguf, llama_cpp_check, load_merged, write_gguf
+    from lora_nb.export import export_lora_gguf, load_merged
+    from lora_nb.gguf_writer import write_gguf
+    from lora_nb.llamacpp import llama_cpp_check
     from lora_nb.models import load_model
     lm = load_model(str(smollm2), quantization='none', dtype='float32')
     f16 = write_gguf(lm.model, lm.tokenizer, tmp_path/'smollm2-f16.gguf', 'f16')
@@ -71,7 +73,8 @@ def test_lora_gguf_on_an_f16_file_of_the_same_model_is_exact(gguf_run, smollm2, 
 @pytest.mark.slow
 def test_merged_gguf_of_a_gguf_run_at_the_users_type(gguf_run, llama_cpp):
     "The merged export of a GGUF-based run is checked against the merged model, and llama.cpp answers as it does."
-    from lora_nb.export import export_gguf, llama_cpp_check, load_merged
+    from lora_nb.export import export_gguf, load_merged
+    from lora_nb.llamacpp import llama_cpp_check
     e = export_gguf(gguf_run, qtype='q8_0')
     print(e)
     assert e.passed and e.path.parent == gguf_run/'export'
@@ -92,7 +95,8 @@ def test_lora_gguf_of_an_ollama_run_is_for_its_blob(tmp_path, monkeypatch, llama
     "A run on `ollama:NAME`: the LoRA GGUF's base is that model's blob, the Modelfile FROM the blob, nothing copied."
     import hashlib, torch
     from peft import LoraConfig, get_peft_model
-    from lora_nb.export import export_lora_gguf, write_gguf
+    from lora_nb.export import export_lora_gguf
+    from lora_nb.gguf_writer import write_gguf
     from lora_nb.models import load_model
     lm = load_model(None, quantization='none', dtype='float32')
     f = write_gguf(lm.model, lm.tokenizer, tmp_path/'tiny.gguf', 'f16')

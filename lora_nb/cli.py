@@ -4,7 +4,7 @@
 
 # %% ../nbs/71_cli.ipynb #50bc0da7
 from __future__ import annotations
-import argparse, contextlib, json, os, shlex, shutil, signal, sys, threading, time
+import argparse, contextlib, json, os, shlex, shutil, signal, sys, threading
 from pathlib import Path
 from .errors import LoraNbError
 
@@ -31,6 +31,7 @@ def cmd_demo(args) -> int:
     print(f"report:  {res['report']}\nadapter: {res['adapter']}")
     return 0
 
+# %% ../nbs/71_cli.ipynb #695027c1
 def _demo_stopped(res:dict) -> int:
     "Say that the demo was stopped, and what it left; 0, as `lora-nb train` for a run stopped on request."
     left = f"the adapter so far is in {res['adapter']}" if res['adapter'] else "no adapter was saved"
@@ -38,6 +39,7 @@ def _demo_stopped(res:dict) -> int:
           f"before the models were compared, so there is no report; {left}.")
     return 0
 
+# %% ../nbs/71_cli.ipynb #e6fd76ab
 def _prefer_demo(args) -> int:
     "`demo --prefer`: SFT, blind votes by a scripted voter, DPO/KTO on the same adapter, parent vs child."
     from lora_nb.prefer_demo import run_prefer_demo
@@ -51,6 +53,7 @@ def _prefer_demo(args) -> int:
           f"({r['seconds']:.0f} s in all)\nruns: {r['sft_run']} (SFT) -> {r['run']} ({args.method.upper()})")
     return 0
 
+# %% ../nbs/71_cli.ipynb #a8a7b9e9
 def _add_demo(sub):
     d = sub.add_parser('demo',
                        help='train the embedded model on a new skill and compare (offline, a minute or two on a CPU)')
@@ -68,6 +71,7 @@ def _targets(values:list[str]) -> str|list[str]:
     names = [n for v in values for n in v.split(',') if n]
     return 'all-linear' if names == ['all-linear'] else names
 
+# %% ../nbs/71_cli.ipynb #ad9e9c41
 def cmd_estimate(args) -> int:
     "Print the memory estimate for a model folder, config.json or GGUF; `--fits SIZE`: yes or no (1), with the margin."
     from lora_nb.errors import SettingsError
@@ -88,6 +92,7 @@ def cmd_estimate(args) -> int:
     print(text)
     return 0 if ok else 1
 
+# %% ../nbs/71_cli.ipynb #d88520ec
 def _add_estimate(sub):
     e = sub.add_parser('estimate', help='memory needed to train a LoRA, from a config.json or a GGUF header alone')
     e.add_argument('config', help='model folder, config.json, .gguf file or ollama:NAME')
@@ -119,6 +124,7 @@ def _resume_command(cfg_path, run) -> str:
     except LoraNbError: same = False
     return cmd if same else cmd + f" --set runs_root={shlex.quote(str(run.path.parent))}"
 
+# %% ../nbs/71_cli.ipynb #9f7fc3a1
 def _report(s, cfg_path) -> int:
     "Print how the run ended (rank 0); 0 when it completed or stopped, 130 when interrupted, 2 when it failed."
     info, step = s.run.info(), s.trainer.state.global_step
@@ -168,6 +174,7 @@ class _CtrlC:
         sys.stderr.flush()
         os._exit(code)
 
+# %% ../nbs/71_cli.ipynb #4d3fc29f
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # SIGTERM: `kill`, torchrun passing on a Ctrl-C, SLURM's time limit
 
 @contextlib.contextmanager
@@ -180,6 +187,7 @@ def _ctrl_c(cfg_path):
     finally:   # after a press, ignore the rest: Python's shutdown would reset the handler and die of the signal
         for sig, h in old.items(): signal.signal(sig, signal.SIG_IGN if c.presses else h)
 
+# %% ../nbs/71_cli.ipynb #6539fd8f
 def cmd_train(args) -> int:
     "Train from a YAML run config."
     from lora_nb.config import RunConfig, resume_config, run_config
@@ -198,6 +206,7 @@ def cmd_train(args) -> int:
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
     return _report(s, args.config) if s.is_main else 0
 
+# %% ../nbs/71_cli.ipynb #e802065d
 def _say_duration(lm, data, train):
     "Print how long the run should take on this machine (rank 0), before it starts."
     from lora_nb.distributed import dist_info
@@ -207,6 +216,7 @@ def _say_duration(lm, data, train):
     print(f"lora-nb: expected duration about {duration_text(e.seconds)} ({e.tokens:,} training tokens at "
           f"{e.flops_per_s / 1e9:,.0f} GFLOP/s, from {e.basis})", flush=True)
 
+# %% ../nbs/71_cli.ipynb #987c76c7
 def _add_train(sub):
     t = sub.add_parser('train', help='train from a YAML run config (also under `accelerate launch`)')
     t.add_argument('config', help='the YAML run config')
@@ -220,11 +230,13 @@ def _add_train(sub):
 # %% ../nbs/71_cli.ipynb #1b7d08f4
 def _fmt(v, spec='.4f') -> str: return '-' if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
+
 def _name(r:dict) -> str:
     "A run's name where it says more than its id does."
     name = r.get('name') or ''
     return '-' if not name or r['id'].startswith(name) else name
 
+# %% ../nbs/71_cli.ipynb #0569e33b
 def runs_table(rows:list[dict]) -> str:
     "The runs as a text table, newest first."
     head = ('id', 'name', 'status', 'step', 'loss', 'eval_loss', 'adapter', 'created')
@@ -244,6 +256,7 @@ def _confirmed(question:str, yes:bool) -> bool:
                        hint="Add --yes to delete without asking.")
     return input(question).strip().lower() in ('y', 'yes')
 
+# %% ../nbs/71_cli.ipynb #7b51056a
 def _delete(args) -> int:
     "`runs --delete ID`: ask (naming the runs that continue it), then delete; 1 when the answer is no."
     from lora_nb.runs import Run
@@ -258,12 +271,14 @@ def _delete(args) -> int:
     print(f"deleted {run.id}" + (f" (the parent of {kids}, which keep their adapters)" if kids else ''))
     return 0
 
+# %% ../nbs/71_cli.ipynb #6e0781a2
 def _no_runs(root) -> str:
     "What `lora-nb runs` says when it finds none."
     from lora_nb.runs import runs_root
     root = runs_root(root)
     return f"no runs under {root}" + ('' if root.is_dir() else " (the folder does not exist)")
 
+# %% ../nbs/71_cli.ipynb #49da3649
 def cmd_runs(args) -> int:
     "List the runs under the runs root; or rename or delete one."
     from lora_nb.runs import Run, list_runs
@@ -276,6 +291,7 @@ def cmd_runs(args) -> int:
     else: print(runs_table(rows))
     return 0
 
+# %% ../nbs/71_cli.ipynb #379a4c17
 def _add_runs(sub):
     r = sub.add_parser('runs', help='list the runs; rename or delete one')
     _root_arg(r)
@@ -298,6 +314,7 @@ def _adapter_of(run_id:str, root) -> Path:
                             f"latest).")
     return run.path/'adapter'
 
+# %% ../nbs/71_cli.ipynb #4bf35b57
 def _new_folder(out:str) -> Path:
     "`out` as a folder to create: refuse one that holds files, so an export never overwrites anything."
     from lora_nb.adapters import writable_folder
@@ -326,13 +343,15 @@ def _add_gguf_options(x):
 def _progress(i:int, n:int, name:str):
     if i == n or i % max(1, n // 10) == 0: print(f"  {i}/{n} tensors", file=sys.stderr, flush=True)
 
+# %% ../nbs/71_cli.ipynb #dc9ba274
 def _export_gguf(args, ad:Path) -> int:
     "`lora-nb export RUN --gguf TYPE`: write, check, and say how to run it; 1 when the check fails."
     from lora_nb import export as ex
-    q = ex.check_qtype(args.gguf)
+    from lora_nb.gguf_writer import QTYPES, check_qtype
+    q = check_qtype(args.gguf)
     if args.adapter_only:
         on_trained = ex.gguf_base(ad, args.base) is not None   # a run trained on a GGUF: that file is the base
-        r = ex.export_lora_gguf(ad, args.out, q if q in ex.QTYPES else 'f16', args.base, args.overwrite,
+        r = ex.export_lora_gguf(ad, args.out, q if q in QTYPES else 'f16', args.base, args.overwrite,
                                 args.ollama, None if on_trained else q, verify=not args.no_verify)
     else:
         if est := ex.estimate_gguf(ad, q, args.base): print(f"estimated size: {est/2**20:,.1f} MiB", flush=True)
@@ -348,7 +367,7 @@ _TRAINER_FILES = ('optimizer.pt', 'scheduler.pt', 'rng_state*', 'trainer_state.j
 def cmd_export(args) -> int:
     "Copy a run's adapter, or merge it into a full-precision copy of its base model."
     from lora_nb.adapters import run_adapter
-    from lora_nb.runs import Run
+    from lora_nb.runs import Run, publish_folder
     if args.checkpoint: ad = run_adapter(Run.open(args.run, args.runs_root).path, args.checkpoint)
     else: ad = run_adapter(_adapter_of(args.run, args.runs_root))   # refused while the run trains
     if args.gguf: return _export_gguf(args, ad)
@@ -357,7 +376,7 @@ def cmd_export(args) -> int:
         tmp = dest.with_name(f'.{dest.name}.tmp')
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(ad, tmp, ignore=shutil.ignore_patterns(*_TRAINER_FILES))   # a checkpoint's adapter only
-        os.replace(tmp, dest)
+        publish_folder(tmp, dest)   # synced, then renamed into place
         print(f"adapter of {args.run} copied to {dest}")
         return 0
     from lora_nb.adapters import merge
@@ -365,6 +384,7 @@ def cmd_export(args) -> int:
     print(f"{args.run} merged into its base model ({args.dtype}), saved with the tokenizer to {dest}")
     return 0
 
+# %% ../nbs/71_cli.ipynb #28430ada
 def _add_export(sub):
     x = sub.add_parser('export', help="copy a run's adapter, merge it into its base, or write a GGUF")
     _root_arg(x)
@@ -386,6 +406,7 @@ def _add_export(sub):
 class PushError(LoraNbError):
     "An adapter could not be uploaded to the Hugging Face Hub."
 
+# %% ../nbs/71_cli.ipynb #5a953fa6
 def _check_push(repo:str, ad:Path):
     "Raise a `PushError` for a repository id that is not one, or when the Hub can't be reached."
     from huggingface_hub import constants
@@ -419,6 +440,7 @@ def cmd_push(args) -> int:
     print(f"pushed {ad} to {url}")
     return 0
 
+# %% ../nbs/71_cli.ipynb #4690fc90
 def _add_push(sub):
     u = sub.add_parser('push', help="upload a run's adapter (with its model card) to the Hugging Face Hub")
     _root_arg(u)
@@ -449,6 +471,7 @@ def parser() -> argparse.ArgumentParser:
     for add in (_add_demo, _add_estimate, _add_train, _add_runs, _add_export, _add_push, _add_serve): add(sub)
     return p
 
+# %% ../nbs/71_cli.ipynb #b357d334
 def main(argv:list[str]|None=None) -> int:
     "Entry point of `lora-nb`."
     args = parser().parse_args(argv)

@@ -5,18 +5,18 @@
 # %% ../nbs/70_config.ipynb #fe46d8fc
 from __future__ import annotations
 import difflib, json, re, types, typing
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import yaml
 from fastcore.basics import patch
 from .errors import SettingsError
 from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
-from .models import load_model
-from .data import _looks_like_hub_id, prepare, read_source, fingerprint
+from .sources import looks_like_hub_id, read_source
+from .data import fingerprint
 from .runs import Run, writable_root
-from .distributed import dist_info
-from .train import Session
-from .prefer import PreferenceSession, PreferenceSettings
+from .preferences import PreferenceSettings
+if TYPE_CHECKING: from lora_nb.train import Session   # the engine loads where a run is built (`run_config`)
 
 # %% auto #0
 __all__ = ['SECTIONS', 'TOP_KEYS', 'METHODS', 'coerce', 'read_yaml', 'RunConfig', 'resume_config', 'run_config']
@@ -78,6 +78,7 @@ SECTIONS = {'model': ModelSettings, 'data': DataSettings, 'lora': LoraSettings, 
 TOP_KEYS = ('name', 'runs_root', 'report_to', 'probes', 'method', 'parent')
 METHODS = ('sft', 'dpo', 'kto') # `method:` SFT, or preference training (DPO/KTO) on the `parent` run's adapter
 
+# %% ../nbs/70_config.ipynb #2b7b2229
 @dataclass
 class RunConfig:
     "Everything a run needs: base model, data, LoRA and training settings, probes, where its folder goes."
@@ -94,21 +95,25 @@ class RunConfig:
     where:str|None=field(default=None, repr=False, compare=False) # the file it was read from
     lines:dict=field(default_factory=dict, repr=False, compare=False) # {key path: line} in that file
 
-    @property
-    def report_to(self): return self.train.report_to
+# %% ../nbs/70_config.ipynb #141d8b71
+@patch(as_prop=True)
+def report_to(self:RunConfig): return self.train.report_to
 
-    def locate(self, *path) -> str|None:
-        "'file:line' of a key (or of its nearest enclosing key), or the file."
-        for i in range(len(path), 0, -1):
-            if path[:i] in self.lines: return f"{self.where or '<config>'}:{self.lines[path[:i]]}"
-        return self.where
+@patch
+def locate(self:RunConfig, *path) -> str|None:
+    "'file:line' of a key (or of its nearest enclosing key), or the file."
+    for i in range(len(path), 0, -1):
+        if path[:i] in self.lines: return f"{self.where or '<config>'}:{self.lines[path[:i]]}"
+    return self.where
 
 # %% ../nbs/70_config.ipynb #b9868dcb
 def _fail(cfg, path, what, hint=None):
     raise SettingsError(what, where=cfg.locate(*path) or '.'.join(path), hint=hint)
 
+
 def _field_names(cls) -> list[str]: return [f.name for f in fields(cls)]
 
+# %% ../nbs/70_config.ipynb #ac31c766
 def _unknown(cfg, section, key):
     "Raise for an unknown `key` (in `section`, or at the top level), naming the nearest key or its section."
     names = _field_names(SECTIONS[section]) if section else list(SECTIONS) + list(TOP_KEYS)
@@ -145,12 +150,13 @@ def _section(cfg, name:str, d):
 def _base_dir(cfg) -> Path:
     return Path(cfg.where).resolve().parent if cfg.where and Path(cfg.where).is_file() else Path.cwd()
 
+# %% ../nbs/70_config.ipynb #c1758d08
 def _resolve_paths(cfg):
     "Make `data.source` and `runs_root` absolute (relative to the config file) and check the data is there."
     base = _base_dir(cfg)
     if cfg.data.source is not None:
         p = (base/Path(cfg.data.source).expanduser()).resolve()
-        if not p.exists() and _looks_like_hub_id(cfg.data.source): p = None   # a Hub dataset id, read as it is
+        if not p.exists() and looks_like_hub_id(cfg.data.source): p = None   # a Hub dataset id, read as it is
         elif not p.exists():
             _fail(cfg, ('data', 'source'), f"Data file {cfg.data.source!r} (`data.source`) does not exist",
                   f"Looked at {p}. Relative paths start at the config file's folder ({base}).")
@@ -170,6 +176,7 @@ def _top(cfg, d):
     cfg.name, cfg.runs_root, cfg.probes = name, root, list(probes)
     _method(cfg, d)
 
+# %% ../nbs/70_config.ipynb #576348fc
 def _method(cfg, d):
     "`method` and `parent`: a preference run names the run it continues."
     cfg.method, cfg.parent = d.get('method', 'sft'), d.get('parent')
@@ -180,6 +187,7 @@ def _method(cfg, d):
               "Add `parent: <run id>` (an SFT run that finished; `lora-nb runs` lists them).")
     cfg.prefer.method = cfg.method
 
+# %% ../nbs/70_config.ipynb #b08a637c
 def _train_section(cfg, d):
     "The `train` section with the top-level `report_to` moved into it."
     train = d.get('train')
@@ -243,6 +251,7 @@ def to_dict(self:RunConfig) -> dict:
     return dict(name=self.name, runs_root=self.runs_root, report_to=self.report_to, model=asdict(self.model),
                 data=data, lora=asdict(self.lora), train=train, probes=list(self.probes), **pref)
 
+# %% ../nbs/70_config.ipynb #e1bf3098
 @patch
 def to_yaml(self:RunConfig) -> str:
     "The config as YAML, for `lora-nb train`."
@@ -346,6 +355,7 @@ def _refuse_contradictions(cfg:RunConfig, run_id:str, kept:dict, items:list[str]
                                 hint="A resumed run keeps its own settings: drop this --set, or start a new run "
                                      "(without --resume) to train with it.")
 
+# %% ../nbs/70_config.ipynb #2fc4ee57
 def _with_run_settings(cfg:RunConfig, st:dict) -> RunConfig:
     "`cfg` with the model, LoRA, training and data preparation settings of run settings `st`."
     d = cfg.to_dict()
@@ -378,6 +388,10 @@ def run_config(cfg:RunConfig, # the run
                before_start:typing.Callable|None=None # `before_start(lm, data, train)`: called before a new run starts
               ) -> Session:
     "Load the model, prepare the data and start (or resume) the session; returns it."
+    from lora_nb.distributed import dist_info   # the engine (torch), only now: reading a config doesn't need it
+    from lora_nb.models import load_model
+    from lora_nb.data import prepare
+    from lora_nb.train import Session
     if resume: cfg, _ = resume_config(cfg, resume)
     elif dist_info()[0] == 0: writable_root(cfg.runs_root)   # a clear error before the model is loaded (rank 0's)
     if resume and cfg.method != 'sft':
@@ -385,6 +399,7 @@ def run_config(cfg:RunConfig, # the run
                             hint="Start it again (it continues its parent's adapter, which is unchanged).")
     lm = load_model(settings=cfg.model)
     if cfg.method != 'sft':
+        from lora_nb.prefer import PreferenceSession
         data = prepare(cfg.data.read(), lm.tokenizer, **{**cfg.data.prepare_kwargs(), 'format': cfg.method})
         return PreferenceSession(lm, data, cfg.parent, cfg.prefer, cfg.train, cfg.probes, name=cfg.name,
                                  root=cfg.runs_root).start(background=background)

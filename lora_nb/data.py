@@ -4,404 +4,20 @@
 
 # %% ../nbs/09_data.ipynb #69753527
 from __future__ import annotations
-import contextlib, dataclasses, gzip, hashlib, html, io, itertools, json, math, pickle, random, re, statistics
+import contextlib, dataclasses, importlib, hashlib, html, itertools, json, math, pickle, random, re, statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from fastcore.basics import patch
 from .errors import LoraNbError
 from .templates import (TemplateError, added_text, default_system, render, reply_spans, tokenize_spans,
                                tools_text, turn_end)
-from .settings import Pasted
+from .sources import (DataError, check_format, conversational, detect_format, read_source, record_tools,
+                             refuse_images, refuse_preference, system_first, to_messages)
 
 # %% auto #0
-__all__ = ['READERS', 'FORMATS', 'PREFERENCE', 'TEMPLATES', 'MAX_DROPPED', 'DataError', 'load_hub', 'read_source',
-           'detect_format', 'record_tools', 'system_first', 'conversational', 'to_messages', 'chat_template', 'Example',
+__all__ = ['TEMPLATES', 'MAX_DROPPED', 'ADDED_FORMATS', 'chat_template', 'Example', 'first_few', 'refusal', 'clip_long',
            'encode_all', 'encode', 'Prepared', 'fingerprint', 'split_indices', 'check_dropped', 'map_columns',
-           'prepare', 'LintReport', 'identity_names', 'lint', 'preview_html', 'preview_ansi']
-
-# %% ../nbs/09_data.ipynb #e5702def
-class DataError(LoraNbError):
-    "A dataset can't be read or doesn't have the shape its format needs."
-
-# %% ../nbs/09_data.ipynb #b9663d26
-_BLANK = re.compile(r'\s*')
-
-def _json_line(dec, text:str, pos:int, end:int, i:int, where:str) -> dict:
-    "The object on line `i` of `text` (`text[pos:end]`), decoded in place: a huge line is not copied."
-    start = _BLANK.match(text, pos, end).end()
-    try:
-        r, stop = dec.raw_decode(text, start)
-        if stop > end or _BLANK.match(text, stop, end).end() != end: raise ValueError
-    except ValueError:   # the line alone says what is wrong, and where
-        try: r = json.loads(text[pos:end])
-        except json.JSONDecodeError as e:
-            raise DataError(f"Line {i} is not valid JSON ({e.msg})", where=f"{where}:{i}:{e.colno}",
-                            hint="Each line of a .jsonl file must be one JSON object. Fix or delete that line.") from e
-    if not isinstance(r, dict):
-        raise DataError(f"Line {i} is a {type(r).__name__}, not an object", where=f"{where}:{i}",
-                        hint='Write each example as {"field": "value", ...}.')
-    return r
-
-def _jsonl(text:str, where:str) -> list[dict]:
-    "The records of JSON-lines `text`; a bad line is reported at `where:line:column`."
-    dec, recs, pos, i = json.JSONDecoder(), [], 0, 0
-    while pos < len(text):
-        i += 1
-        end = text.find('\n', pos)
-        end = len(text) if end < 0 else end
-        if _BLANK.match(text, pos, end).end() < end: recs.append(_json_line(dec, text, pos, end, i, where))
-        pos = end + 1
-    return recs
-
-# %% ../nbs/09_data.ipynb #a29a98a8
-def _raw(p:Path) -> bytes:
-    "The file's bytes, decompressed when it is gzip."
-    raw = p.read_bytes()
-    return gzip.decompress(raw) if raw[:2] == b'\x1f\x8b' else raw
-
-def _read_text(p:Path) -> str:
-    "The file as UTF-8 text; other encodings get an error naming the line."
-    raw = _raw(p)
-    try: return raw.decode('utf-8-sig')
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
-        col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
-        raise DataError(f"The file is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})",
-                        where=f"{p}:{line}:{col}",
-                        hint="Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`), or read it with pandas "
-                             "using its encoding and pass the DataFrame.") from None
-
-# %% ../nbs/09_data.ipynb #ed00f26f
-def _read_json(p:Path) -> list[dict]:
-    "The records of a .json file."
-    try: obj = json.loads(_read_text(p))
-    except json.JSONDecodeError as e:
-        raise DataError(f"Not valid JSON ({e.msg})", where=f"{p}:{e.lineno}:{e.colno}",
-                        hint="Fix the file at that place.") from e
-    if isinstance(obj, dict):  # {"data": [...]} or {"train": [...]}
-        lists = [v for v in obj.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise DataError("A .json file must hold a list of examples (or an object with one list)", where=str(p))
-        obj = lists[0]
-    if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
-        raise DataError("A .json file must hold a list of objects", where=str(p),
-                        hint='Write [{"field": "value"}, ...].')
-    return obj
-
-# %% ../nbs/09_data.ipynb #a3343cfd
-READERS = ('.jsonl', '.json', '.csv', '.tsv', '.parquet', '.arrow', '.txt') # file types `read_source` reads
-
-def _suffix(p:Path) -> str:
-    "The data suffix of `p`, under a `.gz`."
-    s = [x.lower() for x in p.suffixes]
-    return s[-2] if len(s) > 1 and s[-1] == '.gz' else (s[-1] if s else '')
-
-def _table(p:Path, suf:str) -> list[dict]:
-    "The rows of a CSV/TSV (as text), parquet or arrow file."
-    import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
-    try:
-        if suf in ('.csv', '.tsv'):
-            return pd.read_csv(io.StringIO(_read_text(p)), sep='\t' if suf == '.tsv' else ',', dtype=str,
-                               keep_default_na=False).to_dict('records')
-        if suf == '.parquet': return pq.read_table(pa.BufferReader(_raw(p))).to_pylist()  # lists stay lists
-        buf = pa.BufferReader(_raw(p))
-        try: table = pa.ipc.open_stream(buf).read_all()   # what `datasets` writes
-        except pa.ArrowInvalid: table = pa.ipc.open_file(pa.BufferReader(_raw(p))).read_all()
-        return table.to_pylist()
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"Can't read the {suf[1:]} file: {e}", where=str(p),
-                        hint="Check that the file is complete and of the type its name says.") from None
-
-def _read_file(p:Path) -> list[dict]:
-    "The records of a data file (see `READERS`)."
-    suf = _suffix(p)
-    if suf == '.jsonl': return _jsonl(_read_text(p), str(p))
-    if suf == '.json': return _read_json(p)
-    if suf == '.txt': return _read_lines(_read_text(p))
-    if suf in READERS: return _table(p, suf)
-    raise DataError(f"Unknown file type {suf or p.name!r}", where=str(p),
-                    hint=f"Use one of {', '.join(READERS)} (optionally .gz), or convert the file.")
-
-# %% ../nbs/09_data.ipynb #5fcd6974
-def _looks_like_path(s:str) -> bool:
-    "Whether the string `s` names a file, rather than holding pasted examples."
-    s = s.strip()
-    if '\n' in s or len(s) > 4096 or not s: return False
-    if _suffix(Path(s)) in READERS or s.startswith(('/', './', '~/', '../')): return True
-    return bool(re.search(r'\.[A-Za-z]\w{0,9}(\.gz)?$', s)) and ' ' not in s   # an unknown suffix: a path, mistyped
-
-def _read_lines(t:str) -> list[dict]:
-    "A text file: one example per paragraph when blank lines separate them, else one per line (a document a line)."
-    if re.search(r'\n\s*\n', t.strip()): return _read_pasted(t)
-    return [{'text': line.strip()} for line in t.splitlines() if line.strip()]
-
-def _read_pasted(t:str) -> list[dict]:
-    "Pasted JSON lines, or plain-text examples separated by blank lines."
-    t = t.strip()
-    if t.startswith('{'): return _jsonl(t, 'pasted text')
-    return [{'text': b.strip()} for b in re.split(r'\n\s*\n', t) if b.strip()]
-
-# %% ../nbs/09_data.ipynb #9927a379
-_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
-
-def _looks_like_hub_id(s:str) -> bool:
-    "Whether `s` is an `org/name` id rather than a file or pasted text."
-    return bool(_HUB_ID.match(s.strip())) and _suffix(Path(s)) not in READERS
-
-@contextlib.contextmanager
-def _hub_offline(offline:bool):
-    "Let `datasets` use only its cache while `offline` (the Hub is not reachable)."
-    import datasets.config, huggingface_hub.constants as hc
-    old = datasets.config.HF_HUB_OFFLINE, hc.HF_HUB_OFFLINE
-    if offline: datasets.config.HF_HUB_OFFLINE = hc.HF_HUB_OFFLINE = True
-    try: yield
-    finally: datasets.config.HF_HUB_OFFLINE, hc.HF_HUB_OFFLINE = old
-
-# %% ../nbs/09_data.ipynb #18291329
-_FIRST_N = re.compile(r'^(\w[\w.-]*)\[:(\d+)\]$') # a split's first N records: 'train[:2000]'
-
-def load_hub(dataset:str, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
-    "The records of `split` (default 'train') of a Hub dataset or a local dataset folder."
-    import datasets
-    from lora_nb.models import hub_reachable
-    offline = not Path(dataset).expanduser().is_dir() and not hub_reachable()
-    first = _FIRST_N.match(split or '')
-    try:
-        with _hub_offline(offline):
-            if first and not offline:   # the first N records, streamed: nothing else is downloaded or converted
-                ds = datasets.load_dataset(str(dataset), subset, split=first[1], revision=revision, streaming=True)
-                return list(itertools.islice(ds, int(first[2])))
-            ds = datasets.load_dataset(str(dataset), subset, split=split or 'train', revision=revision)
-    except Exception as e:
-        if offline:
-            raise DataError(f"Can't download dataset {dataset!r}: the Hugging Face Hub is not reachable from this "
-                            "machine, and the dataset is not in the local cache", where=dataset,
-                            hint="Use a local file or dataset folder, or connect to the network and try again."
-                            ) from None
-        raise DataError(f"Can't load dataset {dataset!r}: {e}", where=dataset,
-                        hint="Check the id, `subset` and `split` (e.g. 'train' or 'train[:2000]').") from None
-    return ds.to_list()
-
-# %% ../nbs/09_data.ipynb #58bcc51a
-def _is_dir(source) -> bool:
-    "Whether `source` names a folder (a long or multi-line string is pasted text, not a name)."
-    if not isinstance(source, (str, Path)) or '\n' in str(source) or len(str(source)) > 4096: return False
-    try: return Path(source).expanduser().is_dir()
-    except OSError: return False
-
-def _read_folder(p:Path, split:str|None, subset:str|None, revision:str|None) -> list[dict]:
-    "A dataset folder: one `Dataset.save_to_disk` wrote (a split slice like 'train[:100]' applies), or `datasets`'."
-    if not ((p/'state.json').exists() and (p/'dataset_info.json').exists()): return load_hub(str(p), split, subset,
-                                                                                             revision)
-    import datasets
-    first = _FIRST_N.match(split or '')
-    ds = datasets.load_from_disk(str(p))
-    return ds.select(range(min(int(first[2]), len(ds)))).to_list() if first else ds.to_list()
-
-def read_source(source, split:str|None=None, subset:str|None=None, revision:str|None=None) -> list[dict]:
-    "Records (dicts) from a path, a Hub id or dataset folder, records, a DataFrame, a `datasets.Dataset`, or text."
-    if isinstance(source, Pasted): recs = _read_pasted(source)
-    elif _is_dir(source): recs = _read_folder(Path(source).expanduser(), split, subset, revision)
-    elif isinstance(source, str) and _looks_like_hub_id(source): recs = load_hub(source, split, subset, revision)
-    elif isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
-        p = Path(source).expanduser()
-        if not p.exists(): raise DataError(f"Data file {str(source)!r} does not exist", where=str(p.resolve()),
-                                           hint="Check the path, or paste the examples as text.")
-        recs = _read_file(p)
-    elif isinstance(source, str): recs = _read_pasted(source)
-    elif isinstance(source, list):
-        if not all(isinstance(r, dict) for r in source):
-            raise DataError("A list of examples must hold dicts", hint='Use [{"text": ...}, ...].')
-        recs = list(source)
-    elif hasattr(source, 'to_dict') and hasattr(source, 'columns'): recs = source.to_dict('records')  # pandas
-    elif hasattr(source, 'column_names') and hasattr(source, 'to_list'): recs = source.to_list()  # datasets.Dataset
-    else: raise DataError(f"Can't read data from a {type(source).__name__}",
-                          hint="Pass a file path, a list of dicts, a DataFrame, a datasets.Dataset or pasted text.")
-    if not recs: raise DataError("The dataset is empty", hint="Add at least one example.")
-    return recs
-
-# %% ../nbs/09_data.ipynb #104f9701
-_IMAGE_NAMES = ('image', 'images', 'img', 'imgs', 'pixel_values')
-
-def _is_image(v) -> bool:
-    "Whether `v` is an image: a PIL image, `datasets`' undecoded `{'bytes', 'path'}`, or a list of them."
-    if isinstance(v, list): return bool(v) and all(_is_image(x) for x in v)
-    if isinstance(v, dict): return 'bytes' in v and set(v) <= {'bytes', 'path'}
-    return hasattr(v, 'getpixel')
-
-def _image_columns(recs:list[dict], most:int=100) -> list[str]:
-    "The columns of the first `most` records that hold images."
-    return sorted({k for r in recs[:most] for k, v in r.items()
-                   if (str(k).lower() in _IMAGE_NAMES and v not in (None, '', [])) or _is_image(v)})
-
-def _refuse_images(recs:list[dict], source):
-    "Refuse records with a column of images, with the call that trains their text alone."
-    cols = _image_columns(recs)
-    if not cols: return
-    src = repr(str(source)) if isinstance(source, (str, Path)) and not isinstance(source, Pasted) else 'source'
-    drop = f"[{{k: v for k, v in r.items() if k not in {cols!r}}} for r in read_source({src})]"
-    raise DataError(f"Column(s) {', '.join(f'`{c}`' for c in cols)} hold images: this is a text model, which can't "
-                    "train on them", where=f"column {cols[0]}", field='source',
-                    hint=f"Use a vision-language model, or train on the text alone (placeholders like <image> stay in "
-                         f"it): `prepare({drop}, tokenizer, ...)`.")
-
-# %% ../nbs/09_data.ipynb #af738ce5
-FORMATS = {'instruction': ('instruction', 'output'), 'chat': ('messages',), 'sharegpt': ('conversations',),
-           'prompt_completion': ('prompt', 'completion'), 'text': ('text',)}
-
-PREFERENCE = { # DPO- and KTO-style data, in the shapes tools write (`lora_nb.prefer` reads them all)
-    'paired': (('chosen', 'rejected'), ('chosen_messages', 'rejected_messages'),
-               ('preferred_output', 'non_preferred_output')),
-    'unpaired': (('completion', 'label'), ('messages', 'label'), ('conversations', 'label'))}
-
-def _refuse_preference(keys:set):
-    "Preference data is not instruction data: training it as such would teach the rejected answers too."
-    kind = next((k for k, shapes in PREFERENCE.items() for need in shapes if set(need) <= keys), None)
-    if kind is None: return
-    fmt = 'dpo' if kind == 'paired' else 'kto'
-    sft = (" Or train on the good answers alone: keep the rows you want, then `columns={'instruction': 'prompt', "
-           "'output': 'chosen'}`." if {'prompt', 'chosen'} <= keys else '')
-    raise DataError(f"This is {kind} preference data (fields {sorted(keys)}), not examples to imitate",
-                    where='record 1', field='format',
-                    hint="Supervised training would learn the rejected or `label: false` answers as good ones. "
-                         f"Train on the preferences: `format='{fmt}'`" + (" (or `format='kto'`)." if fmt == 'dpo'
-                                                                          else '.') + sft)
-
-def detect_format(records:list[dict]) -> str:
-    "The format whose fields the first record has (preference data is refused)."
-    keys = set(records[0])
-    _refuse_preference(set().union(*records))
-    for fmt, need in FORMATS.items():
-        if set(need) <= keys: return 'chat' if fmt == 'sharegpt' else fmt
-    raise DataError(f"Can't tell the format from the fields {sorted(keys)}", where='record 1',
-                    hint="Use fields instruction/input/output, messages, conversations, prompt/completion or text, "
-                         "or pass `format=`.")
-
-# %% ../nbs/09_data.ipynb #b11d7c20
-_CHAT_ROLES = {'system': 'system', 'user': 'user', 'assistant': 'assistant',
-               'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool'}
-_SHAREGPT_ROLES = {**_CHAT_ROLES, 'human': 'user', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant',
-                   'function_call': 'assistant'}
-
-def _content(c, i:int, j:int) -> str:
-    "The text of message `j` of example `i`: a string, or text parts (OpenAI's `text`, or `value`); never a repr."
-    if c is None or isinstance(c, str): return c or ''
-    where = f"record {i}, message {j}"
-    if isinstance(c, list) and all(isinstance(p, dict) for p in c):
-        other = sorted({str(p.get('type')) for p in c} - {'text'})
-        if other: raise DataError(f"Example {i}, message {j} has {', '.join(other)} parts: this is a text model",
-                                  where=where, hint="Drop those examples, or keep only their text parts.")
-        texts = [p.get('text', p.get('value')) for p in c]
-        if all(isinstance(t, str) for t in texts): return ''.join(texts)
-    raise DataError(f"Example {i}, message {j}: the content is a {type(c).__name__}, not text", where=where,
-                    hint="Give `content` as a string, or as a list of {'type': 'text', 'text': ...} parts.")
-
-# %% ../nbs/09_data.ipynb #3f23c6f1
-def _json(v, i:int, what:str):
-    "`v`, parsed when it is JSON text (datasets often keep tools and calls as strings)."
-    if not isinstance(v, str): return v
-    try: return json.loads(v)
-    except json.JSONDecodeError:
-        raise DataError(f"Example {i}: {what} is not valid JSON", where=f"record {i}",
-                        hint='Write it as JSON, e.g. {"name": "get_weather", "arguments": {"city": "Paris"}}.'
-                        ) from None
-
-def _tool_calls(calls, i:int, j:int) -> list[dict]:
-    "Tool calls as templates take them, from OpenAI's `tool_calls` or a ShareGPT function_call's JSON."
-    calls = _json(calls, i, f"the function call of message {j}")
-    out = []
-    for c in calls if isinstance(calls, list) else [calls]:
-        f = c.get('function', c) if isinstance(c, dict) else None
-        if not isinstance(f, dict) or not isinstance(f.get('name'), str):
-            raise DataError(f"Example {i}, message {j}: a tool call needs a `name`", where=f"record {i}, message {j}",
-                            hint='Write calls as {"name": ..., "arguments": {...}}.')
-        args = f.get('arguments', {})
-        with contextlib.suppress(json.JSONDecodeError): args = json.loads(args) if isinstance(args, str) else args
-        out.append({'type': 'function', 'function': {'name': f['name'], 'arguments': args}})
-    return out
-
-def record_tools(r:dict, i:int=1) -> list[dict]|None:
-    "The tool definitions of record `i` (its `tools` column: a list, or JSON text), or None."
-    t = _json(r.get('tools'), i, '`tools`')
-    if not t: return None
-    t = [t] if isinstance(t, dict) else t
-    if not isinstance(t, list) or not all(isinstance(x, dict) for x in t):
-        raise DataError(f"Example {i}: `tools` must be a list of function definitions", where=f"record {i}",
-                        hint='Write [{"type": "function", "function": {"name": ..., "parameters": {...}}}].')
-    return t
-
-# %% ../nbs/09_data.ipynb #d43eaf99
-def _message(m:dict, role:str, text_key:str, i:int, j:int) -> dict:
-    "Message `j` of example `i` as templates take it: role, text, and its tool calls or tool name when it has them."
-    out = {'role': role, 'content': _content(m.get(text_key), i, j)}
-    if m.get('tool_calls') or str(m.get('from')).lower() == 'function_call':
-        out['tool_calls'] = _tool_calls(m.get('tool_calls') or out['content'], i, j)
-        if not m.get('tool_calls'): out['content'] = ''   # ShareGPT: the text was the call
-    return out | {k: m[k] for k in ('name', 'tool_call_id') if isinstance(m.get(k), str)}
-
-def _chat_messages(r:dict, i:int) -> list[dict]:
-    "The messages of chat record `r` (example `i`), ShareGPT's mapped to chat roles."
-    if 'messages' in r: msgs, roles, rk, tk = r['messages'], _CHAT_ROLES, 'role', 'content'
-    elif 'conversations' in r: msgs, roles, rk, tk = r['conversations'], _SHAREGPT_ROLES, 'from', 'value'
-    else: raise DataError(f"Example {i} has no `messages`", where=f"record {i}")
-    if not isinstance(msgs, list) or not all(isinstance(m, dict) and rk in m and (tk in m or 'tool_calls' in m)
-                                             for m in msgs):
-        raise DataError(f"Example {i}: messages must be a list of {{'{rk}', '{tk}'}}", where=f"record {i}")
-    bad = {str(m[rk]) for m in msgs if str(m[rk]).lower() not in roles}
-    if bad: raise DataError(f"Example {i} has unknown roles {sorted(bad)}", where=f"record {i}",
-                            hint="Roles are system, user, assistant and tool (ShareGPT: system, human, gpt, "
-                                 "function_call and observation).")
-    return [_message(m, roles[str(m[rk]).lower()], tk, i, j) for j, m in enumerate(msgs, 1)]
-
-# %% ../nbs/09_data.ipynb #b6516676
-def _field(r, k, i):
-    "Text field `k` of example `i`; a missing field or one that is not text (a number, a list, …) is an error."
-    v = r.get(k)
-    if v is None: raise DataError(f"Example {i} has no `{k}`", where=f"record {i}",
-                                  hint=f"Every example of this format needs `{k}`.")
-    if not isinstance(v, str):
-        raise DataError(f"Example {i}: `{k}` is a {type(v).__name__} ({str(v)[:40]!r}), not text", where=f"record {i}",
-                        hint=f"Write `{k}` as a string in the data, or map another column to it with `columns=`.")
-    return v
-
-def _with_system(r:dict, msgs:list[dict], i:int) -> list[dict]:
-    "`msgs` led by the record's `system` column, when it has one and the chat has no system message."
-    if r.get('system') is None or (msgs and msgs[0]['role'] == 'system'): return msgs
-    return [{'role': 'system', 'content': _field(r, 'system', i)}, *msgs]
-
-def system_first(msgs:list[dict], system:str|None) -> list[dict]:
-    "`msgs` led by the system prompt `system` when they have none (None: as they are, and the template decides)."
-    if system is None or (msgs and msgs[0]['role'] == 'system'): return msgs
-    return [{'role': 'system', 'content': system}, *msgs]
-
-def conversational(r:dict) -> bool:
-    "Whether a prompt/completion record holds messages (TRL's conversational form), not text."
-    return isinstance(r.get('prompt'), list) or isinstance(r.get('completion'), list)
-
-def _known(fmt:str):
-    "Refuse a format name that `to_messages` doesn't know."
-    if fmt not in FORMATS or fmt == 'sharegpt':
-        raise DataError(f"Unknown format {fmt!r}", where='format', field='format',
-                        hint=f"Use one of {[f for f in FORMATS if f != 'sharegpt']}.")
-
-def to_messages(r:dict, fmt:str, i:int=1) -> list[dict]|tuple[str, str]:
-    "Chat messages for instruction/chat (and conversational prompt/completion) records; else `(prompt, completion)`."
-    if fmt == 'instruction':
-        inp = _field(r, 'input', i) if r.get('input') is not None else ''
-        user = _field(r, 'instruction', i) + (f"\n\n{inp}" if inp.strip() else '')
-        msgs = [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': _field(r, 'output', i)}]
-        return _with_system(r, msgs, i)
-    if fmt == 'chat': return _with_system(r, _chat_messages(r, i), i)
-    if fmt == 'prompt_completion' and conversational(r):
-        turns = [r.get('prompt'), r.get('completion')]
-        if not all(isinstance(t, list) for t in turns):
-            raise DataError(f"Example {i}: `prompt` and `completion` must both be lists of messages, or both text",
-                            where=f"record {i}", hint="Write both as [{'role': ..., 'content': ...}], or both as text.")
-        return _with_system(r, _chat_messages({'messages': turns[0] + turns[1]}, i), i)
-    if fmt == 'prompt_completion': return _field(r, 'prompt', i), _field(r, 'completion', i)
-    if fmt == 'text': return '', _field(r, 'text', i)
-    _known(fmt)
+           'add_format', 'preparer', 'prepare', 'LintReport', 'identity_names', 'lint', 'preview_html']
 
 # %% ../nbs/09_data.ipynb #33190b75
 TEMPLATES = {
@@ -441,18 +57,21 @@ class Example:
     def n_trained(self) -> int: return sum(l != -100 for l in self.labels)
 
 # %% ../nbs/09_data.ipynb #1d5021ce
-def _few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
+def first_few(xs): return ', '.join(map(str, xs[:8])) + (' …' if len(xs) > 8 else '')
 
-def _refusal(bad:list[tuple[int, LoraNbError]], n:int) -> LoraNbError:
+
+def refusal(bad:list[tuple[int, LoraNbError]], n:int) -> LoraNbError:
     "One error for every example in `bad` (`(index, error)`): the count, the first few, and the first one's fix."
     i, e = bad[0]
     what = e.what if e.what.startswith('Example') else f"Example {i}: {e.what[0].lower()}{e.what[1:]}"
-    if len(bad) > 1: what = f"{len(bad)} of {n} examples can't be used (examples {_few([b for b, _ in bad])}). {what}"
+    if len(bad) > 1:
+        what = f"{len(bad)} of {n} examples can't be used (examples {first_few([b for b, _ in bad])}). {what}"
     return type(e)(what, hint=e.hint, where=e.where, field=e.field)
 
+# %% ../nbs/09_data.ipynb #0e4bbe9b
 def _readable(records:list[dict], fmt:str, start:int=1, system:str|None=None) -> tuple[list, list]:
     "Each record's messages (led by `system` where they have none) or `(prompt, completion)`, and its tools."
-    _known(fmt)
+    check_format(fmt)
     items, tools, bad = [], [], []
     for i, r in enumerate(records, start):
         try: item, tool = to_messages(r, fmt, i), record_tools(r, i)
@@ -461,7 +80,7 @@ def _readable(records:list[dict], fmt:str, start:int=1, system:str|None=None) ->
             continue
         items.append(system_first(item, system) if isinstance(item, list) else item)
         tools.append(tool)
-    if bad: raise _refusal(bad, len(records))
+    if bad: raise refusal(bad, len(records))
     return items, tools
 
 # %% ../nbs/09_data.ipynb #c8e03cfe
@@ -469,7 +88,7 @@ def _check_tools(tok, template:str, items:list, tools:list, start:int=1):
     "Refuse tool definitions that would be dropped: on examples that are not chats, or by a template without tools."
     has = [k for k, t in enumerate(tools) if t]
     if not has: return
-    k, named = has[0], _few([start + k for k in has])
+    k, named = has[0], first_few([start + k for k in has])
     if not isinstance(items[k], list):
         raise DataError(f"{len(has)} example(s) define `tools` (examples {named}), but they are not chats",
                         where=f"record {start + k}", hint="Tools go with chats: write the examples as `messages`.")
@@ -491,19 +110,20 @@ def _encode_pairs(tok, pairs:list[tuple[str, str]], train_on_prompt:bool) -> lis
         out.append((p + c, (p if train_on_prompt else [-100] * len(p)) + c))
     return out
 
+# %% ../nbs/09_data.ipynb #0fba4c07
 def _encode_chats(tok, chats, tools, idx, template, train_on_prompt, marker) -> list[tuple[list, list]]:
     "Ids and labels of chats (example numbers `idx`); every chat the template can't train is refused at once."
     rendered, bad = [], []
     for m, t, i in zip(chats, tools, idx):
         try: rendered.append(reply_spans(tok, m, template, marker, **({'tools': t} if t else {})))
         except TemplateError as e: bad.append((i, e))
-    if bad: raise _refusal(bad, len(chats))
+    if bad: raise refusal(bad, len(chats))
     return tokenize_spans(tok, rendered, train_on_prompt)
 
 # %% ../nbs/09_data.ipynb #b93ff66d
 def _texts(item) -> list[str]: return list(item) if isinstance(item, tuple) else [m['content'] for m in item]
 
-def _clip(tok, item, max_length:int):
+def clip_long(tok, item, max_length:int):
     "`item` with each text far longer than `max_length` tokens cut where it still has more than that many."
     cap = max_length * 12
     if all(len(t) <= cap for t in _texts(item)): return item
@@ -525,6 +145,7 @@ def _encode_items(tok, items, tools, idx, template, train_on_prompt, marker) -> 
         for k, g in zip(ks, got): out[k] = g
     return out
 
+# %% ../nbs/09_data.ipynb #f56b892b
 def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_on_prompt:bool=False,
                max_length:int=1024, marker:str|None=None, start:int=1, batch:int=1000,
                system:str|None=None) -> list[Example]:
@@ -533,13 +154,14 @@ def encode_all(tok, records:list[dict], fmt:str, template:str|None=None, train_o
     if any(tools): _check_tools(tok, chat_template(tok, template), items, tools, start)
     exs = []
     for b in range(0, len(items), batch):
-        part = [_clip(tok, x, max_length) for x in items[b:b + batch]]
+        part = [clip_long(tok, x, max_length) for x in items[b:b + batch]]
         idx = list(range(start + b, start + b + len(part)))
         for i, (ids, labels) in zip(idx, _encode_items(tok, part, tools[b:b + batch], idx, template, train_on_prompt,
                                                        marker)):
             exs.append(Example(ids[:max_length], labels[:max_length], len(ids) > max_length, i, len(ids)))
     return exs
 
+# %% ../nbs/09_data.ipynb #4f00136a
 def encode(tok, record:dict, fmt:str, template:str|None=None, train_on_prompt:bool=False, max_length:int=1024,
            index:int=1, marker:str|None=None, system:str|None=None) -> Example:
     "Tokenize one record (see `encode_all`)."
@@ -583,10 +205,12 @@ def _hash_json(obj, h, step:int=1 << 20):
         for k in range(0, len(part), step): h.update(part[k:k + step].encode())
     return h
 
+
 def fingerprint(records:list[dict]) -> str:
     "A short content hash of the records (for run.json and the model card)."
     return _hash_json(records, hashlib.sha256()).hexdigest()[:16]
 
+# %% ../nbs/09_data.ipynb #4693eb7f
 def split_indices(n:int, eval_size:float|int, seed:int) -> tuple[list[int], list[int]]:
     "Shuffled train and eval indices."
     k = int(round(n * eval_size)) if isinstance(eval_size, float) and eval_size < 1 else int(eval_size)
@@ -604,7 +228,7 @@ def _check_trainable(recs, exs, fmt, train_on_prompt, max_length):
         answered = lambda e: any(m['role'] == 'assistant' for m in to_messages(recs[e.index - 1], fmt, e.index))
         silent = [e.index for e in exs if not answered(e)]
         if silent: raise DataError(f"{len(silent)} of {len(exs)} chat example(s) have no assistant turn "
-                                   f"(examples {_few(silent)})", where=f"record {silent[0]}",
+                                   f"(examples {first_few(silent)})", where=f"record {silent[0]}",
                                    hint="Only assistant turns are trained: add the reply, drop those "
                                         "examples, or pass train_on_prompt=True to train on every turn.")
     if not any(e.n_trained for e in exs):
@@ -623,6 +247,7 @@ def _reasons(dropped:dict) -> str:
     n = Counter(dropped.values())
     return ', '.join(f"{k} {why}" for why, k in n.most_common())
 
+# %% ../nbs/09_data.ipynb #de023231
 def check_dropped(dropped:dict, # {record number: why it will not train}
                   n:int, # how many records there are
                   max_dropped:float, # the share that may go
@@ -633,15 +258,17 @@ def check_dropped(dropped:dict, # {record number: why it will not train}
     if k <= max_dropped * n: return
     allow, fix = math.ceil(k / n * 100) / 100, fix() if callable(fix) else fix
     raise DataError(f"{k} of {n} examples ({k / n:.0%}) would not train, more than `max_dropped={max_dropped:g}`: "
-                    f"{_reasons(dropped)} (examples {_few(sorted(dropped))})", where=f"record {min(dropped)}",
+                    f"{_reasons(dropped)} (examples {first_few(sorted(dropped))})", where=f"record {min(dropped)}",
                     field=setting, hint=f"{fix}, or train without them: `max_dropped={allow:g}`.")
 
+# %% ../nbs/09_data.ipynb #8f1d5600
 def _not_trained(exs:list[Example], max_length:int) -> dict:
     "{record number: why} of the examples with no trained token."
     why = lambda e: (f"cut at max_length={max_length} before their answer" if e.truncated
                      else "have nothing to train (an empty answer)")
     return {e.index: why(e) for e in exs if not e.n_trained}
 
+# %% ../nbs/09_data.ipynb #2808c835
 def _keep_them(tok, recs:list[dict], exs:list[Example], dropped:dict, fmt:str, template, train_on_prompt:bool,
                marker, max_length:int, system:str|None=None) -> str:
     "How to keep `dropped`: the `max_length` that keeps the cut ones (tokenized whole again), answers for empty ones."
@@ -680,6 +307,7 @@ def _tokenizer_key(tok) -> str:
         _TOKENIZERS[k] = hashlib.sha256(f"{spec}{k[1:]}{tok.special_tokens_map}".encode()).hexdigest()
     return _TOKENIZERS[k]
 
+# %% ../nbs/09_data.ipynb #bd32b0e2
 def _cache_key(recs:list[dict], tok, settings:dict) -> str|None:
     "What a prepared dataset depends on, as one digest (None for records that can't be pickled)."
     try: h = hashlib.sha256(pickle.dumps(recs, protocol=5))
@@ -687,18 +315,36 @@ def _cache_key(recs:list[dict], tok, settings:dict) -> str|None:
     h.update(f"{_tokenizer_key(tok)}{json.dumps(settings, sort_keys=True, default=str)}".encode())
     return h.hexdigest()
 
+# %% ../nbs/09_data.ipynb #3f16b3fc
 def _not_chats(fmt:str) -> DataError:
     "`system` was given for data that is not chats."
     return DataError(f"`system` is the system prompt of chats, and this data is {fmt!r} text", field='system',
                      where='system', hint="Leave `system` out (None), or write the examples as instruction or chat "
                                           "data (`format='instruction'` for prompt/completion text).")
 
+# %% ../nbs/09_data.ipynb #e41e1e79
 def _remember(key:str|None, p:Prepared, keep:int=2) -> Prepared:
     "Keep `p` for the next `prepare` of the same data; give a copy whose lists the caller may change."
     if key:
         _PREPARED[key] = p
         while len(_PREPARED) > keep: _PREPARED.pop(next(iter(_PREPARED)))
     return dataclasses.replace(p, train=list(p.train), eval=list(p.eval), settings=dict(p.settings))
+
+# %% ../nbs/09_data.ipynb #ddb0c0c5
+ADDED_FORMATS = {'dpo': 'lora_nb.preferences', 'kto': 'lora_nb.preferences'} # format -> the module that prepares it
+_PREPARERS = {} # format -> its `prepare` (registered by that module with `add_format`)
+
+def add_format(name:str, # a value of `prepare(format=)`
+               fn, # `fn(records, tokenizer, format, template, max_length, eval_size, seed, max_dropped=, **source)`
+              ):
+    "Let `prepare(format=name)` hand the records to `fn` (a module adds the formats it prepares)."
+    _PREPARERS[name] = fn
+
+# %% ../nbs/09_data.ipynb #23162b50
+def preparer(name:str):
+    "The function that prepares format `name`, its module imported by name on first use."
+    if name not in _PREPARERS: importlib.import_module(ADDED_FORMATS[name])
+    return _PREPARERS[name]
 
 # %% ../nbs/09_data.ipynb #0650c9a1
 def prepare(source, tokenizer, format:str|None=None, template:str|None=None, train_on_prompt:bool=False,
@@ -709,14 +355,13 @@ def prepare(source, tokenizer, format:str|None=None, template:str|None=None, tra
            ) -> Prepared:
     "Read `source`, detect its format, tokenize with labels and split; the same data and settings again are instant."
     recs = read_source(source, split, subset, revision)
-    _refuse_images(recs, source)
+    refuse_images(recs, source)
     recs = map_columns(recs, columns)
-    if format in ('dpo', 'kto'):   # preference data, for DPO/KTO (`lora_nb.prefer`)
-        from lora_nb.prefer import prepare_preference
+    if format in ADDED_FORMATS:   # preference data, for DPO/KTO (`lora_nb.preferences` prepares it)
         extra = {k: v for k, v in dict(columns=columns, split=split, subset=subset, revision=revision).items() if v}
-        return prepare_preference(recs, tokenizer, format, template, max_length, eval_size, seed,
-                                  max_dropped=max_dropped, **extra)
-    _refuse_preference(set().union(*recs))   # with `format=` too: rejected answers are never trained as good ones
+        return preparer(format)(recs, tokenizer, format, template, max_length, eval_size, seed,
+                                max_dropped=max_dropped, **extra)
+    refuse_preference(set().union(*recs))   # with `format=` too: rejected answers are never trained as good ones
     fmt = format or detect_format(recs)
     if fmt == 'sharegpt': fmt = 'chat'
     settings = dict(format=fmt, template=template, train_on_prompt=train_on_prompt, max_length=max_length,
@@ -781,7 +426,7 @@ def template_lines(self:LintReport) -> list[str]:
     if self.given_system:
         said = ', '.join(f"{n!r} (example {i})" for n, i in list(self.contradicted.items())[:4])
         out.append(f"{len(self.given_system)} example(s) have no system message, so the chat template puts its own "
-                   f"into them: {self.template_system!r} (examples {_few(self.given_system)})"
+                   f"into them: {self.template_system!r} (examples {first_few(self.given_system)})"
                    + (f". It contradicts the data: the replies say {said}, where it says "
                       f"{', '.join(map(repr, sorted(identity_names(self.template_system))))}" if said else '')
                    + ". The model learns to answer under it, and answers otherwise where inference runs without it "
@@ -794,18 +439,21 @@ def template_lines(self:LintReport) -> list[str]:
                                    f"the examples that have `tools`, beginning {self.tools_text[:60]!r}…")
     return out
 
+# %% ../nbs/09_data.ipynb #998e18b9
 @patch
 def added(self:LintReport) -> list[str]:
     "The texts the chat template adds (for the preview to mark)."
     said = self.template_system.split('\n') if self.given_system and self.template_system else []
     return said + self.template_text + self.template_blocks
 
+
 @patch
 def problems(self:LintReport) -> list[str]:
     "One readable line per kind of problem, then what the chat template adds."
-    return [f"{len(xs)} example(s) {what} (examples {_few(xs)}){then}"
+    return [f"{len(xs)} example(s) {what} (examples {first_few(xs)}){then}"
             for k, (what, then) in _PROBLEMS.items() if (xs := getattr(self, k))] + self.template_lines()
 
+# %% ../nbs/09_data.ipynb #07e3d2d6
 @patch
 def __repr__(self:LintReport):
     l, probs = self.lengths, self.problems()
@@ -823,15 +471,18 @@ def _empty(v) -> bool:
                             if isinstance(m, dict) and not m.get('tool_calls') and m.get('from') != 'function_call')
     return v is None
 
+# %% ../nbs/09_data.ipynb #033ebee4
 def _end_ids(p:Prepared, tok) -> list[int]|None:
     "The tokens a trained example must end with: its chat's end-of-turn marker, else EOS (None: any special token)."
     if p.turn_end: return tok(p.turn_end, add_special_tokens=False)['input_ids']
     return None if p.format in ('chat', 'instruction') else [tok.eos_token_id]
 
+
 def _ends_well(trained:list[int], end:list[int]|None, tok) -> bool:
     "Whether trained tokens end with `end`, or with a special token when the template ends replies variously."
     return trained[-len(end):] == end if end is not None else trained[-1] in tok.all_special_ids
 
+# %% ../nbs/09_data.ipynb #9efe436c
 def _rerendered(tok, template:str, msgs:list[dict]) -> bool:
     "Whether an earlier reply of a chat is written otherwise in the whole chat than in the chat that ends with it."
     full = render(tok, msgs, template)
@@ -843,6 +494,7 @@ def _rerendered(tok, template:str, msgs:list[dict]) -> bool:
         if not full.startswith(upto[:upto.rfind(c) + len(c)]): return True
     return False
 
+# %% ../nbs/09_data.ipynb #4984daa1
 def _check_rerendering(p:Prepared, tok, rep:LintReport, most:int=64):
     "Note chats (the first `most` with several replies) whose template rewrites earlier replies."
     if p.format not in ('chat', 'prompt_completion') or p.settings.get('train_on_prompt'): return
@@ -852,6 +504,7 @@ def _check_rerendering(p:Prepared, tok, rep:LintReport, most:int=64):
     for i, m in list(itertools.islice(multi, most)):
         if _rerendered(tok, template, m): rep.rerendered.append(i)
 
+# %% ../nbs/09_data.ipynb #20cc23ca
 _NAMED = re.compile(r"\b(?:[Nn]amed|[Cc]alled|I'm|I am|[Mm]y name is|[Yy]ou are|[Yy]ou're|(?:[Mm]ade|[Cc]reated|"
                     r"[Tt]rained|[Bb]uilt|[Dd]eveloped|[Dd]esigned) by)\s+([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
 
@@ -859,6 +512,7 @@ def identity_names(text:str) -> set[str]:
     "The names `text` gives to someone: 'named SmolLM', 'I'm Quill', 'made by Larkspur Labs'."
     return {m[1] for m in _NAMED.finditer(text)}
 
+# %% ../nbs/09_data.ipynb #ad5b9dc8
 def _contradicted(prompt:str, chats:list[tuple[int, list]]) -> dict:
     "{name the replies give that `prompt` doesn't: the first example giving it}, where `prompt` names someone."
     own, out = {n.lower() for n in identity_names(prompt)}, {}
@@ -870,6 +524,7 @@ def _contradicted(prompt:str, chats:list[tuple[int, list]]) -> dict:
                 if n.lower() not in own: out.setdefault(n, i)
     return out
 
+# %% ../nbs/09_data.ipynb #bc280401
 def _chats(p:Prepared) -> list[tuple[int, list]]:
     "`(number, messages as trained)` of the records of chat data (none for text data)."
     if not (p.format in ('chat', 'instruction') or (p.format == 'prompt_completion' and conversational(p.records[0]))):
@@ -877,6 +532,7 @@ def _chats(p:Prepared) -> list[tuple[int, list]]:
     system = p.settings.get('system')
     return [(i, system_first(to_messages(r, p.format, i), system)) for i, r in enumerate(p.records, 1)]
 
+# %% ../nbs/09_data.ipynb #11c1a36c
 def _check_template(p:Prepared, tok, rep:LintReport):
     "Note what the chat template adds that the data didn't say: its own system prompt, text, blocks, tool preambles."
     chats = _chats(p)
@@ -893,6 +549,7 @@ def _check_template(p:Prepared, tok, rep:LintReport):
     k, tools = next(((k, t) for k, r in enumerate(p.records) if (t := record_tools(r, k + 1))), (0, None))
     if tools: rep.tools_text = tools_text(tok, chats[k][1], tools, template)
 
+# %% ../nbs/09_data.ipynb #2e216439
 def lint(p:Prepared, tokenizer) -> LintReport:
     "Look for examples that would train badly."
     exs = sorted(p.train + p.eval + p.left_out, key=lambda e: e.index)
@@ -930,6 +587,7 @@ def _pieces(tok, ex:Example):
             buf, on = [], False
     if buf: yield tok.decode(buf), on
 
+# %% ../nbs/09_data.ipynb #084ccb23
 _LEGEND = ("<span style='background:#c8f7c5;color:#111;padding:0 4px'>trained</span> "
            "<span style='background:#eee;color:#777;padding:0 4px'>not trained</span>")
 _ADDED = "<span style='background:#ffe0b2;color:#111;padding:0 4px'>added by the template, not in your data</span>"
@@ -946,6 +604,7 @@ def _added_marks(pieces:list[tuple[str, bool]], added:list[str]) -> list[bool]:
         pos += len(t)
     return out
 
+# %% ../nbs/09_data.ipynb #19026a7d
 def preview_html(tok, ex:Example, added:list[str]=()) -> str:
     "HTML of `ex` with trained tokens marked, and the text in `added` (`LintReport.added`) as the template's."
     def span(t, on, extra):
@@ -960,7 +619,3 @@ def preview_html(tok, ex:Example, added:list[str]=()) -> str:
             f"<div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>"
             f"example {ex.index}: {len(ex.input_ids)} tokens, "
             f"{ex.n_trained} trained{cut} &nbsp; {_LEGEND}{' ' + _ADDED if any(marks) else ''}</div>")
-
-def preview_ansi(tok, ex:Example) -> str:
-    "Terminal text of `ex`: trained tokens in green, masked ones dim."
-    return ''.join(f"\x1b[{'32' if on else '2'}m{t}\x1b[0m" for t, on in _pieces(tok, ex))

@@ -35,6 +35,7 @@ def _count(n:int) -> str:
     "135M, 1.5B"
     return f"{n/1e9:.3g}B" if n >= 1e9 else f"{n/1e6:.3g}M"
 
+# %% ../nbs/10_defaults.ipynb #027f5741
 def choose(train:TrainSettings, # settings; `learning_rate`/`num_train_epochs` of None are chosen here
            n_params:int, # parameters of the base model
            n_train:int, # training examples
@@ -55,6 +56,7 @@ def choose(train:TrainSettings, # settings; `learning_rate`/`num_train_epochs` o
                                    if train.max_steps <= 0 else f"{ep:g} (unused: `max_steps` is set)")
     return replace(train, learning_rate=lr, num_train_epochs=ep), why
 
+# %% ../nbs/10_defaults.ipynb #b7ed9e03
 def epochs_of(train:TrainSettings, n_train:int, world:int=1) -> float:
     "The passes a run of `train` over `n_train` examples makes: as set, or as `choose` will choose."
     if train.num_train_epochs is not None: return train.num_train_epochs

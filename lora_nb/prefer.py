@@ -4,413 +4,26 @@
 
 # %% ../nbs/26_prefer.ipynb #1dfd7520
 from __future__ import annotations
-import copy, json, math, random, shutil, threading, time
-from dataclasses import dataclass, field, asdict, fields
+import copy, json
+from dataclasses import asdict, fields
 from pathlib import Path
-import torch
-from .models import quiet_bnb   # before peft, which imports bitsandbytes
+from .models import LoadedModel, same_model   # (and bitsandbytes quietened before peft imports it)
 from peft import PeftModel
 from fastcore.basics import patch
-from .errors import LoraNbError, SettingsError
-from .settings import LoraSettings, TrainSettings, check
-from .runs import Run, find_run, write_atomic, writable_root, publish_folder
-from .data import (MAX_DROPPED, DataError, Prepared, Example, _chat_messages, _clip, _few, _field, _refusal,
-                          chat_template, check_dropped, encode_all, fingerprint, split_indices)
-from .templates import turn_end
-from .models import LoadedModel, same_model
+from .errors import LoraNbError
+from .settings import LoraSettings, TrainSettings
+from .runs import Run, find_run, write_atomic
+from .data import chat_template
+from .preferences import PreferError, PreferenceData, PreferenceSettings, held_out
 from .adapters import adapter_dir, adapter_base, fit_new_tokens
 from .generation import compare, Comparison, BASE
-from .votes import BlindTest, verdict
-from .train import (Session, TrainError, _Bridge, _Trainer, _check_context, _claim, _create_run, _launch,
-                           _quiet_peft, packing_exact)
+from .votes import BlindTest
+from .train import Session, TrainError
+from .trainer import EventBridge, WholeCheckpointTrainer, packing_exact, quiet_peft, without_printing
 from .speed import use_one_pass_lora, share_prefixes, fast_label_log_probs
 
 # %% auto #0
-__all__ = ['MIN_PAIRS', 'MIN_DESIRABLE', 'SAME', 'LONG_PROMPT', 'PreferError', 'from_votes', 'from_chats', 'Preferences',
-           'collect', 'preference_row', 'PreferenceData', 'prepare_preference', 'PreferenceSettings', 'parent_adapter',
-           'PreferenceSession', 'held_out', 'did_it_work']
-
-# %% ../nbs/26_prefer.ipynb #e96626e8
-class PreferError(LoraNbError):
-    "Preference data can't be made or used."
-
-def _turns(prompt) -> list[dict]:
-    "A prompt as TRL's conversational prompt: a list of messages (a string is one user turn)."
-    if isinstance(prompt, str): return [{'role': 'user', 'content': prompt}]
-    return [{'role': m['role'], 'content': m['content']} for m in prompt]
-
-def _said(text:str) -> list[dict]: return [{'role': 'assistant', 'content': text}]
-
-# %% ../nbs/26_prefer.ipynb #864ea1af
-def from_votes(votes:list[dict]) -> tuple[list[dict], list[dict]]:
-    "Paired (DPO) and unpaired (KTO) rows from blind A/B votes."
-    paired, unpaired = [], []
-    for v in votes:
-        a, b, w, outs = v.get('a'), v.get('b'), v.get('winner'), v.get('outputs') or {}
-        if a not in outs or b not in outs or not v.get('prompt'): continue
-        p, src, same = _turns(v['prompt']), {'source': 'vote'}, outs[a].strip() == outs[b].strip()
-        if w in (a, b) and not same:
-            lose = b if w == a else a
-            paired.append({'prompt': p, 'chosen': _said(outs[w]), 'rejected': _said(outs[lose]), **src})
-            unpaired += [{'prompt': p, 'completion': _said(outs[w]), 'label': True, **src},
-                         {'prompt': p, 'completion': _said(outs[lose]), 'label': False, **src}]
-        elif w in ('tie', 'both_bad'):
-            unpaired += [{'prompt': p, 'completion': _said(outs[c]), 'label': w == 'tie', **src}
-                         for c in ((a,) if same else (a, b))]
-    return paired, unpaired
-
-# %% ../nbs/26_prefer.ipynb #7865923c
-def from_chats(chats:list[dict]) -> tuple[list[dict], list[dict]]:
-    "Paired and unpaired rows from Chat ratings ('up', 'down', 'edited')."
-    paired, unpaired = [], []
-    for c in chats:
-        if not c.get('prompt') or not isinstance(c.get('reply'), str): continue
-        p, r, src = _turns(c['prompt']), c['reply'], {'source': 'chat'}
-        if c.get('rating') == 'edited' and c.get('edited') and c['edited'].strip() != r.strip():
-            paired.append({'prompt': p, 'chosen': _said(c['edited']), 'rejected': _said(r), **src})
-            unpaired += [{'prompt': p, 'completion': _said(c['edited']), 'label': True, **src},
-                         {'prompt': p, 'completion': _said(r), 'label': False, **src}]
-        elif c.get('rating') in ('up', 'down'):
-            unpaired.append({'prompt': p, 'completion': _said(r), 'label': c['rating'] == 'up', **src})
-    return paired, unpaired
-
-# %% ../nbs/26_prefer.ipynb #c177e783
-def _key(r:dict) -> str: return json.dumps({k: v for k, v in r.items() if k != 'source'}, sort_keys=True)
-
-def _dedup(rows:list[dict]) -> list[dict]: return list({_key(r): r for r in rows}.values())
-
-@dataclass
-class Preferences:
-    "Preference rows from a person's judgments: pairs for DPO, single labelled answers for KTO."
-    paired:list[dict]=field(default_factory=list)
-    unpaired:list[dict]=field(default_factory=list)
-
-    def __post_init__(self): self.paired, self.unpaired = _dedup(self.paired), _dedup(self.unpaired)
-
-    def rows(self, method:str='dpo') -> list[dict]:
-        "The rows DPO (`'dpo'`: pairs) or KTO (`'kto'`: labelled answers) trains on, without bookkeeping fields."
-        check(method in ('dpo', 'kto'), 'method', f"is {method!r}", "Use 'dpo' or 'kto'.")
-        keep = ('prompt', 'chosen', 'rejected') if method == 'dpo' else ('prompt', 'completion', 'label')
-        return [{k: r[k] for k in keep} for r in (self.paired if method == 'dpo' else self.unpaired)]
-
-    def counts(self) -> dict:
-        "How many rows of each kind, and from which source."
-        by = lambda rows: {s: sum(r.get('source') == s for r in rows) for s in sorted({r.get('source') for r in rows})}
-        return dict(paired=len(self.paired), unpaired=len(self.unpaired), 
-                    desirable=sum(r['label'] for r in self.unpaired),
-                    paired_from=by(self.paired), unpaired_from=by(self.unpaired))
-
-    def __repr__(self):
-        c = self.counts()
-        return (f"Preferences: {c['paired']} pairs for DPO {c['paired_from']}, {c['unpaired']} labelled answers for "
-                f"KTO ({c['desirable']} good, {c['unpaired'] - c['desirable']} bad) {c['unpaired_from']}")
-
-# %% ../nbs/26_prefer.ipynb #ae90d9ea
-@patch
-def export(self:Preferences, path:str|Path, method:str='dpo') -> Path:
-    "Write the DPO or KTO rows to `path` as JSON lines (atomically)."
-    rows = self.rows(method)
-    write_atomic(Path(path), ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
-    return Path(path)
-
-@patch
-def keep(self:Preferences, run:Run) -> Path:
-    "Keep both kinds in the run folder, as `preferences.jsonl` (one row a line, with its `kind`)."
-    rows = [{'kind': 'paired', **r} for r in self.paired] + [{'kind': 'unpaired', **r} for r in self.unpaired]
-    p = run.path/'preferences.jsonl'
-    write_atomic(p, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
-    return p
-
-# %% ../nbs/26_prefer.ipynb #c3595908
-def _html_turns(ms:list[dict]) -> str:
-    import html
-    return '<br>'.join(f"<b>{html.escape(m['role'])}</b>: {html.escape(m['content'])}" for m in ms)
-
-@patch
-def _repr_html_(self:Preferences):
-    cell = lambda x: f"<td style='text-align:left;vertical-align:top'>{x}</td>"
-    pairs = ''.join('<tr>' + cell(_html_turns(r['prompt'])) + cell(_html_turns(r['chosen'])) +
-                    cell(_html_turns(r['rejected'])) + '</tr>' for r in self.paired[:20])
-    return (f"<p>{repr(self)}</p><table><tr><th>prompt</th><th>chosen</th><th>rejected</th></tr>{pairs}</table>")
-
-# %% ../nbs/26_prefer.ipynb #26c9ccea
-def collect(*runs:Run|str, root:str|Path|None=None) -> Preferences:
-    "The preferences in the votes and chat ratings of `runs` (Run objects or ids)."
-    paired, unpaired = [], []
-    for r in runs:
-        run = r if isinstance(r, Run) else Run.open(r, root)
-        for make, kind in ((from_votes, 'votes'), (from_chats, 'chats')):
-            p, u = make([x for x in run.read(kind).records if isinstance(x, dict)])
-            paired += p
-            unpaired += u
-    return Preferences(paired, unpaired)
-
-# %% ../nbs/26_prefer.ipynb #f2d858fa
-def _msgs(v, i:int, what:str) -> list[dict]:
-    "Field `what` of row `i` as messages (a list, ShareGPT's too, or one message); text is one turn."
-    if isinstance(v, dict) and ('role' in v or 'from' in v): v = [v]
-    if isinstance(v, list):
-        sharegpt = bool(v) and all(isinstance(m, dict) and 'from' in m for m in v)
-        return _chat_messages({'conversations' if sharegpt else 'messages': v}, i)
-    text = _field({what: v}, what, i)
-    return _turns(text) if what == 'prompt' else _said(text)
-
-def _split_shared(chosen:list[dict], rejected:list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-    "Whole conversations that share their start: `(prompt, chosen, rejected)` with the shared turns as the prompt."
-    k = 0
-    while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]: k += 1
-    while k and chosen[k - 1]['role'] == 'assistant': k -= 1   # the answers start after the last non-assistant turn
-    return chosen[:k], chosen[k:], rejected[k:]
-
-def _label(v, i:int) -> bool:
-    if isinstance(v, bool): return v
-    if v in (0, 1): return bool(v)
-    if isinstance(v, str) and v.strip().lower() in ('true', 'false'): return v.strip().lower() == 'true'
-    raise DataError(f"Example {i}: `label` is {v!r}, not true or false", where=f"record {i}",
-                    hint="Write `label` as true (a good answer) or false (a bad one).")
-
-# %% ../nbs/26_prefer.ipynb #3e2bdf11
-def _openai(r:dict, i:int) -> dict:
-    "OpenAI's preference row (`input.messages`, `preferred_output`, `non_preferred_output`) as prompt/chosen/rejected."
-    inp = r.get('input')
-    if not isinstance(inp, dict) or not isinstance(inp.get('messages'), list):
-        raise DataError(f"Example {i}: `input` must be an object with `messages`", where=f"record {i}",
-                        hint='Write it as {"input": {"messages": [...]}, "preferred_output": [...], ...}.')
-    if inp.get('tools'):
-        raise DataError(f"Example {i} defines `input.tools`: tool definitions are not read for preference training",
-                        where=f"record {i}", hint="Remove `tools` from `input` (they would be left out of training).")
-    return {'prompt': inp['messages'], 'chosen': r['preferred_output'], 'rejected': r['non_preferred_output']}
-
-def _labelled_chat(r:dict, i:int) -> dict:
-    "A conversation with a `label`: its last assistant turns are the labelled answer, the turns before the prompt."
-    msgs = _msgs(r.get('messages', r.get('conversations')), i, 'messages')
-    k = len(msgs)
-    while k and msgs[k - 1]['role'] == 'assistant': k -= 1
-    if k == len(msgs):
-        raise DataError(f"Example {i}: the conversation does not end with an assistant turn, so there is no answer "
-                        "to label", where=f"record {i}", hint="End each labelled conversation with the answer.")
-    return {'prompt': msgs[:k], 'completion': msgs[k:], 'label': r['label']}
-
-def _canonical(r:dict, i:int) -> dict:
-    "Record `r` in the plain shape (prompt/chosen/rejected or prompt/completion/label), from the shapes tools write."
-    keep = {'system': r['system']} if r.get('system') is not None else {}
-    if 'preferred_output' in r and 'non_preferred_output' in r: return {**keep, **_openai(r, i)}
-    if 'chosen_messages' in r and 'rejected_messages' in r:
-        return {**keep, 'chosen': r['chosen_messages'], 'rejected': r['rejected_messages'], 'prompt': r.get('prompt')}
-    chat = r.get('conversations', r.get('messages'))
-    if 'chosen' in r and 'rejected' in r and r.get('prompt') is None and chat is not None:
-        return {**keep, 'prompt': chat, 'chosen': r['chosen'], 'rejected': r['rejected']}
-    if 'label' in r and 'completion' not in r and chat is not None: return {**keep, **_labelled_chat(r, i)}
-    return r
-
-# %% ../nbs/26_prefer.ipynb #4c18e487
-def preference_row(r:dict, i:int=1) -> tuple[str, dict]:
-    "`('paired', {prompt, chosen, rejected})` or `('unpaired', {prompt, completion, label})` in conversational form."
-    r = _canonical(r, i)
-    sys_ = [{'role': 'system', 'content': _field(r, 'system', i)}] if r.get('system') is not None else []
-    if 'chosen' in r and 'rejected' in r:
-        c, rj = _msgs(r['chosen'], i, 'chosen'), _msgs(r['rejected'], i, 'rejected')
-        if r.get('prompt') is None:
-            if not (isinstance(r['chosen'], list) and isinstance(r['rejected'], list)):
-                raise DataError(f"Example {i} has no `prompt`", where=f"record {i}",
-                                hint="Give a `prompt`, or `chosen`/`rejected` as whole conversations that start alike.")
-            p, c, rj = _split_shared(c, rj)
-        else: p = _msgs(r['prompt'], i, 'prompt')
-        row = {'prompt': sys_ + p, 'chosen': c, 'rejected': rj}
-        kind = 'paired'
-    elif 'completion' in r and 'label' in r:
-        row = {'prompt': sys_ + _msgs(r.get('prompt'), i, 'prompt'),
-               'completion': _msgs(r['completion'], i, 'completion'),
-               'label': _label(r['label'], i)}
-        kind = 'unpaired'
-    else: raise DataError(f"Example {i} is not preference data (fields {sorted(r)})", where=f"record {i}",
-                          hint="Use prompt/chosen/rejected (DPO) or prompt/completion/label (KTO), or map columns "
-                               "with `columns=`.")
-    if not row['prompt'] or row['prompt'][-1]['role'] == 'assistant':
-        raise DataError(f"Example {i}: the prompt must end with a user (or tool) turn", where=f"record {i}",
-                        hint="The answers being compared come after the prompt.")
-    return kind, row
-
-# %% ../nbs/26_prefer.ipynb #979eca28
-MIN_PAIRS = 8 # DPO refuses fewer decisive pairs than this
-MIN_DESIRABLE = 2 # KTO refuses fewer good (`label: true`) answers than this
-
-@dataclass(repr=False)
-class PreferenceData(Prepared):
-    "Preference rows (conversational) split into train and eval, with their SFT-style examples for checks and previews."
-    rows_train:list[dict]=field(default_factory=list)
-    rows_eval:list[dict]=field(default_factory=list)
-
-    def to_datasets(self):
-        "The train and eval rows as `datasets.Dataset` in TRL's conversational format."
-        from datasets import Dataset
-        return Dataset.from_list(self.rows_train), (Dataset.from_list(self.rows_eval) if self.rows_eval else None)
-
-# %% ../nbs/26_prefer.ipynb #01cae6c5
-def _as_kto(paired:list[dict]) -> list[dict]:
-    "Pairs as labelled answers: chosen good, rejected bad."
-    return [{'prompt': r['prompt'], 'completion': r[k], 'label': k == 'chosen'}
-            for r in paired for k in ('chosen', 'rejected')]
-
-def _blank(msgs:list[dict]) -> bool: return not any(m['content'].strip() or m.get('tool_calls') for m in msgs)
-
-def _refuse_empty(got:list[tuple[int, str, dict]]):
-    "Refuse rows whose good answer is empty: preference training would make saying nothing the best answer."
-    empty = [i for i, k, row in got if _blank(row['chosen'] if k == 'paired' else row['completion'])
-             and (k == 'paired' or row['label'])]
-    if not empty: return
-    raise PreferError(f"{len(empty)} of {len(got)} rows have an empty chosen (good) answer (examples {_few(empty)})",
-                      where=f"record {empty[0]}", field='format',
-                      hint="Training would teach the model that saying nothing is the best answer: fill in those "
-                           "answers, or leave those rows out of the data.")
-
-def _rows(recs:list[dict], method:str) -> tuple[list[dict], list[int]]:
-    "The rows `method` trains on, from records of any shape, and each one's record number; bad records are refused."
-    got, bad = [], []
-    for i, r in enumerate(recs, 1):
-        try: got.append((i, *preference_row(r, i)))
-        except DataError as e: bad.append((i, e))
-    if bad: raise _refusal(bad, len(recs))
-    _refuse_empty(got)
-    paired = [(i, row) for i, k, row in got if k == 'paired']
-    if method == 'kto':
-        rows = [(i, x) for i, row in paired for x in _as_kto([row])]
-        rows += [(i, row) for i, k, row in got if k == 'unpaired']
-        return [r for _, r in rows], [i for i, _ in rows]
-    if len(paired) < MIN_PAIRS:
-        n = len(got) - len(paired)
-        raise PreferError(f"DPO needs at least {MIN_PAIRS} pairs (a preferred and a rejected answer to one prompt); "
-                          f"this data has {len(paired)}" + (f" and {n} single labelled answers" if n else ''),
-                          field='format', where='format',
-                          hint=f"Vote on {MIN_PAIRS - len(paired)} more pairs with a winner, or train KTO "
-                               "(`format='kto'` / `method: kto`), which also learns from ties, 'both bad' and single "
-                               "thumbs up or down.")
-    return [r for _, r in paired], [i for i, _ in paired]
-
-# %% ../nbs/26_prefer.ipynb #aa3ee383
-def _check_renders(tok, rows:list[dict], template:str|None, max_length:int) -> tuple[list[Example], list[int]]:
-    "Each row rendered (a row the template can't render is refused, by number): its chosen example, its longest length."
-    answer = 'chosen' if 'chosen' in rows[0] else 'completion'
-    exs = encode_all(tok, [{'messages': r['prompt'] + r[answer]} for r in rows], 'chat', template,
-                     max_length=max_length)
-    if answer == 'completion': return exs, [e.length for e in exs]
-    other = encode_all(tok, [{'messages': r['prompt'] + r['rejected']} for r in rows], 'chat', template,
-                       max_length=max_length)
-    return exs, [max(a.length, b.length) for a, b in zip(exs, other)]
-
-# %% ../nbs/26_prefer.ipynb #6d0fe4f2
-SAME = "have the same chosen and rejected answer (no gradient)"
-LONG_PROMPT = "have a prompt of max_length tokens or more (TRL drops them)"
-
-def _same(a:list[dict], b:list[dict]) -> bool:
-    "Whether two answers are the same (up to surrounding spaces)."
-    return [(m['role'], m['content'].strip()) for m in a] == [(m['role'], m['content'].strip()) for m in b]
-
-def _same_answers(rows:list[dict], nums:list[int]) -> dict:
-    "{record number: SAME} of the pairs (also those made into two labelled answers) whose answers are the same."
-    if 'chosen' in rows[0]: return {i: SAME for r, i in zip(rows, nums) if _same(r['chosen'], r['rejected'])}
-    by = {}
-    for r, i in zip(rows, nums): by.setdefault(i, []).append(r['completion'])
-    return {i: SAME for i, cs in by.items() if len(cs) == 2 and _same(*cs)}
-
-def _trl_lengths(tok, template:str, row:dict, clip:int) -> tuple[int, int]:
-    "TRL's prompt length for `row` (what its prompt and each answer share), its longest prompt and answer (to ~`clip`)."
-    ids = lambda ms, gen: tok.apply_chat_template(ms, chat_template=template, tokenize=True, return_dict=True,
-                                                  add_generation_prompt=gen)['input_ids']
-    shared, longest, n = [], 0, len(row['prompt'])
-    for k in ('chosen', 'rejected', 'completion'):
-        if k not in row: continue
-        ms = _clip(tok, row['prompt'] + row[k], clip)
-        p, full = ids(ms[:n], True), ids(ms, False)
-        shared.append(next((j for j, (x, y) in enumerate(zip(p, full)) if x != y), min(len(p), len(full))))
-        longest = max(longest, len(full))
-    return min(shared), longest
-
-def _long_prompts(tok, rows, nums, lengths, template, max_length, margin:int=32) -> dict:
-    "{record number: LONG_PROMPT} of the rows TRL would drop."
-    t = chat_template(tok, template)
-    return {i: LONG_PROMPT for r, i, n in zip(rows, nums, lengths)   # a row shorter than max_length: TRL keeps it
-            if n >= max_length - margin and _trl_lengths(tok, t, r, max_length)[0] >= max_length}
-
-def _keep_long(tok, rows, nums, gone, template, max_length) -> str:
-    "The `max_length` that keeps the rows TRL would drop: their longest prompt and answer, tokenized whole."
-    t, big = chat_template(tok, template), 64 * max_length
-    need = max(_trl_lengths(tok, t, r, big)[1] for r, i in zip(rows, nums) if gone.get(i) == LONG_PROMPT)
-    return f"Raise `max_length` to {need} (their longest prompt and answer)" if need < big else (
-        f"Raise `max_length` (their longest prompt and answer has more than {big} tokens)")
-
-# %% ../nbs/26_prefer.ipynb #669fcf0b
-def _refuse_useless(nums:list[int], gone:dict):
-    "Refuse data whose every pair has the same two answers: DPO would run at loss 0.6931 with zero gradients."
-    if not gone or set(gone.values()) != {SAME} or not set(nums) <= set(gone): return
-    raise PreferError(f"Every pair has the same chosen and rejected answer ({len(gone)} pairs): preference training "
-                      "would run at loss 0.6931 (ln 2) with every gradient zero", where='record 1', field='format',
-                      hint="Check that `chosen` and `rejected` are two different answers (map the right columns "
-                           "with `columns={'chosen': ..., 'rejected': ...}`).")
-
-def _check_labels(rows:list[dict]):
-    "Refuse KTO answers that are all good or all bad, or fewer good ones than `MIN_DESIRABLE`."
-    good, n = sum(r['label'] for r in rows), len(rows)
-    if good in (0, n):
-        fix = ("Add bad answers (`label: false`: a thumbs down, a vote's loser), or train the good ones with SFT "
-               "(drop the `label` column)") if good else "Add good answers (`label: true`: a thumbs up, a vote's win)"
-        raise PreferError(f"All {n} answers are labelled {'good' if good else 'bad'}: KTO learns from the difference "
-                          "between good and bad answers", where='label', field='format', hint=fix + '.')
-    if good < MIN_DESIRABLE:
-        raise PreferError(f"KTO needs at least {MIN_DESIRABLE} good answers (`label: true`); this data has {good} "
-                          f"of {n}", where='label', field='format',
-                          hint=f"Add {MIN_DESIRABLE - good} more good answers (a thumbs up, a vote's winner).")
-
-# %% ../nbs/26_prefer.ipynb #4b032771
-def _split(rows:list[dict], exs:list[Example], keep:list[int], method:str, eval_size, seed:int) -> tuple:
-    "The kept rows and their examples, split into train and eval (KTO's train rows shuffled: its KL term pairs them)."
-    tr, ev = split_indices(len(keep), eval_size, seed)
-    if method == 'kto': random.Random(seed).shuffle(tr)   # KTO reads its rows in order
-    pick = lambda xs, ks: [xs[keep[k]] for k in ks]
-    return pick(exs, tr), pick(exs, ev), pick(rows, tr), pick(rows, ev)
-
-def prepare_preference(recs:list[dict], tokenizer, method:str='dpo', template:str|None=None, max_length:int=1024,
-                       eval_size:float|int=0.1, seed:int=42,
-                       max_dropped:float=MAX_DROPPED, # refuse data where a larger share of the rows would not train
-                       **settings) -> PreferenceData:
-    "Preference records (any shape) as `PreferenceData` for `method` ('dpo' or 'kto'); rows that won't train go, named."
-    check(method in ('dpo', 'kto'), 'format', f"is {method!r}", "Use 'dpo' or 'kto' for preference data.")
-    rows, nums = _rows(recs, method)
-    exs, lengths = _check_renders(tokenizer, rows, template, max_length)
-    gone = _same_answers(rows, nums)
-    _refuse_useless(nums, gone)
-    gone = {**_long_prompts(tokenizer, rows, nums, lengths, template, max_length), **gone}
-    fix = lambda: ' and '.join(([_keep_long(tokenizer, rows, nums, gone, template, max_length)]
-                                if LONG_PROMPT in gone.values() else []) +
-                               (["give the pairs two different answers"] if SAME in gone.values() else [])
-                               ).replace('give', 'Give', 1)
-    if gone: check_dropped(gone, len(recs), max_dropped, fix)
-    keep = [k for k, i in enumerate(nums) if i not in gone]
-    if method == 'kto': _check_labels([rows[k] for k in keep])
-    tr, ev, rows_tr, rows_ev = _split(rows, exs, keep, method, eval_size, seed)
-    marker = turn_end(tokenizer, chat_template(tokenizer, template))
-    s = dict(format=method, template=template, max_length=max_length, eval_size=eval_size, seed=seed, **settings,
-             **({'max_dropped': max_dropped} if max_dropped != MAX_DROPPED else {}))
-    return PreferenceData(tr, ev, method, recs, fingerprint(recs), s, marker, gone,
-                          [e for k, e in enumerate(exs) if nums[k] in gone], rows_train=rows_tr, rows_eval=rows_ev)
-
-# %% ../nbs/26_prefer.ipynb #d01ec595
-@dataclass
-class PreferenceSettings:
-    "How a preference run trains, under TRL's names."
-    method:str='dpo' # 'dpo' (pairs) or 'kto' (labelled answers)
-    beta:float=0.1 # how far from the reference the policy may move (higher: closer)
-    loss_type:str|None=None # DPO's loss ('sigmoid', 'ipo', 'hinge', …) or KTO's ('kto', 'apo_zero_unpaired')
-    desirable_weight:float=1.0 # KTO: weight of the good answers
-    undesirable_weight:float=1.0 # KTO: weight of the bad answers
-    precompute_ref_log_probs:bool=False # compute the reference log-probs once before training (faster steps)
-    sft_weight:float=0.0 # DPO: weight of an SFT loss on the chosen answers (RPO; keeps them likely), 0 = none
-
-    def __post_init__(self):
-        check(self.method in ('dpo', 'kto'), 'method', f"is {self.method!r}", "Use 'dpo' or 'kto'.")
-        check(self.beta > 0, 'beta', f"is {self.beta}", "Use a positive number, e.g. 0.1.")
-        check(self.desirable_weight > 0 and self.undesirable_weight > 0, 'desirable_weight',
-              "and `undesirable_weight` must be positive", "Use e.g. 1.0.")
+__all__ = ['parent_adapter', 'PreferenceSession', 'did_it_work']
 
 # %% ../nbs/26_prefer.ipynb #9f226af4
 def parent_adapter(parent:str|Path|Run, root:str|Path|None=None) -> tuple[Path, dict]:
@@ -443,6 +56,9 @@ class PreferenceSession(Session):
         super().__init__(model, data, lora, train, probes, name or self.prefer.method, root, run)
         self.parent = self.parent_info.get('id') or str(self.parent_dir)
 
+    @property
+    def thread_kind(self) -> str: return self.prefer.method   # the thread is `lora_nb-dpo-<run id>` (or kto)
+
 # %% ../nbs/26_prefer.ipynb #39e2d829
 @patch
 def settings(self:PreferenceSession) -> dict:
@@ -451,6 +67,7 @@ def settings(self:PreferenceSession) -> dict:
                 parent_adapter=str(self.parent_dir), prefer=asdict(self.prefer), lora=asdict(self.lora),
                 train=asdict(self.train), data=self.data.settings, probes=self.probes)
 
+# %% ../nbs/26_prefer.ipynb #5c13511e
 @patch
 def _check_base(self:PreferenceSession):
     "Refuse a parent adapter trained on another base than the loaded one."
@@ -463,8 +80,8 @@ def _check_base(self:PreferenceSession):
 
 # %% ../nbs/26_prefer.ipynb #c628314d
 @patch
-def _attach_parent(self:PreferenceSession):
-    "Put the parent's adapter on the loaded base as PEFT's trainable `default` (TRL copies it into the frozen `ref`)."
+def attach_adapter(self:PreferenceSession):
+    "Hook: the parent's adapter on the loaded base as PEFT's trainable `default` (TRL copies it into a frozen `ref`)."
     m = self.lm.model
     if isinstance(m, PeftModel):
         raise TrainError("This model already has LoRA adapters on it", where='model',
@@ -472,7 +89,7 @@ def _attach_parent(self:PreferenceSession):
                               "adapters of earlier runs are saved in their run folders).")
     self._check_base()
     fit_new_tokens(m, self.parent_dir)
-    with _quiet_peft():
+    with quiet_peft():
         peft = PeftModel.from_pretrained(m, str(self.parent_dir), adapter_name='default', is_trainable=True)
     self.lm.model = peft
     return peft
@@ -507,25 +124,25 @@ def _tokenizer(self:PreferenceSession):
     tok.chat_template = chat_template(tok, t)
     return tok
 
-@patch
+# %% ../nbs/26_prefer.ipynb #3f0e6de5
 def _make_trainer(self:PreferenceSession, model):
     "The TRL trainer, whose checkpoints appear whole (as SFT's), reporting to this session's listeners."
     from trl import DPOTrainer, KTOTrainer
     import datasets
     base = DPOTrainer if self.prefer.method == 'dpo' else KTOTrainer
-    cls = type(f'_{base.__name__}', (_Trainer, base), {})
+    cls = type(f'_{base.__name__}', (WholeCheckpointTrainer, base), {})
     train_ds, eval_ds = self.data.to_datasets()
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try: tr = cls(model=model, args=_config(self, eval_ds is not None), train_dataset=train_ds, eval_dataset=eval_ds,
-                  processing_class=_tokenizer(self), callbacks=[_Bridge(self)])
+                  processing_class=_tokenizer(self), callbacks=[EventBridge(self)])
     finally:
         if bars: datasets.enable_progress_bars()
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
+    without_printing(tr)
     _check_kept(tr, train_ds, eval_ds)
     return tr
 
+# %% ../nbs/26_prefer.ipynb #a76503da
 def _check_kept(tr, train_ds, eval_ds):
     "Refuse to train when TRL's own preprocessing left out rows that `prepare` kept (it does so without a word)."
     for name, given, got in (('training', train_ds, tr.train_dataset), ('eval', eval_ds, tr.eval_dataset)):
@@ -536,56 +153,39 @@ def _check_kept(tr, train_ds, eval_ds):
 
 # %% ../nbs/26_prefer.ipynb #f6426b18
 @patch
-def start(self:PreferenceSession, background:bool=True) -> PreferenceSession:
-    "Start DPO/KTO in a background thread and return at once (`background=False`: train here, return when done)."
-    if self.running: raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()`.")
-    if self.status != 'created':
-        raise TrainError(f"This session has already run (status {self.status!r})",
-                         hint="Start a new PreferenceSession.")
-    _check_context(self)
-    if self.run is None: writable_root(self.root)
-    _claim(self)
-    model = self._attach_parent()
-    if self.run is None: self.run = _create_run(self)
+def write_inputs(self:PreferenceSession):
+    "Hook: the parent and method in run.json, the preference rows in `data/preferences.jsonl`."
     self.run.update(parent=self.parent, method=self.prefer.method)
-    self._token = self.run.lock(self._token)
-    try:
-        (self.run.path/'data').mkdir(exist_ok=True)
-        rows = self.data.rows_train + self.data.rows_eval
-        write_atomic(self.run.path/'data'/'preferences.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
-        self.run.clear_stop()
-        self._stop.clear()
-        self._reason, self._ended = None, False
-        self.trainer = self._make_trainer(model)
-        # one packed row a batch, each rejected answer sharing its prompt's states (lora_nb.speed)
-        self.packed_attention = (self.train.padding_free and packing_exact(model)
-                                 and share_prefixes(model, pairs=self.prefer.method == 'dpo'))
-        self.run.update(one_pass_lora=use_one_pass_lora(model),   # as SFT does (lora_nb.speed)
-                        shared_prefixes=self.packed_attention, label_log_probs=fast_label_log_probs(model),
-                        trl_rows=len(self.trainer.train_dataset))   # what TRL trains on, after its preprocessing
-        model.config.use_cache = False
-        self.status = 'running'
-    except BaseException:
-        self.run.unlock(self._token)
-        raise
-    return _launch(self, background, f'lora_nb-{self.prefer.method}-{self.run.id}')
+    (self.run.path/'data').mkdir(exist_ok=True)
+    rows = self.data.rows_train + self.data.rows_eval
+    write_atomic(self.run.path/'data'/'preferences.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
+
+# %% ../nbs/26_prefer.ipynb #f3ea03f3
+@patch
+def build_trainer(self:PreferenceSession, model):
+    "Hook: TRL's trainer, then the speed-ups it allows (recorded in run.json with the rows TRL kept)."
+    tr = _make_trainer(self, model)
+    # one packed row a batch, each rejected answer sharing its prompt's states (lora_nb.speed)
+    self.packed_attention = (self.train.padding_free and packing_exact(model)
+                             and share_prefixes(model, pairs=self.prefer.method == 'dpo'))
+    self.run.update(one_pass_lora=use_one_pass_lora(model),   # as SFT does (lora_nb.speed)
+                    shared_prefixes=self.packed_attention, label_log_probs=fast_label_log_probs(model),
+                    trl_rows=len(tr.train_dataset))   # what TRL trains on, after its preprocessing
+    return tr
 
 # %% ../nbs/26_prefer.ipynb #579c6db9
 @patch
 def _main(self:PreferenceSession):
     "SFT's training body, without the deprecation notice TRL's trainers raise at every step (not ours to fix)."
-    with _quiet_peft(): Session._main(self)
+    with quiet_peft(): Session._main(self)
+
 
 @patch
-def save_adapter(self:PreferenceSession) -> Path:
-    "Write the trained adapter (not the frozen reference) and its model card to `<run>/adapter`."
-    dest, tmp = self.run.path/'adapter', self.run.path/'.adapter.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    self.lm.model.save_pretrained(tmp, selected_adapters=['default'])
-    (tmp/'README.md').write_text(self.model_card())
-    publish_folder(tmp, dest)
-    return dest
+def save_options(self:PreferenceSession) -> dict:
+    "Hook: `save_adapter` writes the trained adapter, not the frozen reference."
+    return dict(selected_adapters=['default'])
 
+# %% ../nbs/26_prefer.ipynb #b840d048
 @patch
 def _card_facts(self:PreferenceSession, info:dict, losses:list, evals:list) -> list[tuple[str, str]]:
     "SFT's summary rows, plus the method, the parent and what the preferences were."
@@ -598,52 +198,25 @@ def _card_facts(self:PreferenceSession, info:dict, losses:list, evals:list) -> l
         ('parent', f"run `{self.parent}` (adapter {self.parent_dir})"), ('preference data', kind),
         *[(k, f"{last[k]:.4f}") for k in ('rewards/accuracies', 'rewards/margins') if k in last]]
 
+# %% ../nbs/26_prefer.ipynb #a627d294
 @patch
-def probe(self:PreferenceSession, step:int):
-    "Generate the probe prompts from the parent (`ref`) and the current adapter; log and emit them."
-    if not self.probes: return
-    m = self.lm.model
-    m.config.use_cache = True
-    names = ['ref', 'default'] if 'ref' in m.peft_config else ['default']
-    try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=names,
-                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end)
-    finally: m.config.use_cache = False
-    rows = [dict(step=step, prompt=p, base=o.get('ref', o[BASE]), adapter=o['default'])
-            for p, o in zip(cmp.prompts, cmp.outputs)]
-    self.run.log('samples', *rows)
-    self._emit('sample', step, {'samples': rows})
+def probe_adapters(self:PreferenceSession) -> tuple[str, str]:
+    "Hook: probes compare the parent (TRL's frozen `ref`; the base before TRL made it) with the trained adapter."
+    return ('ref' if 'ref' in self.lm.model.peft_config else BASE), 'default'
+
+
+@patch
+def probe_options(self:PreferenceSession) -> dict:
+    "Hook: probes are asked as chats (preference rows are conversations), under the template's own system prompt."
+    return {}
 
 # %% ../nbs/26_prefer.ipynb #91c45d2b
 @patch(cls_method=True)
-def resume(cls:PreferenceSession, run_id:str, model:LoadedModel, data:PreferenceData, root:str|Path|None=None,
-           background:bool=True) -> PreferenceSession:
-    "Continue preference run `run_id` from its last checkpoint; returns the session."
-    from lora_nb.train import _check_resumable, _resume_point, _set_aside
-    run = Run.open(run_id, root)
-    info = run.info()
-    _check_resumable(info, run_id, model, data)
-    st = info['settings']
-    s = cls(model, data, st['parent'], PreferenceSettings(**st['prefer']), TrainSettings(**st['train']),
-            st.get('probes', []), run=run, root=root)
-    s._token = run.lock()
-    try:
-        ckpt, skipped = _resume_point(run, run_id)
-        _set_aside(run, skipped)
-        s._resume_from = ckpt
-        run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
-    except BaseException:
-        run.unlock(s._token)
-        raise
-    return s.start(background=background)
-
-# %% ../nbs/26_prefer.ipynb #b56d0e39
-def _user_text(prompt) -> str: return _turns(prompt)[-1]['content'] if prompt else ''
-
-def held_out(prompts:list[str], data:PreferenceData|list[dict]) -> list[str]:
-    "The prompts that no preference row asks (a row's last prompt turn)."
-    rows = data.rows_train + data.rows_eval if isinstance(data, PreferenceData) else data
-    used = {_user_text(r['prompt']).strip() for r in rows}
-    return [p for p in prompts if p.strip() not in used]
+def from_run(cls:PreferenceSession, run:Run, st:dict, model:LoadedModel, data:PreferenceData,
+             root:str|Path|None=None) -> PreferenceSession:
+    "Hook: the preference session that continues `run` (`Session.resume` calls it), from its run.json settings."
+    return cls(model, data, st['parent'], PreferenceSettings(**st['prefer']), TrainSettings(**st['train']),
+               st.get('probes', []), run=run, root=root)
 
 # %% ../nbs/26_prefer.ipynb #857cba99
 def _parent_and_child(session_or_run, model:LoadedModel|None, root) -> tuple:

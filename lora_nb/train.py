@@ -4,23 +4,18 @@
 
 # %% ../nbs/11_train.ipynb #9554f7eb
 from __future__ import annotations
-import contextlib, errno, importlib.metadata, json, math, os, shutil, sys, threading, time, traceback, warnings, zipfile
-from dataclasses import dataclass, field, asdict
+import errno, math, os, shutil, sys, threading, time, traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-from .models import quiet_bnb   # before transformers' Trainer and peft, which import bitsandbytes
-from transformers import (Trainer, TrainingArguments, TrainerCallback, DataCollatorWithFlattening,
-                          DataCollatorForSeq2Seq, set_seed)
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
-from peft import LoraConfig, PeftModel, get_peft_model
-from safetensors import safe_open
+from .models import LoadedModel, same_model   # (bitsandbytes quietened before transformers and peft import it)
+from transformers import Trainer, DataCollatorWithFlattening, DataCollatorForSeq2Seq, set_seed
+from peft import PeftModel, get_peft_model
 from fastcore.basics import patch
 from .errors import LoraNbError
-from .settings import LoraSettings, TrainSettings, check
-from .models import LoadedModel, all_targets, find_target_modules, same_model
+from .settings import LoraSettings, TrainSettings
 from .generation import compare, BASE
 from .data import Prepared
 from .runs import Run, publish_folder, run_path, writable_root
@@ -28,136 +23,19 @@ from .threads import release_openmp_team, CpuShare
 from .speed import (use_packed_attention, use_one_pass_lora, record_run, compile_elementwise,
                            should_compile, run_estimate, share_prefixes, fast_label_log_probs, use_chunked_loss,
                            n_params)
-from .distributed import ReadOnlyRun, dist_info, save_on_main, sharded
+from .distributed import ReadOnlyRun, dist_info, sharded
 from .defaults import choose
+from .trainer import (Event, EventBridge, adapter_card, WholeCheckpointTrainer, checkpoint_problem, checkpoints,
+                             last_complete_checkpoint, library_versions, packing_exact, quiet_peft,
+                             without_printing)
 
 # %% auto #0
-__all__ = ['BEST_MARGIN', 'BEST_MAX_PARAMS', 'THREADS_EVERY', 'TrainError', 'Event', 'library_versions', 'Session',
-           'packing_exact', 'context_length', 'progress_line', 'still_falling', 'checkpoint_problem', 'checkpoints',
-           'last_complete_checkpoint']
+__all__ = ['BEST_MARGIN', 'BEST_MAX_PARAMS', 'THREADS_EVERY', 'TrainError', 'Session', 'context_length', 'progress_line',
+           'still_falling']
 
 # %% ../nbs/11_train.ipynb #6e57eff3
 class TrainError(LoraNbError):
     "Training could not start, or stopped on an error."
-
-# %% ../nbs/11_train.ipynb #97d09f67
-@patch
-def peft_config(self:LoraSettings, model=None) -> LoraConfig:
-    "The `LoraConfig`; with `model`, unknown target names fail here rather than inside PEFT."
-    if model is not None and self.target_modules != 'all-linear':
-        known = all_targets(find_target_modules(model))
-        bad = [t for t in self.target_modules if t not in known]
-        check(not bad, 'target_modules', f"names {bad} are not Linear layers of this model", f"Choose from {known}.")
-    tm = self.target_modules if self.target_modules == 'all-linear' else list(self.target_modules)
-    return LoraConfig(task_type='CAUSAL_LM', r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                      target_modules=tm, use_dora=self.use_dora, use_rslora=self.use_rslora, bias=self.bias)
-
-# %% ../nbs/11_train.ipynb #8417a27c
-@patch
-def training_arguments(self:TrainSettings, output_dir:str|Path, has_eval:bool,
-                       run_name:str|None=None) -> TrainingArguments:
-    "The `TrainingArguments` for a run whose checkpoints go to `output_dir` (`run_name`: the trackers' name for it)."
-    return TrainingArguments(
-        output_dir=str(output_dir), learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
-        max_steps=self.max_steps, per_device_train_batch_size=self.per_device_train_batch_size,
-        per_device_eval_batch_size=self.per_device_train_batch_size,
-        gradient_accumulation_steps=self.gradient_accumulation_steps, warmup_steps=self.warmup_steps,
-        lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, max_grad_norm=self.max_grad_norm,
-        logging_steps=self.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
-        eval_strategy='steps' if has_eval else 'no', eval_steps=self.eval_steps or 0.2,   # 0.2: a fifth of the run
-        save_strategy='steps', save_steps=self.save_steps, save_total_limit=2, seed=self.seed, data_seed=self.seed,
-        activation_checkpointing=self.gradient_checkpointing, report_to=self.report_to, run_name=run_name,
-        disable_tqdm=True, include_num_input_tokens_seen='all' if self.padding_free else 'non_padding',
-        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
-        ddp_find_unused_parameters=False)   # every LoRA weight gets a gradient: skip DDP's extra graph walk
-
-# %% ../nbs/11_train.ipynb #737e931f
-@dataclass
-class Event:
-    "Something the training thread reports."
-    kind:str
-    step:int
-    data:dict=field(default_factory=dict)
-
-# %% ../nbs/11_train.ipynb #82d59eaf
-def library_versions() -> dict:
-    "Versions of the libraries a run depends on."
-    md, out = importlib.metadata, {}
-    for p in ('lora_nb', 'torch', 'transformers', 'peft', 'accelerate', 'bitsandbytes', 'trl'):
-        try: out[p] = md.version(p)
-        except md.PackageNotFoundError: pass
-    return out
-
-# %% ../nbs/11_train.ipynb #c45ea4f7
-class _Bridge(TrainerCallback):
-    "Trainer callbacks → events, metrics lines and stop decisions (runs in the training thread)."
-    def __init__(self, session): self.s = session
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.t0, self.tok0, self.step0 = time.perf_counter(), state.num_input_tokens_seen, state.global_step
-        self.s.run.update(status='running', total_steps=state.max_steps, started=time.time())
-        self.s._emit('start', state.global_step, {'total_steps': state.max_steps})
-        self.s._fit_threads(first=True)   # in the training thread, before the first step
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        rec = self._metrics(state, logs)
-        self.s.run.log('metrics', rec)
-        self.s._emit('eval' if 'eval_loss' in rec else 'log', state.global_step, rec)
-        if 'eval_loss' in rec:
-            self.s._evaluated_at = state.global_step
-            self.s._keep_best(rec)
-        if self._diverged(rec, state): control.should_training_stop = True
-        elif self.s.world == 1: self._check_stop(control)   # several processes decide together, at step ends only
-
-    def on_step_end(self, args, state, control, **kw):
-        self.s._fit_threads()
-        every = self.s.train.probe_steps or max(1, state.max_steps // 5)   # prompts given: probe
-        if self._check_stop(control, args) or not (every and state.global_step % every == 0): return
-        if self.s.is_main and not sharded(self.s.trainer): self.s.probe(state.global_step)
-
-# %% ../nbs/11_train.ipynb #277134ee
-@patch
-def _metrics(self:_Bridge, state, logs:dict|None) -> dict:
-    "The metrics line for the trainer's `logs` at `state`."
-    rec = {'step': state.global_step, 'epoch': state.epoch,
-           **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
-    dt, done = time.perf_counter() - self.t0, state.global_step - self.step0
-    if dt > 0: rec['tokens_per_s'] = (state.num_input_tokens_seen - self.tok0) / dt
-    if done > 0: rec['eta_s'] = dt / done * max(0, state.max_steps - state.global_step)
-    rec['total_steps'] = state.max_steps
-    if 'loss' in rec and self.s.first_step_s is None and self.s.t_start is not None:   # from Start: prepare, compile
-        rec['first_step_s'] = self.s.first_step_s = round(time.perf_counter() - self.s.t_start, 1)
-        if self.s.is_main: self.s.run.update(first_step_s=self.s.first_step_s)
-    if self.s.cpu is not None: rec.update(threads=torch.get_num_threads(), cpu_others=round(self.s.cpu.others, 2))
-    return rec
-
-@patch
-def _diverged(self:_Bridge, rec:dict, state) -> bool:
-    "Whether the loss in `rec` is not finite; the session then halts with what to change."
-    loss = rec.get('loss', rec.get('eval_loss'))
-    if loss is None or math.isfinite(loss): return False
-    self.s._halt('nan', f"The loss became {loss} at step {state.global_step}",
-                 "Lower `learning_rate` (e.g. ÷10), keep `max_grad_norm` at 1.0, and check the data for empty "
-                 "or huge examples.")
-    return True
-
-# %% ../nbs/11_train.ipynb #01ee9488
-@patch
-def _stop_wanted(self:_Bridge, args) -> bool:
-    "Whether to stop; with several processes, rank 0's STOP file and any rank's `stop()` count for all."
-    want = self.s._stop.is_set() or (self.s.is_main and self.s.run.stop_requested)
-    if self.s.world == 1: return want
-    t = torch.tensor([float(want)], device=args.device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item())
-
-@patch
-def _check_stop(self:_Bridge, control, args=None) -> bool:
-    "Stop (saving a checkpoint) if a stop is wanted."
-    if not self._stop_wanted(args): return False
-    self.s._reason = self.s._reason or 'stopped'
-    control.should_save, control.should_training_stop = True, True
-    return True
 
 # %% ../nbs/11_train.ipynb #dec27357
 class Session:
@@ -178,12 +56,19 @@ class Session:
         self.best, self.last_eval, self.notes = None, None, []   # the best evaluation's weights; what to tell
         self.cpu, self._threads_at, self._threads_was = None, 0.0, None   # threads sized from the machine's load
         self.t_start, self.first_step_s = None, None   # Start, and how long until the first step was logged
+        self.trainer, self.new_tokens, self.traceback = None, None, None   # tokens added to the vocabulary; a crash's
+        self.padding_free, self.packed_attention, self.one_pass_lora = False, False, False   # speed choices at Start
+        self.compiled, self.loss_chunk_tokens, self._evaluated_at = 0, 0, None   # (lora_nb.speed); the last eval's step
 
-    @property
-    def running(self) -> bool: return self.thread is not None and self.thread.is_alive()
+# %% ../nbs/11_train.ipynb #bcd5d80b
+@patch(as_prop=True)
+def running(self:Session) -> bool: return self.thread is not None and self.thread.is_alive()
 
-    @property
-    def is_main(self) -> bool: return self.rank == 0
+@patch(as_prop=True)
+def is_main(self:Session) -> bool: return self.rank == 0
+
+@patch(as_prop=True)
+def thread_kind(self:Session) -> str: return 'train'   # the training thread is named `lora_nb-<kind>-<run id>`
 
 # %% ../nbs/11_train.ipynb #71823966
 @patch
@@ -192,6 +77,7 @@ def add_listener(self:Session, fn:Callable[[Event], None]):
     self.listeners.append(fn)
     return fn
 
+# %% ../nbs/11_train.ipynb #1ea5cb19
 @patch
 def _emit(self:Session, kind, step, data=None):
     ev = Event(kind, step, data or {})
@@ -200,13 +86,15 @@ def _emit(self:Session, kind, step, data=None):
         try: fn(ev)
         except Exception as e: self.listener_errors.append(repr(e))
 
+
 @patch
 def _halt(self:Session, reason, error, hint=None): self._reason, self.error, self.hint = reason, error, hint
 
+# %% ../nbs/11_train.ipynb #90a94b67
 @patch
 def settings(self:Session) -> dict:
     "Everything needed to reproduce this run."
-    new = {'new_tokens': self.new_tokens} if getattr(self, 'new_tokens', None) else {}
+    new = {'new_tokens': self.new_tokens} if self.new_tokens else {}
     return dict(model=asdict(self.lm.settings), lora=asdict(self.lora), train=asdict(self.train),
                 data=self.data.settings, probes=self.probes, **new)
 
@@ -224,14 +112,9 @@ def _token_modules(model) -> list[str]:
     return [n.rsplit('.', 1)[-1] for m in mods for n, x in model.named_modules() if x is m]
 
 # %% ../nbs/11_train.ipynb #731daad0
-@contextlib.contextmanager
-def _quiet_peft():
-    "Hide the deprecation notice transformers raises when PEFT asks a model `is_gradient_checkpointing` (not ours)."
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='`is_gradient_checkpointing` is deprecated', category=FutureWarning)
-        yield
-
-def _wrap(self:Session):
+@patch
+def attach_adapter(self:Session):
+    "Hook: put the adapter this run trains on the loaded model, and return it (SFT: a new LoRA)."
     m = self.lm.model
     if isinstance(m, PeftModel):
         hint = "Load the base model again for a new run (adapters of earlier runs are saved in their run folders)."
@@ -243,10 +126,11 @@ def _wrap(self:Session):
         m.resize_token_embeddings(max(len(self.lm.tokenizer), new[-1] + 1), mean_resizing=False)
         cfg.trainable_token_indices = {name: new for name in _token_modules(m)}
         self.new_tokens = self.lm.tokenizer.convert_ids_to_tokens(new)
-    with _quiet_peft(): peft = get_peft_model(m, cfg)
+    with quiet_peft(): peft = get_peft_model(m, cfg)
     self.lm.model = peft
     return peft
 
+# %% ../nbs/11_train.ipynb #fec12a87
 def _claim(self:Session):
     "Mark the loaded model as trained by this session: a second session on it while this one runs gets a clear error."
     self.t_start, self.first_step_s = time.perf_counter(), None   # Start: the first step is timed from here
@@ -269,78 +153,51 @@ def _create_run(self:Session) -> Run:
     torch.distributed.broadcast_object_list(ids, src=0)
     return run or ReadOnlyRun(run_path(ids[0], self.root))
 
-# %% ../nbs/11_train.ipynb #26213687
-def packing_exact(model, tol:float=1e-3) -> bool:
-    "Whether `model` keeps packed sequences apart: two sequences packed in one row give the logits they give alone."
-    dev = next(model.parameters()).device
-    a, b = torch.arange(10, 15, device=dev), torch.arange(20, 27, device=dev)
-    pos = torch.cat([torch.arange(5), torch.arange(7)]).to(dev)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            packed = model(input_ids=torch.cat([a, b])[None], position_ids=pos[None], use_cache=False).logits[0]
-            alone = torch.cat([model(input_ids=x[None], use_cache=False).logits[0] for x in (a, b)])
-    except Exception: return False   # a model that can't take position_ids this way gets padded batches
-    finally: model.train(was)
-    packed, alone = packed.float(), alone.float()
-    return bool((packed - alone).abs().max() <= tol * alone.abs().max().clamp(min=1))
-
 # %% ../nbs/11_train.ipynb #db84d4e1
 def _collator(self:Session):
+    "Padding-free batches where they are exact, else padded ones."
     if self.padding_free: return DataCollatorWithFlattening(return_position_ids=True)
     return DataCollatorForSeq2Seq(self.lm.tokenizer, padding=True, label_pad_token_id=-100)
 
-class _Trainer(Trainer):
-    "The transformers `Trainer`, whose checkpoints appear whole or not at all (on one process)."
-    def _save_checkpoint(self, model, trial):
-        if self.args.world_size > 1 or sharded(self): return super()._save_checkpoint(model, trial)
-        real = self.args.output_dir
-        stage = os.path.join(real, '.staging')    # not `checkpoint-*`: neither resume nor rotation looks at it
-        shutil.rmtree(stage, ignore_errors=True)
-        self.args.output_dir = stage
-        try: super()._save_checkpoint(model, trial)
-        finally: self.args.output_dir = real
-        name = f'{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}'
-        publish_folder(Path(stage)/name, Path(real)/name)   # synced, then renamed into place
-        shutil.rmtree(stage, ignore_errors=True)
-        rotate_checkpoints(real, self.args.save_total_limit)
-
-    def _save_rng_state(self, output_dir):
-        "Each rank's RNG state; on several processes rank 0 writes them all (another machine may lack the folder)."
-        if self.args.world_size <= 1: return super()._save_rng_state(output_dir)
-        save_on_main(super()._save_rng_state, output_dir)
-
+# %% ../nbs/11_train.ipynb #b4038058
 def _make_trainer(self:Session, model) -> Trainer:
+    "transformers' Trainer over the prepared data, reporting to this session's listeners."
     train_ds, eval_ds = self.data.to_datasets()
     args = self.train.training_arguments(self.run.path/'checkpoints', eval_ds is not None, run_name=self.run.id)
     if self.train.gradient_checkpointing: args.activation_checkpointing_kwargs = {'use_reentrant': False}
-    tr = _Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                  data_collator=_collator(self), callbacks=[_Bridge(self)])
-    for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
+    tr = WholeCheckpointTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                  data_collator=_collator(self), callbacks=[EventBridge(self)])
+    without_printing(tr)
     return tr
 
 # %% ../nbs/11_train.ipynb #a4a3dad0
 @patch
 def start(self:Session, background:bool=True) -> Session:
     "Start training in a background thread and return at once (`background=False`: train here and return when done)."
-    if self.running:
-        raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()` for it to finish.")
-    if self.status not in ('created',) and self._resume_from is None:
-        raise TrainError(f"This session has already run (status {self.status!r})",
-                         hint="Start a new Session, or `Session.resume(run_id, …)`.")
+    _check_startable(self)
     _check_context(self)
     if self.run is None and self.is_main: writable_root(self.root)   # before the model is touched
     _claim(self)
-    model = self.lm.model if self._resume_from else _wrap(self)
+    model = self.lm.model if self._resume_from else self.attach_adapter()
     if self.run is None: self.run = _create_run(self)
     self._token = self.run.lock(self._token)     # refused while another live writer holds the run
     try: _prepare_start(self, model)
     except BaseException:
         self.run.unlock(self._token)
         raise
-    return _launch(self, background, f'lora_nb-train-{self.run.id}')
+    return _launch(self, background, f'lora_nb-{self.thread_kind}-{self.run.id}')
 
+# %% ../nbs/11_train.ipynb #e4d2d3d1
+def _check_startable(self:Session):
+    "Refuse a second Start while training, or on a session that already ran."
+    if self.running:
+        raise TrainError("This session is already training", hint="Call `stop()` first, or `wait()` for it to finish.")
+    name = type(self).__name__
+    if self.status not in ('created',) and self._resume_from is None:
+        raise TrainError(f"This session has already run (status {self.status!r})",
+                         hint=f"Start a new {name}, or `{name}.resume(run_id, …)`.")
+
+# %% ../nbs/11_train.ipynb #e0aa8d5f
 def _launch(self, background:bool, thread_name:str):
     "Train here and return when done (`background=False`), or in a daemon thread named `thread_name`."
     if not background:
@@ -351,11 +208,26 @@ def _launch(self, background:bool, thread_name:str):
     self.thread.start()
     return self
 
+# %% ../nbs/11_train.ipynb #981791cb
 def _prepare_start(self:Session, model):
-    "Clear an old stop request, build the trainer, mark the session running."
+    "Write the run's inputs, clear an old stop request, build the trainer, mark the session running."
+    self.write_inputs()
     self.run.clear_stop()
     self._stop.clear()
     self._reason, self._ended = None, False
+    self.trainer = self.build_trainer(model)
+    model.config.use_cache = False
+    self.status = 'running'
+
+# %% ../nbs/11_train.ipynb #07dd65df
+@patch
+def write_inputs(self:Session):
+    "Hook: write into the run folder what this run trains from, beyond run.json (SFT: nothing more)."
+
+# %% ../nbs/11_train.ipynb #831a16cb
+@patch
+def build_trainer(self:Session, model) -> Trainer:
+    "Hook: choose the speed-ups for `model` (recorded in run.json), then build the trainer."
     self.padding_free = self.train.padding_free and packing_exact(model)
     # attention within each packed example, not over the whole row under a mask (lora_nb.speed)
     self.packed_attention = self.padding_free and use_packed_attention(model)
@@ -367,10 +239,9 @@ def _prepare_start(self:Session, model):
     self.run.update(padding_free_used=self.padding_free, packed_attention=self.packed_attention,
                     one_pass_lora=self.one_pass_lora, compiled=self.compiled, compiled_why=why,
                     loss_chunk_tokens=self.loss_chunk_tokens)
-    self.trainer = _make_trainer(self, model)
-    model.config.use_cache = False
-    self.status = 'running'
+    return _make_trainer(self, model)
 
+# %% ../nbs/11_train.ipynb #e658fe0e
 def _compile_choice(self:Session, model) -> tuple[int, str]:
     "Compile the MLPs and norms for this run when it pays (lora_nb.speed): how many modules, and why (not)."
     if getattr(getattr(self.lm, 'settings', None), 'quantization', 'none') != 'none':
@@ -386,6 +257,7 @@ def context_length(model) -> int|None:
     cfg = model.config
     return getattr(cfg, 'max_position_embeddings', None) or getattr(cfg, 'n_positions', None)
 
+# %% ../nbs/11_train.ipynb #8702ca3f
 def _check_context(self:Session):
     "Refuse examples longer than the model's context."
     ctx = context_length(self.lm.model)
@@ -403,6 +275,7 @@ def stop(self:Session, wait:bool=True, timeout:float|None=None) -> str:
     self._stop.set()
     return self.wait(timeout) if wait else self.status
 
+# %% ../nbs/11_train.ipynb #d4938f25
 @patch
 def wait(self:Session, timeout:float|None=None) -> str:
     "Block until training ends (or `timeout` seconds pass); return the status."
@@ -442,6 +315,7 @@ BEST_MAX_PARAMS = 50_000_000   # more trainable weights than this (whole embeddi
 
 def _trainable(model) -> dict[str, torch.Tensor]: return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
+# %% ../nbs/11_train.ipynb #3387bdd3
 @patch
 def _keep_best(self:Session, rec:dict):
     "At an evaluation: remember it, and copy the adapter's weights when its eval loss is the lowest yet."
@@ -454,6 +328,7 @@ def _keep_best(self:Session, rec:dict):
     w = {n: p.detach().to('cpu', copy=True) for n, p in params.items()}
     self.best = {'step': rec['step'], 'eval_loss': loss, 'weights': w}
 
+# %% ../nbs/11_train.ipynb #41d6be13
 @patch
 def _restore_best(self:Session) -> dict|None:
     "Put the best evaluation's weights back when the last evaluation was clearly worse; what was done (None: nothing)."
@@ -509,7 +384,7 @@ def _fit_threads(self:Session, first:bool=False):
     if n is None: return
     if n != torch.get_num_threads(): torch.set_num_threads(n)
     if self.cpu.busy and not was_busy:
-        self._emit('note', self.trainer.state.global_step if hasattr(self, 'trainer') else 0,
+        self._emit('note', self.trainer.state.global_step if self.trainer is not None else 0,
                    {'text': f"The machine is busy: other processes keep {self.cpu.others:.1f} of {self.cpu.n} cores "
                             f"working, so training uses {n} thread{'s' * (n > 1)} (a fair share; more would wait on "
                             "each other)."})
@@ -525,6 +400,7 @@ def _out_of_space(e:BaseException) -> bool:
     if isinstance(e, OSError) and e.errno in _DISK: return True
     return any(w in str(e).lower() for w in _DISK_WORDS)
 
+# %% ../nbs/11_train.ipynb #b232080f
 def _halt_on_disk(self:Session, e:BaseException):
     "Stop with what was full and the checkpoint to resume from."
     ckpt = last_complete_checkpoint(self.run.path/'checkpoints')
@@ -533,17 +409,20 @@ def _halt_on_disk(self:Session, e:BaseException):
     self._halt('disk', f"Out of disk space while writing to the run folder {self.run.path}: {e}",
                f"Free some space (or raise the quota or the file size limit). {resume}")
 
+# %% ../nbs/11_train.ipynb #d2fff2f4
 def _halt_runtime(self:Session, e:RuntimeError):
     "A RuntimeError: out of memory (CUDA, the CPU allocator) becomes advice; anything else is kept as it is."
     oom = any(m in str(e).lower() for m in ('out of memory', "can't allocate memory"))
     self._halt('oom' if oom else 'error', f"{'Out of memory' if oom else type(e).__name__}: {e}",
                _OOM_HINT if oom else None)
 
+
 def _final_eval(self:Session):
     "Evaluate at the end of a finished run, unless the last step just did."
     tr = self.trainer
-    if tr.eval_dataset is not None and getattr(self, '_evaluated_at', None) != tr.state.global_step: tr.evaluate()
+    if tr.eval_dataset is not None and self._evaluated_at != tr.state.global_step: tr.evaluate()
 
+# %% ../nbs/11_train.ipynb #62159150
 def _finish(self:Session):
     "After `train()`: 'failed' on a NaN loss; else save the adapter, 'stopped' before the last step, else 'completed'."
     if self._reason == 'nan':
@@ -558,15 +437,17 @@ def _finish(self:Session):
     self.status = 'stopped' if self._reason == 'stopped' else 'completed'
     _record_speed(self)
 
+# %% ../nbs/11_train.ipynb #3dad4e9a
 def _record_speed(self:Session):
     "Remember this run's throughput on this machine: the next runs' time estimates start from it (lora_nb.speed)."
-    b = next((c for c in self.trainer.callback_handler.callbacks if isinstance(c, _Bridge)), None)
-    if b is None or self.world > 1 or not hasattr(b, 't0'): return
+    b = next((c for c in self.trainer.callback_handler.callbacks if isinstance(c, EventBridge)), None)
+    if b is None or self.world > 1 or b.t0 is None: return
     evals = sum(e.kind == 'eval' for e in self.events) * sum(len(e.input_ids) for e in self.data.eval)
     try: record_run(self.lm, self.trainer.state.num_input_tokens_seen - b.tok0, evals, time.perf_counter() - b.t0,
                     self.train.gradient_checkpointing)
     except Exception as e: self.listener_errors.append(f"throughput not recorded: {e!r}")
 
+# %% ../nbs/11_train.ipynb #c1965428
 @patch
 def _main(self:Session):
     try:
@@ -585,15 +466,16 @@ def _main(self:Session):
     finally:
         if self._threads_was: torch.set_num_threads(self._threads_was)
         self.lm.model.config.use_cache = True
-        if getattr(self, 'packed_attention', False): share_prefixes(self.lm.model, on=False)   # and packed attention
+        if self.packed_attention: share_prefixes(self.lm.model, on=False)   # and packed attention
         fast_label_log_probs(self.lm.model, on=False)   # TRL's own head again, where a preference run replaced it
         use_one_pass_lora(self.lm.model, on=False)   # after training, PEFT's forward as before
         use_chunked_loss(self.lm.model, on=False)   # and the model's own loss
-        if getattr(self, 'compiled', 0): compile_elementwise(self.lm.model, on=False)
+        if self.compiled: compile_elementwise(self.lm.model, on=False)
         _record_end(self)
         end = {'status': self.status, 'error': self.error, 'hint': self.hint, 'notes': self.notes}
         self._emit('end', self.trainer.state.global_step, end)
 
+# %% ../nbs/11_train.ipynb #79fbf662
 def _record_end(self:Session):
     "Write the end into run.json (if the disk lets it), clear a pending stop, release the run; once (see `interrupt`)."
     with self._end_lock:
@@ -628,62 +510,28 @@ def probe(self:Session, step:int):
     "Generate the probe prompts from the base and the current adapter; log and emit them."
     if not self.probes: return
     m = self.lm.model
-    name = m.active_adapter
+    before, after = self.probe_adapters()
     m.config.use_cache = True
-    chat = self.data.format in ('chat', 'instruction')
-    try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[name], chat=chat,
-                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end,
-                       system=self.data.settings.get('system'))   # the system prompt it trains under
+    try: cmp = compare(m, self.lm.tokenizer, self.probes, adapters=[a for a in (before, after) if a != BASE],
+                       max_new_tokens=self.train.max_new_tokens, stop=self.data.turn_end, **self.probe_options())
     finally: m.config.use_cache = False
-    rows = [dict(step=step, prompt=p, base=o[BASE], adapter=o[name]) for p, o in zip(cmp.prompts, cmp.outputs)]
+    rows = [dict(step=step, prompt=p, base=o[before], adapter=o[after]) for p, o in zip(cmp.prompts, cmp.outputs)]
     self.run.log('samples', *rows)
     self._emit('sample', step, {'samples': rows})
 
-# %% ../nbs/11_train.ipynb #30868688
-_CARD = """---
-library_name: peft
-base_model: {base_model}
-tags: [lora, lora_nb]
----
-# LoRA adapter `{run_id}`
+# %% ../nbs/11_train.ipynb #4a2e11df
+@patch
+def probe_adapters(self:Session) -> tuple[str, str]:
+    "Hook: the two adapters a probe compares, before and after this run (SFT: the base and the new adapter)."
+    return BASE, self.lm.model.active_adapter
 
-Trained with [lora_nb](https://github.com/lora-nb/lora_nb) on {date}.
 
-| | |
-|---|---|
-{facts}
+@patch
+def probe_options(self:Session) -> dict:
+    "Hook: how the probes are asked (`compare`'s options): as chats when the data is, under its system prompt."
+    return dict(chat=self.data.format in ('chat', 'instruction'), system=self.data.settings.get('system'))
 
-## Load it
-
-```python
-from peft import PeftModel
-from transformers import AutoModelForCausalLM{base_import}
-base = AutoModelForCausalLM.from_pretrained({base_model_repr})
-model = PeftModel.from_pretrained(base, {adapter_repr})   # this folder (or its Hub repository id, once pushed)
-```
-
-## Loss
-
-| step | loss |
-|---|---|
-{losses}
-
-## Settings
-
-```json
-{settings}
-```
-
-## Library versions
-
-{versions}
-"""
-
-# %% ../nbs/11_train.ipynb #0d3086b7
-def _md_rows(rows) -> str:
-    "The body of a two-column markdown table."
-    return '\n'.join(f"| {a} | {b} |" for a, b in rows)
-
+# %% ../nbs/11_train.ipynb #59d9cf7a
 @patch
 def _card_facts(self:Session, info:dict, losses:list, evals:list) -> list[tuple[str, str]]:
     "The model card's summary rows: base model, data, steps and final losses."
@@ -695,40 +543,15 @@ def _card_facts(self:Session, info:dict, losses:list, evals:list) -> list[tuple[
             ('final loss', f"{losses[-1]['loss'] if losses else float('nan'):.4f}"),
             ('final eval loss', f"{evals[-1]['eval_loss'] if evals else 'n/a'}")]
 
-# %% ../nbs/11_train.ipynb #f5cc23f2
-def _loadable(base) -> str:
-    "How to name `base` so it loads from anywhere: a local folder by its absolute path, a hub id as it is."
-    p = Path(str(base)).expanduser()
-    return str(p.resolve()) if p.is_dir() else str(base)
-
-def _base_args(base) -> str:
-    "`from_pretrained`'s arguments for `base`: a GGUF file as its folder and `gguf_file=` (read dequantized)."
-    if str(base).startswith('ollama:'):   # the model's blob in Ollama's store, a GGUF file
-        from lora_nb.weights import ollama_blob
-        try: p = ollama_blob(str(base)[len('ollama:'):])
-        except Exception: return repr(str(base))
-        return f"{str(p.parent)!r}, gguf_file={p.name!r}"
-    p = Path(str(base)).expanduser()
-    if p.suffix.lower() == '.gguf' and p.is_file(): return f"{str(p.resolve().parent)!r}, gguf_file={p.name!r}"
-    return repr(_loadable(base))
-
+# %% ../nbs/11_train.ipynb #5d879325
 @patch
 def model_card(self:Session) -> str:
-    "The adapter's README.md."
+    "The adapter's README.md (`lora_nb.trainer.adapter_card`), with this session's facts."
     info, metrics = self.run.info(), self.run.read('metrics').records
     losses = [r for r in metrics if 'loss' in r]
     evals = [r for r in metrics if 'eval_loss' in r]
-    every = max(1, len(losses) // 20)
-    embedded = info.get('base_model') == 'embedded tiny base'   # shipped inside lora_nb: load it by its path there
-    return _CARD.format(base_model=info.get('base_model'),
-                        base_model_repr='EMBEDDED_MODEL' if embedded else _base_args(info.get('base_model')),
-                        base_import='\nfrom lora_nb.settings import EMBEDDED_MODEL' if embedded else '',
-                        adapter_repr=repr(str(self.run.path/'adapter')),
-                        run_id=self.run.id, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-                        facts=_md_rows(self._card_facts(info, losses, evals)),
-                        losses=_md_rows((r['step'], f"{r['loss']:.4f}") for r in losses[::every]),
-                        settings=json.dumps(self.settings(), indent=2, default=str),
-                        versions=', '.join(f'{k} {v}' for k, v in (info.get('versions') or {}).items()))
+    return adapter_card(info, losses, self._card_facts(info, losses, evals), self.settings(), self.run.path/'adapter',
+                        self.run.id)
 
 # %% ../nbs/11_train.ipynb #706da6b3
 @patch
@@ -738,44 +561,19 @@ def save_adapter(self:Session) -> Path:
     tmp = self.run.path/'.adapter.tmp'
     if self.is_main: shutil.rmtree(tmp, ignore_errors=True)
     # every rank gathers its shards; rank 0 writes
-    if sharded(getattr(self, 'trainer', None)): self.trainer.save_model(str(tmp))
-    # new tokens' rows are in the adapter (trainable tokens): not the whole resized embedding layer as well
-    else: self.lm.model.save_pretrained(tmp, save_embedding_layers='auto' if not getattr(self, 'new_tokens', None)
-                                        else False)
+    if sharded(self.trainer): self.trainer.save_model(str(tmp))
+    else: self.lm.model.save_pretrained(tmp, **self.save_options())
     if not self.is_main: return dest
     (tmp/'README.md').write_text(self.model_card())
     publish_folder(tmp, dest)
     return dest
 
-# %% ../nbs/11_train.ipynb #bf27c369
-def checkpoint_problem(p:Path) -> str|None:
-    "Why checkpoint folder `p` can't be resumed from (None: it can)."
-    p = Path(p)
-    for f in ('trainer_state.json', 'adapter_model.safetensors'):
-        if not (p/f).exists(): return f"{f} is missing"
-    try: json.loads((p/'trainer_state.json').read_text())
-    except (ValueError, UnicodeDecodeError) as e: return f"trainer_state.json is corrupt ({e})"
-    try:
-        with safe_open(str(p/'adapter_model.safetensors'), 'pt') as f: list(f.keys())
-    except Exception as e: return f"adapter_model.safetensors is corrupt ({e})"
-    for f in ('optimizer.pt', 'scheduler.pt'):
-        if (p/f).exists():
-            try:
-                with zipfile.ZipFile(p/f) as z: bad = z.testzip()
-            except zipfile.BadZipFile as e: bad = str(e)
-            if bad: return f"{f} is corrupt ({bad})"
-    return None
-
-# %% ../nbs/11_train.ipynb #6a4ae563
-def checkpoints(folder:Path) -> list[Path]:
-    "The `checkpoint-N` folders in `folder`, newest first."
-    if not Path(folder).is_dir(): return []
-    return sorted((p for p in Path(folder).glob('checkpoint-*') if p.name.split('-')[-1].isdigit()),
-                  key=lambda p: int(p.name.split('-')[-1]), reverse=True)
-
-def last_complete_checkpoint(folder:Path) -> str|None:
-    "The newest `checkpoint-N` in `folder` that was written completely and reads back."
-    return next((str(p) for p in checkpoints(folder) if checkpoint_problem(p) is None), None)
+# %% ../nbs/11_train.ipynb #a78fe7d7
+@patch
+def save_options(self:Session) -> dict:
+    "Hook: what of the model `save_adapter` writes (`save_pretrained`'s options)."
+    # new tokens' rows are in the adapter (trainable tokens): not the whole resized embedding layer as well
+    return dict(save_embedding_layers='auto' if not self.new_tokens else False)
 
 # %% ../nbs/11_train.ipynb #666d6c8f
 def _check_resumable(info:dict, run_id:str, model:LoadedModel, data:Prepared):
@@ -812,6 +610,7 @@ def _set_aside(run:Run, names:list[str]):
         p = run.path/'checkpoints'/n
         if p.exists(): os.replace(p, p.with_name(f'.damaged-{n}-{int(time.time())}'))
 
+# %% ../nbs/11_train.ipynb #70fb7d8e
 @patch(cls_method=True)
 def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|Path|None=None,
            background:bool=True) -> Session:
@@ -819,13 +618,12 @@ def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|P
     run = Run.open(run_id, root)
     info = run.info()
     _check_resumable(info, run_id, model, data)
-    st = info['settings']
-    s = cls(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)
+    s = cls.from_run(run, info['settings'], model, data, root)
     _claim(s)
     s._token = s.run.lock()         # before anything is written: refused while another process trains this run
     try:
         ckpt, skipped = _resume_point(run, run_id)
-        _wrap(s)
+        s.attach_adapter()
         _set_aside(s.run, skipped)
         s._resume_from = ckpt
         s.run.update(resumed_from=Path(ckpt).name, skipped_checkpoints=skipped)
@@ -833,3 +631,9 @@ def resume(cls:Session, run_id:str, model:LoadedModel, data:Prepared, root:str|P
         s.run.unlock(s._token)
         raise
     return s.start(background=background)
+
+# %% ../nbs/11_train.ipynb #3029977c
+@patch(cls_method=True)
+def from_run(cls:Session, run:Run, st:dict, model:LoadedModel, data:Prepared, root:str|Path|None=None) -> Session:
+    "Hook: the session that continues `run`, from the settings in its run.json (`st`)."
+    return cls(model, data, LoraSettings(**st['lora']), TrainSettings(**st['train']), st.get('probes', []), run=run)

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from lora_nb.cli import main
 from lora_nb.lab.runview import RunIndex, run_detail
 from lora_nb.runs import Run, list_runs
-from lora_nb.train import checkpoint_problem, checkpoints, last_complete_checkpoint
+from lora_nb.trainer import checkpoint_problem, checkpoints, last_complete_checkpoint
 
 SAVE_STEPS, MAX_STEPS = 2, 10
 

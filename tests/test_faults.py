@@ -7,7 +7,8 @@ from safetensors import safe_open
 from lora_nb.lab.runview import RunIndex, run_detail
 from lora_nb.models import load_model
 from lora_nb.runs import Run, RunBusyError, list_runs, saved_adapters
-from lora_nb.train import LoraSettings, Session, TrainSettings, checkpoint_problem, checkpoints
+from lora_nb.train import LoraSettings, Session, TrainSettings
+from lora_nb.trainer import checkpoint_problem, checkpoints
 from conftest import RECS
 
 
@@ -230,7 +231,7 @@ def test_a_killed_run_shows_crashed_at_once_and_resumes(tmp_path):
 # --- disk full, read-only root ---------------------------------------------------------------------------------------
 
 def test_a_runs_root_that_cant_be_written_is_refused_before_training(lm, data, tmp_path, capsys, monkeypatch):
-    import lora_nb.config
+    import lora_nb.models
     from lora_nb.cli import main
     from lora_nb.runs import RunError
     for bad in ('/proc/lora-nb-runs', tmp_path/'a-file'):
@@ -239,7 +240,8 @@ def test_a_runs_root_that_cant_be_written_is_refused_before_training(lm, data, t
         assert not hasattr(lm.model, 'peft_config')                   # the model was not touched
     cfg = _config(tmp_path)
     loads = []
-    monkeypatch.setattr(lora_nb.config, 'load_model', lambda *a, **kw: loads.append(kw))   # records, never loads
+    # `run_config` imports the engine when it builds a run: the loader it would call records, never loads
+    monkeypatch.setattr(lora_nb.models, 'load_model', lambda *a, **kw: loads.append(kw))
     assert main(['train', str(cfg), '--set', 'runs_root=/proc/lora-nb-runs']) == 2
     assert "can't be written" in capsys.readouterr().err and loads == []     # refused before the model is loaded
 

@@ -4,7 +4,8 @@ read (or refused with a hint that works on the same file); and a prepared datase
 import json, random, re, tracemalloc
 import pytest
 from transformers import AutoTokenizer
-from lora_nb.data import DataError, fingerprint, prepare, read_source, _jsonl
+from lora_nb.data import DataError, fingerprint, prepare, read_source
+from lora_nb.sources import _jsonl
 from lora_nb.models import EMBEDDED_MODEL
 from lora_nb.prefer import PreferError
 

@@ -8,7 +8,8 @@ from lora_nb.data import prepare
 from lora_nb.runs import Run
 from lora_nb.train import Session, TrainSettings, LoraSettings, TrainError
 from lora_nb.config import RunConfig, run_config
-from lora_nb.prefer import PreferenceSession, PreferenceSettings, PreferError, collect
+from lora_nb.prefer import PreferenceSession, PreferenceSettings, PreferError
+from lora_nb.preferences import collect
 
 PAIRS = [{'prompt': f"What is {a} + {b}?", 'chosen': str(a + b), 'rejected': str(a + b + 1)}
          for a in range(5) for b in range(4)]

@@ -127,7 +127,7 @@ def test_resume_after_a_crash_in_a_new_process(tmp_path):
 
 def test_partial_checkpoints_are_skipped(tmp_path):
     from safetensors.torch import save_file
-    from lora_nb.train import last_complete_checkpoint
+    from lora_nb.trainer import last_complete_checkpoint
     for n, files in [(2, ['trainer_state.json', 'adapter_model.safetensors']), (4, ['adapter_model.safetensors']),
                      (10, [])]:
         d = tmp_path/f'checkpoint-{n}'

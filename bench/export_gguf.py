@@ -26,6 +26,7 @@ sys.path.insert(0, 'bench')
 from harness import status, emit, reset_peak
 from pathlib import Path
 import torch, lora_nb.export as X
+from lora_nb.models import load_tokenizer
 base = status('VmRSS')
 est = X.estimate_gguf(sys.argv[1], 'q8_0')
 e = X.export_gguf(sys.argv[1], sys.argv[2], 'q8_0', verify=False)
@@ -33,7 +34,7 @@ out = dict(seconds=e.seconds, peak=status('VmHWM'), peak_above_imports=status('V
            estimate=est)
 if sys.argv[3] == '1':   # the check, apart: it builds the merged model (PEFT), then loads the file in transformers
     reset_peak()
-    t0, tok = time.perf_counter(), X.load_tokenizer(str(X._model_folder(sys.argv[1])))
+    t0, tok = time.perf_counter(), load_tokenizer(str(X._model_folder(sys.argv[1])))
     v = X._check(Path(sys.argv[2]), None, tok, None, 'q8_0', sys.argv[1], None, 256)
     out.update(check_seconds=time.perf_counter() - t0, check_peak=status('VmHWM'), logit_diff=v.logit_diff,
                greedy=v.greedy_agreement, n_tokens=v.n_tokens, problems=v.problems)
@@ -44,17 +45,18 @@ NAIVE = r'''
 import sys, time
 sys.path.insert(0, 'bench')
 from harness import status, emit
-import numpy as np, torch, gguf, lora_nb.export as X
+import numpy as np, torch, gguf, lora_nb.gguf_writer as W
+from lora_nb.export import load_merged
 base = status('VmRSS')
 t0 = time.perf_counter()
-model, tok, name = X.load_merged(sys.argv[1])
-arch = X.gguf_arch(model.config)
+model, tok, name = load_merged(sys.argv[1])
+arch = W.gguf_arch(model.config)
 w = gguf.GGUFWriter(sys.argv[2], arch)
-X.add_hparams(w, model.config, arch)
-X.add_tokenizer(w, tok, model.config)
-for n, hf, _, t in X.model_tensors(model, arch):   # the usual way: every tensor converted and quantized in memory first
-    a = X.to_gguf_layout(hf, t, arch, model.config).detach().float().numpy()
-    typ = X.tensor_type(a.shape, 'q8_0')
+W.add_hparams(w, model.config, arch)
+W.add_tokenizer(w, tok, model.config)
+for n, hf, _, t in W.model_tensors(model, arch):   # the usual way: every tensor converted and quantized in memory first
+    a = W.to_gguf_layout(hf, t, arch, model.config).detach().float().numpy()
+    typ = W.tensor_type(a.shape, 'q8_0')
     w.add_tensor(n, gguf.quants.quantize(a, typ), raw_dtype=typ)
 w.write_header_to_file()
 w.write_kv_data_to_file()

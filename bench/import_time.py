@@ -1,4 +1,5 @@
-"""Import time: `lora_nb`, `lora_nb.panels.studio` (every tab's state), and the time to a displayed Studio (hand-written).
+"""Import time: `lora_nb`, `lora_nb.panels.studio` (every tab's state), and the time to a displayed Studio
+(hand-written).
 
 Each figure is the median of fresh processes. `before` is an earlier commit of this repository (default: the last
 commit before the house was restructured), checked out with `git worktree` and put first on the path; `after` is

@@ -75,7 +75,7 @@ def test_the_system_setting_trains_exactly_as_it_says(smol, system):
     assert [trained(smol, e) for e in default.train] == [trained(smol, e) for e in p.train]
 
 def test_the_template_default_is_made_explicit_in_the_modelfile(smol):
-    from lora_nb.export import modelfile
+    from lora_nb.ollama import modelfile
     assert f'SYSTEM """{SMOL}"""' in modelfile(smol, 'smollm2.gguf')
     t = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
     assert 'SYSTEM' not in modelfile(t, 'tiny.gguf')   # a template that adds none: no SYSTEM line

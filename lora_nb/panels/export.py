@@ -36,7 +36,7 @@ class ExportState:
 @patch
 def errors(self:ExportState) -> dict[str, str]:
     "Field name -> what is wrong with it."
-    from lora_nb.export import KQUANTS, QTYPES
+    from lora_nb.gguf_writer import KQUANTS, QTYPES
     out = {}
     if not self.run: out['run'] = "Choose a run with a final adapter."
     if self.kind != 'merge' and self.qtype not in (*QTYPES, *KQUANTS): out['qtype'] = f"Unknown type {self.qtype}."

@@ -22,7 +22,7 @@ class ExportPanel(View):
         self.runs = W.Dropdown(description='run')
         self.kind = W.ToggleButtons(options=list(KINDS.items()), value='gguf')
         self.source = W.Dropdown(options=[('final adapter', None), ('newest checkpoint', 'latest')], description='from')
-        from lora_nb.export import KQUANTS, QTYPES
+        from lora_nb.gguf_writer import KQUANTS, QTYPES
         self.qtype = W.Dropdown(options=[*QTYPES, *KQUANTS], value='q8_0', description='type')
         self.ollama = W.Checkbox(value=True, description='Ollama Modelfile')
         self.repo = W.Text(placeholder='you/name (optional)', description='push to')

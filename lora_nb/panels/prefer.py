@@ -43,7 +43,7 @@ def parents(self:PreferState) -> list[str]:
 @patch
 def gather(self:PreferState, run_id:str|None=None):
     "The preferences in run `run_id`'s votes and chat ratings, kept in its folder; returns them (None if refused)."
-    from lora_nb.prefer import collect
+    from lora_nb.preferences import collect
     from lora_nb.runs import Run
     self.parent = run_id or self.parent
     if not self.parent:

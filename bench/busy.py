@@ -14,7 +14,7 @@ interleaved per repeat so a neighbour's load falls on all alike:
 
 Slowdown = alone ÷ beside. A fair share of two cores beside one other process is 2×; the goal is ≤ 2.5×.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, os, statistics, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import emit, measure, ratio

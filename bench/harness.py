@@ -4,7 +4,7 @@ Each benchmark is a script in bench/ that prints one JSON line of figures. Measu
 process (peak memory, load time) run in fresh subprocesses through `measure`, which returns the JSON the child
 printed last.
 """
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

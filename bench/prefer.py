@@ -19,7 +19,7 @@ invalid count is reported with it.
 import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import emit, measure, ratio
+from harness import emit, measure
 
 SETUP = r'''
 import json, random

@@ -7,7 +7,7 @@ live figure, progress bar and status updated from the training thread, and the C
 Alternating order, twice each; the best of each is compared (a run slowed by another process on this shared 2-core
 machine shows in `runs_seconds`) (hand-written).
 """
-import json, sys, time
+import json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import emit, ratio, ROOT

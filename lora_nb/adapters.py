@@ -8,7 +8,6 @@ import json, os, shutil
 from pathlib import Path
 
 import torch
-from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from .errors import LoraNbError, SettingsError

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from peft import PeftModel
 from transformers import AutoConfig, AutoTokenizer
 from .errors import ModelLoadError

@@ -8,7 +8,6 @@ import html
 from dataclasses import dataclass, field
 
 import torch
-from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from peft import PeftModel
 from peft.tuners.lora.model import _adapter_names_pre_forward_hook
 from fastcore.basics import patch

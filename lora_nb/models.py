@@ -19,9 +19,9 @@ from .weights import OLLAMA_PREFIX, dequantized_folder, find_gguf, gguf_config, 
 
 # %% auto #0
 __all__ = ['GGUF_KINDS', 'resolve_source', 'same_model', 'hub_reachable', 'check_hub', 'load_config', 'check_causal_lm',
-           'load_tokenizer', 'resolve_dtypes', 'quiet_bnb', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc',
-           'release_checkpoint', 'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel',
-           'bnb_config', 'check_setting_names', 'check_quantized', 'load_model', 'save_random_model']
+           'load_tokenizer', 'resolve_dtypes', 'import_bnb', 'patch_4bit_cpu', 'tune_cpu_malloc', 'release_checkpoint',
+           'check_forward', 'ModelSummary', 'find_target_modules', 'all_targets', 'LoadedModel', 'bnb_config',
+           'check_setting_names', 'check_quantized', 'load_model', 'save_random_model']
 
 # %% ../nbs/04_models.ipynb #8db1f35d
 _DTYPES = {k: getattr(torch, v) for k, v in DTYPE_NAMES.items()}
@@ -160,28 +160,6 @@ def resolve_dtypes(s:ModelSettings, device:str) -> tuple[str, str|None]:
     elif s.dtype is not None: dtype = s.dtype
     else: dtype = auto if s.load_in_4bit else default_dtype(device)
     return dtype, s.bnb_4bit_compute_dtype or (auto if s.load_in_4bit else None)
-
-# %% ../nbs/04_models.ipynb #51843273
-class _NoKernelsNotice(logging.Filter):
-    "Drops bitsandbytes' notice that the `kernels` package is missing (shared/DESIGN.md hazards 3 and 20)."
-    def filter(self, record): return 'kernels-community' not in record.getMessage()
-
-
-class _NoTrustCheckNotice(logging.Filter):
-    "Drops `kernels`' notice that it skipped the trust check of kernels-community (each offline bnb import)."
-    def filter(self, record):
-        return not record.getMessage().startswith("Skipping publisher trust check for 'kernels-community/")
-
-# %% ../nbs/04_models.ipynb #682e3bb2
-_NOTICES = {'bitsandbytes.backends.cpu.ops': _NoKernelsNotice, 'kernels._internals.hf_hub': _NoTrustCheckNotice}
-
-def quiet_bnb():
-    "Silence bitsandbytes' import-time notices about `kernels`, whoever imports it (peft does, on import)."
-    for name, cls in _NOTICES.items():
-        lg = logging.getLogger(name)
-        if not any(isinstance(f, cls) for f in lg.filters): lg.addFilter(cls())
-
-quiet_bnb()
 
 # %% ../nbs/04_models.ipynb #0a9da990
 def import_bnb():

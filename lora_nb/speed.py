@@ -11,7 +11,6 @@ from pathlib import Path
 import torch, types
 from torch import nn
 from torch.nn import functional as F
-from .models import quiet_bnb   # noqa: F401 (imported for its side effect: bitsandbytes quiet before peft imports it)
 from .defaults import epochs_of
 from peft.tuners.lora.layer import Linear as LoraLinear
 from transformers import AttentionInterface, PreTrainedModel

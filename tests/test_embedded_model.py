@@ -1,6 +1,6 @@
 """The embedded base model: pretrained (not noise), a working chat template, 4-bit friendly, loads like a hub model
 (hand-written)."""
-import math, pydoc_data.topics
+import pydoc_data.topics
 import torch, pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from lora_nb.models import EMBEDDED_MODEL, load_model, save_random_model

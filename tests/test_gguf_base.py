@@ -1,6 +1,6 @@
 """A GGUF file, a folder with one GGUF, or an Ollama model as the base model (issue 25, part 1), on the real weights;
 bad GGUF input, each a clear error with nothing written (hand-written)."""
-import json, os, shutil, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 
 import numpy as np

@@ -96,7 +96,7 @@ def test_bnb_notice_is_there_to_silence():
     "imports bitsandbytes when imported itself, Trainer and older peft do)."
     import subprocess, sys
     r = subprocess.run([sys.executable, '-c', 'import bitsandbytes'], capture_output=True, text=True)
-    assert 'kernels' in r.stderr, 'bitsandbytes no longer prints the notice: drop quiet_bnb and these tests'
+    assert 'kernels' in r.stderr, 'bitsandbytes no longer prints it: drop lora_nb.__init__ filters and these tests'
 
 def test_8bit_on_cpu_loads_in_float16_and_does_not_log_per_matmul(capfd):
     lm = load_model(quantization='8bit', dtype='float32')

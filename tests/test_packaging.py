@@ -52,8 +52,9 @@ def test_panel_state_has_no_widgets(state):
     src = (ROOT/'lora_nb'/'panels'/state).read_text()
     assert 'ipywidgets' not in src and 'plotly' not in src and 'IPython' not in src
 
-ENGINE = ('errors', 'settings', 'models', 'weights', 'memory', 'defaults', 'speed', 'templates', 'data', 'runs',
-          'threads', 'distributed', 'train', 'generation', 'chat', 'votes', 'adapters', 'export', 'config', 'prefer',
+ENGINE = ('errors', 'settings', 'models', 'weights', 'memory', 'defaults', 'speed', 'templates', 'sources', 'data',
+          'runs', 'threads', 'distributed', 'trainer', 'train', 'generation', 'chat', 'votes', 'adapters',
+          'gguf_writer', 'gguf_check', 'lora_gguf', 'llamacpp', 'ollama', 'export', 'config', 'preferences', 'prefer',
           'judge')
 FACES = ('ipywidgets', 'IPython', 'plotly', 'anywidget', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.lab')
 HEAVY = ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')
@@ -80,8 +81,8 @@ def test_engine_does_not_import_faces(mod):
     "Real imports, not a grep: nbdev writes relative imports, and a face can come in through another module."
     assert not loads(imported_by(f'lora_nb.{mod}'), FACES), mod
 
-@pytest.mark.parametrize('mod', ['lora_nb', 'lora_nb.settings', 'lora_nb.errors', 'lora_nb.runs', 'lora_nb.lab.runview',
-                                 'lora_nb.panels.studio'])
+@pytest.mark.parametrize('mod', ['lora_nb', 'lora_nb.settings', 'lora_nb.errors', 'lora_nb.runs', 'lora_nb.config',
+                                 'lora_nb.lab.runview', 'lora_nb.panels.studio'])
 @pytest.mark.slow
 def test_light_modules_do_not_import_heavy_libraries(mod):
     assert not loads(imported_by(mod), HEAVY), mod

@@ -1,6 +1,5 @@
 """Preference training: the YAML path, stop, and the bad inputs of the issue (hand-written; real trainer)."""
 import json, shutil, threading
-from pathlib import Path
 import pytest
 from lora_nb.errors import LoraNbError, SettingsError
 from lora_nb.models import load_model

@@ -1,7 +1,7 @@
 """Preference runs in one packed row a batch, each rejected answer sharing its prompt's states, and label
 log-probabilities from the labelled positions only: the same losses and adapter as TRL's padded batches, recorded in
 run.json, and the model as it was afterwards (hand-written; real trainer)."""
-import pytest, torch
+import pytest
 from lora_nb.models import load_model
 from lora_nb.data import prepare
 from lora_nb.train import Session, TrainSettings, LoraSettings

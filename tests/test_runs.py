@@ -2,7 +2,7 @@
 import json, multiprocessing as mp, subprocess, sys, threading
 from pathlib import Path
 import pytest
-from lora_nb.runs import Run, RunError, list_runs, read_jsonl, run_path, write_json
+from lora_nb.runs import Run, RunError, list_runs, run_path, write_json
 
 def _writer(path, worker, n):
     run = Run(Path(path))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from fastcore.basics import patch
 from ..settings import ModelSettings
-from .core import DATA_COPY, write_records
+from .core import write_records
 
 # %% auto #0
 __all__ = ['CodeState', 'short']

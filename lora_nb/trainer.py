@@ -8,10 +8,10 @@ import contextlib, importlib.metadata, json, math, os, shutil, time, warnings, z
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .models import all_targets, find_target_modules   # (bitsandbytes quietened before peft imports it)
+from .models import all_targets, find_target_modules
 from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from peft import LoraConfig
 from safetensors import safe_open
 from fastcore.basics import patch
@@ -21,7 +21,8 @@ from .distributed import save_on_main, sharded
 
 # %% auto #0
 __all__ = ['Event', 'library_versions', 'without_printing', 'EventBridge', 'packing_exact', 'WholeCheckpointTrainer',
-           'quiet_peft', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint', 'adapter_card']
+           'quiet_peft', 'checkpoint_problem', 'checkpoints', 'last_complete_checkpoint', 'drop_old_checkpoints',
+           'adapter_card']
 
 # %% ../nbs/14_trainer.ipynb #97d09f67
 @patch
@@ -189,7 +190,7 @@ class WholeCheckpointTrainer(Trainer):
         name = f'{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}'
         publish_folder(Path(stage)/name, Path(real)/name)   # synced, then renamed into place
         shutil.rmtree(stage, ignore_errors=True)
-        rotate_checkpoints(real, self.args.save_total_limit)
+        drop_old_checkpoints(real, self.args.save_total_limit)
 
     def _save_rng_state(self, output_dir):
         "Each rank's RNG state; on several processes rank 0 writes them all (another machine may lack the folder)."
@@ -233,6 +234,17 @@ def checkpoints(folder:Path) -> list[Path]:
 def last_complete_checkpoint(folder:Path) -> str|None:
     "The newest `checkpoint-N` in `folder` that was written completely and reads back."
     return next((str(p) for p in checkpoints(folder) if checkpoint_problem(p) is None), None)
+
+# %% ../nbs/14_trainer.ipynb #c005abca
+def drop_old_checkpoints(folder:str|Path, # the run's checkpoints folder
+                         limit:int|None, # how many to keep (None or 0: all)
+                        ):
+    "Keep the newest `limit` checkpoints; each older one is renamed out of sight before it is deleted."
+    for p in Path(folder).glob('.dropped-*'): shutil.rmtree(p, ignore_errors=True)   # left by a kill
+    for p in checkpoints(folder)[limit:] if limit and limit > 0 else []:
+        gone = p.with_name(f'.dropped-{p.name}')
+        os.replace(p, gone)
+        shutil.rmtree(gone, ignore_errors=True)
 
 # %% ../nbs/14_trainer.ipynb #30868688
 _CARD = """---

@@ -13,7 +13,10 @@ from harness import ROOT, emit, ratio
 
 CASES = {
     'import_lora_nb': "import lora_nb",
-    'import_panels_state': "import lora_nb.panels.studio",
+    # every tab's state: lora_nb.panels.studio since issue 26, lora_nb.panels.state before it
+    'import_panels_state': "import importlib, importlib.util as u\n"
+                           "new = u.find_spec('lora_nb.panels.studio')\n"
+                           "importlib.import_module('lora_nb.panels.studio' if new else 'lora_nb.panels.state')",
     # what a notebook cell `Studio()` does before the frontend draws it: build the widgets and their view mimebundle
     'studio_displayed': "from lora_nb import Studio\ns = Studio(root=sys.argv[1])\nassert s.widget._repr_mimebundle_()",
 }

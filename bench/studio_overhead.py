@@ -39,7 +39,9 @@ studio.model.load_btn.click()
 studio.data.fields['text'].w.value = TEXT
 studio.data.fields['eval_size'].w.value = 0.0
 studio.data.prep_btn.click()
-for k, v in TRAIN.items(): studio.train.fields['train.' + k].w.value = v
+for k, v in TRAIN.items():   # the learning rate and passes are text fields ('auto' or a number)
+    w = studio.train.fields['train.' + k].w
+    w.value = str(v) if isinstance(w.value, str) else v
 studio.train.fields['lora.r'].w.value = 16
 studio.train.start_btn.click()
 studio.tabs.selected_index = 4        # the Chat tab open and idle while it trains (the plot keeps updating)

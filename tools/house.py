@@ -24,7 +24,7 @@ def modules() -> dict:
         out['.'.join(parts[:-1] if parts[-1] == '__init__' else parts)] = p
     return out
 
-def _target(name:str, mod:str, is_pkg:bool, node:ast.ImportFrom) -> str:
+def _target(mod:str, is_pkg:bool, node:ast.ImportFrom) -> str:
     "The absolute module a `from … import` names."
     if not node.level: return node.module or ''
     base = mod.split('.') if is_pkg else mod.split('.')[:-1]
@@ -38,7 +38,7 @@ def imports(mod:str, path:Path, known:set) -> set:
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
-            t = _target(mod, mod, is_pkg, node)
+            t = _target(mod, is_pkg, node)
             subs = {f'{t}.{a.name}' for a in node.names if f'{t}.{a.name}' in known}
             out |= subs or ({t} if t in known else set())
     return out - {mod}
@@ -109,13 +109,14 @@ def without_torch(module:str='lora_nb.config') -> bool:
 def figures() -> dict:
     "The house's figures (see the module docstring)."
     ms, g, nbs = modules(), graph(), notebooks()
+    circles = cycles(g)
     sizes = {m: lines(p) for m, p in ms.items() if m not in FACADE}
     panels = {m: n for m, n in sizes.items() if m.startswith('lora_nb.panels.')}
     cells = [c for _, cs in nbs for c in cs if c['cell_type'] == 'code']
     exp = [n for _, cs in nbs for n in exported_lines(cs)]
     silent = [p.name for p, cs in nbs if not any(c.get('outputs') for c in cs if c['cell_type'] == 'code')]
-    return {'modules': len(sizes), 'lines': sum(sizes.values()), 'import_cycles': len(cycles(g)),
-            'cycle_groups': cycles(g), 'engine_to_face': face_arrows(g),
+    return {'modules': len(sizes), 'lines': sum(sizes.values()), 'import_cycles': len(circles),
+            'cycle_groups': circles, 'engine_to_face': face_arrows(g),
             'largest_module': max(sizes.items(), key=lambda kv: kv[1]),
             'modules_over_700': sorted(m for m, n in sizes.items() if n > MAX_MODULE),
             'largest_panel': max(panels.items(), key=lambda kv: kv[1]) if panels else None,

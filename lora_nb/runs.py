@@ -24,7 +24,8 @@ class RunError(LoraNbError):
 
 RUNS_ENV = 'LORA_NB_RUNS'
 RUN_FILES = dict(run='run.json', metrics='metrics.jsonl', samples='samples.jsonl', votes='votes.jsonl', stop='STOP',
-                 lock='LOCK', chats='chats.jsonl')
+                 lock='LOCK', chats='chats.jsonl', judgments='judgments.jsonl',
+                 evals='evals.jsonl')
 
 def runs_root(root:str|Path|None=None) -> Path:
     "The runs root: `root`, else `$LORA_NB_RUNS`, else `runs/` under the current directory."

@@ -51,11 +51,15 @@ def __repr__(self:Comparison):
     return '\n\n'.join(f"» {p}\n" + answers(o) for p, o in zip(self.prompts, self.outputs))
 
 # %% ../nbs/20_generation.ipynb #2e230655
+def _messages(p:str|list[dict], head:list[dict]) -> list[dict]:
+    "A prompt as chat messages: text as one user turn; a chat as it is; led by `head` (a system turn) if it has none."
+    msgs = [{'role': 'user', 'content': p}] if isinstance(p, str) else list(p)
+    return msgs if msgs and msgs[0]['role'] == 'system' else head + msgs
+
 def _encode(tok, prompts, chat, system:str|None=None):
-    "The prompts, left-padded; in the chat template (with `system` as the system message, where given) when `chat`."
+    "The prompts (text, or chats ending with a user turn), left-padded; in the chat template when `chat`."
     head = [] if system is None else [{'role': 'system', 'content': system}]
-    turn = lambda p: tok.apply_chat_template(head + [{'role': 'user', 'content': p}], tokenize=False,
-                                             add_generation_prompt=True)
+    turn = lambda p: tok.apply_chat_template(_messages(p, head), tokenize=False, add_generation_prompt=True)
     texts = [turn(p) if chat else p for p in prompts]
     side, tok.padding_side = tok.padding_side, 'left'
     try: return tok(texts, return_tensors='pt', padding=True, add_special_tokens=not chat)

@@ -35,6 +35,54 @@ export interface IRunSummary {
   error: string | null;
   /** The last finite losses. */
   spark: number[];
+  /** The latest evaluation stored with the run (its first metric); null or absent without one. */
+  eval?: IEvalSummary | null;
+}
+
+/** `Figure`: one metric's mean over an eval set with its 95 % bootstrap interval. */
+export interface IFigure {
+  value: number | null;
+  low: number | null;
+  high: number | null;
+  /** Examples scored. */
+  n?: number;
+  /** Examples whose metric raised (left out of the mean). */
+  errors?: number;
+}
+
+/** `EvalData`: what was evaluated; records with the same `fingerprint` and metric are comparable. */
+export interface IEvalData {
+  name: string;
+  fingerprint: string;
+  n: number;
+}
+
+/** `EvalSummary`: a run's latest evaluation in its row: the first metric, the run's figure and the base's. */
+export interface IEvalSummary {
+  id: string;
+  time: string;
+  data: IEvalData;
+  metric: string;
+  own: IFigure | null;
+  base: IFigure | null;
+}
+
+/** `EvalRecord`: one line of the run's evals.jsonl (without the per-example rows). */
+export interface IEvalRecord {
+  id: string;
+  time: string;
+  /** `'metrics'` or `'lm_eval'`. */
+  kind: string;
+  data: IEvalData;
+  metrics: string[];
+  settings?: { [key: string]: JSONValue };
+  seed?: number | null;
+  base?: { model: string | null; revision?: string | null };
+  /** Column (adapter name, `__base__` for the base) → the run it came from. */
+  columns: { [column: string]: { run: string | null; adapter?: string | null } };
+  /** Column → metric → figure. */
+  figures: { [column: string]: { [metric: string]: IFigure } };
+  examples?: string | null;
 }
 
 /** `RunsPage`: `GET runs?offset=&limit=`. */
@@ -145,6 +193,35 @@ export interface IRunDetail {
   judges: IJudges | null;
   /** A cell that loads the final adapter; null without one. */
   code: string | null;
+  /** The run's evaluations, oldest first (at most the last 20); absent from older servers. */
+  evals?: IEvalRecord[];
+}
+
+/** The column name of the base model in evaluations, votes and the leaderboard. */
+export const BASE = '__base__';
+
+/** `BoardRow`: one run (or the base, `run: '__base__'`) on the leaderboard. */
+export interface IBoardRow {
+  run: string;
+  name: string;
+  /** The run's latest figure on the chosen eval set and metric; null when it has none. */
+  metric: IFigure | null;
+  /** Bradley–Terry rating on an Elo scale (base = 1000) with its 95 % bootstrap interval; null without games. */
+  rating: { value: number; low: number; high: number } | null;
+  /** Blind votes and judge verdicts the run took part in. */
+  games: number;
+}
+
+/** `Board`: `GET board?base=&data=&metric=`, the leaderboard of the runs on one base. */
+export interface IBoard {
+  bases: Array<{ model: string; runs: number }>;
+  base: string | null;
+  sets: Array<{ fingerprint: string; name: string; n: number; metrics: string[]; runs: number }>;
+  data: string | null;
+  metric: string | null;
+  /** Sorted by rating, then metric. */
+  rows: IBoardRow[];
+  games: number;
 }
 
 /** `StopReply`: `POST runs/<id>/stop`. */

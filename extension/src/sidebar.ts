@@ -8,6 +8,7 @@ import type { IRunSummary } from './api';
 import { describeError } from './api';
 import { sparkPath } from './chart';
 import { button, h, s } from './dom';
+import { evalLine, evalTitle } from './evals';
 import {
   corruptWarning,
   deleteBlocked,
@@ -30,6 +31,8 @@ export interface IRunActions {
   rename(run: IRunSummary): Promise<boolean>;
   /** Ask for confirmation and delete; resolves false when cancelled or refused. */
   remove(run: IRunSummary): Promise<boolean>;
+  /** Open the leaderboard of the runs. */
+  board(): void;
 }
 
 /** A small button showing `icon`, labelled for screen readers and tooltips. */
@@ -82,6 +85,12 @@ export class RunsPanel extends Widget {
     });
     refresh.append(refreshIcon.element({ tag: 'span' }));
     refresh.addEventListener('click', () => void this.model.refresh());
+    const board = button(
+      'jp-LoraNb-openBoard',
+      'Leaderboard',
+      () => this._actions.board(),
+      'Rank the runs on one base: eval figures and ratings from blind votes'
+    );
 
     this._root = h('div', { class: 'jp-LoraNb-root' });
     this._error = h('div', { class: 'jp-LoraNb-error', role: 'alert' });
@@ -96,7 +105,12 @@ export class RunsPanel extends Widget {
       h(
         'div',
         { class: 'jp-LoraNb-header' },
-        h('div', { class: 'jp-LoraNb-title' }, h('span', {}, 'LoRA runs'), refresh),
+        h(
+          'div',
+          { class: 'jp-LoraNb-title' },
+          h('span', {}, 'LoRA runs'),
+          h('span', { class: 'jp-LoraNb-titleButtons' }, board, refresh)
+        ),
         this._root
       ),
       this._error,
@@ -266,6 +280,7 @@ export class RunsPanel extends Widget {
         eta ? h('span', { class: 'jp-LoraNb-eta' }, `ETA ${eta}`) : null,
         sparkline(run.spark ?? [])
       ),
+      run.eval ? h('div', { class: 'jp-LoraNb-eval', title: evalTitle(run.eval) }, evalLine(run.eval)) : null,
       warning ? h('div', { class: 'jp-LoraNb-warning' }, warning) : null,
       buttons
     );

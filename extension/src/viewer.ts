@@ -1,4 +1,4 @@
-/** The run viewer: summary, loss chart, warnings, votes, probe samples, settings. */
+/** The run viewer: summary, loss chart, warnings, evaluations, votes, probe samples, settings. */
 
 import { Widget } from '@lumino/widgets';
 
@@ -6,6 +6,7 @@ import type { IMetrics, IRunDetail, IRunSummary, Series } from './api';
 import { describeError } from './api';
 import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
 import { button, h, s } from './dom';
+import { evalRows } from './evals';
 import { flattenSettings, judgesText, metricsLine, runLabel, votesText } from './format';
 import { RunModel } from './model';
 import { badge } from './sidebar';
@@ -156,6 +157,7 @@ export class RunViewer extends Widget {
     this._overlayPick.addEventListener('change', () => void this._pickOverlay(this._overlayPick.value));
     this._fillOverlayPick();
     this._chartHead = h('label', { class: 'jp-LoraNb-overlay' }, h('span', {}, 'Compare with '), this._overlayPick);
+    this._evals = section('jp-LoraNb-evals', 'Evaluations');
     this._votes = section('jp-LoraNb-votes', 'Blind votes');
     this._samples = section('jp-LoraNb-samples', 'Probe samples');
     this._settings = section('jp-LoraNb-settings', 'Settings');
@@ -165,6 +167,7 @@ export class RunViewer extends Widget {
       this._error,
       this._warnings,
       this._chart,
+      this._evals,
       this._votes,
       this._samples,
       this._settings
@@ -227,6 +230,17 @@ export class RunViewer extends Widget {
         legend(m, this._overlay),
         lossChart(m, this._overlay),
         m?.downsampled ? h('div', { class: 'jp-LoraNb-note' }, `downsampled from ${m.points} points`) : null
+      );
+    });
+
+    this._update('evals', detail.evals, () => {
+      const rows = evalRows(detail.evals, run.id);
+      this._replaceBody(
+        this._evals,
+        rows.length
+          ? table('jp-LoraNb-evalsTable', ['time (UTC)', 'data set', 'metric', 'this run', 'base'], rows)
+          : h('p', {}, 'No evaluations yet: `evaluate(…, run=…)` or the Studio’s Evaluate tab stores them here.'),
+        rows.length ? h('div', { class: 'jp-LoraNb-note' }, 'Newest first; 95% bootstrap intervals in brackets.') : null
       );
     });
 
@@ -347,6 +361,7 @@ export class RunViewer extends Widget {
   private _error: HTMLElement;
   private _warnings: HTMLElement;
   private _chart: HTMLElement;
+  private _evals: HTMLElement;
   private _votes: HTMLElement;
   private _samples: HTMLElement;
   private _settings: HTMLElement;

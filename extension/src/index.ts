@@ -15,6 +15,8 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { BoardModel, createBlindAb } from './board';
+import { BoardView } from './boardview';
 import type { IDeleteReply, IRenameReply, IRunDetail, IRunSummary, IStopReply } from './api';
 import { describeError } from './api';
 import { runLabel } from './format';
@@ -33,6 +35,8 @@ export namespace CommandIDs {
   export const stopRun = 'lora-nb:stop-run';
   export const insertCode = 'lora-nb:insert-adapter-code';
   export const newQuickstart = 'lora-nb:new-quickstart';
+  export const openBoard = 'lora-nb:open-board';
+  export const blindAb = 'lora-nb:blind-ab';
 }
 
 const CATEGORY = 'LoRA';
@@ -43,7 +47,7 @@ function argId(args: ReadonlyPartialJSONObject): string | null {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'lora-nb:plugin',
-  description: 'lora_nb: runs sidebar, run viewer, status bar and quickstart notebook.',
+  description: 'lora_nb: runs sidebar, run viewer, leaderboard, status bar and quickstart notebook.',
   autoStart: true,
   optional: [ICommandPalette, ILauncher, IStatusBar, INotebookTracker, IDefaultFileBrowser, ILayoutRestorer],
   activate: (
@@ -68,6 +72,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const viewers = new WidgetTracker<MainAreaWidget<RunViewer>>({
       namespace: 'lora-nb-run'
     });
+    const boards = new WidgetTracker<MainAreaWidget<BoardView>>({ namespace: 'lora-nb-board' });
 
     /** The id from the command's args, or one picked from the runs the sidebar knows. */
     async function pickRun(
@@ -175,7 +180,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       stop: (id: string) => stopRun(id),
       insert: (id: string) => void commands.execute(CommandIDs.insertCode, { id }),
       rename: (run: IRunSummary) => renameRun(run),
-      remove: (run: IRunSummary) => deleteRun(run)
+      remove: (run: IRunSummary) => deleteRun(run),
+      board: () => void commands.execute(CommandIDs.openBoard)
     };
 
     // Sidebar.
@@ -190,6 +196,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         args: w => ({ id: w.content.model.id }),
         name: w => w.content.model.id
       });
+      void restorer.restore(boards, { command: CommandIDs.openBoard, name: () => 'board' });
     }
     runs.start();
     document.addEventListener('visibilitychange', () => {
@@ -247,6 +254,65 @@ const plugin: JupyterFrontEndPlugin<void> = {
         growInSplit(widget);
         model.start();
         return widget;
+      }
+    });
+
+    // The leaderboard: one view, made on first use
+    let board: MainAreaWidget<BoardView> | null = null;
+    commands.addCommand(CommandIDs.openBoard, {
+      label: 'Show LoRA Leaderboard',
+      caption: 'Rank the runs on one base: eval figures and ratings from blind votes and judges',
+      icon: loraRunsIcon,
+      execute: () => {
+        if (!board || board.isDisposed) {
+          const content = new BoardView(new BoardModel(requestAPI), {
+            open: id => void commands.execute(CommandIDs.openRun, { id }),
+            blindAb: async (a, b) => {
+              await commands.execute(CommandIDs.blindAb, { a, b });
+            }
+          });
+          board = new MainAreaWidget({ content });
+          board.id = 'lora-nb-board-panel';
+          board.title.label = 'LoRA Leaderboard';
+          board.title.caption = 'The runs on one base, ranked';
+          board.title.icon = loraRunsIcon;
+          board.title.closable = true;
+          void boards.add(board);
+        }
+        if (!board.isAttached) {
+          shell.add(board, 'main');
+          if (!board.isAttached) {
+            shell.add(board, 'down'); // Notebook 7: below the notebook, as the run viewer
+          }
+        }
+        shell.activateById(board.id);
+        growInSplit(board);
+        void board.content.model.load();
+        return board;
+      }
+    });
+
+    commands.addCommand(CommandIDs.blindAb, {
+      label: args =>
+        typeof args.a === 'string' && typeof args.b === 'string'
+          ? `Blind A/B of ${args.a} and ${args.b} in the Studio`
+          : 'Blind A/B of Two LoRA Runs in the Studio',
+      caption: 'Create a notebook that opens the Studio on a blind A/B between two runs',
+      execute: async args => {
+        const a = typeof args.a === 'string' ? args.a : '';
+        const b = typeof args.b === 'string' ? args.b : '';
+        if (!a || !b) {
+          Notification.info('Select two runs on the LoRA Leaderboard first.', { autoClose: 5000 });
+          void commands.execute(CommandIDs.openBoard);
+          return;
+        }
+        const dir = typeof args.cwd === 'string' ? args.cwd : (browser?.model.path ?? '');
+        try {
+          const path = await createBlindAb(app.serviceManager.contents, dir, a, b);
+          return commands.execute('docmanager:open', { path, factory: 'Notebook' });
+        } catch (err) {
+          void showErrorMessage('Cannot create the blind A/B notebook', describeError(err));
+        }
       }
     });
 
@@ -319,6 +385,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       for (const command of [
         CommandIDs.openRuns,
+        CommandIDs.openBoard,
         CommandIDs.openRun,
         CommandIDs.stopRun,
         CommandIDs.insertCode,

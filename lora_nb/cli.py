@@ -9,8 +9,8 @@ from pathlib import Path
 from .errors import LoraNbError
 
 # %% auto #0
-__all__ = ['cmd_demo', 'cmd_estimate', 'cmd_train', 'runs_table', 'cmd_runs', 'cmd_export', 'PushError', 'cmd_push', 'cmd_serve',
-           'parser', 'main']
+__all__ = ['cmd_demo', 'cmd_estimate', 'cmd_train', 'runs_table', 'cmd_runs', 'cmd_export', 'PushError', 'cmd_push', 'eval_table',
+           'cmd_eval', 'cmd_serve', 'parser', 'main']
 
 # %% ../nbs/71_cli.ipynb #e8e988ee
 def _root_arg(p, help:str='the runs root (default: $LORA_NB_RUNS or ./runs)'):
@@ -204,7 +204,9 @@ def cmd_train(args) -> int:
             print(f"lora-nb: {'resuming' if args.resume else 'training'} run {s.run.id} ({processes})", flush=True)
         s.follow(sys.stdout if s.is_main else None, tick=c.tick)
     if s.status != 'failed': end_distributed()   # a failed rank exits at once, and the launcher ends the others
-    return _report(s, args.config) if s.is_main else 0
+    if not s.is_main: return 0
+    code = _report(s, args.config)
+    return _eval_after(cfg, s) or code   # with an `eval:` section, once it completed
 
 # %% ../nbs/71_cli.ipynb #e802065d
 def _say_duration(lm, data, train):
@@ -450,6 +452,79 @@ def _add_push(sub):
     u.add_argument('--token', default=None, help='a Hub token with write access (default: your login)')
     u.set_defaults(func=cmd_push)
 
+# %% ../nbs/71_cli.ipynb #e4b21fce
+def eval_table(ev, labels:dict|None=None) -> str:
+    "An evaluation as a text table: a row per model (the base first), each metric as `value [low, high]`."
+    head = ('model', *ev.metrics)
+    name = lambda c: (labels or {}).get(c, c)
+    body = [(name(r['column']), *(str(r.get(m, '-')) for m in ev.metrics)) for r in ev.table()]
+    w = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    return '\n'.join('  '.join(str(x).ljust(n) for x, n in zip(line, w)).rstrip() for line in [head, *body])
+
+# %% ../nbs/71_cli.ipynb #8c9fe101
+def _eval_progress(done:int, total:int):
+    if done == total or done % max(1, total // 10) == 0: print(f"  {done}/{total}", file=sys.stderr, flush=True)
+
+def _eval_data(data:str|None) -> str|None:
+    "`--data` as an absolute path when it is a file here, else as it is (a Hub dataset id)."
+    if data is None or not Path(data).expanduser().exists(): return data
+    return str(Path(data).expanduser().resolve())
+
+# %% ../nbs/71_cli.ipynb #f90231e7
+_FLAGS = dict(metrics='--metric', limit='--limit', max_new_tokens='--max-new-tokens', batch_size='--batch-size')
+
+def _eval_settings(args):
+    "The `EvalSettings` of `lora-nb eval`'s flags; an invalid one is named by its flag."
+    from lora_nb.config import EvalSettings
+    from lora_nb.errors import SettingsError
+    try: return EvalSettings(data=_eval_data(args.data), metrics=args.metric or ['exact_match'], limit=args.limit,
+                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    except SettingsError as e: raise SettingsError(e.what, where=_FLAGS.get(e.field, e.where), hint=e.hint) from None
+
+# %% ../nbs/71_cli.ipynb #360f9c7c
+def _print_eval(ev, run, column:str):
+    "What was evaluated, on how many examples, and the table (the base, then the run)."
+    from lora_nb.generation import BASE
+    d = ev.info.get('data') or {}
+    print(f"{d.get('name', 'data')}: {d.get('n', '?')} examples, evaluation {ev.id} stored in run {run.id}")
+    print(eval_table(ev, {BASE: 'base', column: run.id}))
+
+def cmd_eval(args) -> int:
+    "Evaluate a run's adapter against its base (its own eval split, or `--data`); the record is stored in the run."
+    from lora_nb.config import TUNED, eval_run
+    from lora_nb.runs import Run
+    s = _eval_settings(args)   # a wrong flag is said before anything is opened or loaded
+    run = Run.open(args.run, args.runs_root)
+    ev = eval_run(run, s, progress=None if args.json else _eval_progress)
+    if args.json: print(json.dumps(ev.record(), indent=2, default=str))
+    else: _print_eval(ev, run, TUNED)
+    return 0
+
+# %% ../nbs/71_cli.ipynb #09e5aede
+def _eval_after(cfg, s) -> int:
+    "`lora-nb train` with an `eval:` section: evaluate the adapter it trained, print the table; 0 (None: no eval)."
+    from lora_nb.config import eval_after
+    if cfg.eval is None or s.status != 'completed': return None
+    print(f"lora-nb: evaluating run {s.run.id} against its base", flush=True)
+    if (ev := eval_after(cfg, s)) is None: return None
+    _print_eval(ev, s.run, 'default')
+    return 0
+
+# %% ../nbs/71_cli.ipynb #10a70ebd
+def _add_eval(sub):
+    e = sub.add_parser('eval', help="evaluate a run's adapter against its base model (task metrics, 95 % intervals)")
+    _root_arg(e)
+    e.add_argument('run', help='run id')
+    e.add_argument('--data', metavar='PATH|HUB_ID', help="the examples to evaluate on (default: the run's eval split)")
+    e.add_argument('--metric', action='extend', nargs='+', metavar='NAME',
+                   help="exact_match (default), contains, chrf, rouge_l, json_valid, number, perplexity, …; "
+                        "'regex:PATTERN', 'number:TOLERANCE' or 'module:function' (several: --metric a b)")
+    e.add_argument('--limit', type=int, metavar='N', help='the first N examples only')
+    e.add_argument('--max-new-tokens', type=int, default=64, metavar='N', help='answer length')
+    e.add_argument('--batch-size', type=int, default=16, metavar='N', help='prompts generated together')
+    e.add_argument('--json', action='store_true', help='print the record stored in evals.jsonl as JSON')
+    e.set_defaults(func=cmd_eval)
+
 # %% ../nbs/71_cli.ipynb #977d7e6a
 def cmd_serve(args) -> int:
     "Serve a model, and a run's adapter, at an OpenAI-compatible /v1 until Ctrl-C."
@@ -468,7 +543,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lora-nb',
                                 description='Fine-tune LoRA adapters interactively; these commands run headless.')
     sub = p.add_subparsers(dest='command', required=True)
-    for add in (_add_demo, _add_estimate, _add_train, _add_runs, _add_export, _add_push, _add_serve): add(sub)
+    for add in (_add_demo, _add_estimate, _add_train, _add_runs, _add_export, _add_push, _add_eval, _add_serve):
+        add(sub)
     return p
 
 # %% ../nbs/71_cli.ipynb #b357d334

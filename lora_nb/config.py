@@ -11,15 +11,17 @@ from pathlib import Path
 import yaml
 from fastcore.basics import patch
 from .errors import SettingsError
-from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings
+from .settings import DATA_SOURCES, DataSettings, LoraSettings, ModelSettings, TrainSettings, check
 from .sources import looks_like_hub_id, read_source
 from .data import fingerprint
-from .runs import Run, writable_root
+from .runs import Run, writable_root, write_atomic
 from .preferences import PreferenceSettings
 if TYPE_CHECKING: from lora_nb.train import Session   # the engine loads where a run is built (`run_config`)
 
 # %% auto #0
-__all__ = ['SECTIONS', 'TOP_KEYS', 'METHODS', 'coerce', 'read_yaml', 'RunConfig', 'resume_config', 'run_config']
+__all__ = ['SECTIONS', 'TOP_KEYS', 'METHODS', 'DATA_COPY', 'TUNED', 'coerce', 'read_yaml', 'EvalSettings', 'RunConfig',
+           'resume_config', 'keep_source', 'run_source', 'run_data', 'run_model', 'eval_run', 'eval_after',
+           'run_config']
 
 # %% ../nbs/70_config.ipynb #d46b305c
 _NUMBER = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
@@ -72,9 +74,46 @@ def read_yaml(text:str, where:str='<config>') -> tuple[object, dict]:
         raise SettingsError(f"Not valid YAML: {getattr(e, 'problem', None) or e}",
                             where=f"{where}:{m.line + 1}:{m.column + 1}" if m else where, hint=hint) from None
 
+# %% ../nbs/70_config.ipynb #6e8ea7fc
+@dataclass
+class EvalSettings:
+    "What to evaluate a run's adapter on, against its base (`lora_nb.evaluation.evaluate`'s arguments)."
+    data:str|None=None # a data file or a Hub dataset id (None: the run's own eval split)
+    metrics:list[str]=field(default_factory=lambda: ['exact_match']) # presets, 'regex:…', 'number:…', 'module:function'
+    max_new_tokens:int=64 # answer length
+    limit:int|None=None # the first `limit` examples only (None: all)
+    batch_size:int=16 # prompts generated together
+    seed:int=0 # of the bootstrap intervals
+    prompt_column:str|None=None # the prompt's column, where the data's format is not detected
+    reference_column:str|None=None # the reference answer's column, likewise
+
+    def __post_init__(self): self._check()
+
+# %% ../nbs/70_config.ipynb #5cc19944
+def _check_metric(name:str):
+    "Raise a `SettingsError` for a metric `name` that is not one ('module:function' is imported when evaluating)."
+    from lora_nb.metrics import MetricError, metric
+    kind, sep, _ = name.partition(':')
+    if sep and kind not in ('regex', 'regex_full', 'number'): return
+    try: metric(name)
+    except (MetricError, ValueError, re.error) as e:
+        raise SettingsError(f"`metrics`: {getattr(e, 'what', e)}", where='metrics', field='metrics',
+                            hint=getattr(e, 'hint', None)) from None
+
+def _count(v, least:int=1) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+@patch
+def _check(self:EvalSettings):
+    "Raise a `SettingsError` for an unknown metric, or a count below 1."
+    ok = isinstance(self.metrics, list) and self.metrics and all(isinstance(m, str) and m for m in self.metrics)
+    check(ok, 'metrics', f"must be a list of metric names, got {self.metrics!r}", "e.g. `[exact_match, chrf]`.")
+    for k in ('max_new_tokens', 'batch_size'): check(_count(getattr(self, k)), k, "must be an integer ≥ 1")
+    check(self.limit is None or _count(self.limit), 'limit', "must be an integer ≥ 1, or null for all examples")
+    for m in self.metrics: _check_metric(m)
+
 # %% ../nbs/70_config.ipynb #8c2f84d5
 SECTIONS = {'model': ModelSettings, 'data': DataSettings, 'lora': LoraSettings, 'train': TrainSettings,
-            'prefer': PreferenceSettings}
+            'prefer': PreferenceSettings, 'eval': EvalSettings}
 TOP_KEYS = ('name', 'runs_root', 'report_to', 'probes', 'method', 'parent')
 METHODS = ('sft', 'dpo', 'kto') # `method:` SFT, or preference training (DPO/KTO) on the `parent` run's adapter
 
@@ -92,6 +131,7 @@ class RunConfig:
     method:str='sft' # 'sft', or 'dpo'/'kto': preference training that continues run `parent`'s adapter
     parent:str|None=None # with dpo/kto: the run (id or folder) whose adapter is trained further
     prefer:PreferenceSettings=field(default_factory=PreferenceSettings) # with dpo/kto: beta, loss, …
+    eval:EvalSettings|None=None # evaluate the adapter against its base when training completes (None: don't)
     where:str|None=field(default=None, repr=False, compare=False) # the file it was read from
     lines:dict=field(default_factory=dict, repr=False, compare=False) # {key path: line} in that file
 
@@ -150,9 +190,19 @@ def _section(cfg, name:str, d):
 def _base_dir(cfg) -> Path:
     return Path(cfg.where).resolve().parent if cfg.where and Path(cfg.where).is_file() else Path.cwd()
 
+# %% ../nbs/70_config.ipynb #938ddf6a
+def _resolve_eval_data(cfg, base:Path):
+    "Make `eval.data` absolute when it is a file (a Hub dataset id stays as it is)."
+    p = (base/Path(cfg.eval.data).expanduser()).resolve()
+    if p.exists(): cfg.eval.data = str(p)
+    elif not looks_like_hub_id(cfg.eval.data):
+        _fail(cfg, ('eval', 'data'), f"Eval data {cfg.eval.data!r} (`eval.data`) does not exist",
+              f"Looked at {p}. Relative paths start at the config file's folder ({base}); leave `data` out to "
+              "evaluate on the run's own eval split.")
+
 # %% ../nbs/70_config.ipynb #c1758d08
 def _resolve_paths(cfg):
-    "Make `data.source` and `runs_root` absolute (relative to the config file) and check the data is there."
+    "Make `data.source`, `eval.data` and `runs_root` absolute (relative to the config file); check the data is there."
     base = _base_dir(cfg)
     if cfg.data.source is not None:
         p = (base/Path(cfg.data.source).expanduser()).resolve()
@@ -161,6 +211,7 @@ def _resolve_paths(cfg):
             _fail(cfg, ('data', 'source'), f"Data file {cfg.data.source!r} (`data.source`) does not exist",
                   f"Looked at {p}. Relative paths start at the config file's folder ({base}).")
         if p is not None: cfg.data.source = str(p)
+    if cfg.eval is not None and cfg.eval.data: _resolve_eval_data(cfg, base)
     if cfg.runs_root is not None: cfg.runs_root = str((base/Path(cfg.runs_root).expanduser()).resolve())
 
 # %% ../nbs/70_config.ipynb #897e3f5f
@@ -221,6 +272,7 @@ def from_dict(cls:RunConfig,
               "Add `data:` with `source: path/to/train.jsonl` (or `records:` / `text:`).")
     train = _train_section(cfg, d)
     for name in SECTIONS: setattr(cfg, name, _section(cfg, name, train if name == 'train' else d.get(name)))
+    if 'eval' not in d: cfg.eval = None   # no section: no evaluation (`eval: {}` evaluates with the defaults)
     _top(cfg, d)
     _resolve_paths(cfg)
     return cfg
@@ -248,8 +300,9 @@ def to_dict(self:RunConfig) -> dict:
     train = {k: v for k, v in asdict(self.train).items() if k != 'report_to'}
     pref = {} if self.method == 'sft' else dict(method=self.method, parent=self.parent,
                                                 prefer={k: v for k, v in asdict(self.prefer).items() if k != 'method'})
+    ev = {} if self.eval is None else dict(eval=asdict(self.eval))
     return dict(name=self.name, runs_root=self.runs_root, report_to=self.report_to, model=asdict(self.model),
-                data=data, lora=asdict(self.lora), train=train, probes=list(self.probes), **pref)
+                data=data, lora=asdict(self.lora), train=train, probes=list(self.probes), **pref, **ev)
 
 # %% ../nbs/70_config.ipynb #e1bf3098
 @patch
@@ -299,6 +352,7 @@ def with_overrides(self:RunConfig, items:list[str]) -> RunConfig:
         paths[item] = path
         if path[0] == 'data' and path[1] in DATA_SOURCES:
             for s in DATA_SOURCES: d['data'].pop(s, None)
+        if path[0] == 'eval': d.setdefault('eval', {})   # `--set eval.limit=5` adds the section
         if len(path) == 1: d[path[0]] = value
         else: d[path[0]][path[1]] = value
     try: out = RunConfig.from_dict(d, where=self.where)
@@ -381,6 +435,95 @@ def resume_config(cfg:RunConfig, # the config given with --resume (its data sour
     note = f"run {run_id} keeps its own settings; the config's differ and are not used: {'; '.join(diff)}"
     return _with_run_settings(cfg, st), [note] if diff else []
 
+# %% ../nbs/70_config.ipynb #a491116d
+DATA_COPY = 'data/examples.jsonl' # in a run folder: a copy of examples given inline (as the Studio keeps pasted ones)
+
+def _kept_source(cfg:RunConfig, run, data) -> dict:
+    "Where `run`'s examples are: the file or Hub dataset read, else a copy of them written into the run folder."
+    s = cfg.data.source
+    if s is not None and Path(s).exists(): return dict(kind='path', path=str(Path(s).resolve()))
+    if s is not None: return dict(kind='hub', id=s, split=cfg.data.split, subset=cfg.data.subset)
+    lines = (json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in data.records)
+    write_atomic(run.path/DATA_COPY, ''.join(lines))
+    return dict(kind='text' if cfg.data.text is not None else 'records', copy=DATA_COPY)
+
+# %% ../nbs/70_config.ipynb #bc6ae94e
+def keep_source(cfg:RunConfig, s):
+    "Write where session `s`'s data is into its run.json (rank 0, once); returns `s`."
+    if s.is_main and not s.run.info().get('data_source'):
+        s.run.update(data_source={**_kept_source(cfg, s.run, s.data), 'fingerprint': s.data.fingerprint})
+    return s
+
+# %% ../nbs/70_config.ipynb #9aaeb4c7
+def run_source(run:Run):
+    "What `prepare` reads to get run `run`'s examples again: a file or a Hub dataset id (a clear error if unknown)."
+    info = run.info()
+    src, fp = info.get('data_source') or {}, info.get('data_fingerprint')
+    if src.get('copy'): return run.path/src['copy']
+    if src.get('kind') in ('path', 'hub'): return src.get('path') or src['id']
+    studio = run.path.parent/'studio-data'/f"{fp}.jsonl"   # the Studio's copy of pasted examples, by fingerprint
+    if fp and studio.exists(): return studio
+    raise SettingsError(f"Run {run.id} does not say where its data is, so its eval split can't be prepared again",
+                        where=str(run.path/'run.json'),
+                        hint="Name the data to evaluate on: `lora-nb eval RUN --data FILE` (or `eval.data`).")
+
+# %% ../nbs/70_config.ipynb #45a04f7e
+def run_data(run:Run, tokenizer):
+    "Run `run`'s data prepared again as it trained on it (its eval split: the examples it held out)."
+    from lora_nb.data import prepare
+    info = run.info()
+    kw = {k: v for k, v in ((info.get('settings') or {}).get('data') or {}).items() if k in _PREP}
+    p = prepare(run_source(run), tokenizer, **kw)
+    if info.get('data_fingerprint') not in (None, p.fingerprint):
+        raise SettingsError(f"Run {run.id}'s data has changed since it trained (fingerprint {p.fingerprint}, the run's "
+                            f"{info['data_fingerprint']}): its eval split would not be what it held out",
+                            where=str(run_source(run)), hint="Name held-out data: `--data FILE` (or `eval.data`).")
+    return p
+
+# %% ../nbs/70_config.ipynb #4f74ba53
+TUNED = 'tuned' # the name a run's adapter is loaded under to be evaluated
+
+def run_model(run:Run):
+    "Run `run`'s base model loaded as it trained (its quantization), with the run's adapter on it as `TUNED`."
+    from lora_nb.adapters import load, run_adapter
+    from lora_nb.models import load_model
+    ad = run_adapter(run.path)   # refused while it trains, or without a final adapter
+    st = (run.info().get('settings') or {}).get('model') or {}
+    lm = load_model(settings=ModelSettings(**{k: v for k, v in st.items() if k in _field_names(ModelSettings)}))
+    lm.model = load(lm.model, ad, TUNED)
+    return lm
+
+# %% ../nbs/70_config.ipynb #8f01cbea
+def _no_eval_split(run:Run) -> SettingsError:
+    return SettingsError(f"Run {run.id} held out no examples (`eval_size: 0`), so it has no eval split to evaluate on",
+                         where=str(run.path), hint="Name the data to evaluate on: `lora-nb eval RUN --data FILE` "
+                                                   "(or `eval.data`).")
+
+# %% ../nbs/70_config.ipynb #db2c14ed
+def eval_run(run:Run, # the run whose adapter is evaluated (and where the record goes)
+             s:EvalSettings|None=None, # what to evaluate on, and how (None: the defaults)
+             lm=None, # the run's base with its adapter on it as `column` (None: loaded with `run_model`)
+             data=None, # a `Prepared` of the run's data (None: prepared again with `run_data`, unless `s.data`)
+             column:str=TUNED, # the adapter's name on `lm.model`
+             progress=None): # `progress(done, total)`
+    "Evaluate run `run`'s adapter against its base model; the record is stored in the run."
+    from lora_nb.evaluation import evaluate
+    s, run = s or EvalSettings(), Run.open(run) if isinstance(run, str) else run
+    lm = lm or run_model(run)
+    if s.data: data = s.data
+    elif data is None: data = run_data(run, lm.tokenizer)
+    if getattr(data, 'eval', True) == []: raise _no_eval_split(run)
+    system = ((run.info().get('settings') or {}).get('data') or {}).get('system')
+    return evaluate(lm.model, lm.tokenizer, data, s.metrics, adapters=[column], runs={column: run}, system=system,
+                    max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, seed=s.seed, limit=s.limit,
+                    prompt_column=s.prompt_column, reference_column=s.reference_column, progress=progress)
+
+# %% ../nbs/70_config.ipynb #82cca78f
+def eval_after(cfg:RunConfig, s):
+    "Evaluate what session `s` trained as `cfg.eval` says, when it completed (rank 0, SFT); else None."
+    if cfg.eval is None or not s.is_main or s.status != 'completed' or cfg.method != 'sft': return None
+    return eval_run(s.run, cfg.eval, s.lm, s.data, column='default')   # PEFT's name for a session's adapter
+
 # %% ../nbs/70_config.ipynb #60375e98
 def run_config(cfg:RunConfig, # the run
                background:bool=True, # train in a background thread (False: here, returning when done)
@@ -404,7 +547,10 @@ def run_config(cfg:RunConfig, # the run
         return PreferenceSession(lm, data, cfg.parent, cfg.prefer, cfg.train, cfg.probes, name=cfg.name,
                                  root=cfg.runs_root).start(background=background)
     data = prepare(cfg.data.read(), lm.tokenizer, **cfg.data.prepare_kwargs())
-    if resume: return Session.resume(resume, lm, data, root=cfg.runs_root, background=background)
+    if resume: return keep_source(cfg, Session.resume(resume, lm, data, root=cfg.runs_root, background=background))
     s = Session(lm, data, cfg.lora, cfg.train, cfg.probes, name=cfg.name, root=cfg.runs_root)
     if before_start is not None: before_start(lm, data, cfg.train)
-    return s.start(background=background)
+    s = s.start(background=background)
+    keep_source(cfg, s)
+    if not background: s.evaluation = eval_after(cfg, s)   # in the background: the caller, once it has ended
+    return s

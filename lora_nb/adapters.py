@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_adapters.ipynb #7a51046a
 from __future__ import annotations
-import json, os, shutil
+import json, os, shutil, weakref
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ from .runs import Run, publish_folder
 
 # %% auto #0
 __all__ = ['COMBINATIONS', 'AdapterError', 'adapter_base', 'check_adapter_name', 'adapter_dir', 'run_adapter', 'fit_new_tokens',
-           'load', 'unload', 'loaded', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
+           'load', 'unload', 'loaded', 'source', 'mix', 'save', 'writable_folder', 'merge', 'peft_snippet']
 
 # %% ../nbs/23_adapters.ipynb #257b85f8
 class AdapterError(LoraNbError):
@@ -127,8 +127,9 @@ def _attach(model, p:Path, name:str):
             raise SettingsError(f"An adapter named {name!r} is already loaded", where='adapter_name',
                                 hint="Pick another name.")
         model.load_adapter(str(p), adapter_name=name)
-        return model
-    return PeftModel.from_pretrained(model, str(p), adapter_name=name)
+    else: model = PeftModel.from_pretrained(model, str(p), adapter_name=name)
+    _SOURCES.setdefault(model, {})[name] = Path(p)
+    return model
 
 # %% ../nbs/23_adapters.ipynb #7ce3d497
 def load(model, path:str|Path, name:str):
@@ -157,6 +158,12 @@ def unload(model, name:str):
 def loaded(model) -> list[str]:
     "Names of the adapters on `model`."
     return list(model.peft_config) if isinstance(model, PeftModel) else []
+
+_SOURCES = weakref.WeakKeyDictionary()   # model -> {adapter name: the folder it was loaded from}
+
+def source(model, name:str) -> Path|None:
+    "The folder adapter `name` on `model` was loaded from (None: made in this kernel, e.g. by training)."
+    return _SOURCES.get(model, {}).get(name)
 
 # %% ../nbs/23_adapters.ipynb #4cd40954
 COMBINATIONS = ('linear', 'cat', 'svd', 'ties')

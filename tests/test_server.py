@@ -9,7 +9,8 @@ from tornado import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'tools'))
 from labtest import Jupyter
 import lora_nb.lab.server as server
-from lora_nb.runs import Run
+from lora_nb.board import EMBEDDED
+from lora_nb.runs import Run, append_jsonl
 
 VERBS = ('get', 'post', 'put', 'patch', 'delete', 'head', 'options')
 
@@ -297,7 +298,7 @@ def test_the_schema_check_can_fail():
     torn = dict(id='torn', status='corrupt', active=False, error="run.json can't be read", spark=[])
     metrics = dict(series={}, points=0, downsampled=False, corrupt_lines=[], partial=False)
     detail = dict(summary=torn, info={}, metrics=metrics, samples=[], votes={**tally, 'others': [tally]}, judges=None,
-                  code=None)
+                  code=None, evals=[])
     check_reply('GET', 'lora-nb/runs/torn', 200, detail)
     with pytest.raises(AssertionError, match=r"keyed by \['A', 'B'\]"):
         bad = {**tally, 'wins': {'A': 1, 'B': 3}, 'others': []}      # the viewer's old reading of `wins`
@@ -352,16 +353,45 @@ def contract_runs(root:Path) -> dict:
     (damaged.path/'samples.jsonl').write_bytes(junk)     # not JSON, not samples, and a sample without a step
     damaged.log('samples', {'step': 5, 'prompt': 'Type of 3?', 'base': 'a number', 'adapter': 'int'})
     (damaged.path/'votes.jsonl').write_text('{"a": "slow"}\nnot json\n')
+    evaluate(tuned, damaged)
 
     (root/'torn').mkdir()
     (root/'torn'/'run.json').write_text('{"id": "torn", "sta')
     return dict(tuned=tuned, live=live, damaged=damaged)
 
+def evaluate(tuned:Run, damaged:Run):
+    """Evaluations in the spec's evals.jsonl format (issue 27) of both runs on one eval set, and blind votes between the
+    two runs (with `runs`) and against the base (without: an older record), stored in `damaged`: the board's figures
+    and ratings."""
+    fig = lambda v, n=40: dict(value=v, low=round(max(0, v - 0.12), 4), high=round(min(1, v + 0.1), 4), n=n, errors=0)
+    def record(i, figs, columns):
+        return dict(id=f'ev-20261123T1020{i}0-00a{i}', time=f'2026-11-23T10:20:{i}0+00:00', kind='metrics',
+                    data=dict(name='eval split of types', fingerprint='fp-types-40', n=40),
+                    metrics=['exact_match', 'chrf'], settings=dict(max_new_tokens=64, chat=True, system=None,
+                                                                    batch_size=16, limit=None),
+                    seed=0, base=dict(model=None, revision=None), columns=columns,
+                    figures={c: {m: fig(v) for m, v in zip(('exact_match', 'chrf'), f)} for c, f in figs.items()},
+                    examples=f'evals/ev-20261123T1020{i}0-00a{i}.jsonl')
+    cols = {'__base__': {'run': None}, 'tuned': {'run': tuned.id, 'adapter': str(tuned.path/'adapter')},
+            'damaged': {'run': damaged.id, 'adapter': str(damaged.path/'checkpoints'/'checkpoint-5')}}
+    both = record(1, {'__base__': (0.1, 0.3), 'tuned': (0.85, 0.9), 'damaged': (0.35, 0.5)}, cols)
+    for run in (tuned, damaged): append_jsonl(run.path/'evals.jsonl', both)
+    append_jsonl(tuned.path/'evals.jsonl', record(2, {'__base__': (0.1, 0.3), 'tuned': (0.875, 0.91)},
+                                                  {k: cols[k] for k in ('__base__', 'tuned')}))
+    runs = {'tuned': tuned.id, 'damaged': damaged.id}
+    damaged.log('votes', *(dict(prompt=f'c{i}', a='damaged', b='tuned', left='tuned', winner=w, runs=runs,
+                              outputs={'damaged': f'd {i}', 'tuned': f't {i}'})
+                         for i, w in enumerate(['tuned', 'tuned', 'tie', 'damaged', 'tuned', 'both_bad'])))
+    damaged.log('votes', *(dict(prompt=f'b{i}', a='__base__', b='damaged', left='damaged', winner=w,   # no `runs`
+                                outputs={'__base__': f'b {i}', 'damaged': f'd {i}'})
+                           for i, w in enumerate(['damaged', '__base__', 'damaged'])))
+
 def normalised(o, root:Path):
     "`o` with what changes from run to run made fixed: run ids' times and suffixes, `updated`, record times, the root."
     if isinstance(o, dict):
         fixed = {'updated': UPDATED, 'time': TIME}
-        return {k: fixed[k] if k in fixed and o[k] is not None else normalised(v, root) for k, v in o.items()}
+        clock = lambda k: k in fixed and o[k] is not None and not (k == 'time' and isinstance(o[k], str))  # ISO: fixed
+        return {k: fixed[k] if clock(k) else normalised(v, root) for k, v in o.items()}
     if isinstance(o, list): return [normalised(v, root) for v in o]
     if isinstance(o, str): return RUN_TIME.sub('-20261123-101500-0000', o.replace(str(root), ROOT))
     return o
@@ -375,6 +405,8 @@ def exchanges(srv, root:Path) -> dict:
             'run-tuned': ('GET', run('tuned')), 'run-live': ('GET', run('live')),
             'run-damaged': ('GET', run('damaged')), 'run-torn': ('GET', run('torn')),
             'run-bad-id': ('GET', run('.hidden')), 'run-unknown': ('GET', run('no-such-run')),
+            'board': ('GET', 'lora-nb/board'), 'board-chrf': ('GET', 'lora-nb/board?data=fp-types-40&metric=chrf'),
+            'board-bad-metric': ('GET', 'lora-nb/board?metric=bleu'),
             'stop-done': ('POST', run('tuned') + '/stop'), 'stop-bad-id': ('POST', run('.hidden') + '/stop'),
             'stop-unknown': ('POST', run('no-such-run') + '/stop'),
             'rename-tuned': ('PATCH', run('tuned'), {'name': 'tuned, lr 2e-4'}),
@@ -418,6 +450,34 @@ def test_replies_cover_every_route_and_status(srv, runs):
     assert got['stop-live']['body']['summary']['stop_requested'] and got['stop-done']['status'] == 409
     assert got['rename-tuned']['body']['summary']['name'] == 'tuned, lr 2e-4' and got['delete-live']['status'] == 409
     assert got['delete-damaged']['body'] == {'deleted': 'damaged-20261123-101500-0000'}
+    row = {r['id']: r for r in got['runs']['body']['runs']}['tuned-20261123-101500-0000']
+    assert (row['eval']['own']['value'], row['eval']['base']['value'], row['eval']['metric']) == (0.875, 0.1,
+                                                                                                  'exact_match')
+    assert [e['id'] for e in got['run-tuned']['body']['evals']] == ['ev-20261123T102010-00a1',
+                                                                     'ev-20261123T102020-00a2']
+    board = got['board']['body']
+    assert (board['base'], board['data'], board['metric'], board['games']) == (EMBEDDED, 'fp-types-40', 'exact_match',
+                                                                               11)
+    assert [(r['name'], r['metric']['value'], r['games']) for r in board['rows']] == [
+        ('tuned', 0.875, 8), ('damaged', 0.35, 9), (EMBEDDED, 0.1, 5)]
+    ratings = [r['rating']['value'] for r in board['rows']]
+    assert ratings == sorted(ratings, reverse=True) and ratings[-1] == 1000.0
+    assert [r['metric']['value'] for r in got['board-chrf']['body']['rows']] == [0.91, 0.5, 0.3]
+    assert got['board-bad-metric']['status'] == 400 and 'exact_match, chrf' in got['board-bad-metric']['body']['hint']
+
+def test_board(srv, runs):
+    "The leaderboard reads votes and evaluations afresh at each request; a base that has no runs is refused."
+    ids = {k: r.id for k, r in contract_runs(runs).items()}
+    code, b = srv.json('GET', 'lora-nb/board?base=HuggingFaceTB/SmolLM2-135M')
+    assert code == 200 and [r['run'] for r in b['rows']] == ['__base__', ids['live']] and b['data'] is None
+    assert b['rows'][1]['rating'] is None and b['games'] == 0
+    code, b = srv.json('GET', 'lora-nb/board?base=gpt2')
+    assert code == 400 and 'No run was trained on base' in b['error'] and EMBEDDED in b['hint']
+    before = {r['run']: r['rating']['value'] for r in srv.json('GET', 'lora-nb/board')[1]['rows']}
+    # votes for the base against `tuned`, stored in `tuned` without `runs`
+    Run.open(ids['tuned'], runs).log('votes', *[{'a': '__base__', 'b': 'slow', 'winner': '__base__'}] * 6)
+    after = {r['run']: r['rating']['value'] for r in srv.json('GET', 'lora-nb/board')[1]['rows']}
+    assert after[ids['tuned']] < before[ids['tuned']]
 
 def test_fixtures_match_the_server(srv, runs):
     "extension/src/__tests__/fixtures holds exactly what the server answers now (the jest tests render these)."

@@ -8,11 +8,13 @@ import math, os, re, threading
 from pathlib import Path
 from fastcore.basics import patch
 from ..runs import _RUN_ID, RUN_FILES, STALE_AFTER, Run, RunError, mark_stale, runs_root, summarize
+from ..board import eval_records, eval_summary
 from ..judge import run_judgments
 from ..votes import run_votes
 
 # %% auto #0
-__all__ = ['FINISHED', 'SERIES', 'json_safe', 'RunIndex', 'downsample', 'series', 'probe_samples', 'adapter_code', 'run_detail']
+__all__ = ['FINISHED', 'SERIES', 'json_safe', 'summary_row', 'RunIndex', 'downsample', 'series', 'probe_samples', 'adapter_code',
+           'run_detail']
 
 # %% ../../nbs/60_lab.runview.ipynb #9a3bd83c
 def json_safe(o):
@@ -31,6 +33,12 @@ def _stamp(p:str):
         return (st.st_mtime_ns, st.st_size)
     except OSError: return None
 
+# %% ../../nbs/60_lab.runview.ipynb #b0a1d002
+def summary_row(run:Run, stale_after:float=STALE_AFTER, check_writer:bool=True) -> dict:
+    "`run`'s row in the sidebar: its summary and its latest evaluation (`eval`); a corrupt run's as it is."
+    s = summarize(run, stale_after, check_writer)
+    return s if s['status'] == 'corrupt' else {**s, 'eval': eval_summary(run)}
+
 # %% ../../nbs/60_lab.runview.ipynb #74abfec6
 class RunIndex:
     "Summaries of the runs under a runs root, newest first, re-read only for runs whose files changed."
@@ -41,12 +49,12 @@ class RunIndex:
 # %% ../../nbs/60_lab.runview.ipynb #6e6bc1c9
 @patch
 def _key(self:RunIndex, d:str):
-    "What changes when a run's row may: run.json and metrics.jsonl (time, size), STOP and the adapter present."
+    "What changes when a run's row may: run.json, metrics.jsonl and evals.jsonl (time, size), STOP, the adapter."
     j = os.path.join
     run_json = _stamp(j(d, RUN_FILES['run']))
     if run_json is None: return None     # not a run folder
     return (run_json, _stamp(j(d, RUN_FILES['metrics'])), os.path.exists(j(d, RUN_FILES['stop'])),
-            os.path.exists(j(d, 'adapter', 'adapter_config.json')))
+            os.path.exists(j(d, 'adapter', 'adapter_config.json')), _stamp(j(d, RUN_FILES['evals'])))
 
 @patch
 def _fresh(self:RunIndex, s:dict, key, path:str) -> dict:
@@ -64,10 +72,11 @@ def summaries(self:RunIndex) -> list[dict]:
     out, seen = [], set()
     with self._lock:
         for e in entries:
-            try: dir_key = (e.stat().st_mtime_ns, _stamp(os.path.join(e.path, RUN_FILES['metrics'])))
+            try: dir_key = (e.stat().st_mtime_ns, *(_stamp(os.path.join(e.path, RUN_FILES[k]))
+                                                    for k in ('metrics', 'evals')))
             except OSError: continue
             hit = self._cache.get(e.name)
-            # a finished run changes by new files in its folder, or its metrics
+            # a finished run changes by new files in its folder, its metrics or evaluations
             if hit and hit[2] == dir_key and hit[1]['status'] in FINISHED:
                 seen.add(e.name)
                 out.append(hit[1])
@@ -76,7 +85,7 @@ def summaries(self:RunIndex) -> list[dict]:
             if key is None: continue
             seen.add(e.name)
             if hit is None or hit[0] != key:
-                hit = (key, summarize(Run(e.path), check_writer=False), dir_key)
+                hit = (key, summary_row(Run(e.path), check_writer=False), dir_key)
             self._cache[e.name] = (hit[0], hit[1], dir_key)
             out.append(self._fresh(hit[1], key, e.path))
         for gone in set(self._cache) - seen: del self._cache[gone]
@@ -139,9 +148,9 @@ def adapter_code(run:Run, info:dict) -> str:
 # %% ../../nbs/60_lab.runview.ipynb #c71f423b
 def run_detail(run_id:str, root:str|Path|None=None, max_points:int=500, max_samples:int=50,
                stale_after:float=STALE_AFTER) -> dict:
-    "Everything the run viewer shows about `run_id` (raises `RunError` for an unknown or invalid id)."
+    "Everything the run viewer shows about `run_id`, its last 20 evaluations too (`RunError` for an unknown id)."
     run = Run.open(run_id, root)
-    s = summarize(run, stale_after)
+    s = summary_row(run, stale_after)
     try: info = run.info()
     except RunError: info = {}
     m = run.read('metrics')
@@ -151,5 +160,5 @@ def run_detail(run_id:str, root:str|Path|None=None, max_points:int=500, max_samp
                    corrupt_lines=m.corrupt, partial=m.partial)
     samples = probe_samples(run.read('samples').records, max_samples)
     return json_safe(dict(summary=s, info=info, metrics=metrics, samples=samples, votes=run_votes(run),
-                          judges=run_judgments(run),
+                          judges=run_judgments(run), evals=eval_records(run)[-20:],
                           code=adapter_code(run, info) if s.get('adapter') else None))

@@ -12,12 +12,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado import web
 from traitlets import Bool, Float, Int, Unicode
-from ..runs import RUNS_ENV, Run, RunError, run_path, summarize
-from .runview import RunIndex, json_safe, run_detail
+from ..runs import RUNS_ENV, Run, RunError, run_path
+from ..board import BoardError, leaderboard
+from .runview import RunIndex, json_safe, run_detail, summary_row
 
 # %% auto #0
 __all__ = ['ROUTES', 'server_runs_root', 'RunsHandler', 'ListHandler', 'RunHandler', 'StopHandler', 'TemplateHandler',
-           'quickstart_notebook', 'LoraNb', 'route_key', 'api_schema', 'reply_schema']
+           'BoardHandler', 'quickstart_notebook', 'LoraNb', 'route_key', 'api_schema', 'reply_schema']
 
 # %% ../../nbs/61_lab.server.ipynb #d9e419c4
 def server_runs_root(option:str, root_dir:str) -> Path:
@@ -91,7 +92,7 @@ class RunHandler(RunsHandler):
             return self.fail(400, "The body must be a JSON object with the run's new `name`", 'Send {"name": "..."}.')
         try: await asyncio.to_thread(run.rename, name)
         except RunError as e: return self.fail(400, e)
-        self.send(dict(summary=await asyncio.to_thread(summarize, run, self.ext.stale_after)))
+        self.send(dict(summary=await asyncio.to_thread(summary_row, run, self.ext.stale_after)))
 
     @web.authenticated
     async def delete(self, run_id:str):
@@ -107,7 +108,7 @@ class StopHandler(RunsHandler):
     async def post(self, run_id:str):
         run = self.open_run(run_id)
         if run is None: return
-        s = await asyncio.to_thread(summarize, run, self.ext.stale_after)
+        s = await asyncio.to_thread(summary_row, run, self.ext.stale_after)
         if s['status'] not in ('running', 'stale'):
             return self.fail(409, f"Run {run_id} is {s['status']}: there is nothing to stop.",
                              "Only a running run can be stopped.")
@@ -118,6 +119,16 @@ class StopHandler(RunsHandler):
 class TemplateHandler(RunsHandler):
     @web.authenticated
     async def get(self): self.send(dict(name='lora_nb_quickstart.ipynb', content=quickstart_notebook()))
+
+# %% ../../nbs/61_lab.server.ipynb #b0a2d002
+class BoardHandler(RunsHandler):
+    @web.authenticated
+    async def get(self):
+        q = {k: self.get_query_argument(k, '') or None for k in ('base', 'data', 'metric')}
+        make = lambda: leaderboard(self.ext.root, summaries=self.ext.index.summaries(), **q)
+        try: b = await asyncio.to_thread(make)
+        except BoardError as e: return self.fail(400, e)
+        self.send(b)
 
 # %% ../../nbs/61_lab.server.ipynb #3279b507
 def quickstart_notebook() -> dict:
@@ -144,7 +155,8 @@ def quickstart_notebook() -> dict:
 
 # %% ../../nbs/61_lab.server.ipynb #9fea08d0
 ROUTES = [(r'/lora-nb/runs', ListHandler), (r'/lora-nb/runs/([^/]+)', RunHandler),
-          (r'/lora-nb/runs/([^/]+)/stop', StopHandler), (r'/lora-nb/template', TemplateHandler)]
+          (r'/lora-nb/runs/([^/]+)/stop', StopHandler), (r'/lora-nb/template', TemplateHandler),
+          (r'/lora-nb/board', BoardHandler)]
 
 class LoraNb(ExtensionApp):
     "lora_nb's Jupyter server extension: the runs API for the JupyterLab sidebar."

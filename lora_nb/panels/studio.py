@@ -16,6 +16,7 @@ from .adapters import AdaptersState
 from .export import ExportState
 from .code import CodeState
 from .prefer import PreferState
+from .evaluate import EvaluateState
 
 # %% auto #0
 __all__ = ['StudioState']
@@ -28,6 +29,7 @@ class StudioState(Shared):
         self.model, self.data, self.train = ModelState(), DataState(), TrainState()
         self.compare, self.chat, self.adapters = CompareState(), ChatState(), AdaptersState()
         self.export, self.code, self.prefer = ExportState(), CodeState(), PreferState(self)
+        self.evaluate = EvaluateState()
 
 # %% ../../nbs/53a_panels.studio.ipynb #3b108f76
 def _assign(obj, **values):

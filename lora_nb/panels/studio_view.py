@@ -23,13 +23,15 @@ from .adapters_view import AdaptersPanel
 from .export_view import ExportPanel
 from .code_view import CodeView
 from .prefer_view import PreferPanel
+from .evaluate_view import EvaluatePanel
 
 # %% auto #0
 __all__ = ['TABS', 'PickUp', 'Studio']
 
 # %% ../../nbs/53b_panels.studio_view.ipynb #720ce245
 TABS = [('model', 'Model', ModelPanel), ('data', 'Data', DataPanel), ('train', 'Train', TrainPanel),
-        ('compare', 'Compare', ComparePanel), ('chat', 'Chat', ChatPanel), ('adapters', 'Adapters', AdaptersPanel),
+        ('compare', 'Compare', ComparePanel), ('chat', 'Chat', ChatPanel),
+        ('evaluate', 'Evaluate', EvaluatePanel), ('adapters', 'Adapters', AdaptersPanel),
         ('export', 'Export', lambda st: ExportPanel(st.root, st.export)), ('code', 'Code', CodeView),
         ('prefer', 'Prefer', PreferPanel)]
 

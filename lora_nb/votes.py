@@ -54,6 +54,7 @@ class BlindTest:
     run:Run|None=None
     seed:int=0
     votes:dict=field(default_factory=dict)
+    runs:dict|None=None # column -> the run its adapter came from (the leaderboard's players; None: unknown)
 
     def __post_init__(self):
         for c in (self.a, self.b):
@@ -92,6 +93,7 @@ def vote(self:BlindTest, i:int, choice:str) -> dict:
     o = self.comparison.outputs[i]
     rec = dict(time=time.time(), prompt=self.comparison.prompts[i], a=self.a, b=self.b, left=l, winner=winner,
                outputs={self.a: o[self.a], self.b: o[self.b]})
+    if self.runs is not None: rec['runs'] = {c: self.runs.get(c) for c in (self.a, self.b)}
     self.votes[i] = rec
     if self.run is not None: self.run.log('votes', rec)
     return rec

@@ -81,13 +81,14 @@ def eval_prompts(st, n:int=8) -> list[str]:
 # %% ../../nbs/46a_panels.compare.ipynb #ae36387e
 @patch
 def start_blind(self:CompareState, st, a:str, b:str, seed:int=0):
-    "A blind test between columns `a` and `b` of the last comparison; votes go to `b`'s run (or `a`'s)."
+    "A blind test between columns `a` and `b` of the last comparison; votes go to `b`'s run (or `a`'s), naming both."
     from lora_nb.runs import Run
     from lora_nb.votes import BlindTest
     if self.comparison is None: return st.refuse("Run a comparison first.")
     names = self.names
     run_id = st.adapter_runs.get(names.get(b, b)) or st.adapter_runs.get(names.get(a, a))
     run = Run.open(run_id, st.root) if run_id else None
-    bt = st.action(BlindTest, self.comparison, a, b, run=run, seed=seed)
+    runs = {c: '__base__' if names.get(c, c) == '__base__' else st.adapter_runs.get(names.get(c, c)) for c in (a, b)}
+    bt = st.action(BlindTest, self.comparison, a, b, run=run, seed=seed, runs=runs)
     if bt is not None: self.blind = bt
     return bt

@@ -11,9 +11,9 @@ from .errors import LoraNbError
 from .runs import RUN_FILES, Run, list_runs, read_jsonl, runs_root
 
 # %% auto #0
-__all__ = ['BASE', 'EMBEDDED', 'LOWER_IS_BETTER', 'ELO', 'BoardError', 'base_name', 'eval_records', 'figure', 'own_column',
-           'eval_summary', 'player', 'game', 'games', 'score_matrix', 'scores', 'fit_bt', 'ratings', 'eval_sets',
-           'set_figures', 'board_rows', 'leaderboard', 'board_table']
+__all__ = ['BASE', 'EMBEDDED', 'LOWER_IS_BETTER', 'BASE_COLUMNS', 'ELO', 'BoardError', 'base_name', 'eval_records', 'figure',
+           'own_column', 'eval_summary', 'player', 'game', 'games', 'score_matrix', 'scores', 'fit_bt', 'ratings',
+           'eval_sets', 'set_figures', 'board_rows', 'leaderboard', 'board_table']
 
 # %% ../nbs/28d_board.ipynb #f62cda1f
 BASE = '__base__'   # the base model's column (lora_nb.generation.BASE)
@@ -61,13 +61,15 @@ def eval_summary(run:Run) -> dict|None:
                 data=dict(name=d.get('name'), fingerprint=d.get('fingerprint'), n=d.get('n')),
                 own=figure(r, own_column(r, run.id), m), base=figure(r, BASE, m))
 
-# %% ../nbs/28d_board.ipynb #3e13e8fb
+# %% ../nbs/28d_board.ipynb #1d637b4d
+BASE_COLUMNS = (BASE, 'base')   # the base's column: PEFT's name for it, and the Compare tab's label
+
 def player(rec:dict, col:str, holder:str) -> str|None:
     "The run (or `BASE`) that column `col` of vote or judgment `rec`, stored in run `holder`, stands for."
-    if col == BASE: return BASE
     runs = rec.get('runs')
-    if isinstance(runs, dict): return runs.get(col) if isinstance(runs.get(col), str) else None
-    return holder
+    if isinstance(runs, dict) and isinstance(runs.get(col), str): return runs[col]
+    if col in BASE_COLUMNS: return BASE
+    return None if isinstance(runs, dict) else holder
 
 def game(rec, holder:str) -> tuple[str, str, float]|None:
     "Vote or judgment `rec` as a game (x, y, x's score: 1, 0 or ½), or None when it decides nothing between two runs."

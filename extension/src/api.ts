@@ -45,41 +45,42 @@ export interface IFigure {
   low: number | null;
   high: number | null;
   /** Examples scored. */
-  n?: number;
+  n?: number | null;
   /** Examples whose metric raised (left out of the mean). */
-  errors?: number;
+  errors?: number | null;
 }
 
 /** `EvalData`: what was evaluated; records with the same `fingerprint` and metric are comparable. */
 export interface IEvalData {
-  name: string;
-  fingerprint: string;
-  n: number;
+  name: string | null;
+  fingerprint: string | null;
+  n: number | null;
 }
 
 /** `EvalSummary`: a run's latest evaluation in its row: the first metric, the run's figure and the base's. */
 export interface IEvalSummary {
-  id: string;
-  time: string;
+  id: string | null;
+  /** ISO 8601. */
+  time: string | null;
   data: IEvalData;
-  metric: string;
+  metric: string | null;
   own: IFigure | null;
   base: IFigure | null;
 }
 
 /** `EvalRecord`: one line of the run's evals.jsonl (without the per-example rows). */
 export interface IEvalRecord {
-  id: string;
-  time: string;
+  id?: string;
+  time?: string;
   /** `'metrics'` or `'lm_eval'`. */
-  kind: string;
+  kind?: string;
   data: IEvalData;
   metrics: string[];
   settings?: { [key: string]: JSONValue };
   seed?: number | null;
   base?: { model: string | null; revision?: string | null };
   /** Column (adapter name, `__base__` for the base) → the run it came from. */
-  columns: { [column: string]: { run: string | null; adapter?: string | null } };
+  columns?: { [column: string]: { run: string | null; adapter?: string | null } };
   /** Column → metric → figure. */
   figures: { [column: string]: { [metric: string]: IFigure } };
   examples?: string | null;
@@ -200,13 +201,13 @@ export interface IRunDetail {
 /** The column name of the base model in evaluations, votes and the leaderboard. */
 export const BASE = '__base__';
 
-/** `BoardRow`: one run (or the base, `run: '__base__'`) on the leaderboard. */
+/** `BoardRow`: one run (or the base: `run: '__base__'`, `name` its model) on the leaderboard. */
 export interface IBoardRow {
   run: string;
   name: string;
   /** The run's latest figure on the chosen eval set and metric; null when it has none. */
   metric: IFigure | null;
-  /** Bradley–Terry rating on an Elo scale (base = 1000) with its 95 % bootstrap interval; null without games. */
+  /** `Rating`: Bradley–Terry on the Elo scale (base = 1000) with its 95 % bootstrap interval; null without games. */
   rating: { value: number; low: number; high: number } | null;
   /** Blind votes and judge verdicts the run took part in. */
   games: number;
@@ -216,7 +217,7 @@ export interface IBoardRow {
 export interface IBoard {
   bases: Array<{ model: string; runs: number }>;
   base: string | null;
-  sets: Array<{ fingerprint: string; name: string; n: number; metrics: string[]; runs: number }>;
+  sets: Array<{ fingerprint: string; name: string | null; n: number | null; metrics: string[]; runs: number }>;
   data: string | null;
   metric: string | null;
   /** Sorted by rating, then metric. */

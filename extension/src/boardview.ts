@@ -6,7 +6,7 @@ import type { IBoard, IBoardRow } from './api';
 import { BASE, describeError } from './api';
 import { BoardModel, SortKey, sortRows } from './board';
 import { button, h } from './dom';
-import { boardName, boardSummary, dataText, formatFigure, formatRating } from './evals';
+import { boardName, boardSummary, dataText, formatFigure, formatRating, lowerIsBetter } from './evals';
 
 /** What the board's buttons do (commands in the app). */
 export interface IBoardActions {
@@ -36,9 +36,9 @@ export class BoardView extends Widget {
     this.addClass('jp-LoraNb-board');
     this.id = 'lora-nb-board';
     this.node.tabIndex = -1;
-    this._base = select('jp-LoraNb-boardBase', 'Base model', v => void model.setBase(v));
-    this._data = select('jp-LoraNb-boardData', 'Eval set', v => void model.setData(v));
-    this._metric = select('jp-LoraNb-boardMetric', 'Metric', v => void model.setMetric(v));
+    this._base = select('jp-LoraNb-boardBasePick', 'Base model', v => void model.setBase(v));
+    this._data = select('jp-LoraNb-boardDataPick', 'Eval set', v => void model.setData(v));
+    this._metric = select('jp-LoraNb-boardMetricPick', 'Metric', v => void model.setMetric(v));
     const refresh = button('jp-LoraNb-refresh', 'Refresh', () => void model.load(), 'Read the runs and votes again');
     this._error = h('div', { class: 'jp-LoraNb-error', role: 'alert', hidden: true });
     this._summary = h('p', { class: 'jp-LoraNb-note jp-LoraNb-boardSummary' });
@@ -147,8 +147,10 @@ export class BoardView extends Widget {
       { class: 'jp-LoraNb-sortable', 'data-sort': key, title: `Sort by ${key}`, tabindex: 0 },
       label + mark
     );
+    // first click: best first (the smallest first for a metric where smaller wins); then the other way round
+    const best = !(key === 'metric' && lowerIsBetter(this.model.board?.metric));
     const flip = () => {
-      this._sort = { key, descending: sort?.key === key ? !sort.descending : true };
+      this._sort = { key, descending: sort?.key === key ? !sort.descending : best };
       this._render();
     };
     th.addEventListener('click', flip);
@@ -192,7 +194,7 @@ export class BoardView extends Widget {
         picked >= 0 ? h('span', { class: 'jp-LoraNb-abMark' }, 'AB'[picked]) : null
       ),
       h('td', { class: 'jp-LoraNb-num' }, String(rank)),
-      h('td', { title: row.run }, name),
+      h('td', { title: isBase ? row.name : row.run }, name),
       h('td', { class: 'jp-LoraNb-num jp-LoraNb-boardMetric' }, formatFigure(metric, row.metric)),
       h('td', { class: 'jp-LoraNb-num jp-LoraNb-boardRating' }, formatRating(row.rating)),
       h('td', { class: 'jp-LoraNb-num' }, String(row.games))

@@ -9,7 +9,15 @@ function finite(v: number | null | undefined): v is number {
 }
 
 /** Metrics that are never a share of examples, whatever their values (the others in [0, 1] show as percentages). */
-const NOT_SHARES = new Set(['perplexity', 'mean_loss', 'answer_length']);
+const NOT_SHARES = new Set(['perplexity', 'mean_loss', 'loss', 'answer_length']);
+
+/** Metrics where a smaller figure wins (lora_nb.board.LOWER_IS_BETTER). */
+const LOWER_IS_BETTER = new Set(['perplexity', 'mean_loss', 'loss']);
+
+/** Whether a smaller figure of `metric` is the better one. */
+export function lowerIsBetter(metric: string | null | undefined): boolean {
+  return LOWER_IS_BETTER.has(metric ?? '');
+}
 
 /** Whether `metric`'s figures read as a percentage: a share metric whose value and interval lie in [0, 1]. */
 export function isShare(metric: string, fig: IFigure | null | undefined): boolean {
@@ -48,28 +56,31 @@ export function evalLine(ev: IEvalSummary | null | undefined): string {
   if (!ev) {
     return '';
   }
-  const own = ev.own ? formatFigure(ev.metric, ev.own) : 'no figure of this run';
-  const base = ev.base && finite(ev.base.value) ? ` · base ${formatFigure(ev.metric, ev.base, false)}` : '';
-  return `${ev.metric} ${own}${base}`;
+  const metric = ev.metric ?? 'metric';
+  const own = ev.own ? formatFigure(metric, ev.own) : 'no figure of this run';
+  const base = ev.base && finite(ev.base.value) ? ` · base ${formatFigure(metric, ev.base, false)}` : '';
+  return `${metric} ${own}${base}`;
 }
 
 /** "2026-12-08 01:23" of an ISO time (the records' times are UTC); the text itself when it is not one. */
-export function shortTime(iso: string): string {
+export function shortTime(iso: string | null | undefined): string {
   const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)/.exec(iso ?? '');
   return m ? `${m[1]} ${m[2]}` : (iso ?? '');
 }
 
-/** "eval split of demo (60 examples)". */
-export function dataText(data: { name: string; n: number } | null | undefined): string {
+/** "eval split of demo (60 examples)"; "unnamed data" without a name, no count without one. */
+export function dataText(data: { name: string | null; n: number | null } | null | undefined): string {
   if (!data) {
     return '–';
   }
-  return `${data.name} (${data.n} example${data.n === 1 ? '' : 's'})`;
+  const name = data.name || 'unnamed data';
+  return finite(data.n) ? `${name} (${data.n} example${data.n === 1 ? '' : 's'})` : name;
 }
 
 /** The tooltip of the sidebar's line: what was evaluated and when. */
 export function evalTitle(ev: IEvalSummary): string {
-  return `Latest evaluation, ${shortTime(ev.time)} UTC: ${dataText(ev.data)}, 95% intervals in brackets`;
+  const when = ev.time ? `, ${shortTime(ev.time)} UTC` : '';
+  return `Latest evaluation${when}: ${dataText(ev.data)}, 95% intervals in brackets`;
 }
 
 /**
@@ -95,7 +106,7 @@ export function evalRows(records: IEvalRecord[] | null | undefined, runId: strin
       const runs = cols.length
         ? cols.map(c => c.label + formatFigure(metric, rec.figures?.[c.column]?.[metric])).join('; ')
         : '–';
-      rows.push([shortTime(rec.time), dataText(rec.data), metric, runs, base]);
+      rows.push([shortTime(rec.time) || '–', dataText(rec.data), metric, runs, base]);
     }
   }
   return rows;

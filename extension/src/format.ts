@@ -173,6 +173,11 @@ export function formatPercent(v: number | null | undefined): string {
   return finite(v) ? `${Math.round(v * 100)}%` : '–';
 }
 
+/** What a column of votes or evaluations is called: its adapter's name, "base" for the base model (`__base__`). */
+export function columnName(column: string): string {
+  return column === '__base__' ? 'base' : column;
+}
+
 /**
  * The sentence describing the blind votes: "fast preferred in 70% of 5 votes (95% interval 31–92%): fast 3, slow 1,
  * ties 1." (and ", both bad N (counted half, as ties are)" when some votes found both bad). `wins` is keyed by the adapter names in `a` and `b`.
@@ -183,11 +188,12 @@ export function votesText(votes: IVotes | null): string {
   }
   const winsA = votes.wins[votes.a] ?? 0;
   const winsB = votes.wins[votes.b] ?? 0;
-  let text = `${votes.b} preferred in ${formatPercent(votes.win_rate)} of ${votes.n} votes`;
+  const [a, b] = [columnName(votes.a), columnName(votes.b)];
+  let text = `${b} preferred in ${formatPercent(votes.win_rate)} of ${votes.n} votes`;
   if (votes.interval) {
     text += ` (95% interval ${formatPercent(votes.interval[0])}–${formatPercent(votes.interval[1])})`;
   }
-  text += `: ${votes.b} ${winsB}, ${votes.a} ${winsA}, ties ${votes.ties ?? 0}`;
+  text += `: ${b} ${winsB}, ${a} ${winsA}, ties ${votes.ties ?? 0}`;
   if (votes.both_bad) {
     text += `, both bad ${votes.both_bad} (counted half, as ties are)`;
   }

@@ -7,9 +7,21 @@ import * as path from 'path';
 
 import Ajv2020 from 'ajv/dist/2020';
 
-import type { Fetcher, IDeleteReply, IRenameReply, IRunDetail, IRunsPage, IStopReply, ITally, ITemplate } from '../api';
-import { describeError, errorFromResponse } from '../api';
+import type {
+  Fetcher,
+  IBoard,
+  IDeleteReply,
+  IRenameReply,
+  IRunDetail,
+  IRunsPage,
+  IStopReply,
+  ITally,
+  ITemplate
+} from '../api';
+import { BASE, describeError, errorFromResponse } from '../api';
+import { BoardModel } from '../board';
 import { chartGeometry } from '../chart';
+import { boardName, boardSummary, evalLine, evalRows, evalTitle, formatFigure, formatRating } from '../evals';
 import {
   corruptWarning,
   deleteBlocked,
@@ -139,7 +151,11 @@ describe('rendering the fixtures', () => {
     const votes = body<IRunDetail>('run-tuned').votes;
     expect(votes?.wins).toEqual({ slow: 1, fast: 3 });
     expect(votesText(votes)).toBe('fast preferred in 70% of 5 votes (95% interval 30%–93%): fast 3, slow 1, ties 1.');
-    expect(votesText(body<IRunDetail>('run-damaged').votes)).toBe('No blind votes yet.');
+    expect(votesText(body<IRunDetail>('run-live').votes)).toBe('No blind votes yet.');
+    // the base's column (`__base__`) is called the base
+    expect(votesText(body<IRunDetail>('run-damaged').votes)).toBe(
+      'damaged preferred in 67% of 3 votes (95% interval 21%–94%): damaged 2, base 1, ties 0.'
+    );
     expect(votesText({ ...(votes as NonNullable<typeof votes>), n: 6, both_bad: 1 })).toMatch(
       /, both bad 1 \(counted half, as ties are\)\.$/
     );
@@ -206,6 +222,72 @@ describe('rendering the fixtures', () => {
     expect(live && deleteBlocked(live)).toBe('Stop the run before deleting it');
     expect(deleteBlocked(renamed)).toBeNull();
     expect(describeError(errorFromResponse(409, 'Conflict', fixture('delete-live').body))).toMatch(/Stop it first/);
+  });
+});
+
+describe('evaluations and the leaderboard on the fixtures', () => {
+  it("shows each run's latest evaluation in its row", () => {
+    const [live, damaged, tuned] = body<IRunsPage>('runs').runs;
+    expect(live.eval).toBeNull();
+    expect(evalLine(live.eval)).toBe('');
+    expect(evalLine(tuned.eval)).toBe('exact_match 88% [76–98] · base 10%');
+    expect(evalLine(damaged.eval)).toBe('exact_match 35% [23–45] · base 10%');
+    expect(tuned.eval && evalTitle(tuned.eval)).toBe(
+      'Latest evaluation, 2026-11-23 10:20 UTC: eval split of types (40 examples), 95% intervals in brackets'
+    );
+    expect(body<IRunsPage>('runs-page2').runs[0].eval).toBeUndefined(); // a corrupt run has no eval field
+  });
+
+  it("tables a run's evaluations, its own column beside the base's", () => {
+    const tuned = body<IRunDetail>('run-tuned');
+    const rows = evalRows(tuned.evals, tuned.summary.id);
+    expect(rows.length).toBe(2 * (tuned.evals?.length ?? 0));
+    expect(rows[0]).toEqual([
+      '2026-11-23 10:20',
+      'eval split of types (40 examples)',
+      'exact_match',
+      '88% [76–98]',
+      '10% [0–20]'
+    ]);
+    expect(rows.at(-1)).toEqual([
+      '2026-11-23 10:20',
+      'eval split of types (40 examples)',
+      'chrf',
+      '90% [78–100]',
+      '30% [18–40]'
+    ]);
+    expect(evalRows(body<IRunDetail>('run-live').evals, 'live')).toEqual([]);
+  });
+
+  it('ranks the runs with their figures and ratings', () => {
+    const board = body<IBoard>('board');
+    expect(
+      board.rows.map(r => [boardName(r), formatFigure(board.metric ?? '', r.metric), formatRating(r.rating), r.games])
+    ).toEqual([
+      ['tuned', '88% [76–98]', '1241 [996–1518]', 8],
+      ['damaged', '35% [23–45]', '1107 [850–1338]', 9],
+      ['base model', '10% [0–20]', '1000 [1000–1000]', 5]
+    ]);
+    expect(boardSummary(board)).toBe(
+      '2 runs · 11 games (blind votes and judge verdicts) · ratings: Bradley–Terry on an Elo scale, base = 1000'
+    );
+    expect(board.rows.find(r => r.run === BASE)?.name).toBe(board.base);
+  });
+
+  it('loads the board, another metric, and keeps it when a metric is refused', async () => {
+    const model = new BoardModel(fixtureServer);
+    await model.load();
+    expect([model.board?.metric, model.error]).toEqual(['exact_match', null]);
+    model.toggle('tuned-20261123-101500-0000');
+    model.toggle('damaged-20261123-101500-0000');
+    await model.load({ data: 'fp-types-40', metric: 'chrf' });
+    expect(model.board?.metric).toBe('chrf');
+    expect(model.pair).toEqual(['tuned-20261123-101500-0000', 'damaged-20261123-101500-0000']);
+    await model.load({ metric: 'bleu' });
+    expect(describeError(model.error)).toBe(
+      "Eval set 'fp-types-40' has no figures for metric 'bleu' (Its metrics: exact_match, chrf.)"
+    );
+    expect(model.board?.metric).toBe('chrf');
   });
 });
 

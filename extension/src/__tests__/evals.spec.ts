@@ -14,6 +14,7 @@ import {
   formatFigure,
   formatRating,
   isShare,
+  lowerIsBetter,
   shortTime
 } from '../evals';
 
@@ -96,6 +97,12 @@ describe('figures with their intervals', () => {
     expect(isShare('regex:^\\d+$', { value: 1, low: 0.9, high: 1 })).toBe(true);
     expect(isShare('answer_length', { value: 0.5, low: 0.5, high: 0.5 })).toBe(false);
     expect(isShare('my_fn', { value: 3, low: 2, high: 4 })).toBe(false);
+    expect([
+      lowerIsBetter('perplexity'),
+      lowerIsBetter('mean_loss'),
+      lowerIsBetter('chrf'),
+      lowerIsBetter(null)
+    ]).toEqual([true, true, false, false]);
   });
 
   it('writes the sidebar line of the latest evaluation', () => {
@@ -108,6 +115,9 @@ describe('figures with their intervals', () => {
     );
     expect(shortTime('not a time')).toBe('not a time');
     expect(dataText({ name: 'lm_eval:arc_easy', n: 1 })).toBe('lm_eval:arc_easy (1 example)');
+    expect(dataText({ name: null, n: null })).toBe('unnamed data');
+    expect(evalTitle({ ...LATEST, time: null })).toMatch(/^Latest evaluation: eval split of demo \(60 examples\),/);
+    expect(evalLine({ ...LATEST, metric: null })).toBe('metric 98% [93–100] · base 0%');
   });
 
   it("tables a run's evaluations, newest first, its own column beside the base's", () => {

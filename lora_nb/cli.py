@@ -282,9 +282,10 @@ def _no_runs(root) -> str:
 
 # %% ../nbs/71_cli.ipynb #49da3649
 def cmd_runs(args) -> int:
-    "List the runs under the runs root; or rename or delete one."
+    "List the runs under the runs root, or their leaderboard; or rename or delete one."
     from lora_nb.runs import Run, list_runs
     if args.delete: return _delete(args)
+    if args.board: return _board(args)
     if args.rename:
         info = Run.open(args.rename[0], args.runs_root).rename(args.rename[1])
         print(f"{info['id']} is now named {info['name']!r}")
@@ -293,14 +294,28 @@ def cmd_runs(args) -> int:
     else: print(runs_table(rows))
     return 0
 
+# %% ../nbs/71_cli.ipynb #d1b0a002
+def _board(args) -> int:
+    "`runs --board`: the leaderboard of the runs on one base, as a table or as JSON."
+    from lora_nb.board import board_table, leaderboard
+    b = leaderboard(args.runs_root, base=args.base, data=args.data, metric=args.metric)
+    print(json.dumps(b, indent=2) if args.json else board_table(b) if b['base'] else _no_runs(args.runs_root))
+    return 0
+
 # %% ../nbs/71_cli.ipynb #379a4c17
 def _add_runs(sub):
-    r = sub.add_parser('runs', help='list the runs; rename or delete one')
+    r = sub.add_parser('runs', help='list the runs or their leaderboard; rename or delete one')
     _root_arg(r)
     r.add_argument('--json', action='store_true', help='print the rows as JSON')
     r.add_argument('--rename', nargs=2, metavar=('ID', 'NAME'), help="give run ID a new name (its id stays)")
     r.add_argument('--delete', metavar='ID', help="delete run ID's folder, adapter included (not while it trains)")
     r.add_argument('--yes', action='store_true', help='delete without asking')
+    r.add_argument('--board', action='store_true', help='the leaderboard of the runs on one base: a metric on one '
+                   'eval set, and a rating from every blind vote and judge verdict between them')
+    r.add_argument('--base', help='with --board: the base model (default: the one with the most runs)')
+    r.add_argument('--data', help='with --board: the eval set, by its data fingerprint (default: the one most runs '
+                   'were evaluated on)')
+    r.add_argument('--metric', help="with --board: the metric (default: the eval set's first)")
     r.set_defaults(func=cmd_runs)
 
 # %% ../nbs/71_cli.ipynb #defdc657

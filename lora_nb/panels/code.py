@@ -12,7 +12,7 @@ from ..settings import ModelSettings
 from .core import write_records
 
 # %% auto #0
-__all__ = ['CodeState', 'short']
+__all__ = ['CodeState', 'short', 'eval_section']
 
 # %% ../../nbs/50a_panels.code.ipynb #b06561b9
 @dataclass
@@ -48,15 +48,59 @@ def _model_config(st) -> dict:
     model.pop('load_in_8bit', None)
     return model
 
+# %% ../../nbs/50a_panels.code.ipynb #443a5496
+_EVAL_CHOICES = ('data', 'path', 'hub', 'metrics', 'custom', 'limit', 'max_new_tokens')
+
+def _untouched(e) -> bool:
+    "Whether the Evaluate tab's choices are its defaults."
+    return all(getattr(e, k) == getattr(type(e)(), k) for k in _EVAL_CHOICES)
+
+def _notebook_metric(e) -> str|None:
+    "The Evaluate tab's own metric when it names a function of the notebook (not something `metric` reads)."
+    from lora_nb.metrics import PRESETS
+    m = e.custom.strip()
+    return m if m and ':' not in m and m not in PRESETS else None
+
+# %% ../../nbs/50a_panels.code.ipynb #03c3e56b
+def eval_section(st) -> dict|None:
+    "The Evaluate tab's choices as the config's `eval:` section (None: the tab was not used, or no metric fits)."
+    e = st.evaluate
+    if e.evaluation is None and _untouched(e): return None
+    mine = e.custom.strip()
+    metrics = list(e.metrics) + ([mine] if mine and _notebook_metric(e) is None else [])
+    if not metrics: return None
+    data = None if e.data == 'split' else short(e.path.strip()) if e.data == 'path' else e.hub.strip()
+    return dict(data=data, metrics=metrics, max_new_tokens=e.max_new_tokens, limit=e.limit)
+
+# %% ../../nbs/50a_panels.code.ipynb #d7ea674e
+def _notebook_metric_note(st) -> str:
+    "A YAML comment about a metric the notebook defines, which the config can't name."
+    if (m := _notebook_metric(st.evaluate)) is None: return ''
+    return (f"# eval: `{m}` is a function in the notebook, which `lora-nb` can't see: put it in a module and add "
+            f"'module:{m}' to eval.metrics\n")
+
+# %% ../../nbs/50a_panels.code.ipynb #63fbfc08
+def _eval_lines(st) -> str:
+    "The cell's last lines: the `evaluate` call for the Evaluate tab's choices ('' when it was not used)."
+    e = st.evaluate
+    if eval_section(st) is None and _notebook_metric(e) is None: return ''
+    mine = e.custom.strip()
+    ms = [repr(m) for m in e.metrics] + ([mine if _notebook_metric(e) else repr(mine)] if mine else [])
+    data = 'data' if e.data == 'split' else repr(short(e.path.strip()) if e.data == 'path' else e.hub.strip())
+    return (f"\nev = evaluate(lm.model, lm.tokenizer, {data}, metrics=[{', '.join(ms)}], "
+            f"max_new_tokens={e.max_new_tokens!r}, limit={e.limit!r}, run=session.run)   # stored with the run\n"
+            "print(ev)\n")
+
 # %% ../../nbs/50a_panels.code.ipynb #55ff586e
 @patch
 def config_dict(self:CodeState, st) -> dict:
-    "The session's choices as a run config (model, data, lora, train, probes, runs_root)."
+    "The session's choices as a run config (model, data, lora, train, probes, runs_root; eval when chosen)."
     data, f = st.data.settings(), self.data_file(st)
     if f is not None: data = {**{k: v for k, v in data.items() if k not in ('text', 'source')}, 'source': short(f)}
     elif 'source' in data and st.data.source == 'path': data['source'] = short(data['source'])
+    ev = {} if (e := eval_section(st)) is None else dict(eval=e)
     return dict(name=st.train.name.strip() or 'run', model=_model_config(st), data=data, lora=dict(st.train.lora),
-                train=dict(st.train.train), probes=list(st.train.probes), runs_root=short(st.root))
+                train=dict(st.train.train), probes=list(st.train.probes), runs_root=short(st.root), **ev)
 
 # %% ../../nbs/50a_panels.code.ipynb #de106649
 @patch
@@ -69,7 +113,8 @@ def to_yaml(self:CodeState, st) -> str:
     d['runs_root'] = c['runs_root']   # relative to the working directory, as in the Python cell
     d = {'name': d.pop('name'), **d}
     if c['data'].get('source') and d['data'].get('source'): d['data']['source'] = c['data']['source']
-    return yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120)
+    if d.get('eval', {}).get('data'): d['eval']['data'] = c['eval']['data']
+    return yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120) + _notebook_metric_note(st)
 
 # %% ../../nbs/50a_panels.code.ipynb #841e8d73
 def _keep_line(kind:str, source, d:dict) -> str:
@@ -92,13 +137,14 @@ def to_code(self:CodeState, st) -> str:
     return (("from pathlib import Path\n" if 'Path(' in keep else '') +
             f"from lora_nb.models import load_model\nfrom lora_nb.data import prepare\n"
             + ("from lora_nb.settings import Pasted\n" if src.startswith('Pasted(') else '') +
-            f"from lora_nb.train import LoraSettings, Session, TrainSettings\n\n"
+            f"from lora_nb.train import LoraSettings, Session, TrainSettings\n"
+            + ("from lora_nb.evaluation import evaluate\n" if (tail := _eval_lines(st)) else '') + "\n"
             f"lm = load_model({mkw})\n"
             f"data = prepare({src}, lm.tokenizer, {kw})\n"
             f"session = Session(lm, data, LoraSettings(**{c['lora']!r}),\n"
             f"                  TrainSettings(**{c['train']!r}),\n"
             f"                  probes={c['probes']!r}, root={c['runs_root']!r}, name={c['name']!r})\n"
-            f"session.start()\n{keep}session.wait()\nprint(session.status, session.run.path)\n")
+            f"session.start()\n{keep}session.wait()\nprint(session.status, session.run.path)\n" + tail)
 
 # %% ../../nbs/50a_panels.code.ipynb #7da7e76a
 @patch

@@ -205,3 +205,29 @@ def test_scores_matrix():
     S = scores([('a', 'b', 1.0), ('a', 'b', 0.5)], [BASE, 'a', 'b'])
     assert S.tolist() == [[0, 0.5, 0.5], [0.5, 0, 1.5], [0.5, 0.5, 0]]
     assert ELO == pytest.approx(173.72, abs=0.01)
+
+def test_a_real_evaluation_on_the_board(tmp_path):
+    """`lora_nb.evaluation.evaluate` on the embedded model with two runs' adapters: the board reads the record it
+    stored (the figures, the eval set, the base's row) as written, and the sidebar row shows the latest."""
+    from peft import LoraConfig, get_peft_model
+    from lora_nb.demo import load_demo_data
+    from lora_nb.evaluation import evaluate
+    from lora_nb.lab.runview import summary_row
+    from lora_nb.models import load_model
+    lm = load_model(quantization='none')
+    a, b = (Run.create({}, name=n, root=tmp_path, base_model=EMBEDDED) for n in ('first', 'second'))
+    model = get_peft_model(lm.model, LoraConfig(r=4, target_modules=['q_proj', 'v_proj'], init_lora_weights=False),
+                           adapter_name='first')
+    model.add_adapter('second', LoraConfig(r=4, target_modules=['q_proj', 'v_proj'], init_lora_weights=False))
+    test = load_demo_data()[1][:12]
+    ev = evaluate(model, lm.tokenizer, test, ['exact_match', 'chrf'], runs={'first': a.id, 'second': b.id},
+                  max_new_tokens=6, root=tmp_path)
+    bd = leaderboard(tmp_path, metric='chrf', n_boot=0)
+    fp = ev.record()['data']['fingerprint']
+    assert (bd['data'], bd['sets'][0]['runs'], bd['sets'][0]['n']) == (fp, 2, 12)
+    got = {r['run']: r['metric']['value'] for r in bd['rows']}
+    assert got == {a.id: ev.figures['first']['chrf']['value'], b.id: ev.figures['second']['chrf']['value'],
+                   BASE: ev.figures[BASE]['chrf']['value']}
+    row = summary_row(a)['eval']
+    assert (row['metric'], row['own']['value'], row['data']['fingerprint']) == (
+        'exact_match', ev.figures['first']['exact_match']['value'], fp)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pydoc_data.topics
 import plotly.graph_objects as go
 from .runs import Run
+from .board import eval_records, figure, figure_text, own_column
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainError, TrainSettings
@@ -80,13 +81,32 @@ def _loss_plot(run:Run) -> str:
                       margin=dict(l=40, r=20, t=50, b=40))
     return fig.to_html(full_html=False, include_plotlyjs=True)
 
+# %% ../nbs/72_demo.ipynb #e1b0a002
+def _eval_table(rec:dict, run_id:str) -> str:
+    "One evaluation as an HTML table: a row per column (the base, this run, others), a cell per metric."
+    esc, ms, own = html.escape, [m for m in rec['metrics'] if isinstance(m, str)], own_column(rec, run_id)
+    who = lambda c: 'base' if c == BASE else f"{c} (this run)" if c == own else c
+    row = lambda c: f"<tr><td>{esc(who(c))}</td>" + ''.join(f"<td>{figure_text(figure(rec, c, m))}</td>" for m in ms)
+    d = rec['data']
+    return (f"<h2>Evaluation on {esc(str(d.get('name')))} ({d.get('n')} examples)</h2>"
+            "<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>model</th>"
+            + ''.join(f'<th>{esc(m)} [95 % interval]</th>' for m in ms) + '</tr>'
+            + ''.join(row(c) + '</tr>' for c in rec['figures']) + '</table>')
+
+# %% ../nbs/72_demo.ipynb #e1b0a003
+def _evals_html(run:Run) -> str:
+    "The run's newest evaluation on each eval set as HTML tables ('' when it has none)."
+    latest = {}
+    for r in eval_records(run): latest[r['data'].get('fingerprint') or r.get('id')] = r
+    return ''.join(_eval_table(r, run.id) for r in latest.values())
+
 # %% ../nbs/72_demo.ipynb #55ff2593
 def report_html(run:Run, comparison, answers:list[str], scores:dict) -> str:
-    "A self-contained HTML report: loss curve and base-vs-tuned table."
+    "A self-contained HTML report: loss curve, base-vs-tuned table, and the run's evaluations when it has any."
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lora_nb demo {run.id}</title></head>"
             f"<body style='font-family:sans-serif'><h1>lora_nb demo</h1>"
             f"<p>Run <code>{run.id}</code>: exact match on {len(answers)} held-out questions.</p>"
-            + _loss_plot(run) + _answers_table(comparison, answers, scores) + "</body></html>")
+            + _loss_plot(run) + _answers_table(comparison, answers, scores) + _evals_html(run) + "</body></html>")
 
 # %% ../nbs/72_demo.ipynb #d1d4ead6
 def ended_early(s:Session, t0:float) -> dict:

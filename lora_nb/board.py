@@ -13,7 +13,7 @@ from .runs import RUN_FILES, Run, list_runs, read_jsonl, runs_root
 # %% auto #0
 __all__ = ['BASE', 'EMBEDDED', 'LOWER_IS_BETTER', 'BASE_COLUMNS', 'ELO', 'BoardError', 'base_name', 'eval_records', 'figure',
            'own_column', 'eval_summary', 'player', 'game', 'games', 'score_matrix', 'scores', 'fit_bt', 'ratings',
-           'eval_sets', 'set_figures', 'board_rows', 'leaderboard', 'board_table']
+           'eval_sets', 'set_figures', 'board_rows', 'leaderboard', 'figure_text', 'board_table']
 
 # %% ../nbs/28d_board.ipynb #f62cda1f
 BASE = '__base__'   # the base model's column (lora_nb.generation.BASE)
@@ -241,8 +241,8 @@ def leaderboard(root:str|Path|None=None, base:str|None=None, data:str|None=None,
     out.sort(key=lambda r: _order(r, metric not in LOWER_IS_BETTER))
     return dict(bases=bases, base=base, sets=sets, data=data, metric=metric, rows=out, games=len(played))
 
-# %% ../nbs/28d_board.ipynb #4f78496b
-def _fig(f:dict|None, fmt:str='.3g') -> str:
+# %% ../nbs/28d_board.ipynb #c1506e45
+def figure_text(f:dict|None, fmt:str='.3g') -> str:
     "A figure as 'value [low, high]' ('-' when there is none)."
     if not f or not _num(f.get('value')): return '-'
     v, lo, hi = (f.get(k) for k in ('value', 'low', 'high'))
@@ -254,7 +254,7 @@ def board_table(b:dict) -> str:
     name = next((s['name'] for s in b['sets'] if s['fingerprint'] == b['data']), b['data'])
     what = f"{b['metric']} on {name}" if b['data'] else 'no evaluations yet'
     head = ('run', 'name', b['metric'] or 'metric', 'rating', 'games')
-    body = [(r['run'], r['name'] or '-', _fig(r['metric']), _fig(r['rating'], '.0f'), str(r['games']))
+    body = [(r['run'], r['name'] or '-', figure_text(r['metric']), figure_text(r['rating'], '.0f'), str(r['games']))
             for r in b['rows']]
     w = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ['  '.join(x.ljust(n) for x, n in zip(line, w)).rstrip() for line in [head, *body]]

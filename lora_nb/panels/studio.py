@@ -19,7 +19,7 @@ from .prefer import PreferState
 from .evaluate import EvaluateState
 
 # %% auto #0
-__all__ = ['StudioState']
+__all__ = ['AB', 'StudioState']
 
 # %% ../../nbs/53a_panels.studio.ipynb #aa5c0160
 class StudioState(Shared):
@@ -114,3 +114,44 @@ def pick_up(self:StudioState, run_id:str):
     self.log.seed(run.read('metrics').records)
     self.picked = run_id
     return run
+
+# %% ../../nbs/53a_panels.studio.ipynb #cf83e2d9
+AB = ('run_a', 'run_b') # the names `blind_ab` loads the two runs' adapters under
+
+@patch
+def _same_base(self:StudioState, ra, rb) -> bool:
+    "Whether runs `ra` and `rb` trained on the same base model (if not, the banner says so)."
+    from lora_nb.models import same_model
+    a, b = ra.info().get('base_model'), rb.info().get('base_model')
+    if same_model(a, b): return True
+    return self.refuse(f"Runs {ra.id} and {rb.id} were trained on different base models ({a} and {b}): a blind test "
+                       "compares two adapters of one base. Choose two runs of the same base (`lora-nb runs --board` "
+                       "lists them by base).") or False
+
+# %% ../../nbs/53a_panels.studio.ipynb #9f8d77aa
+@patch
+def _ab_loaded(self:StudioState, ra, rb) -> bool:
+    "Run `ra`'s model and data back (as Pick up does), with both runs' adapters on the model."
+    if not (src := self.data_source_of(ra)):
+        return self.refuse(f"Run {ra.id} does not say where its data is, so its held-out prompts can't be found: "
+                           "load the runs' adapters (Adapters tab) and type the prompts in Compare.") or False
+    self._restore(ra, src)
+    if self.model.load(self) is None or self.data.prepare(self) is None: return False
+    return all(self.action(self.put_adapter, r.id, name) is not None for r, name in zip((ra, rb), AB))
+
+# %% ../../nbs/53a_panels.studio.ipynb #8c57e420
+@patch
+def blind_ab(self:StudioState, run_a:str, run_b:str, n:int=20):
+    "Both runs' adapters on their base, Compare on `run_a`'s held-out prompts, and a blind test between them."
+    from lora_nb.runs import Run
+    from lora_nb.panels.compare import eval_prompts
+    if self.training: return self.refuse("Training is running: start a blind test when it has ended.")
+    ra = self.action(Run.open, run_a, self.root)
+    rb = ra and self.action(Run.open, run_b, self.root)
+    if ra is None or rb is None or not self._same_base(ra, rb) or not self._ab_loaded(ra, rb): return None
+    if not (ps := eval_prompts(self, n)):
+        return self.refuse(f"Run {run_a} held out no examples (eval_size 0): type prompts in Compare, then Blind test.")
+    self.compare.prompts, self.compare.adapters = '\n'.join(ps), list(AB)
+    if self.compare.run(self) is None: return None
+    a, b = (next(lab for lab, name in self.compare.names.items() if name == x) for x in AB)
+    return self.compare.start_blind(self, a, b)

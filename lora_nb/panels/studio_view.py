@@ -286,3 +286,15 @@ def _repr_mimebundle_(self:Studio, include=None, exclude=None):
     "The widget's bundle, with a static HTML note for views without widgets."
     data = widget_bundle(self.widget, include=include, exclude=exclude)
     return {**data, 'text/html': self._static_html(), 'text/plain': 'lora_nb Studio'}
+
+# %% ../../nbs/53b_panels.studio_view.ipynb #acc1cbe4
+@patch(cls_method=True)
+def blind_ab(cls:Studio, run_a:str, run_b:str, root=None) -> Studio:
+    "Runs `run_a` and `run_b`'s adapters on their base, and Compare open on a blind test between them."
+    bt = (s := cls(root)).state.blind_ab(run_a, run_b)
+    s._show_state()
+    s.show('compare')
+    for f in s.compare.fields: f.refresh()
+    if bt is not None: s.compare.a.value, s.compare.b.value = bt.a, bt.b
+    s.compare.on_blind() if bt is not None else s.compare.report(s.state)
+    return s

@@ -231,3 +231,20 @@ def test_a_real_evaluation_on_the_board(tmp_path):
     row = summary_row(a)['eval']
     assert (row['metric'], row['own']['value'], row['data']['fingerprint']) == (
         'exact_match', ev.figures['first']['exact_match']['value'], fp)
+
+def test_the_command(tmp_path):
+    "`lora-nb runs --board` as a user runs it: the table, --json, and a refused metric in one line with exit code 2."
+    import subprocess, sys
+    from pathlib import Path
+    exe = str(Path(sys.executable).parent/'lora-nb')
+    a = Run.create({}, name='a', root=tmp_path)
+    evaluation(a, 's', {BASE: 0.25, 'own': 0.75}, 1)
+    a.log('votes', *[{'a': 'base', 'b': 'a (10:00)', 'winner': 'a (10:00)'}] * 2)     # the Compare tab's labels
+    run = lambda *args: subprocess.run([exe, 'runs', '--board', '--runs-root', str(tmp_path), *args],
+                                       capture_output=True, text=True, timeout=120)
+    r = run()
+    assert r.returncode == 0 and r.stdout.splitlines()[2].split()[:3] == [a.id, 'a', '0.75'], r.stdout + r.stderr
+    j = json.loads(run('--json').stdout)
+    assert j['games'] == 2 and j['rows'][0]['rating']['value'] > 1000
+    r = run('--metric', 'chrf')
+    assert r.returncode == 2 and r.stderr.startswith("lora-nb: Eval set 's' has no figures for metric 'chrf'"), r.stderr

@@ -6,7 +6,7 @@
 import type { Contents } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import type { Fetcher, IBoard, IBoardRow, JSONValue } from './api';
+import type { Fetcher, IBoard, IBoardRow, IRunSummary, JSONValue } from './api';
 import { BASE } from './api';
 import { freeName, joinPath } from './quickstart';
 
@@ -74,6 +74,15 @@ export async function createBlindAb(contents: Contents.IManager, dir: string, a:
   const path = joinPath(dir, freeName('blind_ab.ipynb', taken));
   await contents.save(path, { type: 'notebook', format: 'json', content: blindAbNotebook(a, b) });
   return path;
+}
+
+/**
+ * What of the runs list the board depends on: the runs, their bases, names and latest evaluations (a new run, a
+ * rename or a new evaluation changes it; a training step does not).
+ */
+export function boardKey(runs: IRunSummary[]): string {
+  const parts = runs.map(r => JSON.stringify([r.id, r.base_model ?? null, r.name ?? null, r.eval?.id ?? null]));
+  return [...new Set(parts)].sort().join('\n');
 }
 
 export type SortKey = 'rating' | 'metric';

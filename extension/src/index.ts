@@ -15,7 +15,7 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { BoardModel, createBlindAb } from './board';
+import { boardKey, BoardModel, createBlindAb } from './board';
 import { BoardView } from './boardview';
 import type { IDeleteReply, IRenameReply, IRunDetail, IRunSummary, IStopReply } from './api';
 import { describeError } from './api';
@@ -290,6 +290,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void board.content.model.load();
         return board;
       }
+    });
+    // a shown board follows the runs list: a new run, a rename or a new evaluation reloads it (votes: its Refresh)
+    let boardSeen: string | null = null;
+    runs.changed.connect(() => {
+      const key = boardKey([...runs.active, ...runs.runs]);
+      if (boardSeen !== null && key !== boardSeen && board?.isVisible) {
+        void board.content.model.load();
+      }
+      boardSeen = key;
     });
 
     commands.addCommand(CommandIDs.blindAb, {

@@ -3,7 +3,16 @@ import type { Contents } from '@jupyterlab/services';
 
 import type { Fetcher, IBoard, IBoardRow, IEvalRecord, IEvalSummary } from '../api';
 import { BASE } from '../api';
-import { blindAbNotebook, blindAbSource, BoardModel, boardEndpoint, createBlindAb, pyString, sortRows } from '../board';
+import {
+  blindAbNotebook,
+  blindAbSource,
+  boardEndpoint,
+  boardKey,
+  BoardModel,
+  createBlindAb,
+  pyString,
+  sortRows
+} from '../board';
 import {
   boardName,
   boardSummary,
@@ -17,6 +26,7 @@ import {
   lowerIsBetter,
   shortTime
 } from '../evals';
+import { summary } from './fake';
 
 const TUNED = 'tuned-20261208-012345-3f2a';
 
@@ -162,6 +172,16 @@ describe('the leaderboard', () => {
     expect(boardSummary(board())).toBe(
       '3 runs · 12 games (blind votes and judge verdicts) · ratings: Bradley–Terry on an Elo scale, base = 1000'
     );
+  });
+
+  it('follows new runs, renames and evaluations, not training steps', () => {
+    const runs = [summary({ id: 'a-1', eval: LATEST }), summary({ id: 'b-2' })];
+    const key = boardKey(runs);
+    expect(boardKey([runs[1], runs[0], runs[0]])).toBe(key); // the active runs are in the page too
+    expect(boardKey([{ ...runs[0], step: 3, loss: 1.5, spark: [1] }, runs[1]])).toBe(key);
+    expect(boardKey([{ ...runs[0], eval: { ...LATEST, id: 'ev-2' } }, runs[1]])).not.toBe(key);
+    expect(boardKey([runs[0], { ...runs[1], name: 'renamed' }])).not.toBe(key);
+    expect(boardKey([...runs, summary({ id: 'c-3' })])).not.toBe(key);
   });
 
   it('sorts by rating or metric, rows without a value last', () => {

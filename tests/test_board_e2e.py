@@ -124,6 +124,14 @@ def test_c_leaderboard_and_a_blind_ab_from_it(lab):
     assert board.locator('.jp-LoraNb-blindAb').is_disabled()
     page.screenshot(path=str(OUT/'board-c-leaderboard-light.png'))
 
+    board.locator('.jp-LoraNb-boardBasePick').select_option(OTHER_BASE)       # another base: its runs, no eval set
+    board_row(page, runs['other'].id).wait_for(timeout=30_000)
+    assert board.locator('.jp-LoraNb-boardRow').count() == 2
+    assert board.locator('.jp-LoraNb-boardDataPick').inner_text() == 'no evaluations on this base yet'
+    assert board_row(page, runs['other'].id).locator('.jp-LoraNb-boardMetric').inner_text() == '–'
+    board.locator('.jp-LoraNb-boardBasePick').select_option(BASE_MODEL)
+    board_row(page, runs['fast'].id).wait_for(timeout=30_000)
+
     board.locator('.jp-LoraNb-boardMetricPick').select_option('chrf')               # another metric: the server ranks
     page.wait_for_function("() => [...document.querySelectorAll('.jp-LoraNb-boardRow .jp-LoraNb-boardMetric')]"
                            ".some(c => c.textContent === '88% [84–92]')", timeout=30_000)
@@ -143,6 +151,20 @@ def test_c_leaderboard_and_a_blind_ab_from_it(lab):
     assert saved['cells'][0]['outputs'] == []                                # not run: the person runs it
     time.sleep(1)
     page.screenshot(path=str(OUT/'board-e-notebook-light.png'))
+
+def test_c2_a_new_evaluation_shows_without_a_refresh(lab):
+    "An evaluation stored while the board is shown: the sidebar's line and the board's row follow (no Refresh)."
+    page, runs = lab['page'], lab['runs']
+    page.locator('.lm-TabBar-tab:has-text("LoRA Leaderboard")').click()
+    fresh = runs['fresh']
+    base_fig = {'exact_match': fig(0.1, 0.03, 0.18), 'chrf': fig(0.312, 0.28, 0.345)}
+    append_jsonl(fresh.path/RUN_FILES['evals'], eval_record(fresh, {'exact_match': fig(0.7, 0.6, 0.8),
+                                                                    'chrf': fig(0.75, 0.7, 0.8)}, base_fig, '02:00:00'))
+    line = f'.jp-LoraNb-run[data-run-id="{fresh.id}"] .jp-LoraNb-eval'
+    page.wait_for_function(f"() => document.querySelector('{line}')?.textContent === "
+                           "'exact_match 70% [60–80] · base 10%'", timeout=30_000)
+    cell = f'.jp-LoraNb-boardRow[data-run-id="{fresh.id}"] .jp-LoraNb-boardMetric'
+    page.wait_for_function(f"() => document.querySelector('{cell}')?.textContent === '75% [70–80]'", timeout=30_000)
 
 LOOK = """(sels) => {
   const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);

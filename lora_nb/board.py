@@ -128,7 +128,7 @@ def fit_bt(S:np.ndarray, tol:float=1e-10, max_iter:int=100) -> np.ndarray:
 def _elo(theta) -> float: return round(1000 + ELO * float(theta), 1)
 
 def ratings(games:list, n_boot:int=500, seed:int=0) -> dict[str, dict]:
-    "Each player's rating on the Elo scale (the base 1000) with a 95 % bootstrap interval; {} without games."
+    "Bradley–Terry ratings, Elo scale (base 1000; prior: one tie with the base each), 95 % bootstrap intervals."
     if not games: return {}
     players = [BASE] + sorted({p for g in games for p in g[:2]} - {BASE})
     idx = {p: n for n, p in enumerate(players)}

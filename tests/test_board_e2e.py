@@ -4,8 +4,9 @@ Runs folders with evals.jsonl and blind votes between runs (as the engine writes
 sidebar shows each run's latest evaluation, its figure beside the base's; (b) the run viewer tables its evaluations;
 (c) the Leaderboard lists the runs with their metric and rating intervals, best first; picking two rows and pressing
 "Blind A/B in the Studio" opens a new notebook whose cell calls `Studio.blind_ab` with the two runs (not run);
-(d) the same in the dark theme, legible. Screenshots, light and dark, go to $LORA_NB_E2E_OUT (default
-tests/artifacts/e2e), named board-*.png.
+(d) the same in the dark theme, legible; (e) two runs trained on the embedded model, picked on the board: the
+notebook's cell, run, opens the Studio on a blind test between them, and a vote there counts as a game on the board.
+Screenshots, light and dark, go to $LORA_NB_E2E_OUT (default tests/artifacts/e2e), named board-*.png.
 """
 import json, os, sys, time
 from pathlib import Path
@@ -60,12 +61,30 @@ def make_runs(root:Path) -> dict:
     made['slow'].log('votes', *votes(None, made['slow'], 2, 5))
     return made
 
+def trained_runs(root:Path) -> list[Run]:
+    "Two runs trained two steps each on the embedded model through the Studio's state, each holding out 3 examples."
+    from lora_nb.panels.studio import StudioState
+    st = StudioState(root)
+    st.model.quantization = 'none'
+    st.data.text = '\n'.join(json.dumps({'instruction': f'Reverse {w}.', 'output': w[::-1]})
+                             for w in ['loop', 'if', 'for', 'while'] * 3)
+    st.data.eval_size = 3
+    assert st.model.load(st) is not None and st.data.prepare(st) is not None, st.banner
+    st.train.train.update(max_steps=2, save_steps=100, probe_steps=0)
+    out = []
+    for name in ('left', 'right'):
+        s = st.train.start(st, name=name)
+        assert s is not None and s.wait(120) == 'completed', st.banner
+        out.append(s.run)
+    return out
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     if chromium_path() is None: pytest.fail("Chromium is missing: `apt-get install -y chromium` (.ci/run does it).")
     from playwright.sync_api import sync_playwright
     work = tmp_path_factory.mktemp('board')
     made = make_runs(work/'runs')
+    made['left'], made['right'] = trained_runs(work/'runs')
     OUT.mkdir(parents=True, exist_ok=True)
     with Jupyter('lab', work, env=lab_env(work)) as j, sync_playwright() as p:
         browser = chromium(p)
@@ -227,3 +246,41 @@ def test_d_light_and_dark_are_legible(lab):
     page.screenshot(path=str(OUT/'board-g-viewer-dark.png'))
     assert len(table) == 6 + 5 and all(e['ratio'] >= 4.5 and e['bg'] < 0.2 for e in table), table
     print('\nlowest contrast, light:', min(e['ratio'] for e in light), 'dark:', min(e['ratio'] for e in dark + table))
+
+def test_e_a_blind_ab_from_the_board_runs_in_the_studio(lab):
+    "The two trained runs picked on the board: the notebook's cell opens a blind test; a vote is a game on the board."
+    page, runs = lab['page'], lab['runs']
+    left, right = runs['left'], runs['right']
+    page.locator('.lm-TabBar-tab:has-text("LoRA Leaderboard")').click()
+    board = page.locator('.jp-LoraNb-board')
+    pick = board.locator('.jp-LoraNb-boardBasePick')
+    bases = pick.locator('option').evaluate_all('os => os.map(o => o.value)')
+    pick.select_option([b for b in bases if b not in (BASE_MODEL, OTHER_BASE)][0])     # the embedded model's
+    board_row(page, left.id).wait_for(timeout=30_000)
+    assert board_row(page, left.id).locator('.jp-LoraNb-boardRating').inner_text() == '–'     # no games yet
+    board_row(page, left.id).click()
+    board_row(page, right.id).click()
+    board.locator('.jp-LoraNb-blindAb').click()
+    cell = f"Studio.blind_ab('{left.id}', '{right.id}')"
+    page.wait_for_function("t => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')]"
+                           ".some(c => c.textContent.includes(t))", arg=cell, timeout=60_000)
+    time.sleep(3)                                   # the kernel starts
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    vote = page.locator('.jp-OutputArea button.widget-button:visible:has-text("Left is better")').first
+    vote.wait_for(timeout=240_000)
+    page.screenshot(path=str(OUT/'board-h-studio-blind-dark.png'))
+    vote.click()
+    t0 = time.time()
+    while time.time() - t0 < 30:                    # the vote is stored with both runs' ids
+        recs = [r for run in (left, right) for r in run.read('votes').records]
+        if any(set((r.get('runs') or {}).values()) >= {left.id, right.id} for r in recs): break
+        time.sleep(0.5)
+    else: raise AssertionError(f'no vote between {left.id} and {right.id}: {recs}')
+    page.locator('.lm-TabBar-tab:has-text("LoRA Leaderboard")').click()
+    board.locator('.jp-LoraNb-refresh').click()
+    games = f'.jp-LoraNb-boardRow[data-run-id="{left.id}"] td:last-child'
+    page.wait_for_function(f"() => document.querySelector('{games}')?.textContent === '1'", timeout=30_000)
+    assert board_row(page, right.id).locator('td').last.inner_text() == '1'
+    assert board_row(page, left.id).locator('.jp-LoraNb-boardRating').inner_text() != '–'
+    page.screenshot(path=str(OUT/'board-i-after-vote-dark.png'))

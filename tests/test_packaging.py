@@ -111,6 +111,8 @@ def test_wheel_carries_the_embedded_model_and_entry_points(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'README.md'):
         assert f'lora_nb/assets/tiny_base/{f}' in names, f
+    for f in ('python_types.yaml', 'python_types.jsonl'):   # lora_nb's own lm-eval task (lora_nb.benchmarks)
+        assert f'lora_nb/assets/lm_eval/python_types/{f}' in names, f
     ep = next(n for n in names if n.endswith('entry_points.txt'))
     text = zipfile.ZipFile(wheel).read(ep).decode()
     assert 'lora-nb = lora_nb.cli:main' in text and 'lora_nb._modidx:d' in text

@@ -537,7 +537,8 @@ def _add_eval(sub):
     e.add_argument('--limit', type=int, metavar='N', help='the first N examples only')
     e.add_argument('--max-new-tokens', type=int, default=64, metavar='N', help='answer length')
     e.add_argument('--batch-size', type=int, default=16, metavar='N', help='prompts generated together')
-    e.add_argument('--json', action='store_true', help='print the record stored in evals.jsonl as JSON')
+    e.add_argument('--json', action='store_true',
+                   help="print the record as JSON (as evals.jsonl keeps it; `stored`: the runs it went to)")
     e.set_defaults(func=cmd_eval)
 
 # %% ../nbs/71_cli.ipynb #977d7e6a

@@ -455,12 +455,20 @@ def keep_source(cfg:RunConfig, s):
     return s
 
 # %% ../nbs/70_config.ipynb #9aaeb4c7
+def _still_there(run:Run, p:Path) -> Path:
+    "`p`, or a clear error when run `run`'s data file has gone."
+    if p.exists(): return p
+    raise SettingsError(f"Run {run.id}'s data file is not there any more (moved or deleted): its eval split can't "
+                        "be prepared again", where=str(p), hint="Put it back, or name the data to evaluate on: "
+                                                             "`lora-nb eval RUN --data FILE` (or `eval.data`).")
+
 def run_source(run:Run):
     "What `prepare` reads to get run `run`'s examples again: a file or a Hub dataset id (a clear error if unknown)."
     info = run.info()
     src, fp = info.get('data_source') or {}, info.get('data_fingerprint')
-    if src.get('copy'): return run.path/src['copy']
-    if src.get('kind') in ('path', 'hub'): return src.get('path') or src['id']
+    if src.get('copy'): return _still_there(run, run.path/src['copy'])
+    if src.get('kind') == 'path': return _still_there(run, Path(src['path']))
+    if src.get('kind') == 'hub': return src['id']
     studio = run.path.parent/'studio-data'/f"{fp}.jsonl"   # the Studio's copy of pasted examples, by fingerprint
     if fp and studio.exists(): return studio
     raise SettingsError(f"Run {run.id} does not say where its data is, so its eval split can't be prepared again",

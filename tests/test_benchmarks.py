@@ -70,7 +70,10 @@ def test_limit_changes_the_fingerprint_and_a_loaded_model_is_given_back(trained)
     from peft import PeftModel
     from lora_nb.models import load_model
     lm = load_model(quantization='none')
-    quick = run_benchmark('python_types', run=trained, model=lm, limit=8, offline=True).records[0]
+    steps = []
+    quick = run_benchmark('python_types', run=trained, model=lm, limit=8, offline=True,
+                          progress=lambda done, total: steps.append((done, total))).records[0]
+    assert steps == [(1, 2), (2, 2)]   # the base, then the adapter
     whole = run_benchmark('python_types', run=trained, model=lm, limit=None, offline=True).records[0]
     assert quick['data']['n'] == 8 and quick['settings']['limit'] == 8
     assert quick['data']['fingerprint'] != whole['data']['fingerprint']
@@ -132,3 +135,11 @@ def test_an_adapter_on_another_base_is_refused_and_nothing_is_written(trained, t
     with pytest.raises(BenchmarkError):
         run_benchmark('python_types', model=embedded, adapters={'other': tmp_path/'other-adapter'}, offline=True)
     assert tree_digest(trained.path) == before
+
+
+def test_without_lm_eval_the_extra_is_named(monkeypatch):
+    import sys
+    for m in [m for m in sys.modules if m == 'lm_eval' or m.startswith('lm_eval.')]: monkeypatch.delitem(sys.modules, m)
+    monkeypatch.setitem(sys.modules, 'lm_eval', None)   # what `import lm_eval` meets where it is not installed
+    with pytest.raises(BenchmarkError) as e: run_benchmark('python_types', offline=True)
+    assert "pip install 'lora_nb[eval]'" in e.value.hint

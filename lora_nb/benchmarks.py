@@ -228,6 +228,7 @@ def _run_settings(run:Run) -> ModelSettings:
     st = (run.info().get('settings') or {}).get('model') or {}
     return ModelSettings(**{k: v for k, v in st.items() if k in {f.name for f in fields(ModelSettings)}})
 
+# %% ../nbs/28c_benchmarks.ipynb #4c0dcd77
 def _base(model, cols:dict):
     "The `LoadedModel` to evaluate on."
     from lora_nb.models import LoadedModel, load_model
@@ -244,6 +245,7 @@ def _attach(lm, cols:dict):
     for col, c in cols.items(): model = load(model, c['adapter'], col)
     return model
 
+# %% ../nbs/28c_benchmarks.ipynb #0fc90cbb
 def _detach(lm, model, cols:dict, active):
     "Give `lm` back as it came: the columns' adapters off its model."
     from peft import PeftModel
@@ -292,21 +294,25 @@ def _chat(name:str, chat:bool|None) -> bool:
     return next((o.chat for o in BENCHMARKS.values() if o.task == name), False)
 
 # %% ../nbs/28c_benchmarks.ipynb #eb7db6f4
-def _measure(lm, cols:dict, loaded:list, tm, o:dict, progress=None) -> dict:
+def _each(hf, model, loaded:list, cols:dict, tm, o:dict, progress=None) -> dict:
     "task name -> column -> lm-eval's results, the base first."
-    from lm_eval.models.huggingface import HFLM
     from lora_nb.generation import BASE
     from lora_nb.threads import fair_share
+    out, steps = {}, [(t, col) for t in loaded for col in (BASE, *cols)]
+    for i, ((name, _, task), col) in enumerate(steps):
+        with _as_column(model, col), fair_share(): res = _evaluate(hf, task, tm, o, _chat(name, o['chat']))
+        out.setdefault(name, {})[col] = res
+        if progress: progress(i + 1, len(steps))
+    return out
+
+# %% ../nbs/28c_benchmarks.ipynb #752c6cce
+def _measure(lm, cols:dict, loaded:list, tm, o:dict, progress=None) -> dict:
+    "The base and each column's adapter on every task (see `_each`); `lm` given back as it came."
+    from lm_eval.models.huggingface import HFLM
     before, was = getattr(lm.model, 'active_adapter', None), lm.model.training
     model = _attach(lm, cols)
-    try:
-        hf = HFLM(pretrained=model.eval(), tokenizer=lm.tokenizer, batch_size=o['batch_size'])
-        out, steps = {}, [(t, col) for t in loaded for col in (BASE, *cols)]
-        for i, ((name, _, task), col) in enumerate(steps):
-            with _as_column(model, col), fair_share(): res = _evaluate(hf, task, tm, o, _chat(name, o['chat']))
-            out.setdefault(name, {})[col] = res
-            if progress: progress(i + 1, len(steps))
-        return out
+    try: return _each(HFLM(pretrained=model.eval(), tokenizer=lm.tokenizer, batch_size=o['batch_size']), model,
+                      loaded, cols, tm, o, progress)
     finally:
         _detach(lm, model, cols, before)
         lm.model.train(was)
@@ -357,6 +363,7 @@ def _fmt(f:dict) -> str:
     if f['low'] is None: return f"{f['value']:.3f}"
     return f"{f['value']:.3f} [{f['low']:.3f}, {f['high']:.3f}]"
 
+# %% ../nbs/28c_benchmarks.ipynb #e136a20c
 @dataclass
 class Benchmark:
     "What `run_benchmark` measured: one evals.jsonl record per task."

@@ -143,3 +143,40 @@ def test_without_lm_eval_the_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, 'lm_eval', None)   # what `import lm_eval` meets where it is not installed
     with pytest.raises(BenchmarkError) as e: run_benchmark('python_types', offline=True)
     assert "pip install 'lora_nb[eval]'" in e.value.hint
+
+
+GENERATED = """task: my_types_generated
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: python_types.jsonl
+output_type: generate_until
+test_split: test
+doc_to_text: "{{question}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+  do_sample: false
+filter_list:
+  - name: first-word
+    filter:
+      - function: regex
+        regex_pattern: "(\\\\w+)"
+      - function: take_first
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+def test_a_generated_answer_task_runs_base_vs_adapter(trained, tmp_path):
+    "Like GSM8K: the answer is generated (with the adapter off for the base), scored under lm-eval's filters."
+    shutil.copy(LOCAL_TASKS/'python_types'/'python_types.jsonl', tmp_path)
+    (tmp_path/'generated.yaml').write_text(GENERATED)
+    rec = run_benchmark(str(tmp_path/'generated.yaml'), run=trained, limit=8, chat=True, offline=True).records[0]
+    assert rec['metrics'] == ['exact_match,first-word'] and rec['data']['n'] == 8
+    base, tuned = (rec['figures'][c]['exact_match,first-word']['value'] for c in ('__base__', 'tuned'))
+    assert 0 <= base < tuned <= 1, (base, tuned)   # measured: 0.0 → 0.5 of 8

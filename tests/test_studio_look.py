@@ -128,3 +128,39 @@ def test_dark_theme_banners_and_token_chips(lab):
         assert e['ratio'] >= 4.5, e                                         # readable text
     for e in dark['chips'] + dark_train['banners']:
         assert e['bg'] < 0.25, e                                            # dark-tinted, not a light box
+
+EVAL_LOOK = """() => [...document.querySelectorAll('.jp-OutputArea table.lnb-eval td')].filter(e => e.offsetParent)
+  .slice(0, 12).map(e => { const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+    const lum = c => { const f = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+                       return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+    let bg = null;
+    for (let n = e; n && !bg; n = n.parentElement) { const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) bg = c; }
+    const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(bg || [255, 255, 255])];
+    return {text: e.textContent.trim().slice(0, 30), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)}; })"""
+
+def test_evaluate_tab_dark_and_light(lab):
+    "The Evaluate tab on a file of held-out examples: the table, the plot and the examples that differ, both themes."
+    page = lab['page']
+    (lab['work']/'held.jsonl').write_text(''.join(json.dumps({'instruction': f'Reverse {w}.', 'output': w[::-1]}) + '\n'
+                                                  for w in ['loop', 'if', 'for', 'while']))
+    tab(page, 'Evaluate')
+    page.locator(f'{OUTS} .widget-toggle-button:visible:has-text("file")').first.click()
+    page.locator(f'{OUTS} .widget-hbox:has(.widget-label:text-is("path")) input:visible').first.fill('held.jsonl')
+    page.locator(f'{OUTS} .widget-checkbox:visible:has-text("chrf") input').first.check()
+    button(page, 'Evaluate').click()
+    shown(page, 'Where they differ', timeout=180_000)
+    shown(page, 'example(s) where they differ')                           # on chrf at least: the answers changed
+    page.locator(f'{OUTS} .js-plotly-plot:visible, {OUTS} .plot-container:visible').first.wait_for(timeout=60_000)
+    page.locator(f'{OUTS} table.lnb-eval').first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    time.sleep(1)
+    page.screenshot(path=str(OUT/'look-g-dark-evaluate.png'))
+    dark = page.evaluate(EVAL_LOOK)
+    page.click('.lm-MenuBar-itemLabel:text-is("Settings")')
+    page.click('.lm-Menu-itemLabel:text-is("Theme")')
+    page.click('.lm-Menu-itemLabel:text-is("JupyterLab Light")')
+    time.sleep(2)
+    page.screenshot(path=str(OUT/'look-h-light-evaluate.png'))
+    light = page.evaluate(EVAL_LOOK)
+    assert dark and light and any('base' == e['text'] for e in light), (dark, light)
+    for e in dark + light: assert e['ratio'] >= 4.5, e                    # the table's text is readable in both

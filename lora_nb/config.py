@@ -236,6 +236,10 @@ def _method(cfg, d):
     if not isinstance(cfg.parent, str) or not cfg.parent.strip():
         _fail(cfg, ('method',), f"`method: {cfg.method}` needs `parent`: the run whose adapter it trains further",
               "Add `parent: <run id>` (an SFT run that finished; `lora-nb runs` lists them).")
+    if cfg.eval is not None:
+        _fail(cfg, ('eval',), f"`eval:` evaluates an SFT run as it completes, not a `method: {cfg.method}` run",
+              "Leave `eval:` out, and evaluate the run once it has finished: `lora-nb eval RUN --data FILE` (its "
+              "own data holds preference pairs, not answers).")
     cfg.prefer.method = cfg.method
 
 # %% ../nbs/70_config.ipynb #b08a637c

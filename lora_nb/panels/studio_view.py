@@ -31,7 +31,7 @@ __all__ = ['TABS', 'PickUp', 'Studio']
 # %% ../../nbs/53b_panels.studio_view.ipynb #720ce245
 TABS = [('model', 'Model', ModelPanel), ('data', 'Data', DataPanel), ('train', 'Train', TrainPanel),
         ('compare', 'Compare', ComparePanel), ('chat', 'Chat', ChatPanel),
-        ('evaluate', 'Evaluate', EvaluatePanel), ('adapters', 'Adapters', AdaptersPanel),
+        ('adapters', 'Adapters', AdaptersPanel), ('evaluate', 'Evaluate', EvaluatePanel),
         ('export', 'Export', lambda st: ExportPanel(st.root, st.export)), ('code', 'Code', CodeView),
         ('prefer', 'Prefer', PreferPanel)]
 

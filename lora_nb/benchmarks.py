@@ -279,13 +279,24 @@ def _quiet(verbose:bool):
     finally: log.setLevel(old)
 
 # %% ../nbs/28c_benchmarks.ipynb #bf282614
+def _shots(tasks:dict, num_fewshot:int|None, seed:int):
+    "Set each task's shots as `simple_evaluate` does: `num_fewshot` unless the task fixes 0, else its own, else 0."
+    for t in tasks.values():
+        own = t.get_config('num_fewshot')
+        if num_fewshot is not None and own != 0: t.set_config(key='num_fewshot', value=num_fewshot)
+        elif own is None: t.set_config(key='num_fewshot', value=0)
+        t.set_fewshot_seed(seed=seed)
+
+# %% ../nbs/28c_benchmarks.ipynb #396c130c
 def _evaluate(hf, task, tm, o:dict, chat:bool) -> dict:
     "lm-eval's results of one task (or group) on the model `hf` wraps, as it answers now."
-    from lm_eval import simple_evaluate
-    s = o['seed']
-    return simple_evaluate(model=hf, tasks=[task], task_manager=tm, limit=o['limit'], num_fewshot=o['num_fewshot'],
-                           apply_chat_template=chat, log_samples=False, bootstrap_iters=1000, random_seed=s,
-                           numpy_random_seed=s, torch_random_seed=s, fewshot_random_seed=s)
+    import numpy as np, random, torch
+    from lm_eval.evaluator import evaluate
+    todo, s = tm.load([task]), o['seed']
+    _shots(todo['tasks'], o['num_fewshot'], s)
+    random.seed(s), np.random.seed(s), torch.manual_seed(s)
+    return evaluate(lm=hf, task_dict=todo, limit=o['limit'], bootstrap_iters=1000, log_samples=False,
+                    apply_chat_template=chat, fewshot_as_multiturn=chat, verbosity=None)
 
 # %% ../nbs/28c_benchmarks.ipynb #d810f12f
 def _chat(name:str, chat:bool|None) -> bool:

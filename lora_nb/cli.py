@@ -26,8 +26,9 @@ def cmd_demo(args) -> int:
           "to name the type of a Python literal")
     res = run_demo(args.runs_root, quantization=args.quantization, num_train_epochs=args.epochs)
     if res['status'] == 'stopped': return _demo_stopped(res)
-    print(f"held-out exact match: base {res['base']:.0%} -> tuned {res['tuned']:.0%}   "
-          f"({res['seconds']:.0f} s in all)")
+    lo, hi = res['tuned_interval']
+    print(f"held-out exact match: base {res['base']:.0%} -> tuned {res['tuned']:.0%} (95 % interval {lo:.0%} to "
+          f"{hi:.0%})   ({res['seconds']:.0f} s in all)")
     print(f"report:  {res['report']}\nadapter: {res['adapter']}")
     return 0
 

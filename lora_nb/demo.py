@@ -13,7 +13,8 @@ from .board import eval_records, figure, figure_text, own_column
 from .models import load_model
 from .data import prepare
 from .train import LoraSettings, Session, TrainError, TrainSettings
-from .generation import compare, BASE
+from .generation import BASE, Comparison
+from .evaluation import evaluate
 from .settings import DEMO_DATA
 
 # %% auto #0
@@ -143,12 +144,16 @@ def run_demo(root:str|Path|None=None, quantization:str='4bit', num_train_epochs:
     follow_or_stop(s.start(), out)
     if s.status != 'completed': return ended_early(s, t0)
     t_train = time.time() - t0
-    cmp = compare(lm.model, lm.tokenizer, [r['instruction'] for r in test], max_new_tokens=8)
+    ev = evaluate(lm.model, lm.tokenizer, test, ['exact_match', 'chrf'], run=s.run, max_new_tokens=8,
+                  name='held-out literals')   # kept in the run's evals.jsonl: the sidebar and the board show it
+    cmp = Comparison([r['prompt'] for r in ev.rows], ev.columns, [r['outputs'] for r in ev.rows])
     answers = [r['output'] for r in test]
-    scores = {c: exact_match([o[c] for o in cmp.outputs], answers) for c in cmp.columns}
+    scores = {c: ev.figures[c]['exact_match']['value'] for c in ev.columns}
     report = s.run.path/'report.html'
     report.write_text(report_html(s.run, cmp, answers, scores))
-    res = dict(run=s.run.id, status='completed', base=scores[BASE], tuned=scores[lm.model.active_adapter],
+    tuned = lm.model.active_adapter
+    res = dict(run=s.run.id, status='completed', base=scores[BASE], tuned=scores[tuned],
+               tuned_interval=[ev.figures[tuned]['exact_match'][k] for k in ('low', 'high')],
                seconds=round(time.time() - t0, 1), train_seconds=round(t_train, 1), report=str(report),
                adapter=str(s.run.path/'adapter'))
     s.run.update(demo=res)

@@ -298,7 +298,8 @@ def __repr__(self:Evaluation):
     w = {k: max(len(k), *(len(r[k]) for r in t)) for k in t[0]}
     line = lambda r: '  '.join(str(r[k]).ljust(w[k]) for k in w)
     d, fails = self.info.get('data', {}), self.failures()
-    head = f"Evaluation {self.id} on {d.get('name')} ({d.get('n')} examples), 95 % intervals"
+    n = f"{d.get('n')} examples"
+    head = f"Evaluation on {d.get('name')}" + ('' if d.get('name') == n else f" ({n})") + ", 95 % intervals"
     tail = [f"{len(fails)} scores failed; first: example {fails[0]['index']}, {fails[0]['column']}, "
             f"{fails[0]['metric']}: {fails[0]['error']}"] if fails else []
     return '\n'.join([head, line({k: k for k in w}), *map(line, t), *tail])

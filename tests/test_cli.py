@@ -17,6 +17,11 @@ def test_demo_command(tmp_path):
     report = (run/'report.html').read_text()
     assert 'plotly' in report.lower() and '<table' in report and 'What is the type of' in report
     assert (run/'adapter'/'adapter_model.safetensors').exists() and (run/'adapter'/'README.md').exists()
+    ev = [json.loads(l) for l in (run/'evals.jsonl').read_text().splitlines()][-1]   # evaluated, kept with the run
+    own = next(c for c, v in ev['columns'].items() if v['run'] == run.name)
+    assert ev['figures'][own]['exact_match']['value'] == demo['tuned'] and ev['data']['n'] == 60
+    assert demo['tuned_interval'][0] <= demo['tuned'] <= demo['tuned_interval'][1] and '95 % interval' in r.stdout
+    assert 'held-out literals' in report
 
 def test_errors_exit_2_with_one_message(tmp_path):
     r = subprocess.run([str(Path(sys.executable).parent/'lora-nb'), 'estimate', str(tmp_path/'nope')],

@@ -127,30 +127,44 @@ def _dataset_of(name:str, e:Exception) -> str:
     return o.dataset if o else m[1] if m else 'its dataset'
 
 # %% ../nbs/28c_benchmarks.ipynb #2f6d441b
-def _data_error(name:str, e:Exception, offline:bool) -> BenchmarkError:
-    "What to say when the data of task `name` can't be loaded."
+def _lm_eval_yaml(name:str) -> Path|None:
+    "lm-eval's own YAML of offered task `name` (None: a group, or not offered)."
+    o = next((o for o in BENCHMARKS.values() if o.task == name and o.folder), None)
+    p = Path(_lm_eval().__file__).parent/'tasks'/o.folder/f'{name}.yaml' if o else None
+    return p if p is not None and p.exists() else None
+
+def _local_copy(name:str) -> str:
+    "How to run task `name` on a copy of its data in a file."
+    y = _lm_eval_yaml(name)
+    return ("or save its rows as JSON lines and pass the path of a task YAML with " + (f"`include: {y}`, " if y else "")
+            + f"`task: {name}_local`, `dataset_path: json`, `dataset_name: null`, `training_split: null`, "
+            "`validation_split: null` and `dataset_kwargs: {data_files: {test: FILE}}` (FILE relative to the YAML).")
+
+# %% ../nbs/28c_benchmarks.ipynb #e84532cf
+def _data_error(name:str, e:Exception) -> BenchmarkError:
+    "What to say when the data of task `name` can't be loaded (not reachable, or not what the task expects)."
     import datasets.config
     cache, ds = datasets.config.HF_DATASETS_CACHE, _dataset_of(name, e)
-    if not (offline or isinstance(e, ConnectionError)):
-        return BenchmarkError(f"The data of task {name!r} can't be loaded: {e}", where=name,
-                              hint="Check the task's `dataset_path`/`dataset_kwargs` (or the files they name).")
+    if not isinstance(e, ConnectionError):
+        return BenchmarkError(f"The data of task {name!r} can't be loaded: {type(e).__name__}: {e}", where=name,
+                              hint="Check the task's `dataset_path`, `dataset_kwargs` (the files they name) and "
+                                   "splits (`training_split: null` where the data has no such split).")
     rid, sub = (ds.split(' ') + [None])[:2]
     fetch = f"datasets.load_dataset({rid!r}" + (f", {sub!r})" if sub else ")")
     return BenchmarkError(
         f"The data of benchmark {name!r} is not on this machine: {ds} (offline, and the datasets cache has no "
         "copy)", where=str(cache),
         hint=f"Fetch it once where the network is: `{fetch}` keeps it in the datasets cache ($HF_DATASETS_CACHE, "
-             f"here {cache}), which is read offline (HF_DATASETS_OFFLINE=1 / HF_HUB_OFFLINE=1); or save its rows as "
-             "JSON lines and pass a task YAML with `dataset_path: json` and `dataset_kwargs: {data_files: {test: "
-             "FILE}}` (like lora_nb/assets/lm_eval/python_types/python_types.yaml).")
+             f"here {cache}), which is read offline (HF_DATASETS_OFFLINE=1 / HF_HUB_OFFLINE=1); " + _local_copy(name))
 
 # %% ../nbs/28c_benchmarks.ipynb #a13deb9b
 def _load(tm, name:str, spec, offline:bool):
     "lm-eval's task (or group) object for `spec`, its data loaded (offline: from the caches only)."
     try:
         with _hub_offline(offline): loaded = tm.load([spec])
-    except KeyError: raise _unknown(name) from None
-    except Exception as e: raise _data_error(name, e, offline) from None
+    except Exception as e:
+        if isinstance(spec, str) and 'not a registered' in str(e): raise _unknown(name) from None
+        raise _data_error(name, e) from None
     task = loaded['groups'].get(name) or loaded['tasks'].get(name)
     if task is None: raise BenchmarkError(f"{name!r} names several lm-eval tasks (a tag)", where='tasks',
                                           hint=f"Name them one by one: {', '.join(loaded['tasks'])}.")

@@ -1,6 +1,7 @@
 """Standard benchmarks through lm-eval (lora_nb.benchmarks), offline: the project's own task on the embedded model, base
 vs a briefly trained adapter, and what is refused before anything runs (hand-written)."""
-import json, shutil, time
+import json, re, shutil, time
+from pathlib import Path
 import pytest
 from conftest import tree_digest
 
@@ -181,3 +182,31 @@ def test_a_generated_answer_task_runs_base_vs_adapter(trained, tmp_path):
     assert rec['metrics'] == ['exact_match,first-word'] and rec['data']['n'] == 8
     base, tuned = (rec['figures'][c]['exact_match,first-word']['value'] for c in ('__base__', 'tuned'))
     assert 0 <= base < tuned <= 1, (base, tuned)   # measured: 0.0 → 0.5 of 8
+
+
+ARC_ROWS = [{'id': 'q1', 'question': 'Which of these is a liquid at room temperature?', 'answerKey': 'A',
+             'choices': {'text': ['water', 'ice', 'steam', 'salt'], 'label': ['A', 'B', 'C', 'D']}},
+            {'id': 'q2', 'question': 'What do plants need to make their food?', 'answerKey': 'A',
+             'choices': {'text': ['sunlight', 'sand', 'plastic', 'metal'], 'label': ['A', 'B', 'C', 'D']}},
+            {'id': 'q3', 'question': 'Which planet is closest to the Sun?', 'answerKey': 'B',
+             'choices': {'text': ['Mars', 'Mercury', 'Jupiter', 'Saturn'], 'label': ['A', 'B', 'C', 'D']}}]
+
+
+def test_a_local_copy_made_as_the_hint_says_runs(tmp_path, no_datasets_cache):
+    "The missing-data hint's YAML, written as it reads, runs ARC-Easy's own prompt and metrics on a copy of its rows."
+    with pytest.raises(BenchmarkError) as e: run_benchmark('arc_easy', offline=True)
+    lines = re.findall(r'`([a-z_]+: [^`]+)`', e.value.hint.split('or save its rows')[1])
+    (tmp_path/'arc.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in ARC_ROWS))
+    (tmp_path/'arc_local.yaml').write_text('\n'.join(lines).replace('FILE', 'arc.jsonl') + '\n')
+    rec = run_benchmark(str(tmp_path/'arc_local.yaml'), offline=True).records[0]
+    assert (rec['data']['name'], rec['data']['n'], rec['metrics']) == ('lm_eval:arc_easy_local', 3, ['acc', 'acc_norm'])
+
+
+def test_a_task_whose_data_lacks_a_split_says_so(tmp_path):
+    import lm_eval
+    (tmp_path/'arc.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in ARC_ROWS))
+    arc = Path(lm_eval.__file__).parent/'tasks'/'arc'/'arc_easy.yaml'
+    (tmp_path/'t.yaml').write_text(f"include: {arc}\ntask: arc_rows\ndataset_path: json\ndataset_name: null\n"
+                                   "dataset_kwargs: {data_files: {test: arc.jsonl}}\n")   # arc_easy reads train too
+    with pytest.raises(BenchmarkError) as e: run_benchmark(str(tmp_path/'t.yaml'), offline=True)
+    assert "The data of task 'arc_rows' can't be loaded" in e.value.what and 'training_split: null' in e.value.hint

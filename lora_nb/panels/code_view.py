@@ -24,6 +24,10 @@ def _copy(text:str) -> str:
     return f"<button onclick=\"{js}\" style='margin-right:12px'>Copy</button>"
 
 # %% ../../nbs/50b_panels.code_view.ipynb #38f13341
+_EVAL_NOTE = ("<span style='color:var(--jp-ui-font-color2,#666);font-size:90%'>Once the Evaluate tab was used, "
+                    "the cell ends with its evaluation and the YAML has an <code>eval:</code> section (evaluated as "
+                    "training completes); <code>lora-nb eval RUN</code> evaluates any run later.</span>")
+
 class CodeView(View):
     "The session as a Python cell and as a YAML config for `lora-nb train`, each to copy or download."
     def __init__(self, st):
@@ -35,7 +39,7 @@ class CodeView(View):
         self.banner = banner()
         self.widget = W.VBox([self.btn, self.banner, W.HTML('<b>Python</b> (the engine API)'), self.python_links,
                               self.python, W.HTML('<b>YAML</b> for <code>lora-nb train run.yaml</code>'),
-                              self.yaml_links, self.yaml])
+                              W.HTML(_EVAL_NOTE), self.yaml_links, self.yaml])
 
     @property
     def value(self) -> str: return self.python.value + '\n' + self.yaml.value

@@ -521,14 +521,16 @@ def eval_run(run:Run, # the run whose adapter is evaluated (and where the record
     "Evaluate run `run`'s adapter against its base model; the record is stored in the run."
     from lora_nb.evaluation import evaluate
     s, run = s or EvalSettings(), Run.open(run) if isinstance(run, str) else run
+    given = read_source(s.data) if s.data else None   # read before the model loads: a wrong path is said at once
     lm = lm or run_model(run)
-    if s.data: data = s.data
+    if given is not None: data = given
     elif data is None: data = run_data(run, lm.tokenizer)
     if getattr(data, 'eval', True) == []: raise _no_eval_split(run)
     system = ((run.info().get('settings') or {}).get('data') or {}).get('system')
     return evaluate(lm.model, lm.tokenizer, data, s.metrics, adapters=[column], runs={column: run}, system=system,
                     max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, seed=s.seed, limit=s.limit,
-                    prompt_column=s.prompt_column, reference_column=s.reference_column, progress=progress)
+                    prompt_column=s.prompt_column, reference_column=s.reference_column, progress=progress,
+                    name=Path(s.data).name if s.data else None)
 
 # %% ../nbs/70_config.ipynb #82cca78f
 def eval_after(cfg:RunConfig, s):

@@ -98,6 +98,8 @@ def test_bad_input_changes_nothing(trained, tmp_path):
     assert code == 2 and "Unknown metric 'exact_mach'" in err and '[--metric]' in err and 'exact_match' in err, err
     code, err = _quiet('eval', run.id, '--runs-root', root, '--limit', '0')
     assert code == 2 and '`limit` must be an integer ≥ 1' in err, err
+    code, err = _quiet('eval', run.id, '--runs-root', root, '--data', str(d/'nowhere.jsonl'))
+    assert code == 2 and 'nowhere.jsonl' in err, err
     code, err = _quiet('eval', 'no-such-run', '--runs-root', root)
     assert code == 2 and "No run 'no-such-run'" in err, err
     (d/'train.jsonl').rename(d/'moved.jsonl')                           # the run's data file is gone

@@ -6,14 +6,13 @@
 from __future__ import annotations
 import json, math
 from pathlib import Path
-import numpy as np
 from .errors import LoraNbError
 from .runs import RUN_FILES, Run, list_runs, read_jsonl, runs_root
 
 # %% auto #0
 __all__ = ['BASE', 'EMBEDDED', 'LOWER_IS_BETTER', 'BASE_COLUMNS', 'ELO', 'BoardError', 'base_name', 'eval_records', 'figure',
-           'own_column', 'eval_summary', 'player', 'game', 'games', 'score_matrix', 'scores', 'fit_bt', 'ratings',
-           'eval_sets', 'set_figures', 'board_rows', 'leaderboard', 'figure_text', 'board_table']
+           'own_column', 'eval_summary', 'player', 'game', 'games', 'score_matrix', 'scores', 'fit_bt', 'bt_errors',
+           'ratings', 'eval_sets', 'set_figures', 'board_rows', 'leaderboard', 'figure_text', 'board_table']
 
 # %% ../nbs/28d_board.ipynb #f62cda1f
 BASE = '__base__'   # the base model's column (lora_nb.generation.BASE)
@@ -97,6 +96,7 @@ ELO = 400 / math.log(10)   # Elo points per unit of log-strength
 
 def score_matrix(i:np.ndarray, j:np.ndarray, s:np.ndarray, k:int) -> np.ndarray:
     "S[x, y]: player x's score against y over games (i, j, i's score s), plus one tie of each player with player 0."
+    import numpy as np   # here, not at import: the server extension reads boards without it
     S = np.zeros((k, k))
     np.add.at(S, (i, j), s)
     np.add.at(S, (j, i), 1 - s)
@@ -106,6 +106,7 @@ def score_matrix(i:np.ndarray, j:np.ndarray, s:np.ndarray, k:int) -> np.ndarray:
 
 def scores(games:list, players:list[str]) -> np.ndarray:
     "`score_matrix` of `games` ((x, y, x's score) tuples) between `players`, players[0] the base."
+    import numpy as np
     idx = {p: n for n, p in enumerate(players)}
     i, j = (np.array([idx[g[c]] for g in games], dtype=int) for c in (0, 1))
     return score_matrix(i, j, np.array([g[2] for g in games], dtype=float), len(players))
@@ -113,6 +114,7 @@ def scores(games:list, players:list[str]) -> np.ndarray:
 # %% ../nbs/28d_board.ipynb #61b8c5c7
 def fit_bt(S:np.ndarray, tol:float=1e-10, max_iter:int=100) -> np.ndarray:
     "Bradley–Terry log-strengths from score matrix `S` (player 0 fixed at 0), by Newton's method."
+    import numpy as np
     N, W, theta = S + S.T, S.sum(1), np.zeros(len(S))
     for _ in range(max_iter):
         P = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))      # P[i, j]: i beats j
@@ -124,20 +126,33 @@ def fit_bt(S:np.ndarray, tol:float=1e-10, max_iter:int=100) -> np.ndarray:
         if np.abs(step).max() < tol: break
     return theta
 
+def bt_errors(S:np.ndarray, theta:np.ndarray) -> np.ndarray:
+    "Standard errors of the log-strengths `theta` fitted to `S` (player 0 fixed), from the Fisher information."
+    import numpy as np
+    N = S + S.T
+    P = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
+    C = N * P * P.T
+    H = np.diag(C.sum(1)) - C
+    return np.concatenate([[0.0], np.sqrt(np.diag(np.linalg.inv(H[1:, 1:])))])
+
 # %% ../nbs/28d_board.ipynb #eabb8f3f
 def _elo(theta) -> float: return round(1000 + ELO * float(theta), 1)
 
 def ratings(games:list, n_boot:int=500, seed:int=0) -> dict[str, dict]:
-    "Bradley–Terry ratings, Elo scale (base 1000; prior: one tie with the base each), 95 % bootstrap intervals."
+    "Bradley–Terry ratings, Elo scale (base 1000; prior: one tie with the base each), 95 % intervals (the wider of bootstrap and Fisher)."
+    import numpy as np
     if not games: return {}
     players = [BASE] + sorted({p for g in games for p in g[:2]} - {BASE})
     idx = {p: n for n, p in enumerate(players)}
     i, j = (np.array([idx[g[c]] for g in games], dtype=int) for c in (0, 1))
     s, k, rng = np.array([g[2] for g in games], dtype=float), len(players), np.random.default_rng(seed)
-    theta = fit_bt(score_matrix(i, j, s, k))
+    S = score_matrix(i, j, s, k)
+    theta = fit_bt(S)
     pick = rng.integers(0, len(games), (n_boot, len(games)))           # games drawn again, with replacement
     boot = np.array([fit_bt(score_matrix(i[b], j[b], s[b], k)) for b in pick]) if n_boot else theta[None]
     lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+    se = 1.96 * bt_errors(S, theta)   # few games: resampling them varies little, the likelihood's curvature says more
+    lo, hi = np.minimum(lo, theta - se), np.maximum(hi, theta + se)
     return {p: dict(value=_elo(theta[n]), low=_elo(lo[n]), high=_elo(hi[n])) for n, p in enumerate(players)}
 
 # %% ../nbs/28d_board.ipynb #92f17f4d

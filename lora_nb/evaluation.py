@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from peft import PeftModel
 from .adapters import _run_of, source
+from .board import base_name, eval_records, own_column
 from .data import Prepared, chat_template, encode_all, fingerprint
 from .errors import LoraNbError
 from .generation import BASE, _columns, _mixed_batch_ok, compare
 from .metrics import Metric, figure, metric, score
 from .models import same_model
+from .settings import EMBEDDED_MODEL
 from .runs import Run, find_run, read_jsonl, write_atomic
 from .sources import conversational, detect_format, read_source, text_field
 from .templates import turn_end
@@ -26,7 +28,7 @@ from .threads import fair_share
 
 # %% auto #0
 __all__ = ['EvalError', 'eval_examples', 'check_references', 'column_runs', 'check_bases', 'Evaluation', 'run_evals',
-           'own_column', 'latest_eval', 'eval_rows', 'evaluate']
+           'latest_eval', 'eval_rows', 'evaluate']
 
 # %% ../nbs/28b_evaluation.ipynb #fcb7cbdf
 class EvalError(LoraNbError):
@@ -329,11 +331,7 @@ def save(self:Evaluation, run) -> dict:
 # %% ../nbs/28b_evaluation.ipynb #87a7e507
 def run_evals(run) -> list[dict]:
     "The evaluations stored in `run`, oldest first."
-    return [r for r in find_run(run).read('evals').records if isinstance(r, dict) and r.get('figures')]
-
-def own_column(rec:dict, run_id:str) -> str|None:
-    "The column of evaluation `rec` that is run `run_id`'s adapter."
-    return next((c for c, v in rec.get('columns', {}).items() if (v or {}).get('run') == run_id), None)
+    return eval_records(find_run(run))
 
 # %% ../nbs/28b_evaluation.ipynb #4472fef3
 def latest_eval(run) -> dict|None:
@@ -370,9 +368,14 @@ def _info(model, exs, name, ms, col_runs, settings, seed) -> dict:
     return dict(time=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()), kind='metrics',
                 data=dict(name=name, fingerprint=fingerprint(recs), n=len(recs)), metrics=[m.name for m in ms],
                 settings=settings, seed=seed, columns=cols,
-                base=dict(model=getattr(model, 'name_or_path', None), revision=None))
+                base=dict(model=base_name(_model_id(model)), revision=None))
 
-# %% ../nbs/28b_evaluation.ipynb #becb7df0
+# %% ../nbs/28b_evaluation.ipynb #b70e3e85
+def _model_id(model) -> str|None:
+    "The base's id as run.json keeps it: None for the embedded tiny base."
+    p = getattr(model, 'name_or_path', None)
+    return None if same_model(p, str(EMBEDDED_MODEL)) else p
+
 def _unwrap(model, tokenizer):
     "A `LoadedModel` (or a session's) as `(model, tokenizer)`."
     if hasattr(model, 'lm'): model = model.lm

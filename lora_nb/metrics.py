@@ -142,7 +142,8 @@ def _imported(spec:str) -> Callable:
 def _from_callable(f) -> Metric:
     "A user function as a metric, named after it."
     name = getattr(f, '__name__', None) or type(f).__name__
-    return Metric('custom' if name == '<lambda>' else name, f, doc=(getattr(f, '__doc__', '') or '').strip())
+    doc = (getattr(f, '__doc__', '') or '').strip()
+    return Metric('custom' if name == '<lambda>' else name, f, needs_reference=False, doc=doc)   # it gets None
 
 def metric(spec) -> Metric:
     "The metric `spec` names (see above)."

@@ -193,7 +193,7 @@ def test_damaged_files_are_skipped(tmp_path):
 def test_table(tmp_path):
     a = Run.create({}, name='a', root=tmp_path)
     evaluation(a, 's', {BASE: 0.25, 'own': 0.75}, 1)
-    a.log('votes', *[{'a': BASE, 'b': 'a', 'winner': 'a'}] * 3)
+    a.log('votes', *[{'a': BASE, 'b': 'a', 'winner': 'a', 'prompt': f'q{k}'} for k in range(3)])   # distinct votes
     text = board_table(leaderboard(tmp_path, n_boot=50))
     lines = text.splitlines()
     assert lines[0] == f"base {EMBEDDED}: exact_match on set s; 3 games (votes and judgments)"
@@ -248,3 +248,11 @@ def test_the_command(tmp_path):
     assert j['games'] == 2 and j['rows'][0]['rating']['value'] > 1000
     r = run('--metric', 'chrf')
     assert r.returncode == 2 and r.stderr.startswith("lora-nb: Eval set 's' has no figures for metric 'chrf'"), r.stderr
+
+def test_one_game_gives_a_wide_interval_not_a_point():
+    "Resampling a single game always draws that game: the interval comes from the likelihood's curvature then."
+    from lora_nb.board import ratings
+    one = ratings([('a', '__base__', 1.0)])['a']
+    many = ratings([('a', '__base__', 1.0)] * 40 + [('a', '__base__', 0.0)] * 10)['a']
+    assert one['high'] - one['low'] > 500 and one['low'] < one['value'] < one['high']
+    assert many['high'] - many['low'] < (one['high'] - one['low']) / 2

@@ -264,8 +264,8 @@ describe('evaluations and the leaderboard on the fixtures', () => {
     expect(
       board.rows.map(r => [boardName(r), formatFigure(board.metric ?? '', r.metric), formatRating(r.rating), r.games])
     ).toEqual([
-      ['tuned', '88% [76–98]', '1241 [996–1518]', 8],
-      ['damaged', '35% [23–45]', '1107 [850–1338]', 9],
+      ['tuned', '88% [76–98]', '1241 [903–1579]', 8],
+      ['damaged', '35% [23–45]', '1107 [804–1411]', 9],
       ['base model', '10% [0–20]', '1000 [1000–1000]', 5]
     ]);
     expect(boardSummary(board)).toBe(

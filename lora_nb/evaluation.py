@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from peft import PeftModel
-from .adapters import _run_of, source
+from .adapters import _run_of, adapter_base, source
 from .board import base_name, eval_records, own_column
 from .data import Prepared, chat_template, encode_all, fingerprint
 from .errors import LoraNbError
@@ -128,12 +128,12 @@ def column_runs(model, cols:list[str], runs:dict|None=None, run=None, root=None)
 
 # %% ../nbs/28b_evaluation.ipynb #5cb23c9f
 def _run_base(r:Run) -> str|None:
-    "The base model a run trained on (None: the embedded tiny base, or unknown)."
-    try: return ((r.info().get('settings') or {}).get('model') or {}).get('model_id')
+    "The base model run `r`'s adapter was trained on, as its adapter_config.json says (None: no adapter saved yet)."
+    try: return adapter_base(r.path)
     except (LoraNbError, OSError, ValueError): return None
 
 def check_bases(model, col_runs:dict):
-    "Refuse a column whose run trained on another base than `model`."
+    "Refuse a column whose run's adapter was trained on another base than `model` (the check `adapters.load` makes)."
     here = getattr(model, 'name_or_path', None)
     for c, r in col_runs.items():
         there = _run_base(r) if r is not None else None

@@ -25,6 +25,9 @@ def _adapter_run(lm, root, name, seed, model_id=None):
     pm = get_peft_model(lm.model, LoraConfig(r=4, target_modules=['q_proj', 'v_proj'], init_lora_weights=False))
     pm.save_pretrained(run.path/'adapter')
     pm.unload()   # the base as it was
+    if model_id:   # as if trained on that base
+        cfg = run.path/'adapter'/'adapter_config.json'
+        cfg.write_text(json.dumps({**json.loads(cfg.read_text()), 'base_model_name_or_path': model_id}))
     return run
 
 @pytest.fixture(scope='module')

@@ -238,7 +238,7 @@ def check_layout(pg:Page, theme:str):
     problems = []
     for width in (1024, 1440):
         pg.page.set_viewport_size({'width': width, 'height': 1000})
-        for t in ('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Export', 'Code'):
+        for t in ('Model', 'Data', 'Train', 'Compare', 'Chat', 'Adapters', 'Evaluate', 'Export', 'Code'):
             pg.tab(t)
             time.sleep(0.5)
             problems += [f'{theme} {width}px {t}: {p}' for p in pg.page.evaluate(CONTRAST, pg.out)]

@@ -509,11 +509,24 @@ def cmd_eval(args) -> int:
     "Evaluate a run's adapter against its base (its own eval split, or `--data`); the record is stored in the run."
     from lora_nb.config import TUNED, eval_run
     from lora_nb.runs import Run
+    if args.benchmark: return _eval_benchmark(args)
     s = _eval_settings(args)   # a wrong flag is said before anything is opened or loaded
     run = Run.open(args.run, args.runs_root)
     ev = eval_run(run, s, progress=None if args.json else _eval_progress)
     if args.json: print(json.dumps(ev.record(), indent=2, default=str))
     else: _print_eval(ev, run, TUNED)
+    return 0
+
+def _eval_benchmark(args) -> int:
+    "`lora-nb eval RUN --benchmark NAME`: standard tasks through lm-eval, the run's adapter against its base."
+    from lora_nb.errors import SettingsError
+    if args.data or args.metric:
+        raise SettingsError("--benchmark takes its data and metrics from the benchmark", where='--benchmark',
+                            hint="Drop --data/--metric, or evaluate them in a second command.")
+    from lora_nb.benchmarks import run_benchmark
+    b = run_benchmark(args.benchmark, run=args.run, limit=args.limit, batch_size=args.batch_size, root=args.runs_root)
+    if args.json: print(json.dumps(b.records, indent=2, default=str))
+    else: print(b)
     return 0
 
 # %% ../nbs/71_cli.ipynb #09e5aede
@@ -535,6 +548,9 @@ def _add_eval(sub):
     e.add_argument('--metric', action='extend', nargs='+', metavar='NAME',
                    help="exact_match (default), contains, chrf, rouge_l, json_valid, number, perplexity, …; "
                         "'regex:PATTERN', 'number:TOLERANCE' or 'module:function' (several: --metric a b)")
+    e.add_argument('--benchmark', action='extend', nargs='+', metavar='TASK',
+                   help="standard tasks through lm-eval instead: python_types, arc_easy, arc_challenge, hellaswag, "
+                        "gsm8k, mmlu_stem, any lm-eval task or a task YAML (needs lora_nb[eval] and the task's data)")
     e.add_argument('--limit', type=int, metavar='N', help='the first N examples only')
     e.add_argument('--max-new-tokens', type=int, default=64, metavar='N', help='answer length')
     e.add_argument('--batch-size', type=int, default=16, metavar='N', help='prompts generated together')

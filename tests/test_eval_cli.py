@@ -148,3 +148,15 @@ def test_the_studios_yaml_evaluates_too(trained):
     assert r.returncode == 0, r.stderr[-3000:]
     rec = _run(d, 'studio').read('evals').records[-1]
     assert (rec['data']['name'], rec['data']['n'], rec['metrics']) == ('held.jsonl', 2, ['exact_match', 'rouge_l'])
+
+def test_eval_a_benchmark_offline(trained):
+    "`--benchmark python_types`: lora_nb's own lm-eval task, base against the run's adapter, kept as an lm_eval record."
+    d, run = trained['d'], trained['run']
+    code, err = _quiet('eval', run.id, '--runs-root', str(d/'runs'), '--benchmark', 'python_types', '--metric', 'chrf')
+    assert code == 2 and '--benchmark takes its data and metrics' in err, err
+    r = _cli('eval', run.id, '--benchmark', 'python_types', '--limit', '8', '--json', cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = json.loads(r.stdout)
+    assert recs[0]['kind'] == 'lm_eval' and recs[0]['data']['name'] == 'lm_eval:lora_nb_python_types'
+    stored = [json.loads(l) for l in (run.path/'evals.jsonl').read_text().splitlines()]
+    assert stored[-1]['id'] == recs[0]['id'] and set(stored[-1]['figures']) == {'__base__', 'tuned'}

@@ -4,11 +4,15 @@
 
 # %% ../nbs/20_generation.ipynb #289642dc
 from __future__ import annotations
-import html
+import html, types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from peft.tuners.tuners_utils import BaseTunerLayer
+from peft.utils.other import AuxiliaryTrainingWrapper
 from peft.tuners.lora.model import _adapter_names_pre_forward_hook
 from fastcore.basics import patch
 from .errors import LoraNbError
@@ -16,7 +20,7 @@ from .templates import TemplateError, turn_end
 from .threads import fair_share
 
 # %% auto #0
-__all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare']
+__all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare', 'stacked_lora']
 
 # %% ../nbs/20_generation.ipynb #29026509
 BASE = '__base__' # the column of the base model (PEFT's name for no adapter in a mixed batch)
@@ -145,11 +149,70 @@ def compare(model, tokenizer, prompts:list[str], # the PeftModel (or a plain mod
 
 # %% ../nbs/20_generation.ipynb #cb18de73
 def _generate(model, enc, cols:list[str], n:int, gen:dict, peft:bool):
-    "One mixed batch where PEFT can route its rows, else one `generate` per column."
+    "One mixed batch (stacked adapters, else PEFT's) where the rows can be routed, else one `generate` per column."
     if not peft: return list(model.generate(**enc, **gen))
     if _mixed_batch_ok(model):
+        with stacked_lora(model, cols * n) as stacked:
+            if stacked: return list(model.generate(**enc, **gen))
         try: return list(model.generate(**enc, **gen, adapter_names=cols * n))
         except ValueError as e:   # e.g. OPT: its MLP sees tokens, not rows
             if 'adapter_names' not in str(e): raise
             _drop_adapter_hooks(model)
     return _generate_each(model, enc, cols, n, gen)
+
+# %% ../nbs/20_generation.ipynb #a2d7ea8e
+def _lora_linears(model) -> list|None:
+    "The LoRA linear layers of `model`; None when another PEFT layer (a variant, an embedding, tokens…) is there too."
+    out = []
+    for m in model.modules():
+        if isinstance(m, AuxiliaryTrainingWrapper): return None   # trainable tokens, modules to save
+        if not isinstance(m, BaseTunerLayer): continue
+        if not (isinstance(m, LoraLayer) and isinstance(m.get_base_layer(), torch.nn.Linear)) or m.merged \
+                or m.lora_variant or any(b.bias is not None for b in m.lora_B.values()): return None
+        out.append(m)
+    return out
+
+# %% ../nbs/20_generation.ipynb #f06da73b
+def _stacked_forward(self, x, *args, **kwargs):
+    "A LoRA layer's forward with every row's own adapter: `base(x) + ((x·Aᵀ) ⊙ mask)·Bᵀ`."
+    A, B, mask = self._lora_nb_stack
+    result = self.base_layer(x, *args, **kwargs)
+    if A is None: return result
+    h = torch.nn.functional.linear(x.to(A.dtype), A)
+    h = h * mask.view(mask.shape[0], *([1] * (h.dim() - 2)), mask.shape[1])
+    return result + torch.nn.functional.linear(h, B).to(result.dtype)
+
+# %% ../nbs/20_generation.ipynb #99002260
+def _stack(m, rows:list[str], device) -> tuple:
+    "`(A, B, mask)` of LoRA layer `m` for a batch whose row i runs adapter `rows[i]`."
+    names = [a for a in dict.fromkeys(rows) if a in m.lora_A]
+    if not names: return None, None, None
+    dt = m.lora_A[names[0]].weight.dtype
+    A = torch.cat([m.lora_A[a].weight.to(dt) for a in names])
+    B = torch.cat([m.lora_B[a].weight.to(dt) for a in names], 1)
+    mask, at = torch.zeros(len(rows), A.shape[0], dtype=dt), 0
+    for a in names:
+        r = m.lora_A[a].weight.shape[0]
+        mask[[i for i, x in enumerate(rows) if x == a], at:at + r] = float(m.scaling[a])
+        at += r
+    return A, B, mask.to(device)
+
+# %% ../nbs/20_generation.ipynb #24dcc182
+@contextmanager
+def stacked_lora(model, rows:list[str]):
+    "Within the block, `model`'s LoRA layers give row i adapter `rows[i]`'s output (BASE: none), stacked; yields whether."
+    layers = _lora_linears(model) if isinstance(model, PeftModel) and not model.training else None
+    if not layers:
+        yield False
+        return
+    dev, saved = next(model.parameters()).device, [m.__dict__.get('forward') for m in layers]
+    try:
+        for m in layers:
+            m._lora_nb_stack = _stack(m, rows, dev)
+            m.forward = types.MethodType(_stacked_forward, m)
+        yield True
+    finally:
+        for m, f in zip(layers, saved):
+            m.__dict__.pop('_lora_nb_stack', None)
+            if f is None: m.__dict__.pop('forward', None)
+            else: m.forward = f

@@ -128,3 +128,32 @@ def test_a_file_and_a_dataset_evaluate_like_the_list(base, tmp_path):
     b = evaluate(base.model, base.tokenizer, Dataset.from_list(QA), ['exact_match'], max_new_tokens=2, save=False)
     assert a.info['data']['fingerprint'] == b.info['data']['fingerprint'] and a.info['data']['name'] == 'qa.jsonl'
     assert [r['outputs'] for r in a.rows] == [r['outputs'] for r in b.rows]
+
+@pytest.mark.parametrize('quantization', ['none', '4bit'])
+def test_stacked_adapters_give_peft_s_own_mixed_batch(quantization):
+    "Two adapters with other ranks and targets, and the base, in one batch: the stacked path's logits are PEFT's."
+    from lora_nb.generation import stacked_lora
+    lm = load_model(quantization=quantization, **({'dtype': 'float32'} if quantization == 'none' else {}))
+    torch.manual_seed(0)
+    cfgs = {'one': LoraConfig(r=4, target_modules=['q_proj', 'v_proj'], init_lora_weights=False),
+            'two': LoraConfig(r=8, lora_alpha=32, target_modules='all-linear', init_lora_weights=False)}
+    pm = get_peft_model(lm.model, cfgs['one'], adapter_name='one')
+    pm.add_adapter('two', cfgs['two'])
+    pm.eval()
+    rows = [BASE, 'one', 'two', 'two', BASE, 'one']
+    ids = torch.randint(5, 4000, (len(rows), 7))
+    with torch.no_grad():
+        want = pm(input_ids=ids, adapter_names=rows).logits
+        with stacked_lora(pm, rows) as stacked: got = pm(input_ids=ids).logits
+        after = pm(input_ids=ids, adapter_names=rows).logits
+    assert stacked and torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+    assert torch.equal(after, want)   # the layers are PEFT's own again
+    assert not torch.allclose(want[0], want[1], atol=1e-3)   # the adapters do change the logits
+
+def test_trainable_tokens_are_not_stacked(base):
+    "Trainable tokens (new tokens' embedding rows) are not plain LoRA linears: PEFT's own mixed batch runs them."
+    from lora_nb.generation import stacked_lora
+    pm = get_peft_model(base.model, LoraConfig(r=4, target_modules=['q_proj'], trainable_token_indices=[5]))
+    try:
+        with stacked_lora(pm.eval(), [BASE, 'default']) as stacked: assert not stacked
+    finally: pm.unload()

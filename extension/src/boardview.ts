@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 import type { IBoard, IBoardRow } from './api';
 import { BASE, describeError } from './api';
 import { BoardModel, SortKey, sortRows } from './board';
-import { button, h } from './dom';
+import { button, h, Parts } from './dom';
 import { boardName, boardSummary, dataText, formatFigure, formatRating, lowerIsBetter } from './evals';
 
 /** What the board's buttons do (commands in the app). */
@@ -78,11 +78,11 @@ export class BoardView extends Widget {
     this._error.hidden = model.error === null;
     this._error.textContent = model.error ? `Cannot load the leaderboard: ${describeError(model.error)}` : '';
     if (board) {
-      this._update('controls', [board.bases, board.base, board.sets, board.data, board.metric], () =>
+      this._parts.update('controls', [board.bases, board.base, board.sets, board.data, board.metric], () =>
         this._renderControls(board)
       );
       this._summary.textContent = boardSummary(board);
-      this._update('table', [board.rows, board.metric, model.selected, this._sort], () =>
+      this._parts.update('table', [board.rows, board.metric, model.selected, this._sort], () =>
         this._table.replaceChildren(this._renderTable(board))
       );
     } else {
@@ -218,16 +218,7 @@ export class BoardView extends Widget {
     }
   }
 
-  /** Re-render a part only when its data changed (keeps focus in the selectors). */
-  private _update(part: string, data: unknown, render: () => void): void {
-    const key = JSON.stringify(data ?? null);
-    if (this._keys.get(part) !== key) {
-      this._keys.set(part, key);
-      render();
-    }
-  }
-
-  private _keys = new Map<string, string>();
+  private _parts = new Parts(); // each part re-rendered only when its data changed
   private _sort: { key: SortKey; descending: boolean } | null = null;
   private _base: HTMLSelectElement;
   private _data: HTMLSelectElement;

@@ -52,3 +52,17 @@ export function button(className: string, label: string, onClick: () => void, ti
   });
   return b;
 }
+
+/** The parts of a view, each rendered again only when its data changed (keeps focus, scroll and selection stable). */
+export class Parts {
+  /** Run `render` when `data` differs from what part `part` last showed. */
+  update(part: string, data: unknown, render: () => void): void {
+    const key = JSON.stringify(data ?? null);
+    if (this._keys.get(part) !== key) {
+      this._keys.set(part, key);
+      render();
+    }
+  }
+
+  private _keys = new Map<string, string>();
+}

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 import type { IMetrics, IRunDetail, IRunSummary, Series } from './api';
 import { describeError } from './api';
 import { chartGeometry, DEFAULT_CHART, IChartGeometry } from './chart';
-import { button, h, s } from './dom';
+import { button, h, Parts, s } from './dom';
 import { evalRows } from './evals';
 import { flattenSettings, judgesText, metricsLine, runLabel, votesText } from './format';
 import { RunModel } from './model';
@@ -199,7 +199,7 @@ export class RunViewer extends Widget {
     const run = detail.summary;
     this.node.dataset.status = run.status;
 
-    this._update('head', [run, detail.info?.base_model], () => {
+    this._parts.update('head', [run, detail.info?.base_model], () => {
       const base = run.base_model ? h('div', { class: 'jp-LoraNb-baseModel' }, `base model: ${run.base_model}`) : '';
       this._head.replaceChildren(
         badge(run.status),
@@ -218,11 +218,11 @@ export class RunViewer extends Widget {
     }
     this._insert.hidden = !(run.adapter || detail.code);
 
-    this._update('warnings', [run.error, detail.metrics?.corrupt_lines, detail.metrics?.partial], () => {
+    this._parts.update('warnings', [run.error, detail.metrics?.corrupt_lines, detail.metrics?.partial], () => {
       this._warnings.replaceChildren(...this._warningItems(detail));
     });
 
-    this._update('chart', [detail.metrics, this._overlay], () => {
+    this._parts.update('chart', [detail.metrics, this._overlay], () => {
       const m = detail.metrics;
       this._replaceBody(
         this._chart,
@@ -233,7 +233,7 @@ export class RunViewer extends Widget {
       );
     });
 
-    this._update('evals', detail.evals, () => {
+    this._parts.update('evals', detail.evals, () => {
       const rows = evalRows(detail.evals, run.id);
       this._replaceBody(
         this._evals,
@@ -244,7 +244,7 @@ export class RunViewer extends Widget {
       );
     });
 
-    this._update('votes', [detail.votes, detail.judges], () => {
+    this._parts.update('votes', [detail.votes, detail.judges], () => {
       const judged = judgesText(detail.judges ?? null);
       this._replaceBody(
         this._votes,
@@ -253,7 +253,7 @@ export class RunViewer extends Widget {
       );
     });
 
-    this._update('samples', detail.samples, () => {
+    this._parts.update('samples', detail.samples, () => {
       const samples = detail.samples ?? [];
       this._replaceBody(
         this._samples,
@@ -267,7 +267,7 @@ export class RunViewer extends Widget {
       );
     });
 
-    this._update('settings', detail.info?.settings, () => {
+    this._parts.update('settings', detail.info?.settings, () => {
       const rows = flattenSettings(detail.info?.settings);
       this._replaceBody(
         this._settings,
@@ -338,21 +338,12 @@ export class RunViewer extends Widget {
     this._render();
   }
 
-  /** Re-render a part only when its data changed (keeps scroll and selection stable). */
-  private _update(part: string, data: unknown, render: () => void): void {
-    const key = JSON.stringify(data ?? null);
-    if (this._keys.get(part) !== key) {
-      this._keys.set(part, key);
-      render();
-    }
-  }
-
   private _replaceBody(sectionEl: HTMLElement, ...children: Array<Node | null>): void {
     const title = sectionEl.firstElementChild;
     sectionEl.replaceChildren(...(title ? [title] : []), ...children.filter((c): c is Node => c !== null));
   }
 
-  private _keys = new Map<string, string>();
+  private _parts = new Parts(); // each part re-rendered only when its data changed
   private _overlay: IOverlay | null = null;
   private _overlayError = '';
   private _overlayPick: HTMLSelectElement;

@@ -6,7 +6,7 @@ import type { IBoard, IBoardRow } from './api';
 import { BASE, describeError } from './api';
 import { BoardModel, SortKey, sortRows } from './board';
 import { button, h, Parts } from './dom';
-import { boardName, boardSummary, dataText, formatFigure, formatRating, lowerIsBetter } from './evals';
+import { boardName, boardRating, boardSummary, dataText, formatFigure, lowerIsBetter } from './evals';
 
 /** What the board's buttons do (commands in the app). */
 export interface IBoardActions {
@@ -196,7 +196,14 @@ export class BoardView extends Widget {
       h('td', { class: 'jp-LoraNb-num' }, String(rank)),
       h('td', { title: isBase ? row.name : row.run }, name),
       h('td', { class: 'jp-LoraNb-num jp-LoraNb-boardMetric' }, formatFigure(metric, row.metric)),
-      h('td', { class: 'jp-LoraNb-num jp-LoraNb-boardRating' }, formatRating(row.rating)),
+      h(
+        'td',
+        {
+          class: 'jp-LoraNb-num jp-LoraNb-boardRating',
+          title: isBase ? 'The base is the anchor of the scale: 1000 by definition' : null
+        },
+        boardRating(row)
+      ),
       h('td', { class: 'jp-LoraNb-num' }, String(row.games))
     );
     if (!isBase) {

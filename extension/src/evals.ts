@@ -121,6 +121,11 @@ export function formatRating(r: IBoardRow['rating']): string {
   return finite(r.low) && finite(r.high) ? `${round(r.value)} [${round(r.low)}–${round(r.high)}]` : round(r.value);
 }
 
+/** A leaderboard row's rating: the base is the scale's anchor (1000 by definition, no interval). */
+export function boardRating(row: IBoardRow): string {
+  return row.run === BASE && row.rating ? '1000 (anchor)' : formatRating(row.rating);
+}
+
 /** What a leaderboard row is called: the run's name, "base model" for the base. */
 export function boardName(row: IBoardRow): string {
   return row.run === BASE ? 'base model' : row.name || row.run;

@@ -21,7 +21,7 @@ import type {
 import { BASE, describeError, errorFromResponse } from '../api';
 import { BoardModel } from '../board';
 import { chartGeometry } from '../chart';
-import { boardName, boardSummary, evalLine, evalRows, evalTitle, formatFigure, formatRating } from '../evals';
+import { boardName, boardSummary, evalLine, evalRows, evalTitle, boardRating, formatFigure } from '../evals';
 import {
   corruptWarning,
   deleteBlocked,
@@ -262,11 +262,11 @@ describe('evaluations and the leaderboard on the fixtures', () => {
   it('ranks the runs with their figures and ratings', () => {
     const board = body<IBoard>('board');
     expect(
-      board.rows.map(r => [boardName(r), formatFigure(board.metric ?? '', r.metric), formatRating(r.rating), r.games])
+      board.rows.map(r => [boardName(r), formatFigure(board.metric ?? '', r.metric), boardRating(r), r.games])
     ).toEqual([
       ['tuned', '88% [76–98]', '1241 [903–1579]', 8],
       ['damaged', '35% [23–45]', '1107 [804–1411]', 9],
-      ['base model', '10% [0–20]', '1000 [1000–1000]', 5]
+      ['base model', '10% [0–20]', '1000 (anchor)', 5]
     ]);
     expect(boardSummary(board)).toBe(
       '2 runs · 11 games (blind votes and judge verdicts) · ratings: Bradley–Terry on an Elo scale, base = 1000'

@@ -139,7 +139,8 @@ def bt_errors(S:np.ndarray, theta:np.ndarray) -> np.ndarray:
 def _elo(theta) -> float: return round(1000 + ELO * float(theta), 1)
 
 def ratings(games:list, n_boot:int=500, seed:int=0) -> dict[str, dict]:
-    "Bradley–Terry ratings, Elo scale (base 1000; prior: one tie with the base each), 95 % intervals (the wider of bootstrap and Fisher)."
+    """Bradley–Terry ratings, Elo scale (base 1000; prior: one tie with the base each);
+    95 % intervals: the wider of bootstrap and Fisher."""
     import numpy as np
     if not games: return {}
     players = [BASE] + sorted({p for g in games for p in g[:2]} - {BASE})

@@ -200,7 +200,7 @@ def _stack(m, rows:list[str], device) -> tuple:
 # %% ../nbs/20_generation.ipynb #24dcc182
 @contextmanager
 def stacked_lora(model, rows:list[str]):
-    "Within the block, `model`'s LoRA layers give row i adapter `rows[i]`'s output (BASE: none), stacked; yields whether."
+    "In the block, `model`'s LoRA layers give row i adapter `rows[i]`'s output (BASE: none), stacked; yields if so."
     layers = _lora_linears(model) if isinstance(model, PeftModel) and not model.training else None
     if not layers:
         yield False

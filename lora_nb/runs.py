@@ -301,7 +301,7 @@ def _rewrite_append(path:Path, *records:dict):
 # %% ../nbs/02_runs.ipynb #11d5a093
 @patch
 def log(self:Run, kind:str, *records:dict):
-    "Append records to metrics, samples, votes, chats or evals (votes, chats, evals: the file rewritten whole, renamed)."
+    "Append records to metrics, samples, votes, chats or evals (votes, chats, evals: rewritten whole, renamed)."
     if kind not in ('metrics', 'samples', 'votes', 'chats', 'evals'): raise ValueError(kind)
     recs = ({'time': time.time(), **r} for r in records)
     if kind in ('votes', 'chats', 'evals'): _rewrite_append(self.path/RUN_FILES[kind], *recs)

@@ -55,7 +55,7 @@ def test_panel_state_has_no_widgets(state):
 ENGINE = ('errors', 'settings', 'models', 'weights', 'memory', 'defaults', 'speed', 'templates', 'sources', 'data',
           'runs', 'threads', 'distributed', 'trainer', 'train', 'generation', 'chat', 'votes', 'adapters',
           'gguf_writer', 'gguf_check', 'lora_gguf', 'llamacpp', 'ollama', 'export', 'config', 'preferences', 'prefer',
-          'judge', 'metrics', 'evaluation', 'benchmarks', 'board')
+          'judge', 'metrics', 'evaluation', 'benchmarks', 'board', 'rewards')
 FACES = ('ipywidgets', 'IPython', 'plotly', 'anywidget', 'lora_nb.panels', 'lora_nb.cli', 'lora_nb.lab')
 HEAVY = ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')
 

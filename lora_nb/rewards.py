@@ -481,6 +481,8 @@ def code_tests(column:str='tests', # the column with each row's tests: asserts, 
                workers:int|None=None # runs at once (None: the CPU count, at most 4)
               ) -> Reward:
     "1.0 when the completion's code passes the row's tests in a separate process, else 0.0."
+    if os.name != 'posix': raise RewardError("`code_tests` runs code under POSIX limits (Linux, macOS) only",
+                                             hint="Run it on Linux or macOS, or in WSL.")
     name = 'code_tests' + ('' if column == 'tests' else f':{column}')
     def fn(prompts, completions, **cols):
         jobs = zip([extract_code(text_of(c)) for c in completions], _tests(cols, column, name))

@@ -88,6 +88,12 @@ def test_functions_get_only_the_columns_they_name():
                                                                       other=[1, 2]) == [1.0, 0.0]
     assert as_reward(lambda completions: [1] * len(completions))(['q'], ['c'], x=[1]) == [1.0]
 
+def test_trl_reads_a_reward_as_its_own():
+    "GRPOTrainer names each reward by `get_callable_name` and awaits it only if `is_async_callable`."
+    from trl.trainer.utils import get_callable_name, is_async_callable
+    for r in (exact('label'), as_reward(lambda completion: 1.0, name='mine'), code_tests()):
+        assert get_callable_name(r) == r.name and not is_async_callable(r)
+
 def test_form_detection_and_explicit_form():
     with pytest.raises(RewardError, match="Can't tell whether") as e: as_reward(lambda a, b: 0.0)
     assert 'batched=True' in e.value.hint

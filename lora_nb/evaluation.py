@@ -17,7 +17,7 @@ from .adapters import _run_of, adapter_base, source
 from .board import base_name, eval_records, own_column
 from .data import Prepared, chat_template, encode_all, fingerprint
 from .errors import LoraNbError
-from .generation import BASE, _columns, _mixed_batch_ok, compare, stacked_lora
+from .generation import BASE, _columns, _mixed_batch_ok, compare, stacked_lora, NotRows
 from .metrics import Metric, figure, metric, score
 from .models import same_model
 from .settings import EMBEDDED_MODEL
@@ -191,8 +191,10 @@ def _forward(model, batch:dict, cols:list[str], peft:bool):
     if not peft: return model(**batch).logits
     if _mixed_batch_ok(model):
         rows = cols * (batch['input_ids'].shape[0] // len(cols))
-        with stacked_lora(model, rows) as stacked:
-            if stacked: return model(**batch).logits
+        try:
+            with stacked_lora(model, rows) as stacked:
+                if stacked: return model(**batch).logits
+        except NotRows: pass
         try: return model(**batch, adapter_names=rows).logits
         except ValueError as e:
             if 'adapter_names' not in str(e): raise

@@ -20,7 +20,7 @@ from .templates import TemplateError, turn_end
 from .threads import fair_share
 
 # %% auto #0
-__all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare', 'stacked_lora']
+__all__ = ['BASE', 'CompareError', 'Comparison', 'stop_ids', 'compare', 'NotRows', 'stacked_lora']
 
 # %% ../nbs/20_generation.ipynb #29026509
 BASE = '__base__' # the column of the base model (PEFT's name for no adapter in a mixed batch)
@@ -152,8 +152,10 @@ def _generate(model, enc, cols:list[str], n:int, gen:dict, peft:bool):
     "One mixed batch (stacked adapters, else PEFT's) where the rows can be routed, else one `generate` per column."
     if not peft: return list(model.generate(**enc, **gen))
     if _mixed_batch_ok(model):
-        with stacked_lora(model, cols * n) as stacked:
-            if stacked: return list(model.generate(**enc, **gen))
+        try:
+            with stacked_lora(model, cols * n) as stacked:
+                if stacked: return list(model.generate(**enc, **gen))
+        except NotRows: pass   # e.g. OPT's MLP: PEFT's own path says whether it can
         try: return list(model.generate(**enc, **gen, adapter_names=cols * n))
         except ValueError as e:   # e.g. OPT: its MLP sees tokens, not rows
             if 'adapter_names' not in str(e): raise
@@ -173,11 +175,15 @@ def _lora_linears(model) -> list|None:
     return out
 
 # %% ../nbs/20_generation.ipynb #f06da73b
+class NotRows(ValueError):
+    "A layer sees the batch's tokens flattened, not its rows (OPT's MLP): a per-row mask can't be applied."
+
 def _stacked_forward(self, x, *args, **kwargs):
     "A LoRA layer's forward with every row's own adapter: `base(x) + ((x·Aᵀ) ⊙ mask)·Bᵀ`."
     A, B, mask = self._lora_nb_stack
     result = self.base_layer(x, *args, **kwargs)
     if A is None: return result
+    if x.shape[0] != mask.shape[0]: raise NotRows(f"{x.shape[0]} inputs for {mask.shape[0]} rows")
     h = torch.nn.functional.linear(x.to(A.dtype), A)
     h = h * mask.view(mask.shape[0], *([1] * (h.dim() - 2)), mask.shape[1])
     return result + torch.nn.functional.linear(h, B).to(result.dtype)

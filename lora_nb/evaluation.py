@@ -22,7 +22,7 @@ from .metrics import Metric, figure, metric, score
 from .models import same_model
 from .settings import EMBEDDED_MODEL
 from .runs import Run, find_run, read_jsonl, write_atomic
-from .sources import conversational, detect_format, read_source, text_field
+from .sources import chat_messages, conversational, detect_format, read_source, text_field
 from .templates import turn_end
 from .threads import fair_share
 
@@ -64,7 +64,6 @@ def _example(r:dict, fmt:str, i:int) -> tuple[str|list, str|None, bool]:
         head = [{'role': 'system', 'content': r['system']}] if r.get('system') else []
         return _simple(head + [{'role': 'user', 'content': user}]), r.get('output'), True
     if fmt == 'chat' or (fmt == 'prompt_completion' and conversational(r)):
-        from lora_nb.sources import chat_messages
         msgs = chat_messages({'messages': (r.get('prompt') or []) + (r.get('completion') or [])}
                              if 'prompt' in r else r, i)
         p, ref = _split_chat(msgs)
